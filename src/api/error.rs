@@ -1,0 +1,121 @@
+//! [`ApiError`] and [`ApiError::status`]: the one place where an error
+//! becomes an HTTP status.
+
+use std::fmt;
+
+use crate::registry::RegistryError;
+use crate::runtime::RuntimeError;
+use crate::service::ServiceError;
+use crate::store::StoreError;
+
+/// Anything a request can fail with.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The body is not the JSON the route expects, or a field is invalid.
+    BadRequest(String),
+    /// No route has this path.
+    RouteNotFound { method: String, path: String },
+    /// The route exists but not for this method.
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allowed: &'static str,
+    },
+    /// The body is larger than the configured cap.
+    PayloadTooLarge { limit_bytes: u64 },
+    /// The operation itself failed.
+    Service(ServiceError),
+    /// The handler panicked; the worker carries on.
+    Internal,
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        Self::Service(error)
+    }
+}
+
+impl ApiError {
+    /// The HTTP status for this error. This is the only mapping from errors
+    /// to statuses in the engine.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRequest(_) => 400,
+            Self::RouteNotFound { .. } => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::Internal => 500,
+            Self::Service(error) => match error {
+                ServiceError::NotDeployed { .. } => 404,
+                ServiceError::AlreadyDeployed { .. } | ServiceError::ChangeInProgress { .. } => 409,
+                ServiceError::Registry(error) => match error {
+                    RegistryError::InvalidReference { .. } => 400,
+                    RegistryError::ManifestNotFound { .. }
+                    | RegistryError::UnsupportedManifest { .. }
+                    | RegistryError::NoMatchingPlatform { .. }
+                    | RegistryError::UnsupportedLayer { .. }
+                    | RegistryError::TooLarge { .. }
+                    | RegistryError::InvalidLayer { .. }
+                    | RegistryError::UnsafeEntryPath { .. }
+                    | RegistryError::WasmFileCount { .. } => 422,
+                    RegistryError::Unreachable { .. }
+                    | RegistryError::UnexpectedStatus { .. }
+                    | RegistryError::AccessDenied { .. }
+                    | RegistryError::InvalidManifest { .. }
+                    | RegistryError::DigestMismatch { .. }
+                    | RegistryError::PushRejected { .. } => 502,
+                },
+                ServiceError::Runtime(error) => match error {
+                    RuntimeError::InvalidModule { .. }
+                    | RuntimeError::NeedsWasi { .. }
+                    | RuntimeError::UnsupportedImport { .. }
+                    | RuntimeError::MissingExport { .. }
+                    | RuntimeError::UnsupportedSignature { .. }
+                    | RuntimeError::MissingMemory { .. }
+                    | RuntimeError::MissingStart { .. } => 422,
+                    RuntimeError::BadArguments { .. } => 400,
+                    RuntimeError::Instantiation { .. }
+                    | RuntimeError::Trap { .. }
+                    | RuntimeError::NonZeroExit { .. }
+                    | RuntimeError::OutputOutOfBounds { .. }
+                    | RuntimeError::OutputNotUtf8 { .. } => 500,
+                },
+                ServiceError::Store(error) => match error {
+                    StoreError::Io { source, .. }
+                        if source.kind() == std::io::ErrorKind::StorageFull =>
+                    {
+                        507
+                    }
+                    StoreError::DataDirUnusable { .. }
+                    | StoreError::CorruptIndex { .. }
+                    | StoreError::Io { .. } => 500,
+                },
+            },
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadRequest(message) => f.write_str(message),
+            Self::RouteNotFound { method, path } => write!(
+                f,
+                "no route for {method} {path}; the routes are POST /function/deploy, /function/update, /function/delete, /function/query, /function/invoke and GET /function/list"
+            ),
+            Self::MethodNotAllowed {
+                method,
+                path,
+                allowed,
+            } => write!(f, "{path} does not accept {method}; use {allowed}"),
+            Self::PayloadTooLarge { limit_bytes } => write!(
+                f,
+                "request body is larger than the {limit_bytes} byte limit (--max-body-bytes)"
+            ),
+            Self::Service(error) => error.fmt(f),
+            Self::Internal => f.write_str(
+                "internal error while handling the request (the engine logged the details); the engine is still serving",
+            ),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Typed request bodies. Each route's JSON is parsed once, here, into values
+//! whose constructors validate; nothing below re-checks a raw string.
+//!
+//! The body is read as JSON whatever `Content-Type` says: existing clients
+//! send `text/plain`, or both.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::function::{FunctionName, InvocationArgs};
+use crate::registry::ImageReference;
+
+/// `POST /function/deploy` and `POST /function/update`.
+#[derive(Debug)]
+pub struct DeployRequest {
+    pub function_name: FunctionName,
+    pub function_image: ImageReference,
+    pub wasi_cap: bool,
+}
+
+/// `POST /function/delete` and `POST /function/query`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameRequest {
+    pub function_name: FunctionName,
+}
+
+/// `POST /function/invoke`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeRequest {
+    pub function_name: FunctionName,
+    /// Defaults to no arguments.
+    #[serde(default)]
+    pub args: InvocationArgs,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeployRequest {
+    function_name: FunctionName,
+    function_image: String,
+    /// Defaults to `false`: a WASI module deployed without it gets a 422
+    /// that says to set it.
+    #[serde(default)]
+    wasi_cap: bool,
+}
+
+impl DeployRequest {
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let raw: RawDeployRequest = parse_json(body)?;
+        let function_image = ImageReference::parse(&raw.function_image)
+            .map_err(|error| ApiError::BadRequest(error.to_string()))?;
+        Ok(Self {
+            function_name: raw.function_name,
+            function_image,
+            wasi_cap: raw.wasi_cap,
+        })
+    }
+}
+
+/// Parses a request body as `T`, turning serde's complaint into a 400 that
+/// says what was expected.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "request body is empty; send a JSON object".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|error| {
+        let what = match error.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "request body is not valid JSON"
+            }
+            serde_json::error::Category::Data => "request body has an invalid field",
+            serde_json::error::Category::Io => "request body could not be read",
+        };
+        ApiError::BadRequest(format!("{what}: {error}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn bad_request(body: &str, expected_fragment: &str) {
+        let error = DeployRequest::parse(body.as_bytes()).unwrap_err();
+        assert_eq!(error.status(), 400, "{body}: {error}");
+        assert!(
+            error.to_string().contains(expected_fragment),
+            "{body}: {error} should mention {expected_fragment}"
+        );
+    }
+
+    #[test]
+    fn deploy_request_parses_the_documented_body() {
+        let request = DeployRequest::parse(
+            br#"{"function_name": "hello", "function_image": "127.0.0.1:5000/hello-wasm:v2", "wasi_cap": true}"#,
+        )
+        .unwrap();
+        assert_eq!(request.function_name.as_str(), "hello");
+        assert_eq!(request.function_image.tag.as_deref(), Some("v2"));
+        assert!(request.wasi_cap);
+    }
+
+    #[test]
+    fn deploy_request_errors_say_what_is_wrong() {
+        bad_request("", "empty");
+        bad_request("{", "not valid JSON");
+        bad_request(
+            r#"{"function_image": "r/x"}"#,
+            "missing field `function_name`",
+        );
+        bad_request(
+            r#"{"function_name": 5, "function_image": "r/x"}"#,
+            "invalid type",
+        );
+        bad_request(
+            r#"{"function_name": "../x", "function_image": "r/x"}"#,
+            "function_name contains '/'",
+        );
+        bad_request(
+            r#"{"function_name": "x", "function_image": "r/x", "wasi": true}"#,
+            "unknown field `wasi`",
+        );
+        bad_request(
+            r#"{"function_name": "x", "function_image": "r/X Y"}"#,
+            "invalid image reference",
+        );
+        bad_request(
+            r#"{"function_name": "x", "function_image": "r/x", "wasi_cap": "yes"}"#,
+            "invalid type",
+        );
+    }
+
+    #[test]
+    fn invoke_request_defaults_to_no_arguments() {
+        let request: InvokeRequest = parse_json(br#"{"function_name": "gcd"}"#).unwrap();
+        assert!(request.args.pairs().is_empty());
+    }
+}

@@ -1,0 +1,121 @@
+//! [`Reply`]: what a route answers, rendered as the text format existing
+//! scripts parse (`status code: <code>, message: <message>`) or, when the
+//! client sends `Accept: application/json`, as a JSON object.
+
+use serde_json::{Map, Value, json};
+
+use super::error::ApiError;
+use crate::function::FunctionEntry;
+
+/// A status, a message, and structured fields for the JSON form.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub message: String,
+    pub fields: Map<String, Value>,
+}
+
+impl Reply {
+    pub fn ok(message: String) -> Self {
+        Self {
+            status: 200,
+            message,
+            fields: Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.fields.insert(key.to_owned(), value);
+        self
+    }
+
+    pub fn error(error: &ApiError) -> Self {
+        Self {
+            status: error.status(),
+            message: error.to_string(),
+            fields: Map::new(),
+        }
+    }
+
+    /// The body and its content type.
+    pub fn render(&self, json: bool) -> (String, &'static str) {
+        if json {
+            let mut object = Map::new();
+            object.insert("status".into(), json!(self.status));
+            object.insert("message".into(), json!(self.message));
+            object.extend(self.fields.clone());
+            (Value::Object(object).to_string(), "application/json")
+        } else {
+            (
+                format!("status code: {}, message: {}", self.status, self.message),
+                "text/plain; charset=utf-8",
+            )
+        }
+    }
+}
+
+/// `{func_name: a, func_image_name: b, wasi_cap: false}`, as list prints each entry.
+pub fn list_item(entry: &FunctionEntry) -> String {
+    format!(
+        "{{func_name: {}, func_image_name: {}, wasi_cap: {}}}",
+        entry.func_name, entry.func_image_name, entry.wasi_cap
+    )
+}
+
+/// `FunctionEntry { func_name: "a", ... }`, as query prints an entry.
+pub fn query_item(entry: &FunctionEntry) -> String {
+    format!(
+        "FunctionEntry {{ func_name: {:?}, func_image_name: {:?}, func_local_path: {:?}, wasi_cap: {} }}",
+        entry.func_name.as_str(),
+        entry.func_image_name,
+        entry.func_local_path,
+        entry.wasi_cap
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::function::FunctionName;
+
+    fn entry() -> FunctionEntry {
+        FunctionEntry {
+            func_name: FunctionName::new("authentication").unwrap(),
+            func_image_name: "127.0.0.1:5000/authentication-wasm:v4".into(),
+            func_local_path: "/var/lib/wasmengine/functions/authentication/authentication.wasm"
+                .into(),
+            wasi_cap: false,
+            image_digest: "sha256:00".into(),
+        }
+    }
+
+    #[test]
+    fn text_formats_match_what_existing_scripts_parse() {
+        assert_eq!(
+            list_item(&entry()),
+            "{func_name: authentication, func_image_name: 127.0.0.1:5000/authentication-wasm:v4, wasi_cap: false}"
+        );
+        assert_eq!(
+            query_item(&entry()),
+            r#"FunctionEntry { func_name: "authentication", func_image_name: "127.0.0.1:5000/authentication-wasm:v4", func_local_path: "/var/lib/wasmengine/functions/authentication/authentication.wasm", wasi_cap: false }"#
+        );
+        let (body, _) = Reply::ok("delete function hello successfully!".into()).render(false);
+        assert_eq!(
+            body,
+            "status code: 200, message: delete function hello successfully!"
+        );
+    }
+
+    #[test]
+    fn json_form_carries_status_message_and_fields() {
+        let (body, content_type) = Reply::ok("hi".into())
+            .with("output", json!("21"))
+            .render(true);
+        assert_eq!(content_type, "application/json");
+        let value: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            value,
+            json!({"status": 200, "message": "hi", "output": "21"})
+        );
+    }
+}

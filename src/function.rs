@@ -1,0 +1,241 @@
+//! Domain types shared by every layer: a validated [`FunctionName`], the
+//! persisted [`FunctionEntry`], and the ordered [`InvocationArgs`].
+//!
+//! Constructors validate, so code that holds one of these never re-checks the
+//! raw string it came from. This module does no I/O.
+
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Longest accepted function name, in characters.
+pub const MAX_FUNCTION_NAME_LEN: usize = 64;
+
+/// A function name: 1-64 characters of `[A-Za-z0-9_.-]`, not starting with
+/// `.` or `-`. It becomes a directory and file name in the data directory, so
+/// nothing else may pass.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FunctionName(String);
+
+/// Why a string is not a valid [`FunctionName`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionNameError {
+    /// The name is the empty string.
+    Empty,
+    /// The name is longer than [`MAX_FUNCTION_NAME_LEN`] characters.
+    TooLong { length: usize },
+    /// The name starts with `.` or `-`.
+    BadFirstCharacter { first: char },
+    /// The name holds a character outside `[A-Za-z0-9_.-]`.
+    BadCharacter { character: char },
+}
+
+impl fmt::Display for FunctionNameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const RULE: &str =
+            "a function name is 1-64 characters of [A-Za-z0-9_.-], not starting with '.' or '-'";
+        match self {
+            Self::Empty => write!(f, "function_name is empty; {RULE}"),
+            Self::TooLong { length } => {
+                write!(f, "function_name is {length} characters long; {RULE}")
+            }
+            Self::BadFirstCharacter { first } => {
+                write!(f, "function_name starts with {first:?}; {RULE}")
+            }
+            Self::BadCharacter { character } => {
+                write!(f, "function_name contains {character:?}; {RULE}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FunctionNameError {}
+
+impl FunctionName {
+    /// Validates `name`.
+    ///
+    /// # Errors
+    /// A [`FunctionNameError`] saying which rule `name` breaks.
+    pub fn new(name: &str) -> Result<Self, FunctionNameError> {
+        let Some(first) = name.chars().next() else {
+            return Err(FunctionNameError::Empty);
+        };
+        let length = name.chars().count();
+        if length > MAX_FUNCTION_NAME_LEN {
+            return Err(FunctionNameError::TooLong { length });
+        }
+        if let Some(character) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        {
+            return Err(FunctionNameError::BadCharacter { character });
+        }
+        if first == '.' || first == '-' {
+            return Err(FunctionNameError::BadFirstCharacter { first });
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FunctionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for FunctionName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for FunctionName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        FunctionName::new(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One deployed function, as the index file stores it and `query` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionEntry {
+    /// The function's name, also the export the non-WASI ABIs call.
+    pub func_name: FunctionName,
+    /// The image reference the function was deployed from, as the user wrote it.
+    pub func_image_name: String,
+    /// Where the function's `.wasm` lives in the data directory.
+    pub func_local_path: String,
+    /// Whether the function runs with WASI preview 1 (`_start`, argv, stdout).
+    pub wasi_cap: bool,
+    /// The digest of the manifest (or index) the image reference resolved to.
+    pub image_digest: String,
+}
+
+/// The `args` of an invocation: string keys and values, in request order.
+///
+/// Order matters: the numeric ABI binds values to parameters in the order the
+/// keys appear when the module does not name its parameters, and the string
+/// ABI hands the function the same order it was sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InvocationArgs(Vec<(String, String)>);
+
+impl InvocationArgs {
+    /// Builds arguments from pairs; later duplicates are kept as given.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
+    /// The pairs in request order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    /// The value for `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The arguments as a compact JSON object of strings, keys in request order.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a map of strings always serializes")
+    }
+}
+
+impl Serialize for InvocationArgs {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for InvocationArgs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ArgsVisitor;
+        impl<'de> Visitor<'de> for ArgsVisitor {
+            type Value = InvocationArgs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object whose values are strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut pairs: Vec<(String, String)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: String = map.next_value().map_err(|_| {
+                        serde::de::Error::custom(format!(
+                            "args.{key} must be a string (args is an object of strings)"
+                        ))
+                    })?;
+                    if pairs.iter().any(|(existing, _)| *existing == key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "args has the key {key:?} twice"
+                        )));
+                    }
+                    pairs.push((key, value));
+                }
+                Ok(InvocationArgs(pairs))
+            }
+        }
+        deserializer.deserialize_map(ArgsVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_names_made_of_the_allowed_characters() {
+        for name in ["a", "hello", "auth_v2", "fn.1-x", "A9", &"x".repeat(64)] {
+            assert_eq!(FunctionName::new(name).unwrap().as_str(), name);
+        }
+    }
+
+    #[test]
+    fn rejects_names_that_could_escape_the_data_directory() {
+        let cases: &[(&str, FunctionNameError)] = &[
+            ("", FunctionNameError::Empty),
+            ("..", FunctionNameError::BadFirstCharacter { first: '.' }),
+            ("a/b", FunctionNameError::BadCharacter { character: '/' }),
+            ("../x", FunctionNameError::BadCharacter { character: '/' }),
+            ("-rf", FunctionNameError::BadFirstCharacter { first: '-' }),
+            ("a\0", FunctionNameError::BadCharacter { character: '\0' }),
+            ("héllo", FunctionNameError::BadCharacter { character: 'é' }),
+            ("a b", FunctionNameError::BadCharacter { character: ' ' }),
+            (&"x".repeat(65), FunctionNameError::TooLong { length: 65 }),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(FunctionName::new(name).unwrap_err(), *expected, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn args_keep_request_order_and_serialize_compactly() {
+        let args: InvocationArgs = serde_json::from_str(r#"{"b": "2", "a": "1"}"#).unwrap();
+        assert_eq!(args.pairs()[0].0, "b");
+        assert_eq!(args.to_json(), r#"{"b":"2","a":"1"}"#);
+        assert_eq!(args.get("a"), Some("1"));
+    }
+
+    #[test]
+    fn args_reject_non_string_values_and_duplicate_keys() {
+        let error = serde_json::from_str::<InvocationArgs>(r#"{"n": 5}"#).unwrap_err();
+        assert!(
+            error.to_string().contains("args.n must be a string"),
+            "{error}"
+        );
+        let error = serde_json::from_str::<InvocationArgs>(r#"{"n": "1", "n": "2"}"#).unwrap_err();
+        assert!(error.to_string().contains("twice"), "{error}");
+    }
+}

@@ -1,0 +1,25 @@
+//! WasmEngine: a lightweight WebAssembly function engine for edge gateways.
+//!
+//! Functions are `.wasm` modules shipped as container images. The engine pulls
+//! an image from a registry, keeps its one `.wasm` in the data directory, and
+//! runs every invocation in a fresh instance of the wasmi interpreter behind a
+//! small REST API.
+//!
+//! Table of contents:
+//! - [`cli`]: the command line (`serve`, `push`) and process exit codes.
+//! - [`config`]: the server's settings and their defaults.
+//! - [`function`]: the validated domain types shared by every layer.
+//! - [`api`]: the only module that speaks HTTP: routes, request parsing, responses.
+//! - [`service`]: deploy, update, delete, list, query and invoke, tying the layers together.
+//! - [`registry`]: the only module that talks to container registries (pull and push).
+//! - [`store`]: the only module that writes the data directory.
+//! - [`runtime`]: wasmi engine, module validation, the invocation ABIs and WASI.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod function;
+pub mod registry;
+pub mod runtime;
+pub mod service;
+pub mod store;

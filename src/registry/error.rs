@@ -1,0 +1,181 @@
+//! [`RegistryError`]: everything that can go wrong resolving, pulling or
+//! pushing an image.
+
+use std::fmt;
+
+/// A failure talking to a registry or reading what it sent.
+#[derive(Debug)]
+pub enum RegistryError {
+    /// The image reference does not parse.
+    InvalidReference { reference: String, reason: String },
+    /// The registry could not be reached, or a request to it timed out.
+    Unreachable { url: String, reason: String },
+    /// The registry answered with a status this client cannot go on from.
+    UnexpectedStatus {
+        url: String,
+        status: u16,
+        body_excerpt: String,
+    },
+    /// The registry has no manifest for the reference.
+    ManifestNotFound { reference: String },
+    /// The registry refused anonymous access (credentials are not supported yet).
+    AccessDenied { reference: String, detail: String },
+    /// A manifest or index is not the JSON it should be.
+    InvalidManifest { reference: String, reason: String },
+    /// The manifest's media type is not one the engine reads.
+    UnsupportedManifest {
+        reference: String,
+        media_type: String,
+    },
+    /// An index lists no entry the engine can run.
+    NoMatchingPlatform {
+        reference: String,
+        platforms: Vec<String>,
+    },
+    /// A layer's media type is not a tar, gzip tar, or zstd-free layer.
+    UnsupportedLayer { digest: String, media_type: String },
+    /// A blob or manifest did not hash to the digest it was fetched by.
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    /// A manifest, blob, unpacked layer or `.wasm` is larger than its cap.
+    TooLarge { what: String, limit_bytes: u64 },
+    /// A layer is not a readable (gzip) tar archive.
+    InvalidLayer { digest: String, reason: String },
+    /// A layer holds an entry whose path climbs out of the image root.
+    UnsafeEntryPath { digest: String, path: String },
+    /// The image holds no `.wasm` file, or more than one.
+    WasmFileCount {
+        reference: String,
+        found: Vec<String>,
+        ignored: Vec<String>,
+    },
+    /// A push was refused by the registry.
+    PushRejected {
+        url: String,
+        status: u16,
+        body_excerpt: String,
+    },
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidReference { reference, reason } => write!(
+                f,
+                "invalid image reference {reference:?}: {reason}; write it as host[:port]/repository[:tag] or host[:port]/repository@sha256:<digest>"
+            ),
+            Self::Unreachable { url, reason } => write!(
+                f,
+                "registry unreachable at {url}: {reason}; check that the registry is running and reachable from the engine"
+            ),
+            Self::UnexpectedStatus {
+                url,
+                status,
+                body_excerpt,
+            } => write!(f, "registry answered {status} for {url}: {body_excerpt}"),
+            Self::ManifestNotFound { reference } => write!(
+                f,
+                "image {reference} not found in the registry (manifest unknown); check the repository and tag"
+            ),
+            Self::AccessDenied { reference, detail } => write!(
+                f,
+                "registry refused anonymous access to {reference} ({detail}); make the repository public (registry credentials are not supported yet)"
+            ),
+            Self::InvalidManifest { reference, reason } => {
+                write!(
+                    f,
+                    "registry sent an invalid manifest for {reference}: {reason}"
+                )
+            }
+            Self::UnsupportedManifest {
+                reference,
+                media_type,
+            } => write!(
+                f,
+                "image {reference} has a manifest of type {media_type:?}, which the engine does not read; push a Docker schema 2 or OCI image"
+            ),
+            Self::NoMatchingPlatform {
+                reference,
+                platforms,
+            } => write!(
+                f,
+                "image index {reference} has no wasi/wasm or {} entry, and not exactly one other entry (found: {}); push a single-platform image",
+                host_platform(),
+                if platforms.is_empty() {
+                    "none".to_owned()
+                } else {
+                    platforms.join(", ")
+                }
+            ),
+            Self::UnsupportedLayer { digest, media_type } => write!(
+                f,
+                "layer {digest} has media type {media_type:?}; the engine reads tar and gzip tar layers"
+            ),
+            Self::DigestMismatch {
+                what,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "{what} does not match its digest: expected {expected}, got {actual}; the registry sent corrupt or tampered data"
+            ),
+            Self::TooLarge { what, limit_bytes } => {
+                write!(f, "{what} is larger than the {limit_bytes} byte limit")
+            }
+            Self::InvalidLayer { digest, reason } => {
+                write!(f, "layer {digest} is not a readable tar archive: {reason}")
+            }
+            Self::UnsafeEntryPath { digest, path } => write!(
+                f,
+                "layer {digest} holds an entry with the unsafe path {path:?} (it climbs out of the image root); rebuild the image"
+            ),
+            Self::WasmFileCount {
+                reference,
+                found,
+                ignored,
+            } => {
+                if found.is_empty() {
+                    write!(f, "image {reference} holds no .wasm file")?;
+                } else {
+                    write!(
+                        f,
+                        "image {reference} holds {} .wasm files ({}), expected exactly one",
+                        found.len(),
+                        found.join(", ")
+                    )?;
+                }
+                if !ignored.is_empty() {
+                    write!(f, " (ignored, not regular files: {})", ignored.join(", "))?;
+                }
+                write!(
+                    f,
+                    "; put exactly one .wasm file in the image, e.g. FROM scratch + ADD fn.wasm /"
+                )
+            }
+            Self::PushRejected {
+                url,
+                status,
+                body_excerpt,
+            } => write!(
+                f,
+                "registry refused the push ({status} for {url}): {body_excerpt}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+/// This machine's `linux/<arch>` platform, in OCI terms.
+pub(crate) fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    };
+    format!("linux/{arch}")
+}

@@ -1,0 +1,23 @@
+//! The only module that talks to container registries.
+//!
+//! It owns image references ([`ImageReference`]), the Docker Registry HTTP API
+//! V2 / OCI distribution client with anonymous Bearer-token auth
+//! ([`RegistryClient`]), manifest and index parsing with platform selection
+//! (`manifest`), streamed digest-checked layer extraction (`layer`), and
+//! packaging a `.wasm` into a one-layer image for `wasm_engine push`
+//! (`push`). It never writes the data directory: a pull returns the `.wasm`
+//! bytes and the caller decides where they go.
+
+mod client;
+mod digest;
+mod error;
+mod layer;
+mod manifest;
+mod push;
+mod reference;
+
+pub use client::{PulledImage, RegistryClient, RegistryOptions};
+pub use digest::Digest;
+pub use error::RegistryError;
+pub use layer::LayerFile;
+pub use reference::ImageReference;

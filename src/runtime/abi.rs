@@ -1,0 +1,176 @@
+//! Deciding how a module is called: [`Abi`] and the deploy-time checks that
+//! pick it (imports, exports, the export's type, parameter names).
+
+use wasmi::{ExternType, FuncType, Module, ValType};
+
+use super::error::RuntimeError;
+
+/// How an invocation calls a deployed module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Abi {
+    /// `f(ptr, len) -> (ptr, len)` over UTF-8 JSON in linear memory.
+    String,
+    /// Numbers in, numbers out.
+    Numeric {
+        params: Vec<ValType>,
+        /// Parameter names from the module's name section, when it names
+        /// every parameter with distinct non-empty names.
+        param_names: Option<Vec<String>>,
+    },
+    /// A WASI preview 1 command: `_start` with argv, stdin and stdout.
+    Wasi,
+}
+
+const WASI_MODULE: &str = "wasi_snapshot_preview1";
+
+/// Refuses any import: modules deployed with `wasi_cap: false` must be self-contained.
+pub fn check_no_imports(module: &Module, function: &str) -> Result<(), RuntimeError> {
+    match module.imports().next() {
+        None => Ok(()),
+        Some(import) if import.module() == WASI_MODULE => Err(RuntimeError::NeedsWasi {
+            function: function.to_owned(),
+        }),
+        Some(import) => Err(RuntimeError::UnsupportedImport {
+            module: import.module().to_owned(),
+            name: import.name().to_owned(),
+            wasi_cap: false,
+        }),
+    }
+}
+
+/// Picks the ABI of a non-WASI module from the type of the export named `function`.
+pub fn classify_export(module: &Module, function: &str, wasm: &[u8]) -> Result<Abi, RuntimeError> {
+    let ty = match module.get_export(function) {
+        Some(ExternType::Func(ty)) => ty,
+        _ => {
+            let exports = module
+                .exports()
+                .map(|export| match export.ty() {
+                    ExternType::Func(ty) => format!("{} {}", export.name(), signature(ty)),
+                    other => format!("{} ({})", export.name(), extern_kind(other)),
+                })
+                .collect();
+            return Err(RuntimeError::MissingExport {
+                function: function.to_owned(),
+                exports,
+            });
+        }
+    };
+    let is_number = |ty: &ValType| {
+        matches!(
+            ty,
+            ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64
+        )
+    };
+    if ty.params() == [ValType::I32, ValType::I32] && ty.results() == [ValType::I32, ValType::I32] {
+        require_memory(module, function)?;
+        Ok(Abi::String)
+    } else if ty.params().iter().all(is_number) && ty.results().iter().all(is_number) {
+        Ok(Abi::Numeric {
+            params: ty.params().to_vec(),
+            param_names: param_names(wasm, function, ty.params().len()),
+        })
+    } else {
+        Err(RuntimeError::UnsupportedSignature {
+            function: function.to_owned(),
+            signature: signature(&ty),
+        })
+    }
+}
+
+/// The checks a WASI command must pass besides its imports.
+pub fn check_wasi_exports(module: &Module, function: &str) -> Result<(), RuntimeError> {
+    match module.get_export("_start") {
+        Some(ExternType::Func(ty)) if ty.params().is_empty() && ty.results().is_empty() => {}
+        _ => {
+            return Err(RuntimeError::MissingStart {
+                function: function.to_owned(),
+            });
+        }
+    }
+    require_memory(module, function)
+}
+
+fn require_memory(module: &Module, function: &str) -> Result<(), RuntimeError> {
+    match module.get_export("memory") {
+        Some(ExternType::Memory(_)) => Ok(()),
+        _ => Err(RuntimeError::MissingMemory {
+            function: function.to_owned(),
+        }),
+    }
+}
+
+/// `(i32, i32) -> (i32, i32)`.
+pub fn signature(ty: &FuncType) -> String {
+    let list = |types: &[ValType]| {
+        types
+            .iter()
+            .map(|ty| format!("{ty:?}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("({}) -> ({})", list(ty.params()), list(ty.results()))
+}
+
+fn extern_kind(ty: &ExternType) -> &'static str {
+    match ty {
+        ExternType::Func(_) => "function",
+        ExternType::Memory(_) => "memory",
+        ExternType::Table(_) => "table",
+        ExternType::Global(_) => "global",
+    }
+}
+
+/// Reads the parameter names of the export `function` from the name section.
+/// `None` unless all `count` parameters have distinct non-empty names.
+fn param_names(wasm: &[u8], function: &str, count: usize) -> Option<Vec<String>> {
+    use wasmparser::{ExternalKind, KnownCustom, Name, Parser, Payload};
+
+    let mut function_index = None;
+    let mut names: Vec<(u32, String)> = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.ok()? {
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.ok()?;
+                    if export.name == function && export.kind == ExternalKind::Func {
+                        function_index = Some(export.index);
+                    }
+                }
+            }
+            Payload::CustomSection(reader) => {
+                let KnownCustom::Name(name_reader) = reader.as_known() else {
+                    continue;
+                };
+                let index = function_index?;
+                for subsection in name_reader {
+                    let Ok(Name::Local(map)) = subsection else {
+                        continue;
+                    };
+                    for indirect in map {
+                        let indirect = indirect.ok()?;
+                        if indirect.index != index {
+                            continue;
+                        }
+                        for naming in indirect.names {
+                            let naming = naming.ok()?;
+                            names.push((naming.index, naming.name.to_owned()));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut params: Vec<String> = Vec::with_capacity(count);
+    for index in 0..count as u32 {
+        let name = names
+            .iter()
+            .find(|(local, name)| *local == index && !name.is_empty())?;
+        if params.contains(&name.1) {
+            return None;
+        }
+        params.push(name.1.clone());
+    }
+    Some(params)
+}

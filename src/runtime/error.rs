@@ -1,0 +1,148 @@
+//! [`RuntimeError`]: why a module cannot be deployed or an invocation failed.
+
+use std::fmt;
+
+/// A failure validating a module or running an invocation.
+#[derive(Debug)]
+pub enum RuntimeError {
+    /// The bytes are not a valid WebAssembly module.
+    InvalidModule { reason: String },
+    /// A module that imports WASI was deployed with `wasi_cap: false`.
+    NeedsWasi { function: String },
+    /// The module imports something the engine does not provide.
+    UnsupportedImport {
+        module: String,
+        name: String,
+        wasi_cap: bool,
+    },
+    /// The module has no export named like the function.
+    MissingExport {
+        function: String,
+        exports: Vec<String>,
+    },
+    /// The export's type fits none of the supported ABIs.
+    UnsupportedSignature { function: String, signature: String },
+    /// The string ABI or WASI needs an exported `memory`.
+    MissingMemory { function: String },
+    /// A WASI function does not export `_start: () -> ()`.
+    MissingStart { function: String },
+    /// The invocation arguments do not fit the function.
+    BadArguments { reason: String },
+    /// The instance could not be created (its start function trapped, or a
+    /// resource limit was hit while setting it up).
+    Instantiation { function: String, reason: String },
+    /// The function trapped.
+    Trap { function: String, reason: String },
+    /// A WASI function exited with a non-zero code.
+    NonZeroExit {
+        function: String,
+        exit_code: i32,
+        stderr_tail: String,
+    },
+    /// The string ABI returned a `(ptr, len)` outside the instance's memory.
+    OutputOutOfBounds {
+        function: String,
+        ptr: u32,
+        len: u32,
+        memory_bytes: usize,
+    },
+    /// The string ABI returned bytes that are not UTF-8.
+    OutputNotUtf8 { function: String },
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHAPES: &str = "supported shapes: (i32, i32) -> (i32, i32) with an exported memory (string ABI), or parameters and results that are all i32/i64/f32/f64 (numeric ABI); or deploy a WASI command module with wasi_cap: true";
+        match self {
+            Self::InvalidModule { reason } => {
+                write!(
+                    f,
+                    "the image's .wasm is not a valid WebAssembly module: {reason}"
+                )
+            }
+            Self::NeedsWasi { function } => write!(
+                f,
+                "function {function} imports WASI (wasi_snapshot_preview1); deploy it with wasi_cap: true"
+            ),
+            Self::UnsupportedImport {
+                module,
+                name,
+                wasi_cap,
+            } => {
+                write!(
+                    f,
+                    "the module imports {module}::{name}, which the engine does not provide"
+                )?;
+                if *wasi_cap {
+                    write!(
+                        f,
+                        "; WASI functions may import only wasi_snapshot_preview1 functions"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "; functions deployed with wasi_cap: false may import nothing, and with wasi_cap: true only wasi_snapshot_preview1"
+                    )
+                }
+            }
+            Self::MissingExport { function, exports } => write!(
+                f,
+                "the module has no exported function named {function} (its exports: {}); export a function named like the function or deploy under the export's name",
+                if exports.is_empty() {
+                    "none".to_owned()
+                } else {
+                    exports.join(", ")
+                }
+            ),
+            Self::UnsupportedSignature {
+                function,
+                signature,
+            } => write!(
+                f,
+                "export {function} has the type {signature}, which no ABI supports; {SHAPES}"
+            ),
+            Self::MissingMemory { function } => write!(
+                f,
+                "function {function} uses the string ABI or WASI but the module exports no memory named \"memory\""
+            ),
+            Self::MissingStart { function } => write!(
+                f,
+                "WASI function {function} does not export _start: () -> (); build it as a command (a binary with main), not a library or reactor"
+            ),
+            Self::BadArguments { reason } => f.write_str(reason),
+            Self::Instantiation { function, reason } => {
+                write!(f, "function {function} could not be instantiated: {reason}")
+            }
+            Self::Trap { function, reason } => write!(f, "function {function} trapped: {reason}"),
+            Self::NonZeroExit {
+                function,
+                exit_code,
+                stderr_tail,
+            } => {
+                write!(f, "function {function} exited with code {exit_code}")?;
+                if stderr_tail.is_empty() {
+                    write!(f, " (stderr was empty)")
+                } else {
+                    write!(f, "; stderr: {stderr_tail}")
+                }
+            }
+            Self::OutputOutOfBounds {
+                function,
+                ptr,
+                len,
+                memory_bytes,
+            } => write!(
+                f,
+                "function {function} returned (ptr {ptr}, len {len}), which lies outside its {memory_bytes} byte memory"
+            ),
+            Self::OutputNotUtf8 { function } => {
+                write!(
+                    f,
+                    "function {function} returned bytes that are not UTF-8 text"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {}

@@ -1,0 +1,176 @@
+//! The wasmi side: one shared [`wasmi::Engine`], modules compiled once per
+//! deployed function ([`CompiledFunction`]), two linkers built once (plain and
+//! WASI), and a fresh `Store` and instance per invocation.
+//!
+//! This module never touches the network or the data directory: it is handed
+//! bytes and arguments and returns output or a [`RuntimeError`].
+//!
+//! - `abi`: which of the three ABIs a module is called with, decided at deploy.
+//! - `invoke`: running one invocation under each ABI.
+//! - `error`: [`RuntimeError`].
+
+mod abi;
+mod error;
+mod invoke;
+
+use wasmi::{CompilationMode, Config, Engine, Linker, Module, StoreLimits, StoreLimitsBuilder};
+use wasmi_wasi::WasiCtx;
+
+pub use abi::Abi;
+pub use error::RuntimeError;
+
+use crate::function::{FunctionName, InvocationArgs};
+
+/// Per-instance memory cap, in bytes (64 MiB). `memory.grow` beyond it fails
+/// inside the function, as the spec says.
+pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 64 << 20;
+
+/// A deployed function's module, compiled once and shared by every
+/// invocation (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct CompiledFunction {
+    name: FunctionName,
+    module: Module,
+    abi: Abi,
+}
+
+impl CompiledFunction {
+    /// How invocations call this function.
+    pub fn abi(&self) -> &Abi {
+        &self.abi
+    }
+}
+
+/// Store data of a non-WASI invocation.
+struct PlainState {
+    limits: StoreLimits,
+}
+
+/// Store data of a WASI invocation.
+struct WasiState {
+    limits: StoreLimits,
+    wasi: WasiCtx,
+}
+
+/// The interpreter: engine, linkers and per-instance limits.
+pub struct Runtime {
+    engine: Engine,
+    plain_linker: Linker<PlainState>,
+    wasi_linker: Linker<WasiState>,
+    memory_limit_bytes: usize,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runtime {
+    pub fn new() -> Self {
+        let mut config = Config::default();
+        // Validate the whole module at deploy, translate each function on its
+        // first call: deploys stay fast even for large modules.
+        config.compilation_mode(CompilationMode::LazyTranslation);
+        let engine = Engine::new(&config);
+        let plain_linker = Linker::new(&engine);
+        let mut wasi_linker = Linker::new(&engine);
+        wasmi_wasi::add_to_linker(&mut wasi_linker, |state: &mut WasiState| &mut state.wasi)
+            .expect("WASI preview 1 definitions are added to an empty linker once");
+        Self {
+            engine,
+            plain_linker,
+            wasi_linker,
+            memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
+        }
+    }
+
+    /// Compiles and validates `wasm` for `function`, choosing its ABI.
+    ///
+    /// # Errors
+    /// A [`RuntimeError`] when the module is invalid, imports what the engine
+    /// does not provide, or has no export of a supported shape.
+    pub fn prepare(
+        &self,
+        function: &FunctionName,
+        wasi_cap: bool,
+        wasm: &[u8],
+    ) -> Result<CompiledFunction, RuntimeError> {
+        let module =
+            Module::new(&self.engine, wasm).map_err(|error| RuntimeError::InvalidModule {
+                reason: error.to_string(),
+            })?;
+        let abi = if wasi_cap {
+            self.check_wasi_imports(&module)?;
+            abi::check_wasi_exports(&module, function.as_str())?;
+            Abi::Wasi
+        } else {
+            abi::check_no_imports(&module, function.as_str())?;
+            abi::classify_export(&module, function.as_str(), wasm)?
+        };
+        Ok(CompiledFunction {
+            name: function.clone(),
+            module,
+            abi,
+        })
+    }
+
+    fn check_wasi_imports(&self, module: &Module) -> Result<(), RuntimeError> {
+        let store = wasmi::Store::new(
+            &self.engine,
+            WasiState {
+                limits: self.limits(),
+                wasi: wasmi_wasi::WasiCtxBuilder::new().build(),
+            },
+        );
+        for import in module.imports() {
+            let provided = self
+                .wasi_linker
+                .get(&store, import.module(), import.name())
+                .is_some_and(|definition| match (definition.ty(&store), import.ty()) {
+                    (wasmi::ExternType::Func(provided), wasmi::ExternType::Func(wanted)) => {
+                        provided == *wanted
+                    }
+                    _ => false,
+                });
+            if !provided {
+                return Err(RuntimeError::UnsupportedImport {
+                    module: import.module().to_owned(),
+                    name: import.name().to_owned(),
+                    wasi_cap: true,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn limits(&self) -> StoreLimits {
+        StoreLimitsBuilder::new()
+            .memory_size(self.memory_limit_bytes)
+            .table_elements(100_000)
+            .instances(1)
+            .memories(1)
+            .tables(4)
+            .build()
+    }
+
+    /// Runs one invocation of `function` in a fresh instance and returns its output.
+    ///
+    /// # Errors
+    /// [`RuntimeError::BadArguments`] when `args` do not fit the function;
+    /// otherwise a trap, a non-zero exit, or output the engine cannot read.
+    pub fn invoke(
+        &self,
+        function: &CompiledFunction,
+        args: &InvocationArgs,
+    ) -> Result<String, RuntimeError> {
+        match &function.abi {
+            Abi::String => invoke::string_abi(self, function, args),
+            Abi::Numeric {
+                params,
+                param_names,
+            } => invoke::numeric_abi(self, function, params, param_names.as_deref(), args),
+            Abi::Wasi => invoke::wasi(self, function, args),
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! [`FunctionService`]: deploy, update, delete, list, query and invoke.
+//!
+//! It ties the layers together: the registry pulls, the runtime validates
+//! and runs, the store persists. It holds the deployed functions in memory
+//! behind a read-write lock that is only ever held long enough to clone or
+//! swap an `Arc`, so a deploy (which pulls and fsyncs) never blocks
+//! invocations, list or query, and an update swaps the module atomically:
+//! calls already running keep the old module, new calls get the new one.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::config::ServeConfig;
+use crate::function::{FunctionEntry, FunctionName, InvocationArgs};
+use crate::registry::{ImageReference, RegistryClient, RegistryError, RegistryOptions};
+use crate::runtime::{CompiledFunction, Runtime, RuntimeError};
+use crate::store::{FunctionStore, StoreError};
+
+/// A failure of one service operation.
+#[derive(Debug)]
+pub enum ServiceError {
+    /// The named function is not deployed.
+    NotDeployed { name: FunctionName },
+    /// A deploy named a function that is already deployed.
+    AlreadyDeployed { name: FunctionName, image: String },
+    /// Another deploy, update or delete of the same function is under way.
+    ChangeInProgress { name: FunctionName },
+    /// Pulling the image failed.
+    Registry(RegistryError),
+    /// The module was refused, or the invocation failed.
+    Runtime(RuntimeError),
+    /// The data directory could not be written.
+    Store(StoreError),
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotDeployed { name } => write!(
+                f,
+                "function {name} is not deployed; deploy it with POST /function/deploy, or see GET /function/list"
+            ),
+            Self::AlreadyDeployed { name, image } => write!(
+                f,
+                "function {name} is already deployed (from {image}); use POST /function/update to replace it, or delete it first"
+            ),
+            Self::ChangeInProgress { name } => write!(
+                f,
+                "another deploy, update or delete of function {name} is in progress; retry when it has finished"
+            ),
+            Self::Registry(error) => error.fmt(f),
+            Self::Runtime(error) => error.fmt(f),
+            Self::Store(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+impl From<RegistryError> for ServiceError {
+    fn from(error: RegistryError) -> Self {
+        Self::Registry(error)
+    }
+}
+
+impl From<RuntimeError> for ServiceError {
+    fn from(error: RuntimeError) -> Self {
+        Self::Runtime(error)
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// A function ready to invoke: its entry and its compiled module.
+struct DeployedFunction {
+    entry: FunctionEntry,
+    compiled: CompiledFunction,
+}
+
+/// The engine's operations, shared by every worker thread.
+pub struct FunctionService {
+    registry: RegistryClient,
+    store: FunctionStore,
+    runtime: Runtime,
+    deployed: RwLock<BTreeMap<FunctionName, Arc<DeployedFunction>>>,
+    /// Names with a deploy, update or delete under way.
+    changing: Mutex<HashSet<FunctionName>>,
+}
+
+/// Marks a name as changing for as long as it lives.
+struct ChangeGuard<'a> {
+    changing: &'a Mutex<HashSet<FunctionName>>,
+    name: FunctionName,
+}
+
+impl Drop for ChangeGuard<'_> {
+    fn drop(&mut self) {
+        lock(self.changing).remove(&self.name);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl FunctionService {
+    /// Opens the data directory and restores every indexed function.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the data directory is unusable or the index corrupt.
+    pub fn open(config: &ServeConfig) -> Result<Self, StoreError> {
+        let store = FunctionStore::open(&config.data_dir)?;
+        let registry = RegistryClient::new(RegistryOptions {
+            insecure_registries: config.insecure_registries.clone(),
+            request_timeout: config.registry_timeout,
+            ..RegistryOptions::default()
+        });
+        let service = Self {
+            registry,
+            store,
+            runtime: Runtime::new(),
+            deployed: RwLock::new(BTreeMap::new()),
+            changing: Mutex::new(HashSet::new()),
+        };
+        service.restore();
+        Ok(service)
+    }
+
+    fn restore(&self) {
+        let entries = self.store.entries();
+        if entries.is_empty() {
+            log::info!(
+                "no functions to restore from {}",
+                self.store.functions_dir().display()
+            );
+            return;
+        }
+        let mut restored = BTreeMap::new();
+        for entry in entries {
+            let name = entry.func_name.clone();
+            let compiled = self
+                .store
+                .read_wasm(&name)
+                .map_err(ServiceError::from)
+                .and_then(|wasm| Ok(self.runtime.prepare(&name, entry.wasi_cap, &wasm)?));
+            match compiled {
+                Ok(compiled) => {
+                    restored.insert(name, Arc::new(DeployedFunction { entry, compiled }));
+                }
+                Err(error) => log::error!(
+                    "not restoring function {name}: {error}; deploy it again to replace it"
+                ),
+            }
+        }
+        log::info!(
+            "restored {} function(s): {}",
+            restored.len(),
+            restored
+                .keys()
+                .map(FunctionName::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        *self.write_deployed() = restored;
+    }
+
+    fn read_deployed(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, BTreeMap<FunctionName, Arc<DeployedFunction>>> {
+        self.deployed
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write_deployed(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<FunctionName, Arc<DeployedFunction>>> {
+        self.deployed
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, name: &FunctionName) -> Result<Arc<DeployedFunction>, ServiceError> {
+        self.read_deployed()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ServiceError::NotDeployed { name: name.clone() })
+    }
+
+    fn begin_change(&self, name: &FunctionName) -> Result<ChangeGuard<'_>, ServiceError> {
+        if !lock(&self.changing).insert(name.clone()) {
+            return Err(ServiceError::ChangeInProgress { name: name.clone() });
+        }
+        Ok(ChangeGuard {
+            changing: &self.changing,
+            name: name.clone(),
+        })
+    }
+
+    /// Pulls, validates and stores a new function, then makes it invocable.
+    ///
+    /// # Errors
+    /// [`ServiceError::AlreadyDeployed`], or what pulling, validating or storing reported.
+    pub fn deploy(
+        &self,
+        name: &FunctionName,
+        image: &ImageReference,
+        wasi_cap: bool,
+    ) -> Result<FunctionEntry, ServiceError> {
+        let _guard = self.begin_change(name)?;
+        if let Ok(existing) = self.get(name) {
+            return Err(ServiceError::AlreadyDeployed {
+                name: name.clone(),
+                image: existing.entry.func_image_name.clone(),
+            });
+        }
+        self.install(name, image, wasi_cap)
+    }
+
+    /// Replaces a deployed function's image. Calls already running finish on
+    /// the old module; calls that start after the answer use the new one.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotDeployed`], or what pulling, validating or storing reported.
+    pub fn update(
+        &self,
+        name: &FunctionName,
+        image: &ImageReference,
+        wasi_cap: bool,
+    ) -> Result<FunctionEntry, ServiceError> {
+        let _guard = self.begin_change(name)?;
+        self.get(name)?;
+        self.install(name, image, wasi_cap)
+    }
+
+    fn install(
+        &self,
+        name: &FunctionName,
+        image: &ImageReference,
+        wasi_cap: bool,
+    ) -> Result<FunctionEntry, ServiceError> {
+        let pulled = self.registry.pull(image)?;
+        let compiled = self
+            .runtime
+            .prepare(name, wasi_cap, &pulled.wasm.contents)?;
+        let entry = self.store.put(
+            name,
+            &image.to_string(),
+            pulled.digest.as_str(),
+            wasi_cap,
+            &pulled.wasm.contents,
+        )?;
+        log::info!(
+            "installed function {name} from {image} ({}, {} from the image, {} bytes, {:?} ABI)",
+            pulled.digest,
+            pulled.wasm.path,
+            pulled.wasm.contents.len(),
+            compiled.abi()
+        );
+        self.write_deployed().insert(
+            name.clone(),
+            Arc::new(DeployedFunction {
+                entry: entry.clone(),
+                compiled,
+            }),
+        );
+        Ok(entry)
+    }
+
+    /// Removes a function and its files. Calls already running finish.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotDeployed`], or a store failure.
+    pub fn delete(&self, name: &FunctionName) -> Result<(), ServiceError> {
+        let _guard = self.begin_change(name)?;
+        self.get(name)?;
+        self.store.remove(name)?;
+        self.write_deployed().remove(name);
+        log::info!("deleted function {name}");
+        Ok(())
+    }
+
+    /// Every deployed function, sorted by name.
+    pub fn list(&self) -> Vec<FunctionEntry> {
+        self.read_deployed()
+            .values()
+            .map(|deployed| deployed.entry.clone())
+            .collect()
+    }
+
+    /// One function's entry.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotDeployed`].
+    pub fn query(&self, name: &FunctionName) -> Result<FunctionEntry, ServiceError> {
+        Ok(self.get(name)?.entry.clone())
+    }
+
+    /// Runs a function in a fresh instance and returns its output.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotDeployed`], or the invocation's [`RuntimeError`].
+    pub fn invoke(
+        &self,
+        name: &FunctionName,
+        args: &InvocationArgs,
+    ) -> Result<String, ServiceError> {
+        let deployed = self.get(name)?;
+        Ok(self.runtime.invoke(&deployed.compiled, args)?)
+    }
+}

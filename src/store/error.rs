@@ -1,0 +1,59 @@
+//! [`StoreError`]: failures reading or writing the data directory.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// A failure of the data directory.
+#[derive(Debug)]
+pub enum StoreError {
+    /// At startup: the data directory cannot be created or written.
+    DataDirUnusable {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
+    /// At startup: the index file exists but cannot be read or parsed.
+    CorruptIndex { path: PathBuf, reason: String },
+    /// A read or write of a function's file or the index failed.
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DataDirUnusable {
+                path,
+                action,
+                source,
+            } => write!(
+                f,
+                "cannot {action} data directory {}: {source}; run as a user who can write it or pass --data-dir DIR (or set WASM_ENGINE_DATA_DIR)",
+                path.display()
+            ),
+            Self::CorruptIndex { path, reason } => write!(
+                f,
+                "the function index {} cannot be read: {reason}; repair it or move it away to start empty (the engine never discards deployed functions on its own)",
+                path.display()
+            ),
+            Self::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "cannot {action} {}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::DataDirUnusable { source, .. } | Self::Io { source, .. } => Some(source),
+            Self::CorruptIndex { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The only module that writes the data directory.
+//!
+//! Layout under the data directory:
+//!
+//! ```text
+//! functions/persist.json           the index: a JSON map of name to FunctionEntry
+//! functions/<name>/<name>.wasm     each function's module
+//! ```
+//!
+//! Every write goes to a temporary file that is fsynced, renamed into place,
+//! and followed by an fsync of the directory, so a crash leaves the old or the
+//! new file, never a torn one. [`FunctionStore::open`] removes what a crash
+//! can leave behind (temporary files, directories the index does not name)
+//! and logs each removal.
+
+mod error;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub use error::StoreError;
+
+use crate::function::{FunctionEntry, FunctionName};
+
+const INDEX_FILE: &str = "persist.json";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// The data directory's functions and index.
+pub struct FunctionStore {
+    functions_dir: PathBuf,
+    index_path: PathBuf,
+    /// The index as last written. The lock serialises writers; readers of
+    /// deployed functions never take it (the service keeps its own map).
+    index: Mutex<BTreeMap<FunctionName, FunctionEntry>>,
+}
+
+impl FunctionStore {
+    /// Opens (creating if needed) the data directory, loads the index and
+    /// cleans up what an interrupted write left behind.
+    ///
+    /// # Errors
+    /// [`StoreError::DataDirUnusable`] when the directory cannot be created or
+    /// written, [`StoreError::CorruptIndex`] when the index cannot be read.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let functions_dir = data_dir.join("functions");
+        let unusable = |action: &'static str| {
+            let path = data_dir.to_path_buf();
+            move |source| StoreError::DataDirUnusable {
+                path,
+                action,
+                source,
+            }
+        };
+        fs::create_dir_all(&functions_dir).map_err(unusable("create"))?;
+        let probe = functions_dir.join(format!(".write-probe{TEMP_SUFFIX}"));
+        File::create(&probe)
+            .and_then(|mut file| file.write_all(b"probe"))
+            .map_err(unusable("write to"))?;
+        fs::remove_file(&probe).map_err(unusable("write to"))?;
+
+        let index_path = functions_dir.join(INDEX_FILE);
+        let index = match fs::read(&index_path) {
+            Ok(bytes) => serde_json::from_slice::<BTreeMap<FunctionName, FunctionEntry>>(&bytes)
+                .map_err(|error| StoreError::CorruptIndex {
+                    path: index_path.clone(),
+                    reason: error.to_string(),
+                })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(error) => {
+                return Err(StoreError::CorruptIndex {
+                    path: index_path.clone(),
+                    reason: error.to_string(),
+                });
+            }
+        };
+        if let Some((key, entry)) = index.iter().find(|(key, entry)| **key != entry.func_name) {
+            return Err(StoreError::CorruptIndex {
+                path: index_path,
+                reason: format!("key {key} holds the entry of {}", entry.func_name),
+            });
+        }
+        let store = Self {
+            functions_dir,
+            index_path,
+            index: Mutex::new(index),
+        };
+        store.remove_leftovers();
+        Ok(store)
+    }
+
+    /// Every indexed function, sorted by name.
+    pub fn entries(&self) -> Vec<FunctionEntry> {
+        self.lock_index().values().cloned().collect()
+    }
+
+    /// Reads a function's `.wasm`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the file cannot be read.
+    pub fn read_wasm(&self, name: &FunctionName) -> Result<Vec<u8>, StoreError> {
+        let path = self.wasm_path(name);
+        fs::read(&path).map_err(|source| StoreError::Io {
+            action: "read",
+            path,
+            source,
+        })
+    }
+
+    /// The `functions/` directory under the data directory.
+    pub fn functions_dir(&self) -> &Path {
+        &self.functions_dir
+    }
+
+    /// Where a function's `.wasm` lives.
+    pub fn wasm_path(&self, name: &FunctionName) -> PathBuf {
+        self.functions_dir
+            .join(name.as_str())
+            .join(format!("{name}.wasm"))
+    }
+
+    /// Writes a function's `.wasm` and its index entry durably (the index
+    /// last), replacing any earlier version, and returns the entry.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when a write fails; the index then still describes
+    /// the previous state.
+    pub fn put(
+        &self,
+        name: &FunctionName,
+        image: &str,
+        image_digest: &str,
+        wasi_cap: bool,
+        wasm: &[u8],
+    ) -> Result<FunctionEntry, StoreError> {
+        let mut index = self.lock_index();
+        let directory = self.functions_dir.join(name.as_str());
+        fs::create_dir_all(&directory).map_err(|source| StoreError::Io {
+            action: "create",
+            path: directory.clone(),
+            source,
+        })?;
+        sync_directory(&self.functions_dir)?;
+        let wasm_path = self.wasm_path(name);
+        write_atomically(&wasm_path, wasm)?;
+        let entry = FunctionEntry {
+            func_name: name.clone(),
+            func_image_name: image.to_owned(),
+            func_local_path: wasm_path.to_string_lossy().into_owned(),
+            wasi_cap,
+            image_digest: image_digest.to_owned(),
+        };
+        let mut next = index.clone();
+        next.insert(name.clone(), entry.clone());
+        self.write_index(&next)?;
+        *index = next;
+        Ok(entry)
+    }
+
+    /// Removes a function from the index (durably), then deletes its files.
+    /// A failure deleting the files is logged; the next start removes them.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the index cannot be written.
+    pub fn remove(&self, name: &FunctionName) -> Result<(), StoreError> {
+        let mut index = self.lock_index();
+        let mut next = index.clone();
+        if next.remove(name).is_none() {
+            return Ok(());
+        }
+        self.write_index(&next)?;
+        *index = next;
+        let directory = self.functions_dir.join(name.as_str());
+        if let Err(error) = fs::remove_dir_all(&directory) {
+            log::warn!(
+                "could not delete {} ({error}); it will be removed at the next start",
+                directory.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn write_index(&self, index: &BTreeMap<FunctionName, FunctionEntry>) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(index).expect("the index always serializes");
+        write_atomically(&self.index_path, &bytes)
+    }
+
+    fn lock_index(&self) -> std::sync::MutexGuard<'_, BTreeMap<FunctionName, FunctionEntry>> {
+        // The index is replaced whole after each successful write, so a
+        // poisoned lock still guards a consistent map.
+        self.index
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Deletes temporary files and function directories the index does not name.
+    fn remove_leftovers(&self) {
+        let index = self.lock_index();
+        let Ok(entries) = fs::read_dir(&self.functions_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let indexed = FunctionName::new(&file_name).is_ok_and(|name| index.contains_key(&name));
+            if is_dir && !indexed {
+                log::warn!(
+                    "removing {}: no deployed function owns it (left by an interrupted deploy or delete)",
+                    path.display()
+                );
+                if let Err(error) = fs::remove_dir_all(&path) {
+                    log::warn!("could not remove {}: {error}", path.display());
+                }
+            } else if is_dir {
+                remove_temp_files(&path);
+            } else if file_name.ends_with(TEMP_SUFFIX) {
+                log::warn!("removing {}: an interrupted write left it", path.display());
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+fn remove_temp_files(directory: &Path) {
+    let Ok(entries) = fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(TEMP_SUFFIX) {
+            log::warn!(
+                "removing {}: an interrupted write left it",
+                entry.path().display()
+            );
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes `bytes` to `path` via a fsynced temporary file and a rename, then
+/// fsyncs the directory so the rename itself is durable.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let directory = path.parent().expect("store paths have a parent");
+    let file_name = path
+        .file_name()
+        .expect("store paths name a file")
+        .to_string_lossy();
+    let temp_path = directory.join(format!(".{file_name}{TEMP_SUFFIX}"));
+    let io_error = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let mut file = File::create(&temp_path).map_err(io_error("create", &temp_path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error("write", &temp_path))?;
+    drop(file);
+    fs::rename(&temp_path, path).map_err(io_error("rename into", path))?;
+    sync_directory(directory)
+}
+
+fn sync_directory(directory: &Path) -> Result<(), StoreError> {
+    File::open(directory)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| StoreError::Io {
+            action: "sync",
+            path: directory.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> FunctionName {
+        FunctionName::new(text).unwrap()
+    }
+
+    #[test]
+    fn put_survives_reopening_and_remove_deletes_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FunctionStore::open(dir.path()).unwrap();
+        let entry = store
+            .put(&name("hello"), "reg/hello:v1", "sha256:1", true, b"\0asm")
+            .unwrap();
+        assert!(
+            entry
+                .func_local_path
+                .ends_with("functions/hello/hello.wasm")
+        );
+        drop(store);
+
+        let store = FunctionStore::open(dir.path()).unwrap();
+        assert_eq!(store.entries(), vec![entry]);
+        assert_eq!(store.read_wasm(&name("hello")).unwrap(), b"\0asm");
+        store.remove(&name("hello")).unwrap();
+        assert!(store.entries().is_empty());
+        assert!(!dir.path().join("functions/hello").exists());
+    }
+
+    #[test]
+    fn a_corrupt_index_is_an_error_naming_the_file_not_a_wipe() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("functions")).unwrap();
+        fs::write(dir.path().join("functions/persist.json"), b"{not json").unwrap();
+        let error = FunctionStore::open(dir.path()).err().unwrap();
+        assert!(error.to_string().contains("persist.json"), "{error}");
+        assert_eq!(
+            fs::read(dir.path().join("functions/persist.json")).unwrap(),
+            b"{not json"
+        );
+    }
+
+    #[test]
+    fn opening_removes_orphan_directories_and_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FunctionStore::open(dir.path()).unwrap();
+        store.put(&name("kept"), "i", "d", false, b"x").unwrap();
+        drop(store);
+        let functions = dir.path().join("functions");
+        fs::create_dir_all(functions.join("orphan")).unwrap();
+        fs::write(functions.join(".persist.json.tmp"), b"half").unwrap();
+        fs::write(functions.join("kept/.kept.wasm.tmp"), b"half").unwrap();
+
+        let store = FunctionStore::open(dir.path()).unwrap();
+        assert_eq!(store.entries().len(), 1);
+        assert!(!functions.join("orphan").exists());
+        assert!(!functions.join(".persist.json.tmp").exists());
+        assert!(!functions.join("kept/.kept.wasm.tmp").exists());
+        assert!(functions.join("kept/kept.wasm").exists());
+    }
+
+    #[test]
+    fn an_unusable_data_directory_suggests_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        fs::write(&file, b"").unwrap();
+        let error = FunctionStore::open(&file.join("sub")).err().unwrap();
+        assert!(error.to_string().contains("--data-dir"), "{error}");
+    }
+}
