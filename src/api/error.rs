@@ -69,6 +69,7 @@ impl ApiError {
                     RuntimeError::InvalidModule { .. }
                     | RuntimeError::NeedsWasi { .. }
                     | RuntimeError::UnsupportedImport { .. }
+                    | RuntimeError::WasiLinkFailed { .. }
                     | RuntimeError::MissingExport { .. }
                     | RuntimeError::UnsupportedSignature { .. }
                     | RuntimeError::MissingMemory { .. }

@@ -130,7 +130,7 @@ pub fn select_platform<'a>(
         .iter()
         .find(|entry| platform_of(entry) == "wasi/wasm")
         .or_else(|| runnable.iter().find(|entry| platform_of(entry) == host))
-        .or_else(|| match runnable.as_slice() {
+        .or(match runnable.as_slice() {
             [only] => Some(only),
             _ => None,
         })

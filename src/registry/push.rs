@@ -79,14 +79,30 @@ impl RegistryClient {
             "layers": layer_descriptors,
         }))
         .expect("a JSON value always serializes");
+        self.push_manifest(reference, DOCKER_MANIFEST, &manifest)
+    }
+
+    /// Puts `manifest` (of `media_type`) under the reference's tag and
+    /// returns its digest. The blobs or child manifests it names must be
+    /// pushed first.
+    ///
+    /// # Errors
+    /// A [`RegistryError`] when the registry is unreachable or refuses it.
+    pub fn push_manifest(
+        &self,
+        reference: &ImageReference,
+        media_type: &str,
+        manifest: &[u8],
+    ) -> Result<Digest, RegistryError> {
+        let mut session = self.session(reference, "pull,push");
         let tag = reference.manifest_reference().to_owned();
         let url = session.url(&format!("manifests/{tag}"));
         let mut response = session.send(&url, |agent, authorization| {
-            let mut request = agent.put(&url).header("Content-Type", DOCKER_MANIFEST);
+            let mut request = agent.put(&url).header("Content-Type", media_type);
             if let Some(authorization) = authorization {
                 request = request.header("Authorization", authorization);
             }
-            request.send(&manifest[..])
+            request.send(manifest)
         })?;
         if response.status().as_u16() != 201 {
             return Err(RegistryError::PushRejected {
@@ -95,7 +111,7 @@ impl RegistryClient {
                 body_excerpt: body_excerpt(&mut response),
             });
         }
-        Ok(Digest::of(&manifest))
+        Ok(Digest::of(manifest))
     }
 }
 

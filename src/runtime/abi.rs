@@ -21,7 +21,7 @@ pub enum Abi {
     Wasi,
 }
 
-const WASI_MODULE: &str = "wasi_snapshot_preview1";
+pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
 /// Refuses any import: modules deployed with `wasi_cap: false` must be self-contained.
 pub fn check_no_imports(module: &Module, function: &str) -> Result<(), RuntimeError> {

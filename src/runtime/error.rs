@@ -15,6 +15,8 @@ pub enum RuntimeError {
         name: String,
         wasi_cap: bool,
     },
+    /// A WASI module's imports do not match WASI preview 1 as the engine provides it.
+    WasiLinkFailed { reason: String },
     /// The module has no export named like the function.
     MissingExport {
         function: String,
@@ -85,6 +87,10 @@ impl fmt::Display for RuntimeError {
                     )
                 }
             }
+            Self::WasiLinkFailed { reason } => write!(
+                f,
+                "the module's imports do not match the WASI preview 1 functions the engine provides: {reason}"
+            ),
             Self::MissingExport { function, exports } => write!(
                 f,
                 "the module has no exported function named {function} (its exports: {}); export a function named like the function or deploy under the export's name",

@@ -115,33 +115,35 @@ impl Runtime {
         })
     }
 
+    /// Every import must come from `wasi_snapshot_preview1` and match a
+    /// function the WASI linker defines. The linker does not expose its host
+    /// functions' types, so this instantiates the module once in a throwaway
+    /// store (which also runs a wasm start section, if the module has one).
     fn check_wasi_imports(&self, module: &Module) -> Result<(), RuntimeError> {
-        let store = wasmi::Store::new(
+        if let Some(import) = module
+            .imports()
+            .find(|import| import.module() != abi::WASI_MODULE)
+        {
+            return Err(RuntimeError::UnsupportedImport {
+                module: import.module().to_owned(),
+                name: import.name().to_owned(),
+                wasi_cap: true,
+            });
+        }
+        let mut store = wasmi::Store::new(
             &self.engine,
             WasiState {
                 limits: self.limits(),
                 wasi: wasmi_wasi::WasiCtxBuilder::new().build(),
             },
         );
-        for import in module.imports() {
-            let provided = self
-                .wasi_linker
-                .get(&store, import.module(), import.name())
-                .is_some_and(|definition| match (definition.ty(&store), import.ty()) {
-                    (wasmi::ExternType::Func(provided), wasmi::ExternType::Func(wanted)) => {
-                        provided == *wanted
-                    }
-                    _ => false,
-                });
-            if !provided {
-                return Err(RuntimeError::UnsupportedImport {
-                    module: import.module().to_owned(),
-                    name: import.name().to_owned(),
-                    wasi_cap: true,
-                });
-            }
-        }
-        Ok(())
+        store.limiter(|state| &mut state.limits);
+        self.wasi_linker
+            .instantiate_and_start(&mut store, module)
+            .map(drop)
+            .map_err(|error| RuntimeError::WasiLinkFailed {
+                reason: error.to_string(),
+            })
     }
 
     fn limits(&self) -> StoreLimits {

@@ -1,0 +1,86 @@
+//! The command line: help, version, usage errors and startup errors.
+
+use crate::support::run_engine;
+
+#[test]
+fn help_and_version_exit_zero() {
+    let help = run_engine(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--workers",
+        "--insecure-registry",
+        "WASM_ENGINE_LISTEN",
+        "push FILE.wasm",
+    ] {
+        assert!(text.contains(flag), "help lacks {flag}");
+    }
+    let version = run_engine(&["--version"]);
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("wasm_engine {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_errors_exit_two_with_a_hint() {
+    let output = run_engine(&["--workers", "none"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--workers must be a positive number"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("wasm_engine --help"), "{stderr}");
+}
+
+#[test]
+fn an_unusable_data_directory_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"").unwrap();
+    let data_dir = file.join("data");
+    let output = run_engine(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot create data directory"), "{stderr}");
+    assert!(stderr.contains("pass --data-dir"), "{stderr}");
+}
+
+#[test]
+fn an_address_in_use_is_a_clear_startup_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_engine(&[
+        "--listen",
+        &address,
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--listen"), "{stderr}");
+}
+
+#[test]
+fn push_refuses_a_file_that_is_not_wasm_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("module.bin");
+    std::fs::write(&file, b"\0asm").unwrap();
+    let output = run_engine(&["push", file.to_str().unwrap(), "127.0.0.1:9/x:v1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a file ending in .wasm"));
+}

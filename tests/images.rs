@@ -1,0 +1,179 @@
+//! Image shapes the engine reads from a real registry: indexes, digests,
+//! OCI and plain-tar layers, several layers with whiteouts, and the unsafe
+//! entries it refuses.
+
+use serde_json::json;
+use wasm_engine::registry::{
+    DOCKER_LAYER_GZIP, DOCKER_MANIFEST, Digest, OCI_INDEX, OCI_LAYER_TAR, build_gzip_tar,
+};
+
+use crate::support::{Engine, Registry, assert_error};
+
+fn index_entry(
+    registry: &Registry,
+    repository_and_tag: &str,
+    os: &str,
+    arch: &str,
+) -> serde_json::Value {
+    let manifest = registry.manifest_bytes(repository_and_tag);
+    json!({
+        "mediaType": DOCKER_MANIFEST,
+        "digest": Digest::of(&manifest).as_str(),
+        "size": manifest.len(),
+        "platform": {"os": os, "architecture": arch},
+    })
+}
+
+#[test]
+fn an_index_resolves_to_its_wasi_wasm_entry() {
+    let registry = Registry::start();
+    registry.push_fixture("numeric", "fn:numeric");
+    registry.push_fixture("string", "fn:string");
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            index_entry(&registry, "fn:string", "linux", "s390x"),
+            index_entry(&registry, "fn:numeric", "wasi", "wasm"),
+            index_entry(&registry, "fn:string", "unknown", "unknown"),
+        ],
+    })
+    .to_string();
+    let image = registry.push_manifest(OCI_INDEX, index.as_bytes(), "fn:multi");
+    let engine = Engine::start();
+    let reply = engine.post_json(
+        "/function/deploy",
+        &json!({"function_name": "gcd", "function_image": image, "wasi_cap": false}).to_string(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // The recorded digest is the index's, as `docker pull` reports it.
+    assert_eq!(
+        reply.json()["image_digest"],
+        Digest::of(index.as_bytes()).as_str()
+    );
+    engine.assert_output("gcd", json!({"a": "1071", "b": "462"}), "21");
+}
+
+#[test]
+fn an_index_without_a_runnable_choice_names_its_platforms() {
+    let registry = Registry::start();
+    registry.push_fixture("numeric", "fn:numeric");
+    registry.push_fixture("string", "fn:string");
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            index_entry(&registry, "fn:string", "linux", "s390x"),
+            index_entry(&registry, "fn:numeric", "linux", "ppc64le"),
+        ],
+    })
+    .to_string();
+    let image = registry.push_manifest(OCI_INDEX, index.as_bytes(), "fn:multi");
+    let engine = Engine::start();
+    let reply = engine.post(
+        "/function/deploy",
+        &json!({"function_name": "gcd", "function_image": image}).to_string(),
+    );
+    assert_error(&reply, 422, "found: linux/s390x, linux/ppc64le");
+}
+
+#[test]
+fn a_reference_pinned_by_digest_is_pulled_and_verified() {
+    let registry = Registry::start();
+    registry.push_fixture("numeric", "fn:v1");
+    let digest = Digest::of(&registry.manifest_bytes("fn:v1"));
+    let engine = Engine::start();
+    let pinned = registry.image(&format!("fn@{digest}"));
+    engine.deploy("gcd", &pinned, false);
+    engine.assert_output("gcd", json!({"a": "10", "b": "4"}), "2");
+
+    let wrong = registry.image(&format!("fn@{}", Digest::of(b"something else")));
+    let reply = engine.post(
+        "/function/deploy",
+        &json!({"function_name": "sub", "function_image": wrong}).to_string(),
+    );
+    assert_error(&reply, 422, "not found in the registry");
+}
+
+#[test]
+fn plain_tar_layers_and_later_layers_with_whiteouts_are_read() {
+    let registry = Registry::start();
+    let numeric = wat::parse_file(crate::support::fixture_path("numeric")).unwrap();
+    let string = wat::parse_file(crate::support::fixture_path("string")).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(string.len() as u64);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, "app/old.wasm", &string[..])
+        .unwrap();
+    let lower = tar.into_inner().unwrap();
+    let upper = build_gzip_tar(&[
+        wasm_engine::registry::LayerFile {
+            path: "app/.wh.old.wasm".into(),
+            contents: vec![],
+        },
+        wasm_engine::registry::LayerFile {
+            path: "app/new.wasm".into(),
+            contents: numeric,
+        },
+    ])
+    .unwrap();
+    let image = registry.push_layers(
+        &[(OCI_LAYER_TAR, lower), (DOCKER_LAYER_GZIP, upper)],
+        "layered:v1",
+    );
+    let engine = Engine::start();
+    engine.deploy("gcd", &image, false);
+    engine.assert_output("gcd", json!({"a": "9", "b": "6"}), "3");
+}
+
+fn tar_with(entries: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    entries(&mut builder);
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn symlinked_and_parent_directory_entries_are_refused() {
+    let registry = Registry::start();
+    let symlink = tar_with(|tar| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        tar.append_link(&mut header, "fn.wasm", "/etc/passwd")
+            .unwrap();
+    });
+    let escaping = tar_with(|tar| {
+        let mut header = tar::Header::new_old();
+        header.set_size(4);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        // `append_data` refuses `..`; write the raw name as a hostile tool would.
+        header.as_old_mut().name[..13].copy_from_slice(b"../../fn.wasm");
+        header.set_cksum();
+        tar.append(&header, &b"\0asm"[..]).unwrap();
+    });
+    let symlink_image = registry.push_layers(&[(OCI_LAYER_TAR, symlink)], "symlink:v1");
+    let escaping_image = registry.push_layers(&[(OCI_LAYER_TAR, escaping)], "escaping:v1");
+    let engine = Engine::start();
+    let deploy = |image: &str| {
+        engine.post(
+            "/function/deploy",
+            &json!({"function_name": "x", "function_image": image}).to_string(),
+        )
+    };
+    assert_error(
+        &deploy(&symlink_image),
+        422,
+        "ignored, not regular files: fn.wasm",
+    );
+    assert_error(
+        &deploy(&escaping_image),
+        422,
+        "unsafe path \"../../fn.wasm\"",
+    );
+    assert_eq!(
+        engine.get("/function/list").message(),
+        "all deployed function info: []"
+    );
+}

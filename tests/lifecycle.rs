@@ -1,0 +1,165 @@
+//! Functions across restarts and updates: restore, a corrupt index, and an
+//! update while calls are running.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::json;
+
+use crate::support::{Engine, Registry, run_engine};
+
+/// Pushes the `versioned` fixture printing `version` after `sleep_ms` of monotonic time.
+fn push_version(registry: &Registry, version: &str, sleep_ms: u64, tag: &str) -> String {
+    let wat = std::fs::read_to_string(crate::support::fixture_path("versioned"))
+        .unwrap()
+        .replace("SLEEP_NS", &(sleep_ms * 1_000_000).to_string())
+        .replace("VERSION_LEN", &version.len().to_string())
+        .replace("VERSION", version);
+    registry.push_wat(&wat, "versioned.wasm", &format!("versioned:{tag}"))
+}
+
+#[test]
+fn deployed_functions_are_restored_after_a_restart() {
+    let registry = Registry::start();
+    let numeric = registry.push_fixture("numeric", "numeric:v1");
+    let echo = registry.push_fixture("wasi_echo", "wasi-echo:v1");
+    let data_dir = tempfile::tempdir().unwrap();
+
+    let mut engine = Engine::start_in(data_dir.path(), &[]);
+    engine.deploy("gcd", &numeric, false);
+    engine.deploy("wasi_echo", &echo, true);
+    let list_before = engine.get("/function/list").body;
+    engine.kill();
+
+    let engine = Engine::start_in(data_dir.path(), &[]);
+    assert!(
+        engine
+            .startup_log
+            .iter()
+            .any(|line| line.contains("restored 2 function(s): gcd, wasi_echo")),
+        "{:#?}",
+        engine.startup_log
+    );
+    assert_eq!(engine.get("/function/list").body, list_before);
+    engine.assert_output("gcd", json!({"a": "1071", "b": "462"}), "21");
+    engine.assert_output("wasi_echo", json!({}), "argv={} stdin={}");
+}
+
+#[test]
+fn a_first_start_says_there_is_nothing_to_restore() {
+    let engine = Engine::start();
+    assert!(
+        engine
+            .startup_log
+            .iter()
+            .any(|line| line.contains("no functions to restore")),
+        "{:#?}",
+        engine.startup_log
+    );
+}
+
+#[test]
+fn a_corrupt_index_stops_startup_and_is_left_alone() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let index = data_dir.path().join("functions/persist.json");
+    std::fs::create_dir_all(index.parent().unwrap()).unwrap();
+    std::fs::write(&index, b"{\"gcd\": {").unwrap();
+    let output = run_engine(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&index.display().to_string()), "{stderr}");
+    assert!(stderr.contains("cannot be read"), "{stderr}");
+    assert_eq!(std::fs::read(&index).unwrap(), b"{\"gcd\": {");
+}
+
+#[test]
+fn update_lets_running_calls_finish_on_the_old_module() {
+    let registry = Registry::start();
+    let slow_v1 = push_version(&registry, "v1", 3_000, "slow-v1");
+    let fast_v2 = push_version(&registry, "v2", 0, "fast-v2");
+    let engine = Arc::new(Engine::start());
+    engine.deploy("versioned", &slow_v1, true);
+
+    let slow_call_done = Arc::new(AtomicBool::new(false));
+    let slow_call = {
+        let engine = engine.clone();
+        let done = slow_call_done.clone();
+        std::thread::spawn(move || {
+            let reply = engine.invoke("versioned", json!({}));
+            done.store(true, Ordering::SeqCst);
+            reply
+        })
+    };
+    // Let the slow call start before updating.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let update = engine.post(
+        "/function/update",
+        &json!({"function_name": "versioned", "function_image": fast_v2, "wasi_cap": true})
+            .to_string(),
+    );
+    assert_eq!(update.message(), "update function versioned successfully!");
+    assert!(
+        !slow_call_done.load(Ordering::SeqCst),
+        "the update should answer while the old call is still running"
+    );
+    engine.assert_output("versioned", json!({}), "v2");
+
+    let slow_reply = slow_call.join().unwrap();
+    assert_eq!((slow_reply.status, slow_reply.message()), (200, "v1"));
+    let query = engine
+        .post_json("/function/query", r#"{"function_name": "versioned"}"#)
+        .json();
+    assert_eq!(query["function"]["func_image_name"], fast_v2.as_str());
+}
+
+#[test]
+fn callers_see_the_old_version_then_the_new_one_and_never_an_error() {
+    let registry = Registry::start();
+    let v1 = push_version(&registry, "v1", 0, "v1");
+    let v2 = push_version(&registry, "v2", 0, "v2");
+    let engine = Arc::new(Engine::start());
+    engine.deploy("versioned", &v1, true);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let caller = {
+        let engine = engine.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut outputs = Vec::new();
+            while !stop.load(Ordering::SeqCst) || outputs.is_empty() {
+                let reply = engine.invoke("versioned", json!({}));
+                outputs.push((reply.status, reply.message().to_owned()));
+            }
+            outputs
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let update = engine.post(
+        "/function/update",
+        &json!({"function_name": "versioned", "function_image": v2, "wasi_cap": true}).to_string(),
+    );
+    assert_eq!(update.status, 200, "{}", update.body);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    let outputs = caller.join().unwrap();
+
+    assert!(
+        outputs.iter().all(|(status, _)| *status == 200),
+        "{outputs:?}"
+    );
+    let first_v2 = outputs
+        .iter()
+        .position(|(_, output)| output == "v2")
+        .expect("the caller saw the new version");
+    assert!(first_v2 > 0, "the caller saw the old version first");
+    assert!(outputs[..first_v2].iter().all(|(_, output)| output == "v1"));
+    assert!(
+        outputs[first_v2..].iter().all(|(_, output)| output == "v2"),
+        "{outputs:?}"
+    );
+}

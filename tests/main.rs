@@ -1,0 +1,11 @@
+//! Integration tests: the real `wasm_engine` binary against a real registry.
+//! One crate, so the harness in `support` is compiled once.
+
+mod support;
+
+mod abis;
+mod cli;
+mod errors;
+mod images;
+mod lifecycle;
+mod walkthrough;

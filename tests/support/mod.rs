@@ -1,0 +1,475 @@
+//! Shared test harness: a real registry (Debian's `docker-registry`) in a
+//! temporary directory, the real `wasm_engine` binary on an ephemeral port,
+//! fixtures compiled from WAT and pushed with `wasm_engine push`.
+//!
+//! `WASM_ENGINE_BIN` points the harness at another binary (a cross build) and
+//! `WASM_ENGINE_RUNNER` runs it through a command such as `qemu-aarch64`.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use wasm_engine::registry::{ImageReference, LayerFile, RegistryClient, RegistryOptions};
+
+/// How long a server may take to come up. Generous because cross builds run
+/// under qemu; this bounds a hang, it does not measure anything.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The engine binary under test and the command that runs it.
+pub fn engine_command() -> Command {
+    let binary = std::env::var_os("WASM_ENGINE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wasm_engine")));
+    match std::env::var("WASM_ENGINE_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut parts = runner.split_whitespace();
+            let mut command = Command::new(parts.next().expect("runner is not empty"));
+            command.args(parts).arg(binary);
+            command
+        }
+        _ => Command::new(binary),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("binding an ephemeral port")
+        .port()
+}
+
+/// Forwards a child's output to the test's stderr with a prefix, and sends
+/// each line to `lines` as well.
+fn forward(
+    stream: impl std::io::Read + Send + 'static,
+    prefix: &'static str,
+    lines: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            eprintln!("[{prefix}] {line}");
+            if let Some(lines) = &lines {
+                let _ = lines.send(line);
+            }
+        }
+    });
+}
+
+/// A `docker-registry` serving a temporary directory on 127.0.0.1; killed on drop.
+pub struct Registry {
+    child: Child,
+    pub address: String,
+    _root: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        let root = tempfile::tempdir().expect("temporary directory");
+        let port = free_port();
+        let address = format!("127.0.0.1:{port}");
+        let config = root.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {address}\n",
+                root.path().join("data").display()
+            ),
+        )
+        .expect("writing the registry config");
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker-registry is not installed: run `make test`, which installs Debian's docker-registry package");
+        forward(child.stdout.take().unwrap(), "registry", None);
+        forward(child.stderr.take().unwrap(), "registry", None);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let agent = http_agent();
+        loop {
+            if let Ok(response) = agent.get(format!("http://{address}/v2/")).call() {
+                if response.status() == 200 {
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("docker-registry exited early with {status}");
+            }
+            assert!(Instant::now() < deadline, "docker-registry did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            address,
+            _root: root,
+        }
+    }
+
+    /// `<address>/<repository>:<tag>`.
+    pub fn image(&self, repository_and_tag: &str) -> String {
+        format!("{}/{repository_and_tag}", self.address)
+    }
+
+    /// Compiles `tests/fixtures/<fixture>.wat` and pushes it with
+    /// `wasm_engine push` as `<repository_and_tag>`; returns the image reference.
+    pub fn push_fixture(&self, fixture: &str, repository_and_tag: &str) -> String {
+        let wat = std::fs::read_to_string(fixture_path(fixture)).expect("reading the fixture");
+        self.push_wat(&wat, &format!("{fixture}.wasm"), repository_and_tag)
+    }
+
+    /// Compiles `wat` and pushes it with `wasm_engine push` as a one-layer image.
+    pub fn push_wat(&self, wat: &str, file_name: &str, repository_and_tag: &str) -> String {
+        let wasm = wat::parse_str(wat).expect("fixture WAT compiles");
+        self.push_wasm_bytes(&wasm, file_name, repository_and_tag)
+    }
+
+    /// Pushes raw bytes as `file_name` with the real `wasm_engine push` command.
+    pub fn push_wasm_bytes(
+        &self,
+        wasm: &[u8],
+        file_name: &str,
+        repository_and_tag: &str,
+    ) -> String {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join(file_name);
+        std::fs::write(&path, wasm).expect("writing the wasm");
+        let image = self.image(repository_and_tag);
+        let output = engine_command()
+            .arg("push")
+            .arg(&path)
+            .arg(&image)
+            .output()
+            .expect("running wasm_engine push");
+        assert!(
+            output.status.success(),
+            "wasm_engine push failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let digest = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        assert!(digest.starts_with("sha256:"), "push printed {digest:?}");
+        image
+    }
+
+    /// Pushes an image whose single layer holds `files` (for image shapes
+    /// `wasm_engine push` does not make).
+    pub fn push_files(&self, files: &[(&str, &[u8])], repository_and_tag: &str) -> String {
+        let files: Vec<LayerFile> = files
+            .iter()
+            .map(|(path, contents)| LayerFile {
+                path: path.to_string(),
+                contents: contents.to_vec(),
+            })
+            .collect();
+        let layer = wasm_engine::registry::build_gzip_tar(&files).expect("building a layer");
+        self.push_layers(
+            &[(wasm_engine::registry::DOCKER_LAYER_GZIP, layer)],
+            repository_and_tag,
+        )
+    }
+
+    /// Pushes an image made of raw layer blobs.
+    pub fn push_layers(&self, layers: &[(&str, Vec<u8>)], repository_and_tag: &str) -> String {
+        let image = self.image(repository_and_tag);
+        let reference = ImageReference::parse(&image).expect("test image reference");
+        RegistryClient::new(RegistryOptions::default())
+            .push_layers(&reference, layers)
+            .expect("pushing layers");
+        image
+    }
+
+    /// Puts a raw manifest under `repository_and_tag`.
+    pub fn push_manifest(
+        &self,
+        media_type: &str,
+        manifest: &[u8],
+        repository_and_tag: &str,
+    ) -> String {
+        let image = self.image(repository_and_tag);
+        let reference = ImageReference::parse(&image).expect("test image reference");
+        RegistryClient::new(RegistryOptions::default())
+            .push_manifest(&reference, media_type, manifest)
+            .expect("pushing a manifest");
+        image
+    }
+
+    /// Fetches a manifest's raw bytes (to build indexes from pushed images).
+    pub fn manifest_bytes(&self, repository_and_tag: &str) -> Vec<u8> {
+        let (repository, tag) = repository_and_tag.split_once(':').expect("repo:tag");
+        let mut response = http_agent()
+            .get(format!(
+                "http://{}/v2/{repository}/manifests/{tag}",
+                self.address
+            ))
+            .header("Accept", wasm_engine::registry::DOCKER_MANIFEST)
+            .call()
+            .expect("fetching a manifest");
+        assert_eq!(response.status(), 200);
+        response.body_mut().read_to_vec().expect("manifest body")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("{name}.wat"))
+}
+
+pub fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+/// A response's status and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub content_type: String,
+}
+
+impl Reply {
+    /// The text form's message: what follows `status code: N, message: `.
+    #[track_caller]
+    pub fn message(&self) -> &str {
+        let prefix = format!("status code: {}, message: ", self.status);
+        self.body
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("body {:?} does not start with {prefix:?}", self.body))
+    }
+
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|error| panic!("body {:?} is not JSON: {error}", self.body))
+    }
+}
+
+/// The real `wasm_engine` binary serving on an ephemeral port; killed on drop.
+pub struct Engine {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    _owned_data_dir: Option<tempfile::TempDir>,
+    /// Engine log lines after startup.
+    pub log: std::sync::Mutex<mpsc::Receiver<String>>,
+    pub startup_log: Vec<String>,
+}
+
+impl Engine {
+    /// Starts an engine with a fresh data directory.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts an engine with a fresh data directory and extra flags.
+    pub fn start_with(extra_args: &[&str]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let path = data_dir.path().to_path_buf();
+        let mut engine = Self::start_in(&path, extra_args);
+        engine._owned_data_dir = Some(data_dir);
+        engine
+    }
+
+    /// Starts an engine on an existing data directory (to test restore).
+    pub fn start_in(data_dir: &Path, extra_args: &[&str]) -> Self {
+        let mut child = engine_command()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                "4",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .args(extra_args)
+            .env("RUST_LOG", "wasm_engine=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting wasm_engine");
+        let (sender, log) = mpsc::channel();
+        forward(child.stdout.take().unwrap(), "engine", None);
+        forward(child.stderr.take().unwrap(), "engine", Some(sender));
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let mut startup_log = Vec::new();
+        let url = loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match log.recv_timeout(remaining) {
+                Ok(line) => {
+                    let address = line
+                        .split("listening on http://")
+                        .nth(1)
+                        .and_then(|rest| rest.split(',').next())
+                        .map(str::to_owned);
+                    startup_log.push(line);
+                    if let Some(address) = address {
+                        break format!("http://{address}");
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("wasm_engine did not report its address; it logged: {startup_log:#?}");
+                }
+            }
+        };
+        Self {
+            child: Some(child),
+            url,
+            data_dir: data_dir.to_path_buf(),
+            _owned_data_dir: None,
+            log: std::sync::Mutex::new(log),
+            startup_log,
+        }
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Reply {
+        self.request("POST", path, body, false)
+    }
+
+    pub fn post_json(&self, path: &str, body: &str) -> Reply {
+        self.request("POST", path, body, true)
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, "", false)
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: &str, json: bool) -> Reply {
+        let agent = http_agent();
+        let url = format!("{}{path}", self.url);
+        let accept = if json { "application/json" } else { "*/*" };
+        let result = match method {
+            "GET" => agent.get(&url).header("Accept", accept).call(),
+            "POST" => agent
+                .post(&url)
+                .header("Accept", accept)
+                .header("Content-Type", "application/json")
+                .send(body),
+            "PUT" => agent.put(&url).header("Accept", accept).send(body),
+            "DELETE" => agent.delete(&url).header("Accept", accept).call(),
+            other => panic!("unsupported method {other}"),
+        };
+        let mut response = result.unwrap_or_else(|error| panic!("{method} {path} failed: {error}"));
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        Reply {
+            status: response.status().as_u16(),
+            body: response
+                .body_mut()
+                .with_config()
+                .limit(64 << 20)
+                .read_to_string()
+                .expect("response body"),
+            content_type,
+        }
+    }
+
+    /// Deploys and asserts success.
+    #[track_caller]
+    pub fn deploy(&self, name: &str, image: &str, wasi_cap: bool) {
+        let reply = self.post(
+            "/function/deploy",
+            &serde_json::json!({"function_name": name, "function_image": image, "wasi_cap": wasi_cap})
+                .to_string(),
+        );
+        assert_eq!(
+            (reply.status, reply.message()),
+            (
+                200,
+                format!("deploy function {name} successfully!").as_str()
+            ),
+            "deploying {name} from {image}"
+        );
+    }
+
+    /// Invokes with `args` (a JSON object) and returns the reply.
+    pub fn invoke(&self, name: &str, args: serde_json::Value) -> Reply {
+        self.post(
+            "/function/invoke",
+            &serde_json::json!({"function_name": name, "args": args}).to_string(),
+        )
+    }
+
+    /// Invokes and asserts a 200 with `expected` as the output.
+    #[track_caller]
+    pub fn assert_output(&self, name: &str, args: serde_json::Value, expected: &str) {
+        let reply = self.invoke(name, args.clone());
+        assert_eq!(
+            (reply.status, reply.message()),
+            (200, expected),
+            "invoking {name} with {args}"
+        );
+    }
+
+    /// Kills the process (like `kill -9`) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs the engine binary to completion with `args` (for startup failures).
+pub fn run_engine(args: &[&str]) -> Output {
+    let mut command = engine_command();
+    command.args(args).stdin(Stdio::null());
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running wasm_engine");
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if child.try_wait().expect("waiting for wasm_engine").is_some() {
+            return child.wait_with_output().expect("collecting output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("wasm_engine {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts a reply's status and that its message contains `fragment`.
+#[track_caller]
+pub fn assert_error(reply: &Reply, status: u16, fragment: &str) {
+    assert_eq!(
+        reply.status, status,
+        "unexpected status; body: {}",
+        reply.body
+    );
+    assert!(
+        reply.message().contains(fragment),
+        "message {:?} should contain {fragment:?}",
+        reply.message()
+    );
+}
