@@ -6,6 +6,7 @@ mod support;
 mod abis;
 mod cli;
 mod errors;
+mod examples;
 mod images;
 mod lifecycle;
 mod walkthrough;

@@ -1,0 +1,54 @@
+# WasmEngine: the two commands a new machine needs are `make demo` (the
+# README walkthrough, end to end) and `make test` (every test). Both install
+# what is missing first.
+
+REGISTRY ?= 127.0.0.1:5000
+VERSION ?= v1
+CARGO ?= cargo
+
+.PHONY: all build deps apps images demo test lint bench load clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+	@ls -l target/release/wasm_engine
+
+deps:
+	scripts/install-deps.sh docker-registry wabt curl
+
+apps: deps
+	experiments/build-apps.sh
+
+# Pushes every example as $(REGISTRY)/<name>-wasm:$(VERSION).
+images: apps
+	$(CARGO) build --release
+	@for app in authentication:wasm32-unknown-unknown authentication-wasi:wasm32-wasip1 \
+	            hello:wasm32-wasip1 fibonacci:wasm32-wasip1 \
+	            echo-string:wasm32-unknown-unknown gcd:wasm32-unknown-unknown; do \
+	  name=$${app%%:*}; target=$${app##*:}; \
+	  printf '%-40s ' "$(REGISTRY)/$$name-wasm:$(VERSION)"; \
+	  target/release/wasm_engine push experiments/application/$$name/target/$$target/release/$$name.wasm \
+	    $(REGISTRY)/$$name-wasm:$(VERSION) || exit 1; \
+	done
+
+demo: deps
+	scripts/demo.sh
+
+test: deps apps
+	$(CARGO) test --all-targets
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench: apps
+	$(CARGO) bench --bench invoke
+
+load: deps apps
+	scripts/install-deps.sh hey wrk
+	benches/load.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf experiments/application/*/target

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# build-apps.sh: builds every example function under experiments/application
+# and leaves each at application/<name>/target/<target>/release/<name>.wasm,
+# printing its size. Used by `make apps`.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+for target in wasm32-unknown-unknown wasm32-wasip1; do
+  if ! rustup target list --installed | grep -qx "$target"; then
+    rustup target add "$target"
+    # rustup may print an error and still exit 0: check for real.
+    rustup target list --installed | grep -qx "$target" || {
+      echo "build-apps: cannot install the Rust target $target" >&2
+      exit 1
+    }
+  fi
+done
+command -v wasm2wat >/dev/null || {
+  echo "build-apps: wasm2wat not found; install Debian's wabt package (make deps does)" >&2
+  exit 1
+}
+
+# name target abi
+apps=(
+  "authentication wasm32-unknown-unknown string"
+  "authentication-wasi wasm32-wasip1 wasi"
+  "hello wasm32-wasip1 wasi"
+  "fibonacci wasm32-wasip1 wasi"
+  "echo-string wasm32-unknown-unknown string"
+  "gcd wasm32-unknown-unknown numeric"
+)
+for app in "${apps[@]}"; do
+  read -r name target abi <<<"$app"
+  dir="$here/application/$name"
+  (cd "$dir" && cargo build --quiet --release --target "$target")
+  release="$dir/target/$target/release"
+  case $abi in
+    string) "$here/wrap-string-abi.sh" "$release/${name//-/_}_impl.wasm" "$release/$name.wasm" "$name" ;;
+    numeric) [[ $name == "${name//-/_}" ]] || cp "$release/${name//-/_}.wasm" "$release/$name.wasm" ;;
+    wasi) ;; # a binary is already named <name>.wasm
+  esac
+  printf '%-22s %-24s %-8s %8d bytes  %s\n' "$name" "$target" "$abi" \
+    "$(stat -c %s "$release/$name.wasm")" "${release#"$here/"}/$name.wasm"
+done

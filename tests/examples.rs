@@ -1,0 +1,153 @@
+//! The example functions under `experiments/application`, built by
+//! `make apps`, deployed from a real registry and checked for exact output.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::support::{Engine, Registry, assert_error};
+
+const FORBIDDEN: &str = r#"{"status":"403","body":"<html><h1>Auth Forbidden!</h1><p>hash c5187dd86a648a819f527c7a8a4f7bf4 secret 12345</p></html>"}"#;
+const PASS: &str = r#"{"status":"200","body":"<html><h1>Auth Pass!</h1><p>hash c5187dd86a648a819f527c7a8a4f7bf4</p></html>"}"#;
+const SEED_ARGS: &str = r#"{"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"}"#;
+
+/// `(name, target, wasi_cap)` of every example.
+const EXAMPLES: &[(&str, &str, bool)] = &[
+    ("authentication", "wasm32-unknown-unknown", false),
+    ("authentication-wasi", "wasm32-wasip1", true),
+    ("hello", "wasm32-wasip1", true),
+    ("fibonacci", "wasm32-wasip1", true),
+    ("echo-string", "wasm32-unknown-unknown", false),
+    ("gcd", "wasm32-unknown-unknown", false),
+];
+
+pub fn example_wasm(name: &str, target: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("experiments/application")
+        .join(name)
+        .join("target")
+        .join(target)
+        .join("release")
+        .join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|error| {
+        panic!(
+            "{}: {error}; build the examples first with `make apps`",
+            path.display()
+        )
+    })
+}
+
+fn deploy_examples() -> (Registry, Engine) {
+    let registry = Registry::start();
+    let engine = Engine::start();
+    for (name, target, wasi_cap) in EXAMPLES {
+        let image = registry.push_wasm_bytes(
+            &example_wasm(name, target),
+            &format!("{name}.wasm"),
+            &format!("{name}-wasm:v1"),
+        );
+        engine.deploy(name, &image, *wasi_cap);
+    }
+    (registry, engine)
+}
+
+fn invoke_raw(engine: &Engine, name: &str, args: &str) -> crate::support::Reply {
+    engine.post(
+        "/function/invoke",
+        &format!(r#"{{"function_name": "{name}", "args": {args}}}"#),
+    )
+}
+
+#[test]
+fn both_authentication_functions_give_the_same_exact_answers() {
+    let (_registry, engine) = deploy_examples();
+    for name in ["authentication", "authentication-wasi"] {
+        let forbidden = invoke_raw(&engine, name, SEED_ARGS);
+        assert_eq!(
+            (forbidden.status, forbidden.message()),
+            (200, FORBIDDEN),
+            "{name}"
+        );
+        let pass = invoke_raw(
+            &engine,
+            name,
+            r#"{"arg_uri": "yes", "arg_body": "yes", "arg_secret": "c5187dd86a648a819f527c7a8a4f7bf4"}"#,
+        );
+        assert_eq!((pass.status, pass.message()), (200, PASS), "{name}");
+    }
+}
+
+#[test]
+fn a_missing_authentication_argument_is_a_clear_error_not_a_trap() {
+    let (_registry, engine) = deploy_examples();
+    let string_abi = invoke_raw(
+        &engine,
+        "authentication",
+        r#"{"arg_uri": "yes", "arg_body": "yes"}"#,
+    );
+    assert_eq!(
+        (string_abi.status, string_abi.message()),
+        (
+            200,
+            r#"{"status":"400","body":"missing argument: arg_secret"}"#
+        )
+    );
+    let wasi = invoke_raw(&engine, "authentication-wasi", r#"{"arg_uri": "yes"}"#);
+    assert_error(
+        &wasi,
+        500,
+        "exited with code 2; stderr: missing argument: arg_body",
+    );
+}
+
+#[test]
+fn hello_greets_the_world_or_the_given_name() {
+    let (_registry, engine) = deploy_examples();
+    engine.assert_output(
+        "hello",
+        json!({}),
+        "Hello, world! This is WasmEngine running a WASI function.",
+    );
+    engine.assert_output(
+        "hello",
+        json!({"name": "edge"}),
+        "Hello, edge! This is WasmEngine running a WASI function.",
+    );
+}
+
+#[test]
+fn fibonacci_prints_u64_results_and_refuses_bad_n() {
+    let (_registry, engine) = deploy_examples();
+    engine.assert_output("fibonacci", json!({"n": "0"}), "0");
+    engine.assert_output("fibonacci", json!({"n": "10"}), "55");
+    engine.assert_output("fibonacci", json!({"n": "93"}), "12200160415121876738");
+    assert_error(
+        &engine.invoke("fibonacci", json!({"n": "94"})),
+        500,
+        "fib(94) does not fit in a u64",
+    );
+    assert_error(
+        &engine.invoke("fibonacci", json!({"n": "-1"})),
+        500,
+        "n must be a non-negative integer, got \"-1\"",
+    );
+    assert_error(
+        &engine.invoke("fibonacci", json!({"n": "ten"})),
+        500,
+        "n must be a non-negative integer",
+    );
+    assert_error(
+        &engine.invoke("fibonacci", json!({})),
+        500,
+        "missing argument: n",
+    );
+}
+
+#[test]
+fn echo_string_appends_b_and_gcd_computes() {
+    let (_registry, engine) = deploy_examples();
+    let echo = invoke_raw(&engine, "echo-string", r#"{"k": "v", "a": "1"}"#);
+    assert_eq!(echo.message(), r#"{"k":"v","a":"1"}b"#);
+    engine.assert_output("gcd", json!({"a": "1071", "b": "462"}), "21");
+    engine.assert_output("gcd", json!({"a": "-12", "b": "18"}), "6");
+}
