@@ -20,6 +20,9 @@ command -v wasm2wat >/dev/null || {
   exit 1
 }
 
+# C examples (clang + wasi-libc) land in experiments/c/build/.
+"$here/c/build.sh"
+
 # name target abi
 apps=(
   "authentication wasm32-unknown-unknown string"

@@ -151,3 +151,30 @@ fn echo_string_appends_b_and_gcd_computes() {
     engine.assert_output("gcd", json!({"a": "1071", "b": "462"}), "21");
     engine.assert_output("gcd", json!({"a": "-12", "b": "18"}), "6");
 }
+
+#[test]
+fn c_examples_built_with_clang_and_wasi_libc_run() {
+    let registry = Registry::start();
+    let engine = Engine::start();
+    let c_wasm = |name: &str| {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("experiments/c/build/{name}.wasm"));
+        std::fs::read(&path).unwrap_or_else(|error| {
+            panic!(
+                "{}: {error}; build the examples first with `make apps`",
+                path.display()
+            )
+        })
+    };
+    let hello = registry.push_wasm_bytes(&c_wasm("hello-c"), "hello-c.wasm", "hello-c:v1");
+    let upper = registry.push_wasm_bytes(&c_wasm("upper-c"), "upper-c.wasm", "upper-c:v1");
+    engine.deploy("hello-c", &hello, true);
+    // A reactor: the engine calls its _initialize before the function.
+    engine.deploy("upper-c", &upper, false);
+    engine.assert_output(
+        "hello-c",
+        json!({"a": "b"}),
+        r#"Hello from C! args: {"a":"b"}"#,
+    );
+    engine.assert_output("upper-c", json!({"name": "edge"}), r#"{"NAME":"EDGE"}"#);
+}

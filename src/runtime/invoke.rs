@@ -32,6 +32,15 @@ fn plain_instance(
             function: function.name.to_string(),
             reason: error.to_string(),
         })?;
+    if function.calls_initialize {
+        instance
+            .get_typed_func::<(), ()>(&store, "_initialize")
+            .and_then(|initialize| initialize.call(&mut store, ()))
+            .map_err(|error| RuntimeError::Instantiation {
+                function: function.name.to_string(),
+                reason: format!("_initialize failed: {error}"),
+            })?;
+    }
     Ok((store, instance))
 }
 

@@ -32,6 +32,9 @@ pub struct CompiledFunction {
     name: FunctionName,
     module: Module,
     abi: Abi,
+    /// Whether a non-WASI module exports `_initialize: () -> ()` (a reactor,
+    /// as clang builds with `-mexec-model=reactor`), called before the function.
+    calls_initialize: bool,
 }
 
 impl CompiledFunction {
@@ -108,10 +111,16 @@ impl Runtime {
             abi::check_no_imports(&module, function.as_str())?;
             abi::classify_export(&module, function.as_str(), wasm)?
         };
+        let calls_initialize = !wasi_cap
+            && matches!(
+                module.get_export("_initialize"),
+                Some(wasmi::ExternType::Func(ty)) if ty.params().is_empty() && ty.results().is_empty()
+            );
         Ok(CompiledFunction {
             name: function.clone(),
             module,
             abi,
+            calls_initialize,
         })
     }
 
