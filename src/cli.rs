@@ -57,6 +57,8 @@ enum Command {
 /// Runs the program and returns its exit code: 0 on success, 1 on a runtime
 /// failure, 2 on a usage error.
 pub fn main() -> ExitCode {
+    // SAFETY: first thing in `main`, before any thread is started.
+    unsafe { crate::runtime::disable_library_backtraces() };
     init_logging();
     let command = match parse(std::env::args_os().skip(1).collect(), |name| {
         std::env::var(name).ok()

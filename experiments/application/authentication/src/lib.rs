@@ -3,6 +3,9 @@
 
 mod logic;
 
+#[global_allocator]
+static ALLOCATOR: fn_support::bump::BumpAllocator = fn_support::bump::BumpAllocator;
+
 /// # Safety
 /// Called by the engine with its input bytes at `ptr..ptr+len`.
 #[unsafe(no_mangle)]
@@ -12,10 +15,12 @@ pub unsafe extern "C" fn authentication_impl(ptr: *const u8, len: usize) -> u64 
         fn_support::string_abi(ptr, len, |input| {
             match fn_support::parse_args(input).and_then(|args| logic::authenticate(&args)) {
                 Ok(output) => output,
-                Err(message) => format!(
-                    "{{\"status\":\"400\",\"body\":{}}}",
-                    fn_support::json_string(&message)
-                ),
+                Err(message) => {
+                    let mut output = String::from("{\"status\":\"400\",\"body\":");
+                    fn_support::push_json_string(&mut output, &message);
+                    output.push('}');
+                    output
+                }
             }
         })
     }

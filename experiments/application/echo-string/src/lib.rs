@@ -1,5 +1,8 @@
 //! `echo-string`, string ABI: returns its input JSON with the character `b` appended.
 
+#[global_allocator]
+static ALLOCATOR: fn_support::bump::BumpAllocator = fn_support::bump::BumpAllocator;
+
 /// # Safety
 /// Called by the engine with its input bytes at `ptr..ptr+len`.
 #[unsafe(no_mangle)]

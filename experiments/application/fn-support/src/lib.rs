@@ -10,6 +10,8 @@
 //!   pointer in the low half, its length in the high half) and
 //!   `experiments/wrap-string-abi.sh` adds the two-result `name` export.
 
+pub mod bump;
+
 /// The arguments, in the order the engine sent them.
 pub type Args = Vec<(String, String)>;
 
@@ -113,6 +115,12 @@ fn hex4(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<u32, Str
 /// `text` as a JSON string literal, quotes included.
 pub fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
+    push_json_string(&mut out, text);
+    out
+}
+
+/// Appends `text` to `out` as a JSON string literal, quotes included.
+pub fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
         match c {
@@ -121,11 +129,27 @@ pub fn json_string(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => {
+                out.push_str("\\u00");
+                out.push(HEX_DIGITS[(c as usize) >> 4] as char);
+                out.push(HEX_DIGITS[(c as usize) & 0xf] as char);
+            }
             c => out.push(c),
         }
     }
     out.push('"');
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Lowercase hex of `bytes`, without going through `core::fmt` (which is
+/// slow to interpret and large).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(HEX_DIGITS[(byte >> 4) as usize] as char);
+        out.push(HEX_DIGITS[(byte & 0xf) as usize] as char);
+    }
     out
 }
 

@@ -1,0 +1,129 @@
+//! Per-invocation cost inside the process, through the code path the server
+//! uses (`Runtime::invoke`: fresh store and instance, args marshalled, call,
+//! output read), excluding HTTP; and module compile time (the deploy path).
+//!
+//! `authentication` and `authentication-wasi` come from the built examples
+//! (`make apps`); `gcd`, `echo_string` and `wasi_empty` from WAT in `benches/`.
+
+use std::path::{Path, PathBuf};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use wasm_engine::function::{FunctionName, InvocationArgs};
+use wasm_engine::runtime::Runtime;
+
+struct Case {
+    name: &'static str,
+    wasi_cap: bool,
+    wasm: Vec<u8>,
+    args: InvocationArgs,
+}
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn wat(file: &str) -> Vec<u8> {
+    wat::parse_file(manifest_dir().join("benches").join(file)).expect("benchmark WAT compiles")
+}
+
+fn example(name: &str, target: &str) -> Vec<u8> {
+    let path: PathBuf = manifest_dir()
+        .join("experiments/application")
+        .join(name)
+        .join("target")
+        .join(target)
+        .join("release")
+        .join(format!("{name}.wasm"));
+    std::fs::read(&path)
+        .unwrap_or_else(|error| panic!("{}: {error}; run `make apps` first", path.display()))
+}
+
+fn args(pairs: &[(&str, &str)]) -> InvocationArgs {
+    InvocationArgs::from_pairs(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn cases() -> Vec<Case> {
+    let auth_args = args(&[
+        ("arg_uri", "yes"),
+        ("arg_body", "yes"),
+        ("arg_secret", "12345"),
+    ]);
+    vec![
+        Case {
+            name: "gcd",
+            wasi_cap: false,
+            wasm: wat("gcd.wat"),
+            args: args(&[("a", "1071"), ("b", "462")]),
+        },
+        Case {
+            name: "echo_string",
+            wasi_cap: false,
+            wasm: wat("echo_string.wat"),
+            args: args(&[("a", "hello"), ("b", "world")]),
+        },
+        Case {
+            name: "authentication",
+            wasi_cap: false,
+            wasm: example("authentication", "wasm32-unknown-unknown"),
+            args: auth_args.clone(),
+        },
+        Case {
+            name: "authentication-wasi",
+            wasi_cap: true,
+            wasm: example("authentication-wasi", "wasm32-wasip1"),
+            args: auth_args,
+        },
+        Case {
+            name: "wasi_empty",
+            wasi_cap: true,
+            wasm: wat("wasi_empty.wat"),
+            args: args(&[]),
+        },
+    ]
+}
+
+fn invoke(c: &mut Criterion) {
+    // As `wasm_engine` does at startup. SAFETY: no other thread runs yet.
+    unsafe { wasm_engine::runtime::disable_library_backtraces() };
+    let runtime = Runtime::new();
+    let mut group = c.benchmark_group("invoke");
+    for case in cases() {
+        let name = FunctionName::new(case.name).unwrap();
+        let compiled = runtime
+            .prepare(&name, case.wasi_cap, &case.wasm)
+            .expect("benchmark module deploys");
+        // Check the answer once, so the benchmark measures a working call.
+        let output = runtime
+            .invoke(&compiled, &case.args)
+            .expect("benchmark call succeeds");
+        assert!(
+            !output.is_empty() || case.name == "wasi_empty",
+            "{}: empty output",
+            case.name
+        );
+        group.bench_function(case.name, |b| {
+            b.iter(|| runtime.invoke(&compiled, &case.args).unwrap())
+        });
+    }
+    group.finish();
+}
+
+fn compile(c: &mut Criterion) {
+    let runtime = Runtime::new();
+    let mut group = c.benchmark_group("compile");
+    for case in cases() {
+        let name = FunctionName::new(case.name).unwrap();
+        group.bench_function(case.name, |b| {
+            b.iter(|| runtime.prepare(&name, case.wasi_cap, &case.wasm).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, invoke, compile);
+criterion_main!(benches);
