@@ -246,23 +246,36 @@ impl FunctionService {
         image: &ImageReference,
         wasi_cap: bool,
     ) -> Result<FunctionEntry, ServiceError> {
+        let started = std::time::Instant::now();
         let pulled = self.registry.pull(image)?;
-        let compiled = self
-            .runtime
-            .prepare(name, wasi_cap, &pulled.wasm.contents)?;
-        let entry = self.store.put(
-            name,
-            &image.to_string(),
-            pulled.digest.as_str(),
-            wasi_cap,
-            &pulled.wasm.contents,
-        )?;
+        let pulled_at = started.elapsed();
+        let wasm = &pulled.wasm.contents;
+        // Validating and writing (with its fsync) take similar time: overlap them.
+        let (staged, compiled) = std::thread::scope(|scope| {
+            let staging = scope.spawn(|| self.store.stage(name, wasm));
+            let compiled = self.runtime.prepare(name, wasi_cap, wasm);
+            let staged = staging
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (staged, compiled)
+        });
+        let compiled = compiled?;
+        let staged = staged?;
+        let validated_at = started.elapsed();
+        let entry =
+            self.store
+                .commit(staged, &image.to_string(), pulled.digest.as_str(), wasi_cap)?;
         log::info!(
             "installed function {name} from {image} ({}, {} from the image, {} bytes, {:?} ABI)",
             pulled.digest,
             pulled.wasm.path,
             pulled.wasm.contents.len(),
             compiled.abi()
+        );
+        log::debug!(
+            "install {name}: pull {pulled_at:?}, validate and stage {:?}, commit {:?}",
+            validated_at - pulled_at,
+            started.elapsed() - validated_at
         );
         self.write_deployed().insert(
             name.clone(),

@@ -51,7 +51,9 @@ impl WasmFiles {
     ) -> Result<(), RegistryError> {
         let mut hashing = HashingReader::new(blob, limits.max_blob_bytes);
         let (outcome, unpacked_exceeded) = {
-            let mut buffered = BufReader::new(&mut hashing);
+            // Large buffers on both sides of the inflater: it is several
+            // times faster writing big chunks than the 512-byte blocks tar reads.
+            let mut buffered = BufReader::with_capacity(64 * 1024, &mut hashing);
             let is_gzip = match buffered.fill_buf() {
                 Ok(head) => head.starts_with(&[0x1f, 0x8b]),
                 Err(error) => {
@@ -62,7 +64,10 @@ impl WasmFiles {
                 }
             };
             let decompressed: Box<dyn Read + '_> = if is_gzip {
-                Box::new(GzDecoder::new(buffered))
+                Box::new(BufReader::with_capacity(
+                    256 * 1024,
+                    GzDecoder::new(buffered),
+                ))
             } else {
                 Box::new(buffered)
             };

@@ -20,6 +20,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use error::StoreError;
 
@@ -121,30 +122,64 @@ impl FunctionStore {
             .join(format!("{name}.wasm"))
     }
 
-    /// Writes a function's `.wasm` and its index entry durably (the index
-    /// last), replacing any earlier version, and returns the entry.
+    /// Writes a function's `.wasm` under a temporary name in its directory
+    /// and fsyncs it, without making it visible. Takes no lock, so it can run
+    /// while the module is being validated. [`FunctionStore::commit`] makes it
+    /// the function's file; dropping the [`StagedWasm`] instead removes it.
     ///
     /// # Errors
-    /// [`StoreError::Io`] when a write fails; the index then still describes
-    /// the previous state.
-    pub fn put(
+    /// [`StoreError::Io`] when the directory or the file cannot be written.
+    pub fn stage(&self, name: &FunctionName, wasm: &[u8]) -> Result<StagedWasm, StoreError> {
+        let directory = self.functions_dir.join(name.as_str());
+        if !directory.is_dir() {
+            fs::create_dir_all(&directory).map_err(|source| StoreError::Io {
+                action: "create",
+                path: directory.clone(),
+                source,
+            })?;
+            sync_directory(&self.functions_dir)?;
+        }
+        static STAGED_COUNT: AtomicU64 = AtomicU64::new(0);
+        let temp_path = directory.join(format!(
+            ".{name}.wasm.{}{TEMP_SUFFIX}",
+            STAGED_COUNT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let staged = StagedWasm {
+            name: name.clone(),
+            temp_path,
+            committed: false,
+        };
+        write_synced(&staged.temp_path, wasm)?;
+        Ok(staged)
+    }
+
+    /// Makes a staged `.wasm` the function's file and records its entry in
+    /// the index (durably, the index last), replacing any earlier version.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when a rename or the index write fails; the index
+    /// then still describes the previous state.
+    pub fn commit(
         &self,
-        name: &FunctionName,
+        mut staged: StagedWasm,
         image: &str,
         image_digest: &str,
         wasi_cap: bool,
-        wasm: &[u8],
     ) -> Result<FunctionEntry, StoreError> {
         let mut index = self.lock_index();
-        let directory = self.functions_dir.join(name.as_str());
-        fs::create_dir_all(&directory).map_err(|source| StoreError::Io {
-            action: "create",
-            path: directory.clone(),
+        let name = staged.name.clone();
+        let wasm_path = self.wasm_path(&name);
+        fs::rename(&staged.temp_path, &wasm_path).map_err(|source| StoreError::Io {
+            action: "rename into",
+            path: wasm_path.clone(),
             source,
         })?;
-        sync_directory(&self.functions_dir)?;
-        let wasm_path = self.wasm_path(name);
-        write_atomically(&wasm_path, wasm)?;
+        staged.committed = true;
+        sync_directory(
+            wasm_path
+                .parent()
+                .expect("function files live in a directory"),
+        )?;
         let entry = FunctionEntry {
             func_name: name.clone(),
             func_image_name: image.to_owned(),
@@ -153,10 +188,26 @@ impl FunctionStore {
             image_digest: image_digest.to_owned(),
         };
         let mut next = index.clone();
-        next.insert(name.clone(), entry.clone());
+        next.insert(name, entry.clone());
         self.write_index(&next)?;
         *index = next;
         Ok(entry)
+    }
+
+    /// [`stage`](Self::stage) then [`commit`](Self::commit).
+    ///
+    /// # Errors
+    /// As those two.
+    pub fn put(
+        &self,
+        name: &FunctionName,
+        image: &str,
+        image_digest: &str,
+        wasi_cap: bool,
+        wasm: &[u8],
+    ) -> Result<FunctionEntry, StoreError> {
+        let staged = self.stage(name, wasm)?;
+        self.commit(staged, image, image_digest, wasi_cap)
     }
 
     /// Removes a function from the index (durably), then deletes its files.
@@ -239,6 +290,39 @@ fn remove_temp_files(directory: &Path) {
     }
 }
 
+/// A function's `.wasm`, written and fsynced under a temporary name by
+/// [`FunctionStore::stage`]. Removed on drop unless committed.
+#[derive(Debug)]
+pub struct StagedWasm {
+    name: FunctionName,
+    temp_path: PathBuf,
+    committed: bool,
+}
+
+impl Drop for StagedWasm {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp_path);
+        }
+    }
+}
+
+/// Creates `path` holding `bytes` and fsyncs it.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let io_error = |action: &'static str| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let mut file = File::create(path).map_err(io_error("create"))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error("write"))
+}
+
 /// Writes `bytes` to `path` via a fsynced temporary file and a rename, then
 /// fsyncs the directory so the rename itself is durable.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
@@ -248,20 +332,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .expect("store paths name a file")
         .to_string_lossy();
     let temp_path = directory.join(format!(".{file_name}{TEMP_SUFFIX}"));
-    let io_error = |action: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    let mut file = File::create(&temp_path).map_err(io_error("create", &temp_path))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io_error("write", &temp_path))?;
-    drop(file);
-    fs::rename(&temp_path, path).map_err(io_error("rename into", path))?;
+    write_synced(&temp_path, bytes)?;
+    fs::rename(&temp_path, path).map_err(|source| StoreError::Io {
+        action: "rename into",
+        path: path.to_path_buf(),
+        source,
+    })?;
     sync_directory(directory)
 }
 
@@ -303,6 +379,25 @@ mod tests {
         store.remove(&name("hello")).unwrap();
         assert!(store.entries().is_empty());
         assert!(!dir.path().join("functions/hello").exists());
+    }
+
+    #[test]
+    fn a_staged_file_is_invisible_until_committed_and_removed_if_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FunctionStore::open(dir.path()).unwrap();
+        let staged = store.stage(&name("f"), b"new").unwrap();
+        assert!(store.entries().is_empty());
+        assert!(!store.wasm_path(&name("f")).exists());
+        drop(staged);
+        let leftovers: Vec<_> = fs::read_dir(dir.path().join("functions/f"))
+            .unwrap()
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+
+        let staged = store.stage(&name("f"), b"new").unwrap();
+        let entry = store.commit(staged, "i", "d", false).unwrap();
+        assert_eq!(store.entries(), vec![entry]);
+        assert_eq!(store.read_wasm(&name("f")).unwrap(), b"new");
     }
 
     #[test]
