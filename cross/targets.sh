@@ -1,0 +1,54 @@
+# targets.sh: per-target build settings, sourced by cross/build and cross/test.
+#
+# Sets for "$target": deb (Debian packages needed), linker, cc (C compiler for
+# crates that build C, such as ring), rustflags, strip (the binutils strip for
+# the target), qemu (the qemu-user command that runs the binary), qemu_prefix
+# (the sysroot qemu-user needs, if any).
+# shellcheck shell=bash
+
+case "$target" in
+  aarch64-unknown-linux-musl)
+    deb="gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu qemu-user"
+    linker=aarch64-linux-gnu-gcc
+    cc=aarch64-linux-gnu-gcc
+    rustflags="-C target-feature=+crt-static"
+    strip=aarch64-linux-gnu-strip
+    qemu=qemu-aarch64
+    qemu_prefix=""
+    ;;
+  riscv64gc-unknown-linux-gnu)
+    # No musl standard library for riscv64 is installable here: static glibc.
+    deb="gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu qemu-user"
+    linker=riscv64-linux-gnu-gcc
+    cc=riscv64-linux-gnu-gcc
+    rustflags="-C target-feature=+crt-static"
+    strip=riscv64-linux-gnu-strip
+    qemu=qemu-riscv64
+    qemu_prefix=/usr/riscv64-linux-gnu
+    ;;
+  armv7-unknown-linux-gnueabihf)
+    deb="gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf qemu-user"
+    linker=arm-linux-gnueabihf-gcc
+    cc=arm-linux-gnueabihf-gcc
+    rustflags="-C target-feature=+crt-static"
+    strip=arm-linux-gnueabihf-strip
+    qemu=qemu-arm
+    qemu_prefix=/usr/arm-linux-gnueabihf
+    ;;
+  x86_64-unknown-linux-musl)
+    deb="musl-tools"
+    linker=""
+    cc=musl-gcc
+    rustflags="-C target-feature=+crt-static"
+    strip=strip
+    qemu=""
+    qemu_prefix=""
+    ;;
+  *)
+    echo "unknown target $target; known: aarch64-unknown-linux-musl riscv64gc-unknown-linux-gnu armv7-unknown-linux-gnueabihf x86_64-unknown-linux-musl" >&2
+    exit 2
+    ;;
+esac
+# The cargo environment variable names for this target.
+target_env=$(tr 'a-z-' 'A-Z_' <<<"$target")
+cc_env=$(tr '-' '_' <<<"$target")
