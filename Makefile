@@ -6,7 +6,7 @@ REGISTRY ?= 127.0.0.1:5000
 VERSION ?= v1
 CARGO ?= cargo
 
-.PHONY: all build deps apps images demo test lint bench load clean
+.PHONY: all build deps apps images demo test hosts lint bench load clean cross-build cross-test
 
 all: build
 
@@ -35,8 +35,13 @@ images: apps
 demo: deps
 	scripts/demo.sh
 
-test: deps apps
+test: deps apps hosts
 	$(CARGO) test --all-targets
+
+# A host name for 127.0.0.1 that is not `localhost`, for the name-resolution test.
+hosts:
+	@grep -qw wasmengine-registry.test /etc/hosts || \
+	  echo '127.0.0.1 wasmengine-registry.test' | $$( [ "$$(id -u)" = 0 ] || echo sudo ) tee -a /etc/hosts >/dev/null
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -8,7 +8,7 @@
 
 case "$target" in
   aarch64-unknown-linux-musl)
-    deb="gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu qemu-user"
+    deb="gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
     linker=aarch64-linux-gnu-gcc
     cc=aarch64-linux-gnu-gcc
     rustflags="-C target-feature=+crt-static"
@@ -18,7 +18,7 @@ case "$target" in
     ;;
   riscv64gc-unknown-linux-gnu)
     # No musl standard library for riscv64 is installable here: static glibc.
-    deb="gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu qemu-user"
+    deb="gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user"
     linker=riscv64-linux-gnu-gcc
     cc=riscv64-linux-gnu-gcc
     rustflags="-C target-feature=+crt-static"
@@ -27,7 +27,7 @@ case "$target" in
     qemu_prefix=/usr/riscv64-linux-gnu
     ;;
   armv7-unknown-linux-gnueabihf)
-    deb="gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf qemu-user"
+    deb="gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user"
     linker=arm-linux-gnueabihf-gcc
     cc=arm-linux-gnueabihf-gcc
     rustflags="-C target-feature=+crt-static"

@@ -177,3 +177,42 @@ fn symlinked_and_parent_directory_entries_are_refused() {
         "all deployed function info: []"
     );
 }
+
+/// The name `make test` (and `.ci/run`) adds to /etc/hosts for 127.0.0.1.
+const HOSTS_FILE_ALIAS: &str = "wasmengine-registry.test";
+
+fn hosts_file_alias() -> &'static str {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let present = hosts.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        fields.next() == Some("127.0.0.1") && fields.any(|name| name == HOSTS_FILE_ALIAS)
+    });
+    assert!(
+        present,
+        "/etc/hosts lacks `127.0.0.1 {HOSTS_FILE_ALIAS}`; `make test` adds it"
+    );
+    HOSTS_FILE_ALIAS
+}
+
+#[test]
+fn registries_named_by_host_name_resolve() {
+    let registry = Registry::start();
+    registry.push_fixture("numeric", "numeric:v1");
+    let port = registry.address.rsplit(':').next().unwrap().to_owned();
+    let alias = hosts_file_alias();
+    // A name that is not loopback by its spelling needs --insecure-registry
+    // for plain HTTP; without it the engine insists on HTTPS.
+    let engine = Engine::start_with(&["--insecure-registry", &format!("{alias}:{port}")]);
+    engine.deploy("gcd", &format!("localhost:{port}/numeric:v1"), false);
+    engine.deploy("sub", &format!("{alias}:{port}/numeric:v1"), false);
+    engine.assert_output("gcd", json!({"a": "1071", "b": "462"}), "21");
+    engine.assert_output("sub", json!({"a": "5", "b": "3"}), "2");
+
+    let strict = Engine::start();
+    let reply = strict.post(
+        "/function/deploy",
+        &json!({"function_name": "sub", "function_image": format!("{alias}:{port}/numeric:v1")})
+            .to_string(),
+    );
+    assert_error(&reply, 502, &format!("https://{alias}:{port}/v2/"));
+}
