@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# cross/rss.sh [TARGET]: idle resident memory of the running engine, right
+# after start and after deploying the example functions (a measurement, not a
+# test). Without TARGET it measures the native release binary; with one, the
+# cross binary under qemu-user (whose RSS includes qemu's own).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${1:-}
+if [[ -n $target ]]; then
+  source cross/targets.sh
+  binary=target/$target/release/wasm_engine
+  runner=$qemu
+else
+  cargo build --release --quiet --bin wasm_engine
+  binary=target/release/wasm_engine
+  runner=""
+fi
+[[ -x $binary ]] || { echo "build $binary first (cross/build $target)" >&2; exit 1; }
+work=$(mktemp -d /tmp/wasmengine-rss.XXXXXX)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+registry=127.0.0.1:$(port)
+printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\n' "$work/reg" "$registry" >"$work/reg.yml"
+docker-registry serve "$work/reg.yml" >/dev/null 2>&1 & pids+=($!)
+for _ in $(seq 100); do curl -fs "http://$registry/v2/" >/dev/null && break; sleep 0.1; done
+
+engine_port=$(port)
+# shellcheck disable=SC2086
+RUST_LOG=warn $runner "$binary" --listen "127.0.0.1:$engine_port" --data-dir "$work/data" & pids+=($!)
+engine_pid=$!
+for _ in $(seq 300); do curl -fs "http://127.0.0.1:$engine_port/function/list" >/dev/null && break; sleep 0.1; done
+sleep 1
+echo "after start:                     $(rss_kb "$engine_pid") KiB"
+
+app=experiments/application
+for spec in authentication:wasm32-unknown-unknown:false authentication-wasi:wasm32-wasip1:true \
+            hello:wasm32-wasip1:true fibonacci:wasm32-wasip1:true \
+            echo-string:wasm32-unknown-unknown:false gcd:wasm32-unknown-unknown:false; do
+  IFS=: read -r name wasm_target wasi <<<"$spec"
+  target/release/wasm_engine push "$app/$name/target/$wasm_target/release/$name.wasm" "$registry/$name:v1" >/dev/null 2>&1 ||
+    cargo run --release --quiet --bin wasm_engine -- push "$app/$name/target/$wasm_target/release/$name.wasm" "$registry/$name:v1" >/dev/null
+  curl -fs -o /dev/null -X POST "http://127.0.0.1:$engine_port/function/deploy" \
+    -d "{\"function_name\": \"$name\", \"function_image\": \"$registry/$name:v1\", \"wasi_cap\": $wasi}"
+done
+sleep 1
+echo "after deploying the 6 examples:  $(rss_kb "$engine_pid") KiB"
+curl -fs -o /dev/null -X POST "http://127.0.0.1:$engine_port/function/invoke" \
+  -d '{"function_name": "authentication-wasi", "args": {"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"}}'
+echo "after one invoke (WASI):         $(rss_kb "$engine_pid") KiB"
