@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasm_engine::function::{FunctionName, InvocationArgs};
-use wasm_engine::runtime::Runtime;
+use wasm_engine::runtime::{Runtime, RuntimeOptions};
 
 struct Case {
     name: &'static str,
@@ -90,7 +90,7 @@ fn cases() -> Vec<Case> {
 fn invoke(c: &mut Criterion) {
     // As `wasm_engine` does at startup. SAFETY: no other thread runs yet.
     unsafe { wasm_engine::runtime::disable_library_backtraces() };
-    let runtime = Runtime::new();
+    let runtime = Runtime::new(RuntimeOptions::default());
     let mut group = c.benchmark_group("invoke");
     for case in cases() {
         let name = FunctionName::new(case.name).unwrap();
@@ -114,7 +114,7 @@ fn invoke(c: &mut Criterion) {
 }
 
 fn compile(c: &mut Criterion) {
-    let runtime = Runtime::new();
+    let runtime = Runtime::new(RuntimeOptions::default());
     let mut group = c.benchmark_group("compile");
     for case in cases() {
         let name = FunctionName::new(case.name).unwrap();

@@ -30,6 +30,10 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   allow plain HTTP to this registry (repeatable);
                                   loopback registries are always allowed plain HTTP
     --max-body-bytes N            WASM_ENGINE_MAX_BODY_BYTES [default: 1048576]
+    --timeout-ms N                WASM_ENGINE_TIMEOUT_MS     [default: 10000]
+                                  wall-clock limit of one invocation (504 beyond)
+    --memory-limit-mb N           WASM_ENGINE_MEMORY_LIMIT_MB [default: 64]
+                                  largest linear memory of one instance
 
 PUSH OPTIONS:
     --insecure-registry HOST[:PORT]   as above
@@ -150,6 +154,8 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
     let mut data_dir = env("WASM_ENGINE_DATA_DIR").map(PathBuf::from);
     let mut workers = env("WASM_ENGINE_WORKERS");
     let mut max_body_bytes = env("WASM_ENGINE_MAX_BODY_BYTES");
+    let mut timeout_ms = env("WASM_ENGINE_TIMEOUT_MS");
+    let mut memory_limit_mb = env("WASM_ENGINE_MEMORY_LIMIT_MB");
     let mut insecure_registries: Vec<String> = env("WASM_ENGINE_INSECURE_REGISTRIES")
         .map(|list| {
             list.split(',')
@@ -171,6 +177,10 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             Long("workers") => workers = Some(string_value(&mut parser, "--workers")?),
             Long("max-body-bytes") => {
                 max_body_bytes = Some(string_value(&mut parser, "--max-body-bytes")?)
+            }
+            Long("timeout-ms") => timeout_ms = Some(string_value(&mut parser, "--timeout-ms")?),
+            Long("memory-limit-mb") => {
+                memory_limit_mb = Some(string_value(&mut parser, "--memory-limit-mb")?)
             }
             Long("insecure-registry") => {
                 insecure_registries.push(string_value(&mut parser, "--insecure-registry")?)
@@ -210,6 +220,26 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
                 config.max_body_bytes = bytes.parse().map_err(|_| {
                     format!("--max-body-bytes must be a number of bytes, got {bytes:?}")
                 })?;
+            }
+            if let Some(value) = timeout_ms {
+                config.invocation_timeout = match value.parse::<u64>() {
+                    Ok(ms) if ms > 0 => std::time::Duration::from_millis(ms),
+                    _ => {
+                        return Err(format!(
+                            "--timeout-ms must be a positive number of milliseconds, got {value:?}"
+                        ));
+                    }
+                };
+            }
+            if let Some(value) = memory_limit_mb {
+                config.memory_limit_bytes = match value.parse::<usize>() {
+                    Ok(mb) if (1..=4096).contains(&mb) => mb << 20,
+                    _ => {
+                        return Err(format!(
+                            "--memory-limit-mb must be a number of MiB from 1 to 4096, got {value:?}"
+                        ));
+                    }
+                };
             }
             config.insecure_registries = insecure_registries;
             Ok(Command::Serve(config))

@@ -29,6 +29,12 @@ pub struct ServeConfig {
     pub insecure_registries: Vec<String>,
     /// Largest accepted request body, in bytes. Defaults to 1 MiB.
     pub max_body_bytes: u64,
+    /// Wall-clock time one invocation may run before it is stopped and
+    /// answered with 504. Defaults to 10 s.
+    pub invocation_timeout: Duration,
+    /// Largest linear memory of one function instance, in bytes; `memory.grow`
+    /// beyond it fails inside the function. Defaults to 64 MiB.
+    pub memory_limit_bytes: usize,
     /// Timeout for one registry request (connect, send, and receive the
     /// response headers). Defaults to 10 s.
     pub registry_timeout: Duration,
@@ -43,6 +49,8 @@ impl Default for ServeConfig {
             insecure_registries: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             registry_timeout: Duration::from_secs(10),
+            invocation_timeout: Duration::from_secs(10),
+            memory_limit_bytes: 64 << 20,
         }
     }
 }

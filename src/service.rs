@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::config::ServeConfig;
 use crate::function::{FunctionEntry, FunctionName, InvocationArgs};
 use crate::registry::{ImageReference, RegistryClient, RegistryError, RegistryOptions};
-use crate::runtime::{CompiledFunction, Runtime, RuntimeError};
+use crate::runtime::{CompiledFunction, Runtime, RuntimeError, RuntimeOptions};
 use crate::store::{FunctionStore, StoreError};
 
 /// A failure of one service operation.
@@ -125,7 +125,10 @@ impl FunctionService {
         let service = Self {
             registry,
             store,
-            runtime: Runtime::new(),
+            runtime: Runtime::new(RuntimeOptions {
+                timeout: config.invocation_timeout,
+                memory_limit_bytes: config.memory_limit_bytes,
+            }),
             deployed: RwLock::new(BTreeMap::new()),
             changing: Mutex::new(HashSet::new()),
         };

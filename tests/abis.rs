@@ -147,3 +147,30 @@ fn failing_functions_answer_500_saying_what_happened() {
     // The engine keeps serving after each failure.
     engine.assert_output("div", json!({"a": "7", "b": "2"}), "3");
 }
+
+#[test]
+fn a_call_past_its_time_limit_is_stopped_with_504_and_the_worker_is_free_again() {
+    let registry = Registry::start();
+    let string = registry.push_fixture("string", "string:v1");
+    let numeric = registry.push_fixture("numeric", "numeric:v1");
+    let wat = std::fs::read_to_string(crate::support::fixture_path("versioned"))
+        .unwrap()
+        .replace("SLEEP_NS", "3600000000000")
+        .replace("VERSION_LEN", "2")
+        .replace("VERSION", "v1");
+    let hour_long = registry.push_wat(&wat, "versioned.wasm", "versioned:hour");
+    // One worker: if a stopped call kept it, the next invoke would hang.
+    let engine = Engine::start_with(&["--timeout-ms", "300", "--workers", "1"]);
+    engine.deploy("spin", &string, false);
+    engine.deploy("versioned", &hour_long, true);
+    engine.deploy("gcd", &numeric, false);
+
+    for name in ["spin", "versioned"] {
+        assert_error(
+            &engine.invoke(name, json!({})),
+            504,
+            &format!("function {name} did not finish within the 300 ms time limit"),
+        );
+        engine.assert_output("gcd", json!({"a": "1071", "b": "462"}), "21");
+    }
+}

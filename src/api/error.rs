@@ -75,6 +75,7 @@ impl ApiError {
                     | RuntimeError::MissingMemory { .. }
                     | RuntimeError::MissingStart { .. } => 422,
                     RuntimeError::BadArguments { .. } => 400,
+                    RuntimeError::Timeout { .. } => 504,
                     RuntimeError::Instantiation { .. }
                     | RuntimeError::Trap { .. }
                     | RuntimeError::NonZeroExit { .. }

@@ -33,6 +33,8 @@ pub enum RuntimeError {
     /// The instance could not be created (its start function trapped, or a
     /// resource limit was hit while setting it up).
     Instantiation { function: String, reason: String },
+    /// The call ran past its wall-clock limit and was stopped.
+    Timeout { function: String, timeout_ms: u64 },
     /// The function trapped.
     Trap { function: String, reason: String },
     /// A WASI function exited with a non-zero code.
@@ -119,6 +121,13 @@ impl fmt::Display for RuntimeError {
             Self::Instantiation { function, reason } => {
                 write!(f, "function {function} could not be instantiated: {reason}")
             }
+            Self::Timeout {
+                function,
+                timeout_ms,
+            } => write!(
+                f,
+                "function {function} did not finish within the {timeout_ms} ms time limit and was stopped (the server's --timeout-ms)"
+            ),
             Self::Trap { function, reason } => write!(f, "function {function} trapped: {reason}"),
             Self::NonZeroExit {
                 function,

@@ -2,8 +2,9 @@
 //! output out. See `docs/abi.md` for the contracts.
 
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
-use wasmi::{Memory, Store, Val, ValType};
+use wasmi::{Func, Memory, ResumableCall, Store, Val, ValType};
 use wasmi_wasi::WasiCtxBuilder;
 use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 
@@ -11,12 +12,100 @@ use super::{CompiledFunction, PlainState, Runtime, RuntimeError, WasiState};
 use crate::function::InvocationArgs;
 
 const WASM_PAGE_BYTES: u64 = 65_536;
+/// Fuel granted per slice; the deadline is checked between slices. About a
+/// millisecond of interpretation here, so a call overruns its deadline by
+/// about that much at most (plus any single host call).
+const FUEL_SLICE: u64 = 1_000_000;
+/// Fuel for instantiation (a module's start function), which is not resumable.
+const INSTANTIATION_FUEL: u64 = 100 * FUEL_SLICE;
+
+/// Why a metered call stopped without finishing.
+enum Stop {
+    /// The deadline passed.
+    Timeout,
+    /// The function trapped or exited (WASI `proc_exit`).
+    Failed {
+        message: String,
+        exit_status: Option<i32>,
+    },
+}
+
+impl From<&wasmi::Error> for Stop {
+    fn from(error: &wasmi::Error) -> Self {
+        Stop::Failed {
+            message: error.to_string(),
+            exit_status: error.i32_exit_status(),
+        }
+    }
+}
+
+impl From<wasmi::Error> for Stop {
+    fn from(error: wasmi::Error) -> Self {
+        Stop::from(&error)
+    }
+}
+
+/// Calls `func`, granting fuel one slice at a time and checking the clock
+/// between slices: a wall-clock deadline for an interpreter.
+fn call_until<T>(
+    store: &mut Store<T>,
+    func: Func,
+    inputs: &[Val],
+    outputs: &mut [Val],
+    deadline: Instant,
+) -> Result<(), Stop> {
+    store.set_fuel(FUEL_SLICE)?;
+    let mut call = func.call_resumable(&mut *store, inputs, outputs)?;
+    loop {
+        match call {
+            ResumableCall::Finished => return Ok(()),
+            ResumableCall::HostTrap(trap) => return Err(Stop::from(trap.host_error())),
+            ResumableCall::OutOfFuel(out_of_fuel) => {
+                if Instant::now() >= deadline {
+                    return Err(Stop::Timeout);
+                }
+                store.set_fuel(FUEL_SLICE)?;
+                call = out_of_fuel.resume(&mut *store, outputs)?;
+            }
+        }
+    }
+}
+
+impl Stop {
+    fn into_error(self, runtime: &Runtime, function: &CompiledFunction) -> RuntimeError {
+        match self {
+            Stop::Timeout => RuntimeError::Timeout {
+                function: function.name.to_string(),
+                timeout_ms: runtime.timeout.as_millis() as u64,
+            },
+            Stop::Failed { message, .. } => RuntimeError::Trap {
+                function: function.name.to_string(),
+                reason: message,
+            },
+        }
+    }
+}
+
+fn export(
+    function: &CompiledFunction,
+    instance: &wasmi::Instance,
+    store: &impl wasmi::AsContext,
+    name: &str,
+) -> Result<Func, RuntimeError> {
+    instance.get_func(store, name).ok_or_else(|| {
+        trap(
+            function,
+            wasmi::Error::new(format!("export {name} vanished")),
+        )
+    })
+}
 /// How much of a failing WASI function's stderr an error message quotes.
 const STDERR_TAIL_BYTES: usize = 512;
 
 fn plain_instance(
     runtime: &Runtime,
     function: &CompiledFunction,
+    deadline: Instant,
 ) -> Result<(Store<PlainState>, wasmi::Instance), RuntimeError> {
     let mut store = Store::new(
         &runtime.engine,
@@ -25,6 +114,9 @@ fn plain_instance(
         },
     );
     store.limiter(|state| &mut state.limits);
+    store
+        .set_fuel(INSTANTIATION_FUEL)
+        .expect("the engine meters fuel");
     let instance = runtime
         .plain_linker
         .instantiate_and_start(&mut store, &function.module)
@@ -33,13 +125,14 @@ fn plain_instance(
             reason: error.to_string(),
         })?;
     if function.calls_initialize {
-        instance
-            .get_typed_func::<(), ()>(&store, "_initialize")
-            .and_then(|initialize| initialize.call(&mut store, ()))
-            .map_err(|error| RuntimeError::Instantiation {
+        let initialize = export(function, &instance, &store, "_initialize")?;
+        call_until(&mut store, initialize, &[], &mut [], deadline).map_err(|stop| match stop {
+            Stop::Timeout => stop.into_error(runtime, function),
+            Stop::Failed { message, .. } => RuntimeError::Instantiation {
                 function: function.name.to_string(),
-                reason: format!("_initialize failed: {error}"),
-            })?;
+                reason: format!("_initialize failed: {message}"),
+            },
+        })?;
     }
     Ok((store, instance))
 }
@@ -58,7 +151,8 @@ pub fn string_abi(
     function: &CompiledFunction,
     args: &InvocationArgs,
 ) -> Result<String, RuntimeError> {
-    let (mut store, instance) = plain_instance(runtime, function)?;
+    let deadline = Instant::now() + runtime.timeout;
+    let (mut store, instance) = plain_instance(runtime, function, deadline)?;
     let name = function.name.as_str();
     let memory: Memory =
         instance
@@ -66,9 +160,7 @@ pub fn string_abi(
             .ok_or_else(|| RuntimeError::MissingMemory {
                 function: name.to_owned(),
             })?;
-    let entry = instance
-        .get_typed_func::<(i32, i32), (i32, i32)>(&store, name)
-        .map_err(|error| trap(function, error))?;
+    let entry = export(function, &instance, &store, name)?;
 
     let input = args.to_json();
     let pages = (input.len() as u64).div_ceil(WASM_PAGE_BYTES).max(1);
@@ -85,10 +177,25 @@ pub fn string_abi(
         .write(&mut store, input_ptr as usize, input.as_bytes())
         .map_err(|error| trap(function, error.into()))?;
 
-    let (output_ptr, output_len) = entry
-        .call(&mut store, (input_ptr as u32 as i32, input.len() as i32))
-        .map_err(|error| trap(function, error))?;
-    let (output_ptr, output_len) = (output_ptr as u32, output_len as u32);
+    let mut outputs = [Val::I32(0), Val::I32(0)];
+    call_until(
+        &mut store,
+        entry,
+        &[
+            Val::I32(input_ptr as u32 as i32),
+            Val::I32(input.len() as i32),
+        ],
+        &mut outputs,
+        deadline,
+    )
+    .map_err(|stop| stop.into_error(runtime, function))?;
+    let (Val::I32(output_ptr), Val::I32(output_len)) = (&outputs[0], &outputs[1]) else {
+        return Err(trap(
+            function,
+            wasmi::Error::new("the string ABI returns two i32"),
+        ));
+    };
+    let (output_ptr, output_len) = (*output_ptr as u32, *output_len as u32);
     let data = memory.data(&store);
     let output = (output_ptr as usize)
         .checked_add(output_len as usize)
@@ -126,18 +233,17 @@ pub fn numeric_abi(
             })?,
         );
     }
-    let (mut store, instance) = plain_instance(runtime, function)?;
-    let func = instance
-        .get_func(&store, function.name.as_str())
-        .ok_or_else(|| trap(function, wasmi::Error::new("export vanished")))?;
+    let deadline = Instant::now() + runtime.timeout;
+    let (mut store, instance) = plain_instance(runtime, function, deadline)?;
+    let func = export(function, &instance, &store, function.name.as_str())?;
     let mut results: Vec<Val> = func
         .ty(&store)
         .results()
         .iter()
         .map(|ty| Val::default_for_ty(*ty))
         .collect();
-    func.call(&mut store, &values, &mut results)
-        .map_err(|error| trap(function, error))?;
+    call_until(&mut store, func, &values, &mut results, deadline)
+        .map_err(|stop| stop.into_error(runtime, function))?;
     Ok(results
         .iter()
         .map(format_number)
@@ -238,6 +344,7 @@ pub fn wasi(
     function: &CompiledFunction,
     args: &InvocationArgs,
 ) -> Result<String, RuntimeError> {
+    let deadline = Instant::now() + runtime.timeout;
     let input = args.to_json();
     let stdout = Arc::new(RwLock::new(Vec::<u8>::new()));
     let stderr = Arc::new(RwLock::new(Vec::<u8>::new()));
@@ -258,6 +365,9 @@ pub fn wasi(
         },
     );
     store.limiter(|state| &mut state.limits);
+    store
+        .set_fuel(INSTANTIATION_FUEL)
+        .expect("the engine meters fuel");
     let instance = runtime
         .wasi_linker
         .instantiate_and_start(&mut store, &function.module)
@@ -265,10 +375,8 @@ pub fn wasi(
             function: function.name.to_string(),
             reason: error.to_string(),
         })?;
-    let start = instance
-        .get_typed_func::<(), ()>(&store, "_start")
-        .map_err(|error| trap(function, error))?;
-    let outcome = start.call(&mut store, ());
+    let start = export(function, &instance, &store, "_start")?;
+    let outcome = call_until(&mut store, start, &[], &mut [], deadline);
     drop(store);
     let take = |buffer: &Arc<RwLock<Vec<u8>>>| {
         std::mem::take(
@@ -277,15 +385,22 @@ pub fn wasi(
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         )
     };
-    match outcome.map_err(|error| error.i32_exit_status().ok_or(error)) {
-        Ok(()) | Err(Ok(0)) => {
+    match outcome {
+        Ok(())
+        | Err(Stop::Failed {
+            exit_status: Some(0),
+            ..
+        }) => {
             let mut output = take(&stdout);
             if output.last() == Some(&b'\n') {
                 output.pop();
             }
             Ok(String::from_utf8_lossy(&output).into_owned())
         }
-        Err(Ok(exit_code)) => {
+        Err(Stop::Failed {
+            exit_status: Some(exit_code),
+            ..
+        }) => {
             let stderr = take(&stderr);
             let tail = &stderr[stderr.len().saturating_sub(STDERR_TAIL_BYTES)..];
             Err(RuntimeError::NonZeroExit {
@@ -294,6 +409,6 @@ pub fn wasi(
                 stderr_tail: String::from_utf8_lossy(tail).trim().to_owned(),
             })
         }
-        Err(Err(error)) => Err(trap(function, error)),
+        Err(stop) => Err(stop.into_error(runtime, function)),
     }
 }

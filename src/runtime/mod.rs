@@ -13,6 +13,8 @@ mod abi;
 mod error;
 mod invoke;
 
+use std::time::Duration;
+
 use wasmi::{CompilationMode, Config, Engine, Linker, Module, StoreLimits, StoreLimitsBuilder};
 use wasmi_wasi::WasiCtx;
 
@@ -78,17 +80,40 @@ pub struct Runtime {
     plain_linker: Linker<PlainState>,
     wasi_linker: Linker<WasiState>,
     memory_limit_bytes: usize,
+    timeout: Duration,
+}
+
+/// Per-invocation limits. Every field documents its default.
+#[derive(Clone, Copy, Debug)]
+pub struct RuntimeOptions {
+    /// Wall-clock time one invocation may run before it is stopped (504).
+    /// Defaults to 10 s.
+    pub timeout: Duration,
+    /// Largest linear memory of one instance, in bytes. Defaults to 64 MiB.
+    pub memory_limit_bytes: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
+        }
+    }
 }
 
 impl Default for Runtime {
     fn default() -> Self {
-        Self::new()
+        Self::new(RuntimeOptions::default())
     }
 }
 
 impl Runtime {
-    pub fn new() -> Self {
+    pub fn new(options: RuntimeOptions) -> Self {
         let mut config = Config::default();
+        // Fuel metering gives an interpreter a wall-clock deadline: calls run
+        // in fuel slices and the clock is checked between them.
+        config.consume_fuel(true);
         // Validate the whole module at deploy, translate each function on its
         // first call: deploys stay fast even for large modules.
         config.compilation_mode(CompilationMode::LazyTranslation);
@@ -101,7 +126,8 @@ impl Runtime {
             engine,
             plain_linker,
             wasi_linker,
-            memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
+            memory_limit_bytes: options.memory_limit_bytes,
+            timeout: options.timeout,
         }
     }
 
@@ -164,6 +190,7 @@ impl Runtime {
             },
         );
         store.limiter(|state| &mut state.limits);
+        store.set_fuel(u64::MAX).expect("the engine meters fuel");
         self.wasi_linker
             .instantiate_and_start(&mut store, module)
             .map(drop)
