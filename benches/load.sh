@@ -31,7 +31,7 @@ done
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ns() { date +%s%N; }
-ms_since() { echo "scale=2; ($(now_ns) - $1) / 1000000" | bc; }
+ms_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.2f", (b - a) / 1000000 }'; }
 
 echo "== building (release engine, bare server, examples, a large unstripped module)"
 cargo build --release --quiet --bin wasm_engine --example bare_server
