@@ -43,15 +43,8 @@ engine=target/release/wasm_engine
 
 registry_port=$(free_port)
 registry=127.0.0.1:$registry_port
-cat >"$work/registry.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/registry}}
-http: {addr: $registry}
-YAML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -fs "http://$registry/v2/" >/dev/null && break; sleep 0.1; done
+source scripts/registry.sh
+start_registry "$registry" "$work/registry"
 
 app=experiments/application
 push() { "$engine" push "$1" "$registry/$2" >/dev/null; }

@@ -23,9 +23,8 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 registry=127.0.0.1:$(port)
-printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\n' "$work/reg" "$registry" >"$work/reg.yml"
-docker-registry serve "$work/reg.yml" >/dev/null 2>&1 & pids+=($!)
-for _ in $(seq 100); do curl -fs "http://$registry/v2/" >/dev/null && break; sleep 0.1; done
+source scripts/registry.sh
+start_registry "$registry" "$work/registry"
 
 engine_port=$(port)
 # shellcheck disable=SC2086

@@ -32,16 +32,8 @@ cargo build --release --quiet
 experiments/build-apps.sh
 
 rm -rf "$work" && mkdir -p "$work"
-cat >"$work/registry.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/registry}}
-http: {addr: $registry}
-YAML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -fs "http://$registry/v2/" >/dev/null && break; sleep 0.1; done
-curl -fs "http://$registry/v2/" >/dev/null || { cat "$work/registry.log"; exit 1; }
+source scripts/registry.sh
+start_registry "$registry" "$work/registry"
 
 echo
 echo "== pushing the functions to the registry at $registry"

@@ -24,22 +24,33 @@ fn index_entry(
     })
 }
 
+/// Pushes the numeric and string fixtures, then an OCI index `fn:multi` over
+/// them with the given `(tag, os, architecture)` entries. Returns the index
+/// and its image reference.
+fn push_index(registry: &Registry, entries: &[(&str, &str, &str)]) -> (String, String) {
+    registry.push_fixture("numeric", "fn:numeric");
+    registry.push_fixture("string", "fn:string");
+    let manifests: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(tag, os, arch)| index_entry(registry, tag, os, arch))
+        .collect();
+    let index =
+        json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).to_string();
+    let image = registry.push_manifest(OCI_INDEX, index.as_bytes(), "fn:multi");
+    (index, image)
+}
+
 #[test]
 fn an_index_resolves_to_its_wasi_wasm_entry() {
     let registry = Registry::start();
-    registry.push_fixture("numeric", "fn:numeric");
-    registry.push_fixture("string", "fn:string");
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            index_entry(&registry, "fn:string", "linux", "s390x"),
-            index_entry(&registry, "fn:numeric", "wasi", "wasm"),
-            index_entry(&registry, "fn:string", "unknown", "unknown"),
+    let (index, image) = push_index(
+        &registry,
+        &[
+            ("fn:string", "linux", "s390x"),
+            ("fn:numeric", "wasi", "wasm"),
+            ("fn:string", "unknown", "unknown"),
         ],
-    })
-    .to_string();
-    let image = registry.push_manifest(OCI_INDEX, index.as_bytes(), "fn:multi");
+    );
     let engine = Engine::start();
     let reply = engine.post_json(
         "/function/deploy",
@@ -57,18 +68,13 @@ fn an_index_resolves_to_its_wasi_wasm_entry() {
 #[test]
 fn an_index_without_a_runnable_choice_names_its_platforms() {
     let registry = Registry::start();
-    registry.push_fixture("numeric", "fn:numeric");
-    registry.push_fixture("string", "fn:string");
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            index_entry(&registry, "fn:string", "linux", "s390x"),
-            index_entry(&registry, "fn:numeric", "linux", "ppc64le"),
+    let (_, image) = push_index(
+        &registry,
+        &[
+            ("fn:string", "linux", "s390x"),
+            ("fn:numeric", "linux", "ppc64le"),
         ],
-    })
-    .to_string();
-    let image = registry.push_manifest(OCI_INDEX, index.as_bytes(), "fn:multi");
+    );
     let engine = Engine::start();
     let reply = engine.post(
         "/function/deploy",

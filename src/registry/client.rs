@@ -285,11 +285,11 @@ impl Session<'_> {
     pub fn manifest(&mut self, reference: &str) -> Result<(Digest, Manifest), RegistryError> {
         let url = self.url(&format!("manifests/{reference}"));
         let mut response = self.send(&url, |agent, authorization| {
-            let mut request = agent.get(&url).header("Accept", manifest::MANIFEST_ACCEPT);
-            if let Some(authorization) = authorization {
-                request = request.header("Authorization", authorization);
-            }
-            request.call()
+            authorized(
+                agent.get(&url).header("Accept", manifest::MANIFEST_ACCEPT),
+                authorization,
+            )
+            .call()
         })?;
         let display = format!(
             "{}/{}:{reference}",
@@ -342,11 +342,7 @@ impl Session<'_> {
     pub fn blob(&mut self, digest: &Digest) -> Result<impl Read + use<>, RegistryError> {
         let url = self.url(&format!("blobs/{digest}"));
         let response = self.send(&url, |agent, authorization| {
-            let mut request = agent.get(&url);
-            if let Some(authorization) = authorization {
-                request = request.header("Authorization", authorization);
-            }
-            request.call()
+            authorized(agent.get(&url), authorization).call()
         })?;
         match response.status().as_u16() {
             200 => Ok(response.into_body().into_reader()),
@@ -357,6 +353,17 @@ impl Session<'_> {
             }),
             _ => Err(unexpected_status(&url, response)),
         }
+    }
+}
+
+/// Adds the session's `Authorization` header to `request`, if it has one.
+pub(super) fn authorized<B>(
+    request: ureq::RequestBuilder<B>,
+    authorization: Option<&str>,
+) -> ureq::RequestBuilder<B> {
+    match authorization {
+        Some(authorization) => request.header("Authorization", authorization),
+        None => request,
     }
 }
 

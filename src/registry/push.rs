@@ -6,7 +6,7 @@ use std::io::Read;
 
 use serde_json::json;
 
-use super::client::{RegistryClient, Session, body_excerpt};
+use super::client::{RegistryClient, Session, authorized, body_excerpt};
 use super::digest::Digest;
 use super::error::RegistryError;
 use super::layer::{LayerFile, build_gzip_tar};
@@ -98,11 +98,11 @@ impl RegistryClient {
         let tag = reference.manifest_reference().to_owned();
         let url = session.url(&format!("manifests/{tag}"));
         let mut response = session.send(&url, |agent, authorization| {
-            let mut request = agent.put(&url).header("Content-Type", media_type);
-            if let Some(authorization) = authorization {
-                request = request.header("Authorization", authorization);
-            }
-            request.send(manifest)
+            authorized(
+                agent.put(&url).header("Content-Type", media_type),
+                authorization,
+            )
+            .send(manifest)
         })?;
         if response.status().as_u16() != 201 {
             return Err(RegistryError::PushRejected {
@@ -121,22 +121,14 @@ fn push_blob(session: &mut Session<'_>, blob: &[u8]) -> Result<Digest, RegistryE
     let digest = Digest::of(blob);
     let url = session.url(&format!("blobs/{digest}"));
     let response = session.send(&url, |agent, authorization| {
-        let mut request = agent.head(&url);
-        if let Some(authorization) = authorization {
-            request = request.header("Authorization", authorization);
-        }
-        request.call()
+        authorized(agent.head(&url), authorization).call()
     })?;
     if response.status().as_u16() == 200 {
         return Ok(digest);
     }
     let url = session.url("blobs/uploads/");
     let mut response = session.send(&url, |agent, authorization| {
-        let mut request = agent.post(&url);
-        if let Some(authorization) = authorization {
-            request = request.header("Authorization", authorization);
-        }
-        request.send_empty()
+        authorized(agent.post(&url), authorization).send_empty()
     })?;
     let location = response
         .headers()
@@ -153,13 +145,13 @@ fn push_blob(session: &mut Session<'_>, blob: &[u8]) -> Result<Digest, RegistryE
     let separator = if location.contains('?') { '&' } else { '?' };
     let url = format!("{}{separator}digest={digest}", session.absolute(&location));
     let mut response = session.send(&url, |agent, authorization| {
-        let mut request = agent
-            .put(&url)
-            .header("Content-Type", "application/octet-stream");
-        if let Some(authorization) = authorization {
-            request = request.header("Authorization", authorization);
-        }
-        request.send(blob)
+        authorized(
+            agent
+                .put(&url)
+                .header("Content-Type", "application/octet-stream"),
+            authorization,
+        )
+        .send(blob)
     })?;
     if response.status().as_u16() != 201 {
         return Err(RegistryError::PushRejected {
