@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wasm_engine::function::{FunctionName, InvocationArgs};
+use wasm_engine::function::{FunctionLimits, FunctionName, InvocationArgs};
 use wasm_engine::runtime::{Runtime, RuntimeOptions};
 
 struct Case {
@@ -91,6 +91,7 @@ fn invoke(c: &mut Criterion) {
     // As `wasm_engine` does at startup. SAFETY: no other thread runs yet.
     unsafe { wasm_engine::runtime::disable_library_backtraces() };
     let runtime = Runtime::new(RuntimeOptions::default());
+    let limits = runtime.limits_for(&FunctionLimits::default());
     let mut group = c.benchmark_group("invoke");
     for case in cases() {
         let name = FunctionName::new(case.name).unwrap();
@@ -99,7 +100,7 @@ fn invoke(c: &mut Criterion) {
             .expect("benchmark module deploys");
         // Check the answer once, so the benchmark measures a working call.
         let output = runtime
-            .invoke(&compiled, &case.args)
+            .invoke(&compiled, &limits, &case.args)
             .expect("benchmark call succeeds");
         assert!(
             !output.is_empty() || case.name == "wasi_empty",
@@ -107,7 +108,7 @@ fn invoke(c: &mut Criterion) {
             case.name
         );
         group.bench_function(case.name, |b| {
-            b.iter(|| runtime.invoke(&compiled, &case.args).unwrap())
+            b.iter(|| runtime.invoke(&compiled, &limits, &case.args).unwrap())
         });
     }
     group.finish();

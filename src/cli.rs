@@ -5,11 +5,13 @@
 //! flags, logging setup and exit codes. It does no work of its own: it hands a
 //! [`ServeConfig`] to [`crate::api::serve`] or a file to [`crate::registry`].
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use crate::config::ServeConfig;
+use crate::config::{AdminToken, ServeConfig};
 use crate::registry::{ImageReference, RegistryClient, RegistryOptions};
 
 const HELP: &str = "\
@@ -34,6 +36,22 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   wall-clock limit of one invocation (504 beyond)
     --memory-limit-mb N           WASM_ENGINE_MEMORY_LIMIT_MB [default: 64]
                                   largest linear memory of one instance
+    --max-output-bytes N          WASM_ENGINE_MAX_OUTPUT_BYTES [default: 1048576]
+                                  most result or stdout/stderr bytes of one call (500 beyond)
+    --max-in-flight N             WASM_ENGINE_MAX_IN_FLIGHT  [default: --workers]
+                                  most invocations running at once
+    --max-queue N                 WASM_ENGINE_MAX_QUEUE      [default: 64]
+                                  most invocations waiting; beyond it 503 + Retry-After
+    --client-timeout-ms N         WASM_ENGINE_CLIENT_TIMEOUT_MS [default: 10000]
+                                  longest wait for a client's next bytes (408 beyond);
+                                  idle keep-alive connections close after it
+    --max-connections N           WASM_ENGINE_MAX_CONNECTIONS [default: 256]
+                                  most open client connections (503 beyond)
+    --admin-token-file FILE       WASM_ENGINE_ADMIN_TOKEN_FILE
+                                  deploy, update and delete need
+                                  'Authorization: Bearer <first line of FILE>'
+    --protect-all                 WASM_ENGINE_PROTECT_ALL=true
+                                  the admin token also guards invoke, list and query
 
 PUSH OPTIONS:
     --insecure-registry HOST[:PORT]   as above
@@ -142,6 +160,22 @@ fn push(
     Ok(())
 }
 
+/// The serve flags that take a value, with their environment twins.
+const VALUE_FLAGS: &[(&str, &str)] = &[
+    ("listen", "WASM_ENGINE_LISTEN"),
+    ("data-dir", "WASM_ENGINE_DATA_DIR"),
+    ("workers", "WASM_ENGINE_WORKERS"),
+    ("max-body-bytes", "WASM_ENGINE_MAX_BODY_BYTES"),
+    ("timeout-ms", "WASM_ENGINE_TIMEOUT_MS"),
+    ("memory-limit-mb", "WASM_ENGINE_MEMORY_LIMIT_MB"),
+    ("max-output-bytes", "WASM_ENGINE_MAX_OUTPUT_BYTES"),
+    ("client-timeout-ms", "WASM_ENGINE_CLIENT_TIMEOUT_MS"),
+    ("max-connections", "WASM_ENGINE_MAX_CONNECTIONS"),
+    ("max-in-flight", "WASM_ENGINE_MAX_IN_FLIGHT"),
+    ("max-queue", "WASM_ENGINE_MAX_QUEUE"),
+    ("admin-token-file", "WASM_ENGINE_ADMIN_TOKEN_FILE"),
+];
+
 /// Parses the arguments (without the program name). `env` looks up an
 /// environment variable; flags override their environment twins.
 fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Command, String> {
@@ -149,13 +183,14 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
 
     let mut parser = lexopt::Parser::from_args(args);
     let mut positional: Vec<String> = Vec::new();
-    let mut config = ServeConfig::default();
-    let mut listen = env("WASM_ENGINE_LISTEN");
-    let mut data_dir = env("WASM_ENGINE_DATA_DIR").map(PathBuf::from);
-    let mut workers = env("WASM_ENGINE_WORKERS");
-    let mut max_body_bytes = env("WASM_ENGINE_MAX_BODY_BYTES");
-    let mut timeout_ms = env("WASM_ENGINE_TIMEOUT_MS");
-    let mut memory_limit_mb = env("WASM_ENGINE_MEMORY_LIMIT_MB");
+    let mut values: HashMap<&'static str, String> = VALUE_FLAGS
+        .iter()
+        .filter_map(|&(flag, twin)| env(twin).map(|value| (flag, value)))
+        .collect();
+    let mut protect_all = env("WASM_ENGINE_PROTECT_ALL")
+        .map(|value| parse_bool("WASM_ENGINE_PROTECT_ALL", &value))
+        .transpose()?
+        .unwrap_or(false);
     let mut insecure_registries: Vec<String> = env("WASM_ENGINE_INSECURE_REGISTRIES")
         .map(|list| {
             list.split(',')
@@ -170,20 +205,18 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
-            Long("listen") => listen = Some(string_value(&mut parser, "--listen")?),
-            Long("data-dir") => {
-                data_dir = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
-            }
-            Long("workers") => workers = Some(string_value(&mut parser, "--workers")?),
-            Long("max-body-bytes") => {
-                max_body_bytes = Some(string_value(&mut parser, "--max-body-bytes")?)
-            }
-            Long("timeout-ms") => timeout_ms = Some(string_value(&mut parser, "--timeout-ms")?),
-            Long("memory-limit-mb") => {
-                memory_limit_mb = Some(string_value(&mut parser, "--memory-limit-mb")?)
-            }
             Long("insecure-registry") => {
                 insecure_registries.push(string_value(&mut parser, "--insecure-registry")?)
+            }
+            Long("protect-all") => protect_all = true,
+            Long(name) if VALUE_FLAGS.iter().any(|&(flag, _)| flag == name) => {
+                let flag = VALUE_FLAGS
+                    .iter()
+                    .map(|&(flag, _)| flag)
+                    .find(|&flag| flag == name)
+                    .expect("matched above");
+                let value = string_value(&mut parser, &format!("--{flag}"))?;
+                values.insert(flag, value);
             }
             Value(value) => positional.push(
                 value
@@ -200,48 +233,12 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             if let Some(extra) = positional.next() {
                 return Err(format!("unexpected argument {extra:?} for serve"));
             }
-            if let Some(listen) = listen {
-                config.listen = listen;
-            }
-            if let Some(data_dir) = data_dir {
-                config.data_dir = data_dir;
-            }
-            if let Some(workers) = workers {
-                config.workers = match workers.parse::<usize>() {
-                    Ok(n) if n > 0 => n,
-                    _ => {
-                        return Err(format!(
-                            "--workers must be a positive number, got {workers:?}"
-                        ));
-                    }
-                };
-            }
-            if let Some(bytes) = max_body_bytes {
-                config.max_body_bytes = bytes.parse().map_err(|_| {
-                    format!("--max-body-bytes must be a number of bytes, got {bytes:?}")
-                })?;
-            }
-            if let Some(value) = timeout_ms {
-                config.invocation_timeout = match value.parse::<u64>() {
-                    Ok(ms) if ms > 0 => std::time::Duration::from_millis(ms),
-                    _ => {
-                        return Err(format!(
-                            "--timeout-ms must be a positive number of milliseconds, got {value:?}"
-                        ));
-                    }
-                };
-            }
-            if let Some(value) = memory_limit_mb {
-                config.memory_limit_bytes = match value.parse::<usize>() {
-                    Ok(mb) if (1..=4096).contains(&mb) => mb << 20,
-                    _ => {
-                        return Err(format!(
-                            "--memory-limit-mb must be a number of MiB from 1 to 4096, got {value:?}"
-                        ));
-                    }
-                };
-            }
+            let mut config = serve_config(&values)?;
             config.insecure_registries = insecure_registries;
+            config.protect_all = protect_all;
+            if config.protect_all && config.admin_token.is_none() {
+                return Err("--protect-all needs --admin-token-file".into());
+            }
             Ok(Command::Serve(config))
         }
         Some("push") => {
@@ -259,6 +256,83 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
         Some(other) => Err(format!(
             "unknown command {other:?}; the commands are serve (the default) and push"
         )),
+    }
+}
+
+/// Builds the serve settings from the flag values, checking each.
+fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, String> {
+    let mut config = ServeConfig::default();
+    let number = |flag: &str, unit: &str, range: std::ops::RangeInclusive<u64>| {
+        values
+            .get(flag)
+            .map(|value| match value.parse::<u64>() {
+                Ok(n) if range.contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "--{flag} must be a number of {unit} from {} to {}, got {value:?}",
+                    range.start(),
+                    range.end()
+                )),
+            })
+            .transpose()
+    };
+    const MAX: u64 = u32::MAX as u64;
+    if let Some(listen) = values.get("listen") {
+        config.listen.clone_from(listen);
+    }
+    if let Some(data_dir) = values.get("data-dir") {
+        config.data_dir = PathBuf::from(data_dir);
+    }
+    if let Some(n) = number("workers", "threads", 1..=1024)? {
+        config.workers = n as usize;
+    }
+    if let Some(n) = number("max-body-bytes", "bytes", 1..=MAX)? {
+        config.max_body_bytes = n;
+    }
+    if let Some(n) = number("timeout-ms", "milliseconds", 1..=MAX)? {
+        config.invocation_timeout = Duration::from_millis(n);
+    }
+    if let Some(n) = number("memory-limit-mb", "MiB", 1..=4096)? {
+        config.memory_limit_bytes = (n as usize) << 20;
+    }
+    if let Some(n) = number("max-output-bytes", "bytes", 1..=MAX)? {
+        config.max_output_bytes = n as usize;
+    }
+    if let Some(n) = number("client-timeout-ms", "milliseconds", 1..=MAX)? {
+        config.client_timeout = Duration::from_millis(n);
+    }
+    if let Some(n) = number("max-connections", "connections", 1..=65536)? {
+        config.max_connections = n as usize;
+    }
+    if let Some(n) = number("max-in-flight", "invocations", 1..=1024)? {
+        config.max_in_flight = Some(n as usize);
+    }
+    if let Some(n) = number("max-queue", "invocations", 0..=1_000_000)? {
+        config.max_queue = n as usize;
+    }
+    if let Some(path) = values.get("admin-token-file") {
+        config.admin_token = Some(read_admin_token(path)?);
+    }
+    Ok(config)
+}
+
+/// Reads the admin token: the file's first line, which must not be empty.
+fn read_admin_token(path: &str) -> Result<AdminToken, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("--admin-token-file {path}: cannot read it: {error}"))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.len() < 16 {
+        return Err(format!(
+            "--admin-token-file {path}: the token (its first line) must be at least 16 characters"
+        ));
+    }
+    Ok(AdminToken(token.to_owned()))
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("{name} must be true or false, got {value:?}")),
     }
 }
 
@@ -321,11 +395,67 @@ mod tests {
     }
 
     #[test]
+    fn limits_come_from_flags_and_environment_twins() {
+        let token = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(token.path(), "0123456789abcdef-token\n").unwrap();
+        let path = token.path().to_str().unwrap();
+        let Command::Serve(config) = parse_with(
+            &[
+                "--max-in-flight",
+                "3",
+                "--admin-token-file",
+                path,
+                "--protect-all",
+            ],
+            &[
+                ("WASM_ENGINE_MAX_QUEUE", "7"),
+                ("WASM_ENGINE_MAX_OUTPUT_BYTES", "4096"),
+                ("WASM_ENGINE_CLIENT_TIMEOUT_MS", "1500"),
+                ("WASM_ENGINE_MAX_IN_FLIGHT", "9"),
+            ],
+        )
+        .unwrap() else {
+            panic!("expected serve")
+        };
+        assert_eq!(config.invocation_slots(), 3);
+        assert_eq!(config.max_queue, 7);
+        assert_eq!(config.max_output_bytes, 4096);
+        assert_eq!(config.client_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            config.admin_token,
+            Some(AdminToken("0123456789abcdef-token".into()))
+        );
+        assert!(config.protect_all);
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused() {
+        let token = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(token.path(), "short\n").unwrap();
+        let error =
+            parse_with(&["--admin-token-file", token.path().to_str().unwrap()], &[]).unwrap_err();
+        assert!(error.contains("at least 16 characters"), "{error}");
+    }
+
+    #[test]
     fn usage_errors_say_what_is_wrong() {
+        assert_eq!(
+            parse_with(&["--workers", "0"], &[]).unwrap_err(),
+            "--workers must be a number of threads from 1 to 1024, got \"0\""
+        );
         assert!(
-            parse_with(&["--workers", "0"], &[])
+            parse_with(&["--max-queue", "lots"], &[])
                 .unwrap_err()
-                .contains("positive")
+                .contains("--max-queue must be a number")
+        );
+        assert_eq!(
+            parse_with(&["--protect-all"], &[]).unwrap_err(),
+            "--protect-all needs --admin-token-file"
+        );
+        assert!(
+            parse_with(&["--admin-token-file", "/nonexistent/token"], &[])
+                .unwrap_err()
+                .contains("cannot read it")
         );
         assert!(
             parse_with(&["--bogus"], &[])

@@ -13,6 +13,19 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/wasmengine";
 /// Default cap on a request body, in bytes (1 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 
+/// Default cap on what one invocation may output, in bytes (1 MiB).
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+
+/// The secret that guards the mutating routes. Its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(pub String);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
 /// Everything `wasm_engine serve` needs to run.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -22,7 +35,9 @@ pub struct ServeConfig {
     /// Data directory holding `functions/` and the index.
     /// Defaults to `/var/lib/wasmengine`.
     pub data_dir: PathBuf,
-    /// Number of worker threads serving requests. Defaults to the number of CPUs.
+    /// Number of worker threads serving requests (one more is started so that
+    /// deploy, list and query are served while every worker runs a function).
+    /// Defaults to the number of CPUs.
     pub workers: usize,
     /// Registries (`host` or `host:port`) that may be reached over plain HTTP
     /// besides loopback ones. Defaults to none.
@@ -35,6 +50,28 @@ pub struct ServeConfig {
     /// Largest linear memory of one function instance, in bytes; `memory.grow`
     /// beyond it fails inside the function. Defaults to 64 MiB.
     pub memory_limit_bytes: usize,
+    /// Most bytes a function may return (string ABI) or write to stdout or
+    /// stderr (WASI) in one invocation; beyond it the call fails with 500.
+    /// Defaults to 1 MiB.
+    pub max_output_bytes: usize,
+    /// Longest wait for each read from a client: a request that stalls longer
+    /// is answered 408, an idle keep-alive connection is closed. Also bounds
+    /// each write of a response. Defaults to 10 s.
+    pub client_timeout: Duration,
+    /// Most client connections open at once; each holds a small thread while
+    /// open. Beyond it a connection is answered 503. Defaults to 256.
+    pub max_connections: usize,
+    /// Most invocations running at once. `None`: the number of workers.
+    pub max_in_flight: Option<usize>,
+    /// Most invocations waiting for a free slot; beyond it invoke answers 503
+    /// with `Retry-After`. Defaults to 64.
+    pub max_queue: usize,
+    /// The admin token: when set, deploy, update and delete need
+    /// `Authorization: Bearer <token>`. Defaults to none (no token needed).
+    pub admin_token: Option<AdminToken>,
+    /// Whether the admin token also guards invoke, list and query.
+    /// Defaults to false.
+    pub protect_all: bool,
     /// Timeout for one registry request (connect, send, and receive the
     /// response headers). Defaults to 10 s.
     pub registry_timeout: Duration,
@@ -42,15 +79,30 @@ pub struct ServeConfig {
 
 impl Default for ServeConfig {
     fn default() -> Self {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             listen: DEFAULT_LISTEN.to_owned(),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            workers,
             insecure_registries: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             registry_timeout: Duration::from_secs(10),
             invocation_timeout: Duration::from_secs(10),
             memory_limit_bytes: 64 << 20,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            client_timeout: Duration::from_secs(10),
+            max_connections: 256,
+            max_in_flight: None,
+            max_queue: 64,
+            admin_token: None,
+            protect_all: false,
         }
+    }
+}
+
+impl ServeConfig {
+    /// The most invocations that may run at once.
+    pub fn invocation_slots(&self) -> usize {
+        self.max_in_flight.unwrap_or(self.workers).max(1)
     }
 }

@@ -116,6 +116,51 @@ pub struct FunctionEntry {
     pub wasi_cap: bool,
     /// The digest of the manifest (or index) the image reference resolved to.
     pub image_digest: String,
+    /// Limits asked for at deploy; a limit not set here is the server's default.
+    #[serde(default, skip_serializing_if = "FunctionLimits::is_empty")]
+    pub limits: FunctionLimits,
+}
+
+/// Per-function limits, each optional: `None` means the server's default
+/// (`--timeout-ms`, `--memory-limit-mb`; no fuel budget).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionLimits {
+    /// Wall-clock limit of one call, in milliseconds (504 beyond).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Largest linear memory of one instance, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_mb: Option<u64>,
+    /// Fuel units (about one per executed wasm instruction) one call may use (504 beyond).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+}
+
+/// Largest `memory_limit_mb` a deploy may ask for: the 32-bit address space.
+pub const MAX_MEMORY_LIMIT_MB: u64 = 4096;
+
+impl FunctionLimits {
+    /// True when every limit is the server's default.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Checks each limit that is set.
+    ///
+    /// # Errors
+    /// A message naming the field and its accepted range.
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |field: &str, value: Option<u64>, max: u64| match value {
+            Some(v) if v == 0 || v > max => {
+                Err(format!("{field} must be from 1 to {max}, got {v}"))
+            }
+            _ => Ok(()),
+        };
+        check("timeout_ms", self.timeout_ms, u32::MAX as u64)?;
+        check("memory_limit_mb", self.memory_limit_mb, MAX_MEMORY_LIMIT_MB)?;
+        check("fuel", self.fuel, u64::MAX)
+    }
 }
 
 /// The `args` of an invocation: string keys and values, in request order.

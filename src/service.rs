@@ -12,9 +12,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::config::ServeConfig;
-use crate::function::{FunctionEntry, FunctionName, InvocationArgs};
+use crate::function::{FunctionEntry, FunctionLimits, FunctionName, InvocationArgs};
 use crate::registry::{ImageReference, RegistryClient, RegistryError, RegistryOptions};
-use crate::runtime::{CompiledFunction, Runtime, RuntimeError, RuntimeOptions};
+use crate::runtime::{CompiledFunction, InvocationLimits, Runtime, RuntimeError, RuntimeOptions};
 use crate::store::{FunctionStore, StoreError};
 
 /// A failure of one service operation.
@@ -76,10 +76,20 @@ impl From<StoreError> for ServiceError {
     }
 }
 
-/// A function ready to invoke: its entry and its compiled module.
+/// A function ready to invoke: its entry, its compiled module and the
+/// limits its calls run under.
 struct DeployedFunction {
     entry: FunctionEntry,
     compiled: CompiledFunction,
+    limits: InvocationLimits,
+}
+
+/// What a deploy or update asks for.
+#[derive(Debug)]
+pub struct DeploySpec {
+    pub image: ImageReference,
+    pub wasi_cap: bool,
+    pub limits: FunctionLimits,
 }
 
 /// The engine's operations, shared by every worker thread.
@@ -128,6 +138,7 @@ impl FunctionService {
             runtime: Runtime::new(RuntimeOptions {
                 timeout: config.invocation_timeout,
                 memory_limit_bytes: config.memory_limit_bytes,
+                max_output_bytes: config.max_output_bytes,
             }),
             deployed: RwLock::new(BTreeMap::new()),
             changing: Mutex::new(HashSet::new()),
@@ -155,7 +166,15 @@ impl FunctionService {
                 .and_then(|wasm| Ok(self.runtime.prepare(&name, entry.wasi_cap, &wasm)?));
             match compiled {
                 Ok(compiled) => {
-                    restored.insert(name, Arc::new(DeployedFunction { entry, compiled }));
+                    let limits = self.runtime.limits_for(&entry.limits);
+                    restored.insert(
+                        name,
+                        Arc::new(DeployedFunction {
+                            entry,
+                            compiled,
+                            limits,
+                        }),
+                    );
                 }
                 Err(error) => log::error!(
                     "not restoring function {name}: {error}; deploy it again to replace it"
@@ -214,8 +233,7 @@ impl FunctionService {
     pub fn deploy(
         &self,
         name: &FunctionName,
-        image: &ImageReference,
-        wasi_cap: bool,
+        spec: &DeploySpec,
     ) -> Result<FunctionEntry, ServiceError> {
         let _guard = self.begin_change(name)?;
         if let Ok(existing) = self.get(name) {
@@ -224,7 +242,7 @@ impl FunctionService {
                 image: existing.entry.func_image_name.clone(),
             });
         }
-        self.install(name, image, wasi_cap)
+        self.install(name, spec)
     }
 
     /// Replaces a deployed function's image. Calls already running finish on
@@ -235,20 +253,24 @@ impl FunctionService {
     pub fn update(
         &self,
         name: &FunctionName,
-        image: &ImageReference,
-        wasi_cap: bool,
+        spec: &DeploySpec,
     ) -> Result<FunctionEntry, ServiceError> {
         let _guard = self.begin_change(name)?;
         self.get(name)?;
-        self.install(name, image, wasi_cap)
+        self.install(name, spec)
     }
 
     fn install(
         &self,
         name: &FunctionName,
-        image: &ImageReference,
-        wasi_cap: bool,
+        spec: &DeploySpec,
     ) -> Result<FunctionEntry, ServiceError> {
+        let DeploySpec {
+            image,
+            wasi_cap,
+            limits,
+        } = spec;
+        let wasi_cap = *wasi_cap;
         let started = std::time::Instant::now();
         let pulled = self.registry.pull(image)?;
         let pulled_at = started.elapsed();
@@ -265,9 +287,13 @@ impl FunctionService {
         let compiled = compiled?;
         let staged = staged?;
         let validated_at = started.elapsed();
-        let entry =
-            self.store
-                .commit(staged, &image.to_string(), pulled.digest.as_str(), wasi_cap)?;
+        let entry = self.store.commit(
+            staged,
+            &image.to_string(),
+            pulled.digest.as_str(),
+            wasi_cap,
+            *limits,
+        )?;
         log::info!(
             "installed function {name} from {image} ({}, {} from the image, {} bytes, {:?} ABI)",
             pulled.digest,
@@ -285,6 +311,7 @@ impl FunctionService {
             Arc::new(DeployedFunction {
                 entry: entry.clone(),
                 compiled,
+                limits: self.runtime.limits_for(limits),
             }),
         );
         Ok(entry)
@@ -311,12 +338,16 @@ impl FunctionService {
             .collect()
     }
 
-    /// One function's entry.
+    /// One function's entry and the limits its calls run under.
     ///
     /// # Errors
     /// [`ServiceError::NotDeployed`].
-    pub fn query(&self, name: &FunctionName) -> Result<FunctionEntry, ServiceError> {
-        Ok(self.get(name)?.entry.clone())
+    pub fn query(
+        &self,
+        name: &FunctionName,
+    ) -> Result<(FunctionEntry, InvocationLimits), ServiceError> {
+        let deployed = self.get(name)?;
+        Ok((deployed.entry.clone(), deployed.limits))
     }
 
     /// Runs a function in a fresh instance and returns its output.
@@ -329,6 +360,8 @@ impl FunctionService {
         args: &InvocationArgs,
     ) -> Result<String, ServiceError> {
         let deployed = self.get(name)?;
-        Ok(self.runtime.invoke(&deployed.compiled, args)?)
+        Ok(self
+            .runtime
+            .invoke(&deployed.compiled, &deployed.limits, args)?)
     }
 }

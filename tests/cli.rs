@@ -31,7 +31,7 @@ fn usage_errors_exit_two_with_a_hint() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("--workers must be a positive number"),
+        stderr.contains("--workers must be a number of threads from 1 to 1024"),
         "{stderr}"
     );
     assert!(stderr.contains("wasm_engine --help"), "{stderr}");

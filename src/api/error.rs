@@ -23,6 +23,16 @@ pub enum ApiError {
     },
     /// The body is larger than the configured cap.
     PayloadTooLarge { limit_bytes: u64 },
+    /// The route needs the admin token and the request did not carry it.
+    Unauthorized { token_sent: bool },
+    /// The client stopped sending its request body before the end.
+    RequestTimeout { limit: std::time::Duration },
+    /// Too many invocations are running and waiting; retry later.
+    Overloaded { running: usize, waiting: usize },
+    /// Too many deploys, updates and deletes are under way; retry later.
+    TooManyChanges { limit: usize },
+    /// The engine is stopping and takes no new requests.
+    ShuttingDown,
     /// The operation itself failed.
     Service(ServiceError),
     /// The handler panicked; the worker carries on.
@@ -43,7 +53,10 @@ impl ApiError {
             Self::BadRequest(_) => 400,
             Self::RouteNotFound { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
+            Self::Unauthorized { .. } => 401,
+            Self::RequestTimeout { .. } => 408,
             Self::PayloadTooLarge { .. } => 413,
+            Self::Overloaded { .. } | Self::TooManyChanges { .. } | Self::ShuttingDown => 503,
             Self::Internal => 500,
             Self::Service(error) => match error {
                 ServiceError::NotDeployed { .. } => 404,
@@ -75,9 +88,11 @@ impl ApiError {
                     | RuntimeError::MissingMemory { .. }
                     | RuntimeError::MissingStart { .. } => 422,
                     RuntimeError::BadArguments { .. } => 400,
-                    RuntimeError::Timeout { .. } => 504,
+                    RuntimeError::Timeout { .. } | RuntimeError::FuelExhausted { .. } => 504,
                     RuntimeError::Instantiation { .. }
                     | RuntimeError::Trap { .. }
+                    | RuntimeError::MemoryLimit { .. }
+                    | RuntimeError::OutputTooLarge { .. }
                     | RuntimeError::NonZeroExit { .. }
                     | RuntimeError::OutputOutOfBounds { .. }
                     | RuntimeError::OutputNotUtf8 { .. } => 500,
@@ -114,6 +129,28 @@ impl fmt::Display for ApiError {
                 f,
                 "request body is larger than the {limit_bytes} byte limit (--max-body-bytes)"
             ),
+            Self::Unauthorized { token_sent: false } => f.write_str(
+                "this route needs the admin token: send 'Authorization: Bearer <token>' (the engine reads it from --admin-token-file)",
+            ),
+            Self::Unauthorized { token_sent: true } => f.write_str(
+                "the bearer token is not the admin token (--admin-token-file); check the token you send",
+            ),
+            Self::RequestTimeout { limit } => write!(
+                f,
+                "the request body did not arrive in time ({} ms per read, --client-timeout-ms)",
+                limit.as_millis()
+            ),
+            Self::Overloaded { running, waiting } => write!(
+                f,
+                "the engine is overloaded ({running} invocations running, {waiting} waiting: --max-in-flight, --max-queue); retry after the Retry-After seconds"
+            ),
+            Self::TooManyChanges { limit } => write!(
+                f,
+                "{limit} deploys, updates and deletes are already under way; retry after the Retry-After seconds"
+            ),
+            Self::ShuttingDown => {
+                f.write_str("the engine is shutting down and takes no new requests; retry against another instance or after it restarts")
+            }
             Self::Service(error) => error.fmt(f),
             Self::Internal => f.write_str(
                 "internal error while handling the request (the engine logged the details); the engine is still serving",

@@ -5,7 +5,14 @@
 //! (`request`), handed to the [`FunctionService`], and the outcome rendered
 //! as text or JSON (`response`). Errors become statuses in one place
 //! (`error`). A handler that panics answers 500 and its worker lives on.
+//!
+//! Invocations pass through [`admission`] (slots and a bounded queue, 503
+//! beyond); deploys, updates and deletes run on threads of their own;
+//! [`auth`] guards routes with the optional admin token. SIGTERM or SIGINT
+//! make [`Server::run`] drain and return.
 
+mod admission;
+mod auth;
 mod error;
 mod request;
 mod response;
@@ -15,14 +22,16 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use admission::{Admission, Admit};
+use auth::Access;
 pub use error::ApiError;
 use request::{DeployRequest, InvokeRequest, NameRequest, parse_json};
-use response::{Reply, list_item, query_item};
+use response::{Reply, limits_json, list_item, query_item};
 
 use crate::config::ServeConfig;
 use crate::service::FunctionService;
@@ -35,6 +44,8 @@ pub enum StartupError {
     Store(StoreError),
     /// The listen address could not be bound.
     Bind { address: String, reason: String },
+    /// The SIGTERM and SIGINT handlers could not be installed.
+    Signals(std::io::Error),
 }
 
 impl fmt::Display for StartupError {
@@ -45,6 +56,9 @@ impl fmt::Display for StartupError {
                 f,
                 "cannot listen on {address}: {reason}; pass another address with --listen (or WASM_ENGINE_LISTEN)"
             ),
+            Self::Signals(error) => {
+                write!(f, "cannot install the SIGTERM/SIGINT handlers: {error}")
+            }
         }
     }
 }
@@ -60,24 +74,46 @@ impl From<StoreError> for StartupError {
 /// A bound server: the listening socket, the service, and the worker settings.
 pub struct Server {
     http: Arc<tiny_http::Server>,
-    service: Arc<FunctionService>,
+    shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
-    workers: usize,
-    max_body_bytes: u64,
+    threads: usize,
 }
 
-/// Opens the data directory, restores functions, binds and serves until the
-/// process ends.
+/// What every worker thread uses.
+struct Shared {
+    service: FunctionService,
+    admission: Admission<tiny_http::Request>,
+    access: Access,
+    /// Deploys, updates and deletes under way, each on its own thread.
+    changes: AtomicUsize,
+    max_body_bytes: u64,
+    client_timeout: Duration,
+    stop: Arc<AtomicBool>,
+}
+
+/// Most deploys, updates and deletes under way at once (each runs on its own
+/// thread and may pull an image); beyond it they are answered 503.
+const MAX_CHANGES: usize = 8;
+
+/// Seconds a client told 503 should wait before retrying.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// Opens the data directory, restores functions, binds and serves until
+/// SIGTERM or SIGINT; then it drains (see [`Server::run`]) and returns.
 ///
 /// # Errors
 /// A [`StartupError`] when the data directory or the address is unusable.
 pub fn serve(config: ServeConfig) -> Result<(), StartupError> {
     let server = Server::bind(&config)?;
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, server.stop_flag()).map_err(StartupError::Signals)?;
+    }
     log::info!(
         "WasmEngine listening on http://{}, waiting for request...",
         server.local_addr()
     );
     server.run();
+    log::info!("WasmEngine stopped: every accepted request was answered");
     Ok(())
 }
 
@@ -88,16 +124,36 @@ impl Server {
     /// A [`StartupError`] when the data directory or the address is unusable.
     pub fn bind(config: &ServeConfig) -> Result<Self, StartupError> {
         let service = FunctionService::open(config)?;
-        let http = tiny_http::Server::http(&config.listen).map_err(|error| StartupError::Bind {
+        let bind_error = |reason: String| StartupError::Bind {
             address: config.listen.clone(),
-            reason: error.to_string(),
-        })?;
+            reason,
+        };
+        let listener =
+            std::net::TcpListener::bind(&config.listen).map_err(|e| bind_error(e.to_string()))?;
+        let limits = tiny_http::ConnectionLimits {
+            read_timeout: Some(config.client_timeout),
+            write_timeout: Some(config.client_timeout),
+            max_connections: Some(config.max_connections),
+        };
+        let http = tiny_http::Server::from_listener_with_limits(listener, None, limits)
+            .map_err(|e| bind_error(e.to_string()))?;
+        let slots = config.invocation_slots();
+        let stop = Arc::new(AtomicBool::new(false));
         Ok(Self {
             http: Arc::new(http),
-            service: Arc::new(service),
-            stop: Arc::new(AtomicBool::new(false)),
-            workers: config.workers.max(1),
-            max_body_bytes: config.max_body_bytes,
+            shared: Arc::new(Shared {
+                service,
+                admission: Admission::new(slots, config.max_queue),
+                access: Access::new(config.admin_token.as_ref(), config.protect_all),
+                changes: AtomicUsize::new(0),
+                max_body_bytes: config.max_body_bytes,
+                client_timeout: config.client_timeout,
+                stop: stop.clone(),
+            }),
+            stop,
+            // One thread more than invocation slots, so that one is always
+            // free to receive deploys, list and query and to refuse with 503.
+            threads: config.workers.max(slots) + 1,
         })
     }
 
@@ -110,22 +166,24 @@ impl Server {
         }
     }
 
-    /// A flag that, once set, makes every worker finish its current request and return.
+    /// A flag that, once set, makes the server drain and [`Server::run`] return.
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         self.stop.clone()
     }
 
-    /// Runs the worker pool until the stop flag is set.
+    /// Serves until the stop flag is set, then drains: requests that arrive
+    /// from then on are answered 503, invocations running or queued and
+    /// deploys under way finish (bounded by their own time limits), and only
+    /// then does it return. Every write to the store is fsynced before its
+    /// request is answered, so nothing is left to flush.
     pub fn run(self) {
-        let handles: Vec<_> = (0..self.workers)
+        let handles: Vec<_> = (0..self.threads)
             .map(|index| {
                 let http = self.http.clone();
-                let service = self.service.clone();
-                let stop = self.stop.clone();
-                let max_body_bytes = self.max_body_bytes;
+                let shared = self.shared.clone();
                 std::thread::Builder::new()
                     .name(format!("worker-{index}"))
-                    .spawn(move || worker(&http, &service, &stop, max_body_bytes))
+                    .spawn(move || worker(&http, &shared))
                     .expect("spawning a worker thread")
             })
             .collect();
@@ -135,15 +193,35 @@ impl Server {
     }
 }
 
-fn worker(
-    http: &tiny_http::Server,
-    service: &FunctionService,
-    stop: &AtomicBool,
-    max_body_bytes: u64,
-) {
-    while !stop.load(Ordering::Relaxed) {
-        match http.recv_timeout(Duration::from_millis(250)) {
-            Ok(Some(request)) => handle(request, service, max_body_bytes),
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn drained(&self) -> bool {
+        self.admission.is_idle() && self.changes.load(Ordering::Acquire) == 0
+    }
+}
+
+fn worker(http: &tiny_http::Server, shared: &Arc<Shared>) {
+    let mut announced = false;
+    loop {
+        let stopping = shared.stopping();
+        if stopping && !announced {
+            announced = true;
+            if std::thread::current().name() == Some("worker-0") {
+                log::info!("stopping: finishing running calls and deploys, refusing new requests");
+            }
+        }
+        if stopping && shared.drained() {
+            return;
+        }
+        let wait = Duration::from_millis(if stopping { 20 } else { 250 });
+        match http.recv_timeout(wait) {
+            Ok(Some(request)) if stopping => {
+                respond(request, &Reply::error(&ApiError::ShuttingDown))
+            }
+            Ok(Some(request)) => dispatch(request, shared),
             Ok(None) => {}
             Err(error) => {
                 log::error!("accepting a request failed: {error}");
@@ -153,15 +231,61 @@ fn worker(
     }
 }
 
-fn handle(mut request: tiny_http::Request, service: &FunctionService, max_body_bytes: u64) {
+/// Sends a request where it runs: invocations through [`Admission`],
+/// deploys, updates and deletes on a thread of their own, the rest here.
+fn dispatch(request: tiny_http::Request, shared: &Arc<Shared>) {
+    let path = request.url().split('?').next().unwrap_or("");
+    let is_post = *request.method() == tiny_http::Method::Post;
+    match path {
+        "/function/invoke" if is_post => match shared.admission.admit(request) {
+            Admit::Run(request) => {
+                handle(request, shared);
+                while let Some(next) = shared.admission.finish() {
+                    handle(next, shared);
+                }
+            }
+            Admit::Queued => {}
+            Admit::Full {
+                call,
+                running,
+                waiting,
+            } => respond(
+                call,
+                &Reply::error(&ApiError::Overloaded { running, waiting }),
+            ),
+        },
+        "/function/deploy" | "/function/update" | "/function/delete" if is_post => {
+            if shared.changes.fetch_add(1, Ordering::AcqRel) >= MAX_CHANGES {
+                shared.changes.fetch_sub(1, Ordering::AcqRel);
+                respond(
+                    request,
+                    &Reply::error(&ApiError::TooManyChanges { limit: MAX_CHANGES }),
+                );
+                return;
+            }
+            let worker_shared = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name("change".into())
+                .spawn(move || {
+                    handle(request, &worker_shared);
+                    worker_shared.changes.fetch_sub(1, Ordering::AcqRel);
+                });
+            if let Err(error) = spawned {
+                // The request went with the closure; nothing to answer here.
+                log::error!("cannot start a thread for a deploy: {error}");
+                shared.changes.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        _ => handle(request, shared),
+    }
+}
+
+fn handle(mut request: tiny_http::Request, shared: &Shared) {
     let started = Instant::now();
-    let wants_json = request.headers().iter().any(|header| {
-        header.field.equiv("Accept") && header.value.as_str().contains("application/json")
-    });
     let method = request.method().to_string();
     let path = request.url().split('?').next().unwrap_or("").to_owned();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        route(&mut request, &method, &path, service, max_body_bytes)
+        route(&mut request, &method, &path, shared)
     }));
     let reply = match outcome {
         Ok(Ok(reply)) => reply,
@@ -184,27 +308,41 @@ fn handle(mut request: tiny_http::Request, service: &FunctionService, max_body_b
             Reply::error(&ApiError::Internal)
         }
     };
+    let status = reply.status;
+    respond(request, &reply);
+    log::debug!("{method} {path} -> {status} in {:?}", started.elapsed());
+}
+
+/// Renders `reply` (JSON when the client accepts it) with the headers its
+/// status calls for, and sends it.
+fn respond(request: tiny_http::Request, reply: &Reply) {
+    let wants_json = request.headers().iter().any(|header| {
+        header.field.equiv("Accept") && header.value.as_str().contains("application/json")
+    });
     let (body, content_type) = reply.render(wants_json);
     let mut response = tiny_http::Response::from_string(body)
         .with_status_code(reply.status)
         .with_header(header("Content-Type", content_type));
-    if reply.status == 405 {
-        let allowed = if path == "/function/list" {
-            "GET"
-        } else {
-            "POST"
-        };
-        response.add_header(header("Allow", allowed));
+    match reply.status {
+        405 => {
+            let allowed = if request.url().starts_with("/function/list") {
+                "GET"
+            } else {
+                "POST"
+            };
+            response.add_header(header("Allow", allowed));
+        }
+        401 => response.add_header(header("WWW-Authenticate", "Bearer realm=\"wasm_engine\"")),
+        503 => response.add_header(header("Retry-After", RETRY_AFTER_SECONDS)),
+        _ => {}
     }
-    if reply.status == 413 {
+    if matches!(reply.status, 408 | 413) {
         // The rest of the body is not read: close rather than resync the stream.
         response.add_header(header("Connection", "close"));
     }
-    let status = reply.status;
     if let Err(error) = request.respond(response) {
-        log::debug!("{method} {path}: could not send the response: {error}");
+        log::debug!("could not send the response: {error}");
     }
-    log::debug!("{method} {path} -> {status} in {:?}", started.elapsed());
 }
 
 fn header(name: &str, value: &str) -> tiny_http::Header {
@@ -216,9 +354,9 @@ fn route(
     request: &mut tiny_http::Request,
     method: &str,
     path: &str,
-    service: &FunctionService,
-    max_body_bytes: u64,
+    shared: &Shared,
 ) -> Result<Reply, ApiError> {
+    let service = &shared.service;
     let expected = match path {
         "/function/list" => "GET",
         "/function/deploy" | "/function/update" | "/function/delete" | "/function/query"
@@ -237,6 +375,12 @@ fn route(
             allowed: expected,
         });
     }
+    let authorization = request
+        .headers()
+        .iter()
+        .find(|header| header.field.equiv("Authorization"))
+        .map(|header| header.value.as_str());
+    shared.access.check(path, authorization)?;
     if path == "/function/list" {
         let entries = service.list();
         let items: Vec<String> = entries.iter().map(list_item).collect();
@@ -246,24 +390,20 @@ fn route(
         ))
         .with("functions", json!(entries)));
     }
-    let body = read_body(request, max_body_bytes)?;
+    let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
     match path {
         "/function/deploy" | "/function/update" => {
             let deploy = DeployRequest::parse(&body)?;
             let (verb, entry) = if path == "/function/deploy" {
-                let entry = service.deploy(
-                    &deploy.function_name,
-                    &deploy.function_image,
-                    deploy.wasi_cap,
-                )?;
-                ("deploy", entry)
+                (
+                    "deploy",
+                    service.deploy(&deploy.function_name, &deploy.spec)?,
+                )
             } else {
-                let entry = service.update(
-                    &deploy.function_name,
-                    &deploy.function_image,
-                    deploy.wasi_cap,
-                )?;
-                ("update", entry)
+                (
+                    "update",
+                    service.update(&deploy.function_name, &deploy.spec)?,
+                )
             };
             Ok(
                 Reply::ok(format!("{verb} function {} successfully!", entry.func_name))
@@ -281,10 +421,11 @@ fn route(
         }
         "/function/query" => {
             let NameRequest { function_name } = parse_json(&body)?;
-            let entry = service.query(&function_name)?;
+            let (entry, limits) = service.query(&function_name)?;
             Ok(
                 Reply::ok(format!("queried function info: {}", query_item(&entry)))
-                    .with("function", json!(entry)),
+                    .with("function", json!(entry))
+                    .with("limits_in_force", limits_json(&limits)),
             )
         }
         "/function/invoke" => {
@@ -299,8 +440,14 @@ fn route(
     }
 }
 
-/// Reads the body, refusing with 413 before reading more than the cap.
-fn read_body(request: &mut tiny_http::Request, max_body_bytes: u64) -> Result<Vec<u8>, ApiError> {
+/// Reads the body, refusing with 413 before reading more than the cap and
+/// with 408 when the client stalls (each read waits at most `client_timeout`,
+/// the whole body at most twice that).
+fn read_body(
+    request: &mut tiny_http::Request,
+    max_body_bytes: u64,
+    client_timeout: Duration,
+) -> Result<Vec<u8>, ApiError> {
     let too_large = || ApiError::PayloadTooLarge {
         limit_bytes: max_body_bytes,
     };
@@ -310,14 +457,36 @@ fn read_body(request: &mut tiny_http::Request, max_body_bytes: u64) -> Result<Ve
     {
         return Err(too_large());
     }
+    let deadline = Instant::now() + client_timeout * 2;
+    let timed_out = || ApiError::RequestTimeout {
+        limit: client_timeout,
+    };
     let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(max_body_bytes + 1)
-        .read_to_end(&mut body)
-        .map_err(|error| {
-            ApiError::BadRequest(format!("request body could not be read: {error}"))
-        })?;
+    let mut reader = request.as_reader().take(max_body_bytes + 1);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(timed_out());
+            }
+            Err(error) => {
+                return Err(ApiError::BadRequest(format!(
+                    "request body could not be read: {error}"
+                )));
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(timed_out());
+        }
+    }
     if body.len() as u64 > max_body_bytes {
         return Err(too_large());
     }

@@ -8,15 +8,15 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::function::{FunctionName, InvocationArgs};
+use crate::function::{FunctionLimits, FunctionName, InvocationArgs};
 use crate::registry::ImageReference;
+use crate::service::DeploySpec;
 
 /// `POST /function/deploy` and `POST /function/update`.
 #[derive(Debug)]
 pub struct DeployRequest {
     pub function_name: FunctionName,
-    pub function_image: ImageReference,
-    pub wasi_cap: bool,
+    pub spec: DeploySpec,
 }
 
 /// `POST /function/delete` and `POST /function/query`.
@@ -45,6 +45,13 @@ struct RawDeployRequest {
     /// that says to set it.
     #[serde(default)]
     wasi_cap: bool,
+    /// Optional per-function limits; absent ones are the server's defaults.
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    memory_limit_mb: Option<u64>,
+    #[serde(default)]
+    fuel: Option<u64>,
 }
 
 impl DeployRequest {
@@ -52,10 +59,19 @@ impl DeployRequest {
         let raw: RawDeployRequest = parse_json(body)?;
         let function_image = ImageReference::parse(&raw.function_image)
             .map_err(|error| ApiError::BadRequest(error.to_string()))?;
+        let limits = FunctionLimits {
+            timeout_ms: raw.timeout_ms,
+            memory_limit_mb: raw.memory_limit_mb,
+            fuel: raw.fuel,
+        };
+        limits.validate().map_err(ApiError::BadRequest)?;
         Ok(Self {
             function_name: raw.function_name,
-            function_image,
-            wasi_cap: raw.wasi_cap,
+            spec: DeploySpec {
+                image: function_image,
+                wasi_cap: raw.wasi_cap,
+                limits,
+            },
         })
     }
 }
@@ -101,8 +117,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request.function_name.as_str(), "hello");
-        assert_eq!(request.function_image.tag.as_deref(), Some("v2"));
-        assert!(request.wasi_cap);
+        assert_eq!(request.spec.image.tag.as_deref(), Some("v2"));
+        assert!(request.spec.wasi_cap);
+        assert!(request.spec.limits.is_empty());
     }
 
     #[test]

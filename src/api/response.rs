@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use crate::function::FunctionEntry;
+use crate::runtime::InvocationLimits;
 
 /// A status, a message, and structured fields for the JSON form.
 #[derive(Debug)]
@@ -73,6 +74,16 @@ pub fn query_item(entry: &FunctionEntry) -> String {
     )
 }
 
+/// The limits a function's calls run under, as query shows them.
+pub fn limits_json(limits: &InvocationLimits) -> Value {
+    json!({
+        "timeout_ms": limits.timeout.as_millis() as u64,
+        "memory_limit_mb": limits.memory_limit_bytes >> 20,
+        "fuel": limits.fuel,
+        "max_output_bytes": limits.max_output_bytes,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +97,7 @@ mod tests {
                 .into(),
             wasi_cap: false,
             image_digest: "sha256:00".into(),
+            limits: Default::default(),
         }
     }
 

@@ -35,6 +35,20 @@ pub enum RuntimeError {
     Instantiation { function: String, reason: String },
     /// The call ran past its wall-clock limit and was stopped.
     Timeout { function: String, timeout_ms: u64 },
+    /// The call spent its fuel budget and was stopped.
+    FuelExhausted { function: String, fuel: u64 },
+    /// The function trapped after `memory.grow` was refused at its limit.
+    MemoryLimit {
+        function: String,
+        limit_bytes: usize,
+        reason: String,
+    },
+    /// The result, stdout or stderr grew past the output cap.
+    OutputTooLarge {
+        function: String,
+        stream: &'static str,
+        limit_bytes: usize,
+    },
     /// The function trapped.
     Trap { function: String, reason: String },
     /// A WASI function exited with a non-zero code.
@@ -126,7 +140,28 @@ impl fmt::Display for RuntimeError {
                 timeout_ms,
             } => write!(
                 f,
-                "function {function} did not finish within the {timeout_ms} ms time limit and was stopped (the server's --timeout-ms)"
+                "function {function} did not finish within the {timeout_ms} ms time limit and was stopped (its timeout_ms at deploy, else the server's --timeout-ms)"
+            ),
+            Self::FuelExhausted { function, fuel } => write!(
+                f,
+                "function {function} used up its fuel budget of {fuel} units (the fuel set at deploy) and was stopped"
+            ),
+            Self::MemoryLimit {
+                function,
+                limit_bytes,
+                reason,
+            } => write!(
+                f,
+                "function {function} hit its memory limit of {} MiB (memory_limit_mb at deploy, else --memory-limit-mb): memory.grow was refused and it then failed: {reason}",
+                limit_bytes >> 20
+            ),
+            Self::OutputTooLarge {
+                function,
+                stream,
+                limit_bytes,
+            } => write!(
+                f,
+                "function {function}'s {stream} is larger than the {limit_bytes} byte output limit (--max-output-bytes); it was cut off"
             ),
             Self::Trap { function, reason } => write!(f, "function {function} trapped: {reason}"),
             Self::NonZeroExit {

@@ -8,7 +8,10 @@ use wasmi::{Func, Memory, ResumableCall, Store, Val, ValType};
 use wasmi_wasi::WasiCtxBuilder;
 use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 
-use super::{CompiledFunction, PlainState, Runtime, RuntimeError, WasiState};
+use super::{
+    CompiledFunction, InstanceLimiter, InvocationLimits, PlainState, Runtime, RuntimeError,
+    WasiState,
+};
 use crate::function::InvocationArgs;
 
 const WASM_PAGE_BYTES: u64 = 65_536;
@@ -23,6 +26,8 @@ const INSTANTIATION_FUEL: u64 = 100 * FUEL_SLICE;
 enum Stop {
     /// The deadline passed.
     Timeout,
+    /// The call's fuel budget is spent.
+    FuelExhausted,
     /// The function trapped or exited (WASI `proc_exit`).
     Failed {
         message: String,
@@ -46,25 +51,46 @@ impl From<wasmi::Error> for Stop {
 }
 
 /// Calls `func`, granting fuel one slice at a time and checking the clock
-/// between slices: a wall-clock deadline for an interpreter.
+/// between slices: a wall-clock deadline for an interpreter. A fuel budget,
+/// when set, caps the total granted.
 fn call_until<T>(
     store: &mut Store<T>,
     func: Func,
     inputs: &[Val],
     outputs: &mut [Val],
     deadline: Instant,
+    budget: &mut Option<u64>,
 ) -> Result<(), Stop> {
-    store.set_fuel(FUEL_SLICE)?;
+    let mut grant = |store: &mut Store<T>| -> Result<(), Stop> {
+        let slice = match budget {
+            Some(0) => return Err(Stop::FuelExhausted),
+            Some(left) => {
+                let slice = FUEL_SLICE.min(*left);
+                *left -= slice;
+                slice
+            }
+            None => FUEL_SLICE,
+        };
+        store.set_fuel(slice)?;
+        Ok(())
+    };
+    grant(store)?;
     let mut call = func.call_resumable(&mut *store, inputs, outputs)?;
     loop {
         match call {
-            ResumableCall::Finished => return Ok(()),
+            ResumableCall::Finished => {
+                // Give back what the last slice did not use.
+                if let (Some(left), Ok(unused)) = (budget.as_mut(), store.get_fuel()) {
+                    *left += unused;
+                }
+                return Ok(());
+            }
             ResumableCall::HostTrap(trap) => return Err(Stop::from(trap.host_error())),
             ResumableCall::OutOfFuel(out_of_fuel) => {
                 if Instant::now() >= deadline {
                     return Err(Stop::Timeout);
                 }
-                store.set_fuel(FUEL_SLICE)?;
+                grant(store)?;
                 call = out_of_fuel.resume(&mut *store, outputs)?;
             }
         }
@@ -72,14 +98,29 @@ fn call_until<T>(
 }
 
 impl Stop {
-    fn into_error(self, runtime: &Runtime, function: &CompiledFunction) -> RuntimeError {
+    fn into_error(
+        self,
+        function: &CompiledFunction,
+        limits: &InvocationLimits,
+        memory_refused: bool,
+    ) -> RuntimeError {
+        let function_name = function.name.to_string();
         match self {
             Stop::Timeout => RuntimeError::Timeout {
-                function: function.name.to_string(),
-                timeout_ms: runtime.timeout.as_millis() as u64,
+                function: function_name,
+                timeout_ms: limits.timeout.as_millis() as u64,
+            },
+            Stop::FuelExhausted => RuntimeError::FuelExhausted {
+                function: function_name,
+                fuel: limits.fuel.unwrap_or_default(),
+            },
+            Stop::Failed { message, .. } if memory_refused => RuntimeError::MemoryLimit {
+                function: function_name,
+                limit_bytes: limits.memory_limit_bytes,
+                reason: message,
             },
             Stop::Failed { message, .. } => RuntimeError::Trap {
-                function: function.name.to_string(),
+                function: function_name,
                 reason: message,
             },
         }
@@ -105,12 +146,14 @@ const STDERR_TAIL_BYTES: usize = 512;
 fn plain_instance(
     runtime: &Runtime,
     function: &CompiledFunction,
+    limits: &InvocationLimits,
     deadline: Instant,
+    budget: &mut Option<u64>,
 ) -> Result<(Store<PlainState>, wasmi::Instance), RuntimeError> {
     let mut store = Store::new(
         &runtime.engine,
         PlainState {
-            limits: runtime.limits(),
+            limits: InstanceLimiter::new(limits.memory_limit_bytes),
         },
     );
     store.limiter(|state| &mut state.limits);
@@ -126,12 +169,14 @@ fn plain_instance(
         })?;
     if function.calls_initialize {
         let initialize = export(function, &instance, &store, "_initialize")?;
-        call_until(&mut store, initialize, &[], &mut [], deadline).map_err(|stop| match stop {
-            Stop::Timeout => stop.into_error(runtime, function),
-            Stop::Failed { message, .. } => RuntimeError::Instantiation {
-                function: function.name.to_string(),
-                reason: format!("_initialize failed: {message}"),
-            },
+        call_until(&mut store, initialize, &[], &mut [], deadline, budget).map_err(|stop| {
+            match stop {
+                Stop::Failed { message, .. } => RuntimeError::Instantiation {
+                    function: function.name.to_string(),
+                    reason: format!("_initialize failed: {message}"),
+                },
+                stop => stop.into_error(function, limits, false),
+            }
         })?;
     }
     Ok((store, instance))
@@ -149,10 +194,12 @@ fn trap(function: &CompiledFunction, error: wasmi::Error) -> RuntimeError {
 pub fn string_abi(
     runtime: &Runtime,
     function: &CompiledFunction,
+    limits: &InvocationLimits,
     args: &InvocationArgs,
 ) -> Result<String, RuntimeError> {
-    let deadline = Instant::now() + runtime.timeout;
-    let (mut store, instance) = plain_instance(runtime, function, deadline)?;
+    let deadline = Instant::now() + limits.timeout;
+    let mut budget = limits.fuel;
+    let (mut store, instance) = plain_instance(runtime, function, limits, deadline, &mut budget)?;
     let name = function.name.as_str();
     let memory: Memory =
         instance
@@ -187,8 +234,9 @@ pub fn string_abi(
         ],
         &mut outputs,
         deadline,
+        &mut budget,
     )
-    .map_err(|stop| stop.into_error(runtime, function))?;
+    .map_err(|stop| stop.into_error(function, limits, store.data().limits.memory_refused))?;
     let (Val::I32(output_ptr), Val::I32(output_len)) = (&outputs[0], &outputs[1]) else {
         return Err(trap(
             function,
@@ -196,6 +244,13 @@ pub fn string_abi(
         ));
     };
     let (output_ptr, output_len) = (*output_ptr as u32, *output_len as u32);
+    if output_len as usize > limits.max_output_bytes {
+        return Err(RuntimeError::OutputTooLarge {
+            function: name.to_owned(),
+            stream: "result",
+            limit_bytes: limits.max_output_bytes,
+        });
+    }
     let data = memory.data(&store);
     let output = (output_ptr as usize)
         .checked_add(output_len as usize)
@@ -216,6 +271,7 @@ pub fn string_abi(
 pub fn numeric_abi(
     runtime: &Runtime,
     function: &CompiledFunction,
+    limits: &InvocationLimits,
     params: &[ValType],
     param_names: Option<&[String]>,
     args: &InvocationArgs,
@@ -233,8 +289,9 @@ pub fn numeric_abi(
             })?,
         );
     }
-    let deadline = Instant::now() + runtime.timeout;
-    let (mut store, instance) = plain_instance(runtime, function, deadline)?;
+    let deadline = Instant::now() + limits.timeout;
+    let mut budget = limits.fuel;
+    let (mut store, instance) = plain_instance(runtime, function, limits, deadline, &mut budget)?;
     let func = export(function, &instance, &store, function.name.as_str())?;
     let mut results: Vec<Val> = func
         .ty(&store)
@@ -242,8 +299,15 @@ pub fn numeric_abi(
         .iter()
         .map(|ty| Val::default_for_ty(*ty))
         .collect();
-    call_until(&mut store, func, &values, &mut results, deadline)
-        .map_err(|stop| stop.into_error(runtime, function))?;
+    call_until(
+        &mut store,
+        func,
+        &values,
+        &mut results,
+        deadline,
+        &mut budget,
+    )
+    .map_err(|stop| stop.into_error(function, limits, store.data().limits.memory_refused))?;
     Ok(results
         .iter()
         .map(format_number)
@@ -342,12 +406,14 @@ fn format_number(value: &Val) -> String {
 pub fn wasi(
     runtime: &Runtime,
     function: &CompiledFunction,
+    limits: &InvocationLimits,
     args: &InvocationArgs,
 ) -> Result<String, RuntimeError> {
-    let deadline = Instant::now() + runtime.timeout;
+    let deadline = Instant::now() + limits.timeout;
+    let mut budget = limits.fuel;
     let input = args.to_json();
-    let stdout = Arc::new(RwLock::new(Vec::<u8>::new()));
-    let stderr = Arc::new(RwLock::new(Vec::<u8>::new()));
+    let stdout = Arc::new(RwLock::new(CappedBuffer::new(limits.max_output_bytes)));
+    let stderr = Arc::new(RwLock::new(CappedBuffer::new(limits.max_output_bytes)));
     let wasi = WasiCtxBuilder::new()
         .arg(&input)
         .map_err(|error| RuntimeError::BadArguments {
@@ -360,7 +426,7 @@ pub fn wasi(
     let mut store = Store::new(
         &runtime.engine,
         WasiState {
-            limits: runtime.limits(),
+            limits: InstanceLimiter::new(limits.memory_limit_bytes),
             wasi,
         },
     );
@@ -376,22 +442,33 @@ pub fn wasi(
             reason: error.to_string(),
         })?;
     let start = export(function, &instance, &store, "_start")?;
-    let outcome = call_until(&mut store, start, &[], &mut [], deadline);
+    let outcome = call_until(&mut store, start, &[], &mut [], deadline, &mut budget);
+    let memory_refused = store.data().limits.memory_refused;
     drop(store);
-    let take = |buffer: &Arc<RwLock<Vec<u8>>>| {
+    let take = |buffer: &Arc<RwLock<CappedBuffer>>| {
         std::mem::take(
             &mut *buffer
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         )
     };
+    let (stdout, stderr) = (take(&stdout), take(&stderr));
+    for (stream, buffer) in [("stdout", &stdout), ("stderr", &stderr)] {
+        if buffer.overflowed {
+            return Err(RuntimeError::OutputTooLarge {
+                function: function.name.to_string(),
+                stream,
+                limit_bytes: limits.max_output_bytes,
+            });
+        }
+    }
     match outcome {
         Ok(())
         | Err(Stop::Failed {
             exit_status: Some(0),
             ..
         }) => {
-            let mut output = take(&stdout);
+            let mut output = stdout.bytes;
             if output.last() == Some(&b'\n') {
                 output.pop();
             }
@@ -401,7 +478,7 @@ pub fn wasi(
             exit_status: Some(exit_code),
             ..
         }) => {
-            let stderr = take(&stderr);
+            let stderr = stderr.bytes;
             let tail = &stderr[stderr.len().saturating_sub(STDERR_TAIL_BYTES)..];
             Err(RuntimeError::NonZeroExit {
                 function: function.name.to_string(),
@@ -409,6 +486,55 @@ pub fn wasi(
                 stderr_tail: String::from_utf8_lossy(tail).trim().to_owned(),
             })
         }
-        Err(stop) => Err(stop.into_error(runtime, function)),
+        Err(stop) => Err(stop.into_error(function, limits, memory_refused)),
+    }
+}
+
+/// A WASI stdout or stderr that keeps at most `cap` bytes: a write past the
+/// cap fails (the function sees an I/O error) and marks it overflowed, so the
+/// engine never holds more than the cap.
+#[derive(Default)]
+struct CappedBuffer {
+    bytes: Vec<u8>,
+    cap: usize,
+    overflowed: bool,
+}
+
+impl CappedBuffer {
+    fn new(cap: usize) -> Self {
+        Self {
+            bytes: Vec::new(),
+            cap,
+            overflowed: false,
+        }
+    }
+}
+
+impl std::io::Write for CappedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.cap {
+            self.overflowed = true;
+            return Err(std::io::Error::other("output limit reached"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    /// All slices at once, as `Vec<u8>` does: WASI's `fd_write` hands over
+    /// its iovecs together and trusts the count returned.
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        let total: usize = bufs.iter().map(|buf| buf.len()).sum();
+        if self.bytes.len() + total > self.cap {
+            self.overflowed = true;
+            return Err(std::io::Error::other("output limit reached"));
+        }
+        for buf in bufs {
+            self.bytes.extend_from_slice(buf);
+        }
+        Ok(total)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -21,7 +21,7 @@ use wasmi_wasi::WasiCtx;
 pub use abi::Abi;
 pub use error::RuntimeError;
 
-use crate::function::{FunctionName, InvocationArgs};
+use crate::function::{FunctionLimits, FunctionName, InvocationArgs};
 
 /// Per-instance memory cap, in bytes (64 MiB). `memory.grow` beyond it fails
 /// inside the function, as the spec says.
@@ -65,25 +65,24 @@ impl CompiledFunction {
 
 /// Store data of a non-WASI invocation.
 struct PlainState {
-    limits: StoreLimits,
+    limits: InstanceLimiter,
 }
 
 /// Store data of a WASI invocation.
 struct WasiState {
-    limits: StoreLimits,
+    limits: InstanceLimiter,
     wasi: WasiCtx,
 }
 
-/// The interpreter: engine, linkers and per-instance limits.
+/// The interpreter: engine, linkers and the server's default limits.
 pub struct Runtime {
     engine: Engine,
     plain_linker: Linker<PlainState>,
     wasi_linker: Linker<WasiState>,
-    memory_limit_bytes: usize,
-    timeout: Duration,
+    defaults: InvocationLimits,
 }
 
-/// Per-invocation limits. Every field documents its default.
+/// The server-wide defaults of [`InvocationLimits`]. Every field documents its default.
 #[derive(Clone, Copy, Debug)]
 pub struct RuntimeOptions {
     /// Wall-clock time one invocation may run before it is stopped (504).
@@ -91,6 +90,9 @@ pub struct RuntimeOptions {
     pub timeout: Duration,
     /// Largest linear memory of one instance, in bytes. Defaults to 64 MiB.
     pub memory_limit_bytes: usize,
+    /// Most bytes of result or of stdout/stderr one call may produce (500
+    /// beyond). Defaults to 1 MiB.
+    pub max_output_bytes: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -98,7 +100,81 @@ impl Default for RuntimeOptions {
         Self {
             timeout: Duration::from_secs(10),
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
+            max_output_bytes: 1 << 20,
         }
+    }
+}
+
+/// The limits one invocation runs under: the server's defaults with a
+/// function's own limits (set at deploy) on top.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvocationLimits {
+    /// Wall-clock limit of the call (504 beyond).
+    pub timeout: Duration,
+    /// Largest linear memory, in bytes; `memory.grow` beyond it returns -1.
+    pub memory_limit_bytes: usize,
+    /// Fuel budget of the call (504 when spent); `None`: only the timeout.
+    pub fuel: Option<u64>,
+    /// Most result bytes (string ABI) or stdout/stderr bytes (WASI), each.
+    pub max_output_bytes: usize,
+}
+
+/// Wraps wasmi's [`StoreLimits`] to remember that a growth was refused, so
+/// that a trap after it can be reported as hitting the memory limit.
+struct InstanceLimiter {
+    inner: StoreLimits,
+    memory_refused: bool,
+}
+
+impl InstanceLimiter {
+    fn new(memory_limit_bytes: usize) -> Self {
+        Self {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(memory_limit_bytes)
+                .table_elements(MAX_TABLE_ELEMENTS)
+                .instances(1)
+                .memories(1)
+                .tables(4)
+                .build(),
+            memory_refused: false,
+        }
+    }
+}
+
+/// Largest table of one instance, in elements.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl wasmi::ResourceLimiter for InstanceLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> Result<bool, wasmi_core::LimiterError> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        self.memory_refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> Result<bool, wasmi_core::LimiterError> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
     }
 }
 
@@ -126,8 +202,26 @@ impl Runtime {
             engine,
             plain_linker,
             wasi_linker,
-            memory_limit_bytes: options.memory_limit_bytes,
-            timeout: options.timeout,
+            defaults: InvocationLimits {
+                timeout: options.timeout,
+                memory_limit_bytes: options.memory_limit_bytes,
+                fuel: None,
+                max_output_bytes: options.max_output_bytes,
+            },
+        }
+    }
+
+    /// The limits a function with these deploy-time limits runs under.
+    pub fn limits_for(&self, limits: &FunctionLimits) -> InvocationLimits {
+        InvocationLimits {
+            timeout: limits
+                .timeout_ms
+                .map_or(self.defaults.timeout, Duration::from_millis),
+            memory_limit_bytes: limits
+                .memory_limit_mb
+                .map_or(self.defaults.memory_limit_bytes, |mb| (mb as usize) << 20),
+            fuel: limits.fuel,
+            max_output_bytes: self.defaults.max_output_bytes,
         }
     }
 
@@ -185,7 +279,7 @@ impl Runtime {
         let mut store = wasmi::Store::new(
             &self.engine,
             WasiState {
-                limits: self.limits(),
+                limits: InstanceLimiter::new(self.defaults.memory_limit_bytes),
                 wasi: wasmi_wasi::WasiCtxBuilder::new().build(),
             },
         );
@@ -199,16 +293,6 @@ impl Runtime {
             })
     }
 
-    fn limits(&self) -> StoreLimits {
-        StoreLimitsBuilder::new()
-            .memory_size(self.memory_limit_bytes)
-            .table_elements(100_000)
-            .instances(1)
-            .memories(1)
-            .tables(4)
-            .build()
-    }
-
     /// Runs one invocation of `function` in a fresh instance and returns its output.
     ///
     /// # Errors
@@ -217,15 +301,16 @@ impl Runtime {
     pub fn invoke(
         &self,
         function: &CompiledFunction,
+        limits: &InvocationLimits,
         args: &InvocationArgs,
     ) -> Result<String, RuntimeError> {
         match &function.abi {
-            Abi::String => invoke::string_abi(self, function, args),
+            Abi::String => invoke::string_abi(self, function, limits, args),
             Abi::Numeric {
                 params,
                 param_names,
-            } => invoke::numeric_abi(self, function, params, param_names.as_deref(), args),
-            Abi::Wasi => invoke::wasi(self, function, args),
+            } => invoke::numeric_abi(self, function, limits, params, param_names.as_deref(), args),
+            Abi::Wasi => invoke::wasi(self, function, limits, args),
         }
     }
 }

@@ -5,6 +5,9 @@
 //! ```text
 //! functions/persist.json           the index: a JSON map of name to FunctionEntry
 //! functions/<name>/<name>.wasm     each function's module
+//! functions/<name>/.<name>.wasm.<digest>.pending
+//!                                  a module between its index write and its
+//!                                  rename into place (see `commit`)
 //! ```
 //!
 //! Every write goes to a temporary file that is fsynced, renamed into place,
@@ -24,10 +27,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use error::StoreError;
 
-use crate::function::{FunctionEntry, FunctionName};
+use crate::function::{FunctionEntry, FunctionLimits, FunctionName};
 
 const INDEX_FILE: &str = "persist.json";
 const TEMP_SUFFIX: &str = ".tmp";
+const PENDING_SUFFIX: &str = ".pending";
 
 /// The data directory's functions and index.
 pub struct FunctionStore {
@@ -88,6 +92,7 @@ impl FunctionStore {
             index_path,
             index: Mutex::new(index),
         };
+        store.complete_pending_commits();
         store.remove_leftovers();
         Ok(store)
     }
@@ -154,7 +159,15 @@ impl FunctionStore {
     }
 
     /// Makes a staged `.wasm` the function's file and records its entry in
-    /// the index (durably, the index last), replacing any earlier version.
+    /// the index, replacing any earlier version.
+    ///
+    /// The index write is the one commit point. The staged file is first
+    /// renamed to `.<name>.wasm.<digest>.pending` (durably), then the index
+    /// is written, then the pending file is renamed over `<name>.wasm`. A
+    /// crash before the index write leaves the old entry and the old file (the
+    /// pending one is removed at the next start); a crash after it leaves a
+    /// pending file whose digest matches the index, which the next start
+    /// renames into place. Either way the files and the index agree.
     ///
     /// # Errors
     /// [`StoreError::Io`] when a rename or the index write fails; the index
@@ -165,32 +178,36 @@ impl FunctionStore {
         image: &str,
         image_digest: &str,
         wasi_cap: bool,
+        limits: FunctionLimits,
     ) -> Result<FunctionEntry, StoreError> {
         let mut index = self.lock_index();
         let name = staged.name.clone();
         let wasm_path = self.wasm_path(&name);
-        fs::rename(&staged.temp_path, &wasm_path).map_err(|source| StoreError::Io {
-            action: "rename into",
-            path: wasm_path.clone(),
-            source,
-        })?;
-        staged.committed = true;
-        sync_directory(
-            wasm_path
-                .parent()
-                .expect("function files live in a directory"),
-        )?;
+        let directory = wasm_path
+            .parent()
+            .expect("function files live in a directory")
+            .to_path_buf();
+        let pending_path = directory.join(pending_file_name(&name, image_digest));
+        rename(&staged.temp_path, &pending_path)?;
+        staged.temp_path.clone_from(&pending_path);
+        sync_directory(&directory)?;
         let entry = FunctionEntry {
             func_name: name.clone(),
             func_image_name: image.to_owned(),
             func_local_path: wasm_path.to_string_lossy().into_owned(),
             wasi_cap,
             image_digest: image_digest.to_owned(),
+            limits,
         };
         let mut next = index.clone();
         next.insert(name, entry.clone());
         self.write_index(&next)?;
+        staged.committed = true;
         *index = next;
+        // Committed. If this rename is lost to a crash, the next start redoes it.
+        if let Err(error) = rename(&pending_path, &wasm_path) {
+            log::error!("{error}; the next start completes it");
+        }
         Ok(entry)
     }
 
@@ -207,7 +224,13 @@ impl FunctionStore {
         wasm: &[u8],
     ) -> Result<FunctionEntry, StoreError> {
         let staged = self.stage(name, wasm)?;
-        self.commit(staged, image, image_digest, wasi_cap)
+        self.commit(
+            staged,
+            image,
+            image_digest,
+            wasi_cap,
+            FunctionLimits::default(),
+        )
     }
 
     /// Removes a function from the index (durably), then deletes its files.
@@ -244,6 +267,44 @@ impl FunctionStore {
         self.index
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Finishes or discards commits a crash interrupted (see [`Self::commit`]):
+    /// a pending file whose digest the index records becomes the function's
+    /// `.wasm`; any other pending file is removed.
+    fn complete_pending_commits(&self) {
+        let index = self.lock_index();
+        for entry in index.values() {
+            let directory = self.functions_dir.join(entry.func_name.as_str());
+            let Ok(files) = fs::read_dir(&directory) else {
+                continue;
+            };
+            let committed = pending_file_name(&entry.func_name, &entry.image_digest);
+            for file in files.flatten() {
+                let file_name = file.file_name().to_string_lossy().into_owned();
+                if !file_name.ends_with(PENDING_SUFFIX) {
+                    continue;
+                }
+                let path = file.path();
+                if file_name == committed {
+                    let wasm_path = self.wasm_path(&entry.func_name);
+                    match rename(&path, &wasm_path).and_then(|()| sync_directory(&directory)) {
+                        Ok(()) => log::warn!(
+                            "completed the interrupted deploy of function {} ({})",
+                            entry.func_name,
+                            entry.image_digest
+                        ),
+                        Err(error) => log::error!("{error}"),
+                    }
+                } else {
+                    log::warn!(
+                        "removing {}: a deploy interrupted before it was recorded left it",
+                        path.display()
+                    );
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
     }
 
     /// Deletes temporary files and function directories the index does not name.
@@ -305,6 +366,27 @@ impl Drop for StagedWasm {
             let _ = fs::remove_file(&self.temp_path);
         }
     }
+}
+
+/// `.<name>.wasm.<digest hex>.pending`: a committed-to-be `.wasm` (see
+/// [`FunctionStore::commit`]). The digest ties it to one index entry.
+fn pending_file_name(name: &FunctionName, image_digest: &str) -> String {
+    let hex = image_digest
+        .rsplit(':')
+        .next()
+        .unwrap_or(image_digest)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>();
+    format!(".{name}.wasm.{hex}{PENDING_SUFFIX}")
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), StoreError> {
+    fs::rename(from, to).map_err(|source| StoreError::Io {
+        action: "rename into",
+        path: to.to_path_buf(),
+        source,
+    })
 }
 
 /// Creates `path` holding `bytes` and fsyncs it.
@@ -395,7 +477,9 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
 
         let staged = store.stage(&name("f"), b"new").unwrap();
-        let entry = store.commit(staged, "i", "d", false).unwrap();
+        let entry = store
+            .commit(staged, "i", "d", false, FunctionLimits::default())
+            .unwrap();
         assert_eq!(store.entries(), vec![entry]);
         assert_eq!(store.read_wasm(&name("f")).unwrap(), b"new");
     }
