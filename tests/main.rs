@@ -9,4 +9,6 @@ mod errors;
 mod examples;
 mod images;
 mod lifecycle;
+mod limits;
+mod serving;
 mod walkthrough;
