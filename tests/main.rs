@@ -5,6 +5,7 @@ mod support;
 
 mod abis;
 mod cli;
+mod crash;
 mod errors;
 mod examples;
 mod images;

@@ -464,6 +464,31 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_after_the_index_write_is_completed_and_one_before_it_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FunctionStore::open(dir.path()).unwrap();
+        store
+            .put(&name("f"), "reg/f:v1", "sha256:aa11", false, b"old")
+            .unwrap();
+        store
+            .put(&name("g"), "reg/g:v1", "sha256:bb22", false, b"old")
+            .unwrap();
+        drop(store);
+        let functions = dir.path().join("functions");
+        // f: the index names sha256:aa11 and its pending file is there (the
+        // crash came after the index write, before the rename).
+        fs::write(functions.join("f/.f.wasm.aa11.pending"), b"new").unwrap();
+        // g: a pending file the index does not name (the crash came before).
+        fs::write(functions.join("g/.g.wasm.cc33.pending"), b"unrecorded").unwrap();
+
+        let store = FunctionStore::open(dir.path()).unwrap();
+        assert_eq!(store.read_wasm(&name("f")).unwrap(), b"new");
+        assert_eq!(store.read_wasm(&name("g")).unwrap(), b"old");
+        assert!(!functions.join("f/.f.wasm.aa11.pending").exists());
+        assert!(!functions.join("g/.g.wasm.cc33.pending").exists());
+    }
+
+    #[test]
     fn a_staged_file_is_invisible_until_committed_and_removed_if_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let store = FunctionStore::open(dir.path()).unwrap();
