@@ -47,6 +47,8 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   idle keep-alive connections close after it
     --max-connections N           WASM_ENGINE_MAX_CONNECTIONS [default: 256]
                                   most open client connections (503 beyond)
+    --registry-timeout-ms N       WASM_ENGINE_REGISTRY_TIMEOUT_MS [default: 10000]
+                                  longest wait for a registry's response headers (502 beyond)
     --admin-token-file FILE       WASM_ENGINE_ADMIN_TOKEN_FILE
                                   deploy, update and delete need
                                   'Authorization: Bearer <first line of FILE>'
@@ -174,6 +176,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("max-in-flight", "WASM_ENGINE_MAX_IN_FLIGHT"),
     ("max-queue", "WASM_ENGINE_MAX_QUEUE"),
     ("admin-token-file", "WASM_ENGINE_ADMIN_TOKEN_FILE"),
+    ("registry-timeout-ms", "WASM_ENGINE_REGISTRY_TIMEOUT_MS"),
 ];
 
 /// Parses the arguments (without the program name). `env` looks up an
@@ -308,6 +311,9 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
     }
     if let Some(n) = number("max-queue", "invocations", 0..=1_000_000)? {
         config.max_queue = n as usize;
+    }
+    if let Some(n) = number("registry-timeout-ms", "milliseconds", 1..=MAX)? {
+        config.registry_timeout = Duration::from_millis(n);
     }
     if let Some(path) = values.get("admin-token-file") {
         config.admin_token = Some(read_admin_token(path)?);

@@ -3,6 +3,11 @@
 
 use serde_json::json;
 
+use std::io::{Read, Write};
+
+use wasm_engine::registry::{DOCKER_LAYER_GZIP, Digest, OCI_LAYER_TAR};
+
+use crate::support::fake_registry::{Answer, FakeRegistry};
 use crate::support::{Engine, Registry, assert_error};
 
 /// `(method, path, body, status, message fragment)`.
@@ -12,8 +17,82 @@ fn deploy_body(name: &str, image: &str, wasi_cap: bool) -> String {
     json!({"function_name": name, "function_image": image, "wasi_cap": wasi_cap}).to_string()
 }
 
+/// A tar layer built entry by entry.
+fn tar_with(entries: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    entries(&mut builder);
+    builder.into_inner().unwrap()
+}
+
+/// A gzip tar layer of about 150 KB holding a 160 MiB `.wasm` of zeros: past
+/// the engine's 128 MiB cap on a module.
+fn gzip_bomb() -> Vec<u8> {
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    {
+        let mut tar = tar::Builder::new(&mut gzip);
+        let size = 160u64 << 20;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "fn.wasm", std::io::repeat(0).take(size))
+            .unwrap();
+        tar.finish().unwrap();
+    }
+    gzip.flush().unwrap();
+    gzip.finish().unwrap()
+}
+
+/// A fake registry with four broken images: `broken/500` (manifest answers
+/// 500), `broken/html` (a manifest that is not JSON), `broken/tampered` (a
+/// blob that does not match its digest) and `broken/stall` (never answers).
+fn broken_registry() -> FakeRegistry {
+    let layer = b"the layer the manifest promises".to_vec();
+    let config = b"{}".to_vec();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": Digest::of(&config).to_string(),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": Digest::of(&layer).to_string(),
+            "size": layer.len(),
+        }],
+    })
+    .to_string()
+    .into_bytes();
+    let oci = "application/vnd.oci.image.manifest.v1+json";
+    FakeRegistry::start(vec![
+        ("/v2/broken/manifests/500".into(), Answer::Status(500)),
+        (
+            "/v2/broken/manifests/html".into(),
+            Answer::Ok(oci, b"<html>not a manifest</html>".to_vec()),
+        ),
+        (
+            "/v2/broken/manifests/tampered".into(),
+            Answer::Ok(oci, manifest),
+        ),
+        (
+            format!("/v2/broken/blobs/{}", Digest::of(&config)),
+            Answer::Ok("application/octet-stream", config),
+        ),
+        (
+            format!("/v2/broken/blobs/{}", Digest::of(&layer)),
+            Answer::Ok(
+                "application/octet-stream",
+                b"something else entirely, same length".to_vec(),
+            ),
+        ),
+        ("/v2/broken/manifests/stall".into(), Answer::Stall),
+    ])
+}
+
 #[test]
-fn bad_requests_get_the_right_status_and_a_useful_message() {
+fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving() {
     let registry = Registry::start();
     let numeric = registry.push_fixture("numeric", "numeric:v1");
     let string = registry.push_fixture("string", "string:v1");
@@ -26,8 +105,68 @@ fn bad_requests_get_the_right_status_and_a_useful_message() {
         "two-wasm:v1",
     );
     let unreachable_registry = "127.0.0.1:9/gcd:v1";
-    let engine = Engine::start();
+    let exit_3 = registry.push_fixture("wasi_exit", "wasi-exit:v1");
+    let flood = registry.push_fixture("wasi_flood", "wasi-flood:v1");
+    let symlink = registry.push_layers(
+        &[(
+            OCI_LAYER_TAR,
+            tar_with(|tar| {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                tar.append_link(&mut header, "fn.wasm", "/etc/passwd")
+                    .unwrap();
+            }),
+        )],
+        "symlink:v1",
+    );
+    let climbing = registry.push_layers(
+        &[(
+            OCI_LAYER_TAR,
+            tar_with(|tar| {
+                let mut header = tar::Header::new_old();
+                header.set_size(4);
+                header.set_mode(0o644);
+                header.set_entry_type(tar::EntryType::Regular);
+                // `append_data` refuses `..`; write the raw name as a hostile tool would.
+                header.as_old_mut().name[..13].copy_from_slice(b"../../fn.wasm");
+                header.set_cksum();
+                tar.append(&header, &b"\0asm"[..]).unwrap();
+            }),
+        )],
+        "climbing:v1",
+    );
+    let bomb = registry.push_layers(&[(DOCKER_LAYER_GZIP, gzip_bomb())], "bomb:v1");
+    let broken = broken_registry();
+    let engine = Engine::start_with(&[
+        "--memory-limit-mb",
+        "8",
+        "--max-output-bytes",
+        "65536",
+        "--registry-timeout-ms",
+        "1000",
+    ]);
     engine.deploy("gcd", &numeric, false);
+    for name in [
+        "unreachable",
+        "oob_load",
+        "recurse",
+        "grow_forever",
+        "big_result",
+        "out_of_bounds",
+        "not_utf8",
+    ] {
+        engine.deploy(name, &string, false);
+    }
+    engine.deploy("div", &numeric, false);
+    engine.deploy("exit_3", &exit_3, true);
+    engine.deploy("flood", &flood, true);
+    let spin = json!({"function_name": "spin", "function_image": string, "timeout_ms": 300});
+    assert_eq!(
+        engine.post("/function/deploy", &spin.to_string()).status,
+        200
+    );
+    let invoke = |name: &str| json!({"function_name": name, "args": {}}).to_string();
 
     let cases: Vec<Case> = vec![
         // 400: malformed or mistyped bodies, invalid names and references.
@@ -236,7 +375,7 @@ fn bad_requests_get_the_right_status_and_a_useful_message() {
             "/function/deploy",
             deploy_body("nothere", &numeric, false),
             422,
-            "no exported function named nothere (its exports: count () -> (i32), div (i32, i32) -> (i32)",
+            "no exported function named nothere (its exports: busy (i64) -> (i64), count () -> (i32)",
         ),
         (
             "POST",
@@ -274,7 +413,188 @@ fn bad_requests_get_the_right_status_and_a_useful_message() {
             502,
             "registry unreachable",
         ),
+        // Functions that misbehave: traps, runaway loops, memory and output.
+        (
+            "POST",
+            "/function/invoke",
+            invoke("unreachable"),
+            500,
+            "unreachable",
+        ),
+        (
+            "POST",
+            "/function/invoke",
+            json!({"function_name": "div", "args": {"a": "1", "b": "0"}}).to_string(),
+            500,
+            "integer divide by zero",
+        ),
+        (
+            "POST",
+            "/function/invoke",
+            invoke("oob_load"),
+            500,
+            "out of bounds",
+        ),
+        (
+            "POST",
+            "/function/invoke",
+            invoke("recurse"),
+            500,
+            "call stack exhausted",
+        ),
+        (
+            "POST",
+            "/function/invoke",
+            invoke("spin"),
+            504,
+            "300 ms time limit",
+        ),
+        (
+            "POST",
+            "/function/invoke",
+            invoke("grow_forever"),
+            500,
+            "hit its memory limit of 8 MiB",
+        ),
+        (
+            "POST",
+            "/function/invoke",
+            invoke("big_result"),
+            500,
+            "result is larger than the 65536 byte output limit",
+        ),
+        (
+            "POST",
+            "/function/invoke",
+            invoke("flood"),
+            500,
+            "stdout is larger than the 65536 byte output limit",
+        ),
+        (
+            "POST",
+            "/function/invoke",
+            invoke("out_of_bounds"),
+            500,
+            "lies outside its 131072 byte memory",
+        ),
+        ("POST", "/function/invoke", invoke("not_utf8"), 500, "UTF-8"),
+        (
+            "POST",
+            "/function/invoke",
+            invoke("exit_3"),
+            500,
+            "exited with code 3",
+        ),
+        // More hostile request bodies and names.
+        (
+            "POST",
+            "/function/invoke",
+            r#"{"function_name": "gcd", "args": {"a": "1""#.into(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "POST",
+            "/function/invoke",
+            json!({"function_name": "a\u{0}b"}).to_string(),
+            400,
+            "contains '\\0'",
+        ),
+        (
+            "POST",
+            "/function/invoke",
+            json!({"function_name": "fünf"}).to_string(),
+            400,
+            "contains 'ü'",
+        ),
+        (
+            "POST",
+            "/function/query",
+            json!({"function_name": ".."}).to_string(),
+            400,
+            "starts with '.'",
+        ),
+        (
+            "POST",
+            "/function/invoke",
+            json!({"function_name": "gcd", "args": ["1", "2"]}).to_string(),
+            400,
+            "invalid type: sequence, expected an object whose values are strings",
+        ),
+        (
+            "POST",
+            "/function/invoke",
+            json!({"function_name": "gcd", "args": {"pad": "x".repeat(2 << 20)}}).to_string(),
+            413,
+            "larger than the 1048576 byte limit",
+        ),
+        (
+            "POST",
+            "/function/deploy",
+            json!({"function_name": "x", "function_image": numeric, "timeout_ms": 0}).to_string(),
+            400,
+            "timeout_ms must be from 1",
+        ),
+        (
+            "POST",
+            "/function/deploy",
+            json!({"function_name": "x", "function_image": numeric, "fuel": "lots"}).to_string(),
+            400,
+            "invalid type: string",
+        ),
+        // Hostile images.
+        (
+            "POST",
+            "/function/deploy",
+            deploy_body("x", &symlink, false),
+            422,
+            "ignored, not regular files: fn.wasm",
+        ),
+        (
+            "POST",
+            "/function/deploy",
+            deploy_body("x", &climbing, false),
+            422,
+            "unsafe path \"../../fn.wasm\"",
+        ),
+        (
+            "POST",
+            "/function/deploy",
+            deploy_body("x", &bomb, false),
+            422,
+            "larger than the 134217728 byte limit",
+        ),
+        // A registry that fails, lies or stalls.
+        (
+            "POST",
+            "/function/deploy",
+            deploy_body("x", &broken.image("broken:500"), false),
+            502,
+            "registry answered 500",
+        ),
+        (
+            "POST",
+            "/function/deploy",
+            deploy_body("x", &broken.image("broken:html"), false),
+            502,
+            "registry sent an invalid manifest",
+        ),
+        (
+            "POST",
+            "/function/deploy",
+            deploy_body("x", &broken.image("broken:tampered"), false),
+            502,
+            "does not match its digest",
+        ),
+        (
+            "POST",
+            "/function/deploy",
+            deploy_body("x", &broken.image("broken:stall"), false),
+            502,
+            "registry unreachable",
+        ),
     ];
+    assert!(cases.len() >= 40, "{} cases", cases.len());
     for (method, path, body, status, fragment) in cases {
         let reply = engine.request(method, path, &body, false);
         assert_eq!(
@@ -290,11 +610,29 @@ fn bad_requests_get_the_right_status_and_a_useful_message() {
         engine.assert_output("gcd", json!({"a": "1071", "b": "462"}), "21");
     }
     // Failed deploys leave nothing behind.
+    let listed = engine.request("GET", "/function/list", "", true).json();
+    let names: Vec<&str> = listed["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|function| function["func_name"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        engine.get("/function/list").message(),
-        format!(
-            "all deployed function info: [{{func_name: gcd, func_image_name: {numeric}, wasi_cap: false}}]"
-        )
+        names,
+        [
+            "big_result",
+            "div",
+            "exit_3",
+            "flood",
+            "gcd",
+            "grow_forever",
+            "not_utf8",
+            "oob_load",
+            "out_of_bounds",
+            "recurse",
+            "spin",
+            "unreachable"
+        ]
     );
 }
 

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_registry;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
