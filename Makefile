@@ -15,7 +15,7 @@ build:
 	@ls -l target/release/wasm_engine
 
 deps:
-	scripts/install-deps.sh docker-registry wabt curl clang lld wasi-libc libclang-rt-14-dev-wasm32
+	scripts/install-deps.sh docker-registry wabt curl clang lld wasi-libc libclang-rt-14-dev-wasm32 hey
 
 apps: deps
 	experiments/build-apps.sh
@@ -37,6 +37,7 @@ demo: deps
 
 test: deps apps hosts
 	$(CARGO) test --all-targets
+	tests/load_check.sh
 
 # A host name for 127.0.0.1 that is not `localhost`, for the name-resolution test.
 hosts:
