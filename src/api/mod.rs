@@ -30,6 +30,7 @@ use serde_json::json;
 use admission::{Admission, Admit};
 use auth::Access;
 pub use error::ApiError;
+pub use request::parse_route_body;
 use request::{DeployRequest, InvokeRequest, NameRequest, parse_json};
 use response::{Reply, limits_json, list_item, query_item};
 

@@ -19,9 +19,9 @@ mod reference;
 pub use client::{PulledImage, RegistryClient, RegistryOptions};
 pub use digest::Digest;
 pub use error::RegistryError;
-pub use layer::{LayerFile, build_gzip_tar};
+pub use layer::{LayerFile, LayerLimits, WasmFiles, build_gzip_tar};
 pub use manifest::{
     DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_LAYER_GZIP,
-    OCI_LAYER_TAR, OCI_MANIFEST,
+    OCI_LAYER_TAR, OCI_MANIFEST, parse as parse_manifest,
 };
 pub use reference::ImageReference;

@@ -243,27 +243,46 @@ pub fn string_abi(
             wasmi::Error::new("the string ABI returns two i32"),
         ));
     };
-    let (output_ptr, output_len) = (*output_ptr as u32, *output_len as u32);
-    if output_len as usize > limits.max_output_bytes {
+    read_result(
+        name,
+        memory.data(&store),
+        *output_ptr as u32,
+        *output_len as u32,
+        limits.max_output_bytes,
+    )
+}
+
+/// Reads a string-ABI result: `len` bytes at `ptr` of the instance's memory
+/// `data`, which must lie inside it, be at most `cap` bytes, and be UTF-8.
+/// Copies nothing before those checks pass.
+pub fn read_result(
+    function: &str,
+    data: &[u8],
+    ptr: u32,
+    len: u32,
+    cap: usize,
+) -> Result<String, RuntimeError> {
+    if len as usize > cap {
         return Err(RuntimeError::OutputTooLarge {
-            function: name.to_owned(),
+            function: function.to_owned(),
             stream: "result",
-            limit_bytes: limits.max_output_bytes,
+            limit_bytes: cap,
         });
     }
-    let data = memory.data(&store);
-    let output = (output_ptr as usize)
-        .checked_add(output_len as usize)
-        .and_then(|end| data.get(output_ptr as usize..end))
+    let output = (ptr as usize)
+        .checked_add(len as usize)
+        .and_then(|end| data.get(ptr as usize..end))
         .ok_or_else(|| RuntimeError::OutputOutOfBounds {
-            function: name.to_owned(),
-            ptr: output_ptr,
-            len: output_len,
+            function: function.to_owned(),
+            ptr,
+            len,
             memory_bytes: data.len(),
         })?;
-    String::from_utf8(output.to_vec()).map_err(|_| RuntimeError::OutputNotUtf8 {
-        function: name.to_owned(),
-    })
+    std::str::from_utf8(output)
+        .map(str::to_owned)
+        .map_err(|_| RuntimeError::OutputNotUtf8 {
+            function: function.to_owned(),
+        })
 }
 
 /// The numeric ABI: parse each argument as its parameter's type, call, and

@@ -20,6 +20,7 @@ use wasmi_wasi::WasiCtx;
 
 pub use abi::Abi;
 pub use error::RuntimeError;
+pub use invoke::read_result as read_string_result;
 
 use crate::function::{FunctionLimits, FunctionName, InvocationArgs};
 

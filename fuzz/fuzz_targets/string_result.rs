@@ -1,0 +1,24 @@
+//! The string ABI's result: any `(ptr, len)` a function returns, over any
+//! memory, is read only when it lies inside the memory, fits the output cap
+//! and is UTF-8; otherwise it is an error, never a panic or an over-read.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use wasm_engine::runtime::read_string_result;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 10 {
+        return;
+    }
+    let ptr = u32::from_le_bytes(data[0..4].try_into().unwrap());
+    let len = u32::from_le_bytes(data[4..8].try_into().unwrap());
+    let cap = u16::from_le_bytes(data[8..10].try_into().unwrap()) as usize;
+    let memory = &data[10..];
+    if let Ok(text) = read_string_result("fuzz", memory, ptr, len, cap) {
+        assert!(text.len() == len as usize && text.len() <= cap);
+        assert_eq!(
+            text.as_bytes(),
+            &memory[ptr as usize..ptr as usize + len as usize]
+        );
+    }
+});
