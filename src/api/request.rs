@@ -96,6 +96,22 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Parses `body` as the request of the POST route `path`, as the server does
+/// (for the fuzz targets, which check that no body makes it panic).
+///
+/// # Errors
+/// The 400 the server would answer.
+pub fn parse_route_body(path: &str, body: &[u8]) -> Result<(), ApiError> {
+    match path {
+        "/function/deploy" | "/function/update" => DeployRequest::parse(body).map(drop),
+        "/function/delete" | "/function/query" => parse_json::<NameRequest>(body).map(drop),
+        _ => parse_json::<InvokeRequest>(body).map(|request| {
+            // What the ABIs do with arguments: render them back to JSON.
+            let _ = request.args.to_json();
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,21 +172,5 @@ mod tests {
     fn invoke_request_defaults_to_no_arguments() {
         let request: InvokeRequest = parse_json(br#"{"function_name": "gcd"}"#).unwrap();
         assert!(request.args.pairs().is_empty());
-    }
-}
-
-/// Parses `body` as the request of the POST route `path`, as the server does
-/// (for the fuzz targets, which check that no body makes it panic).
-///
-/// # Errors
-/// The 400 the server would answer.
-pub fn parse_route_body(path: &str, body: &[u8]) -> Result<(), ApiError> {
-    match path {
-        "/function/deploy" | "/function/update" => DeployRequest::parse(body).map(drop),
-        "/function/delete" | "/function/query" => parse_json::<NameRequest>(body).map(drop),
-        _ => parse_json::<InvokeRequest>(body).map(|request| {
-            // What the ABIs do with arguments: render them back to JSON.
-            let _ = request.args.to_json();
-        }),
     }
 }
