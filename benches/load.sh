@@ -39,6 +39,12 @@ experiments/build-apps.sh >/dev/null
 (cd experiments/application/authentication-wasi &&
   cargo build --quiet --target wasm32-wasip1 --target-dir "$work/big")
 big_wasm="$work/big/wasm32-wasip1/debug/authentication-wasi.wasm"
+# A 2.0 MB one: the unstripped debug build of authentication's string-ABI core
+# (before wrap-string-abi.sh), deployable under its export name with the
+# numeric ABI (authentication_impl(ptr, len) -> i64).
+(cd experiments/application/authentication &&
+  cargo build --quiet --target wasm32-unknown-unknown --target-dir "$work/big2")
+big2_wasm="$work/big2/wasm32-unknown-unknown/debug/authentication_impl.wasm"
 engine=target/release/wasm_engine
 
 registry_port=$(free_port)
@@ -54,6 +60,8 @@ push $app/gcd/target/wasm32-unknown-unknown/release/gcd.wasm gcd-wasm:v1
 push $app/hello/target/wasm32-wasip1/release/hello.wasm hello-wasm:v1
 cp "$big_wasm" "$work/big.wasm"
 push "$work/big.wasm" big-wasm:v1
+cp "$big2_wasm" "$work/big2.wasm"
+push "$work/big2.wasm" big2-wasm:v1
 
 start_engine() { # data dir [port]; sets engine_url and engine_pid
   local port=${2:-$(free_port)}
@@ -132,6 +140,9 @@ printf '%-46s %s / %s\n' "hello ($(stat -c %s $app/hello/target/wasm32-wasip1/re
 big=$(deploy big big-wasm:v1 true)
 big_invoke=$(first_invoke "{\"function_name\": \"big\", \"args\": {\"arg_uri\": \"yes\", \"arg_body\": \"yes\", \"arg_secret\": \"12345\"}}")
 printf '%-46s %s / %s\n' "big: unstripped debug build ($(stat -c %s "$work/big.wasm") bytes)" "$big" "$big_invoke"
+big2=$(deploy authentication_impl big2-wasm:v1 false)
+big2_invoke=$(first_invoke '{"function_name": "authentication_impl", "args": {"ptr": "0", "len": "0"}}')
+printf '%-46s %s / %s\n' "big2: unstripped debug build ($(stat -c %s "$work/big2.wasm") bytes)" "$big2" "$big2_invoke"
 
 kill "$engine_pid"; wait "$engine_pid" 2>/dev/null || true
 restart_port=$(free_port)
@@ -141,6 +152,6 @@ until curl -fs -o /dev/null -X POST "$engine_url/function/invoke" \
   -d "{\"function_name\": \"big\", \"args\": {\"arg_uri\": \"yes\", \"arg_body\": \"yes\", \"arg_secret\": \"12345\"}}"; do
   sleep 0.001
 done
-echo "restart (6 functions restored, incl. big) to first invoke of big answered: $(ms_since "$started") ms (includes curl retries every 1 ms)"
+echo "restart (7 functions restored, incl. big and big2) to first invoke of big answered: $(ms_since "$started") ms (includes curl retries every 1 ms)"
 echo
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(date -u +%Y-%m-%d)"
