@@ -277,11 +277,20 @@ impl FunctionService {
         let wasm = &pulled.wasm.contents;
         // Validating and writing (with its fsync) take similar time: overlap them.
         let (staged, compiled) = std::thread::scope(|scope| {
-            let staging = scope.spawn(|| self.store.stage(name, wasm));
+            let staging = scope.spawn(|| {
+                let staged = self.store.stage(name, wasm);
+                (staged, started.elapsed())
+            });
             let compiled = self.runtime.prepare(name, wasi_cap, wasm);
-            let staged = staging
+            let validated_at = started.elapsed();
+            let (staged, staged_at) = staging
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            log::debug!(
+                "install {name}: validated {:?} and staged {:?} after the pull",
+                validated_at.saturating_sub(pulled_at),
+                staged_at.saturating_sub(pulled_at)
+            );
             (staged, compiled)
         });
         let compiled = compiled?;
