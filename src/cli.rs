@@ -253,12 +253,10 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
                 insecure_registries.push(string_value(&mut parser, "--insecure-registry")?)
             }
             Long("protect-all") => protect_all = true,
-            Long(name) if VALUE_FLAGS.iter().any(|&(flag, _)| flag == name) => {
-                let flag = VALUE_FLAGS
-                    .iter()
-                    .map(|&(flag, _)| flag)
-                    .find(|&flag| flag == name)
-                    .expect("matched above");
+            Long(name) => {
+                let Some(&(flag, _)) = VALUE_FLAGS.iter().find(|&&(flag, _)| flag == name) else {
+                    return Err(Long(name).unexpected().to_string());
+                };
                 let value = string_value(&mut parser, &format!("--{flag}"))?;
                 values.insert(flag, value);
             }

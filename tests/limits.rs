@@ -3,16 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{Engine, Registry, assert_error};
-
-fn deploy_with(engine: &Engine, name: &str, image: &str, limits: serde_json::Value) {
-    let mut body = json!({"function_name": name, "function_image": image});
-    body.as_object_mut()
-        .unwrap()
-        .extend(limits.as_object().unwrap().clone());
-    let reply = engine.post("/function/deploy", &body.to_string());
-    assert_eq!(reply.status, 200, "deploying {name}: {}", reply.body);
-}
+use crate::support::{Engine, Registry, assert_error, deploy_body};
 
 #[test]
 fn query_shows_the_limits_in_force_and_old_clients_get_the_defaults() {
@@ -20,8 +11,7 @@ fn query_shows_the_limits_in_force_and_old_clients_get_the_defaults() {
     let numeric = registry.push_fixture("numeric", "numeric:v1");
     let engine = Engine::start_with(&["--timeout-ms", "7000", "--max-output-bytes", "4096"]);
     engine.deploy("gcd", &numeric, false);
-    deploy_with(
-        &engine,
+    engine.deploy_with(
         "busy",
         &numeric,
         json!({"timeout_ms": 250, "memory_limit_mb": 2, "fuel": 5000}),
@@ -51,7 +41,7 @@ fn per_function_limits_survive_a_restart() {
     let numeric = registry.push_fixture("numeric", "numeric:v1");
     let data_dir = tempfile::tempdir().unwrap();
     let mut engine = Engine::start_in(data_dir.path(), &[]);
-    deploy_with(&engine, "busy", &numeric, json!({"fuel": 1000}));
+    engine.deploy_with("busy", &numeric, json!({"fuel": 1000}));
     engine.kill();
     let engine = Engine::start_in(data_dir.path(), &[]);
     let query = engine.post_json("/function/query", r#"{"function_name": "busy"}"#);
@@ -68,7 +58,7 @@ fn a_fuel_budget_stops_a_long_call_with_504_and_lets_short_ones_finish() {
     let registry = Registry::start();
     let numeric = registry.push_fixture("numeric", "numeric:v1");
     let engine = Engine::start();
-    deploy_with(&engine, "busy", &numeric, json!({"fuel": 200000}));
+    engine.deploy_with("busy", &numeric, json!({"fuel": 200000}));
     engine.assert_output("busy", json!({"n": "1000"}), "1000");
     assert_error(
         &engine.invoke("busy", json!({"n": "100000000"})),
@@ -84,7 +74,7 @@ fn a_per_function_timeout_overrides_the_server_default() {
     let registry = Registry::start();
     let string = registry.push_fixture("string", "string:v1");
     let engine = Engine::start_with(&["--timeout-ms", "60000"]);
-    deploy_with(&engine, "spin", &string, json!({"timeout_ms": 300}));
+    engine.deploy_with("spin", &string, json!({"timeout_ms": 300}));
     assert_error(
         &engine.invoke("spin", json!({})),
         504,
@@ -103,7 +93,7 @@ fn a_function_that_outgrows_its_memory_gets_500_naming_the_limit() {
         500,
         "function grow_forever hit its memory limit of 8 MiB",
     );
-    deploy_with(&engine, "oob_load", &string, json!({"memory_limit_mb": 1}));
+    engine.deploy_with("oob_load", &string, json!({"memory_limit_mb": 1}));
     // A trap without a refused growth is an ordinary trap.
     let reply = engine.invoke("oob_load", json!({}));
     assert_error(&reply, 500, "out of bounds");
@@ -147,12 +137,8 @@ fn invalid_limits_at_deploy_are_400() {
         (json!({"fuel": "lots"}), "invalid type: string \"lots\""),
         (json!({"fuel": -1}), "invalid value: integer `-1`"),
     ] {
-        let mut body = json!({"function_name": "gcd", "function_image": numeric});
-        body.as_object_mut()
-            .unwrap()
-            .extend(limits.as_object().unwrap().clone());
         assert_error(
-            &engine.post("/function/deploy", &body.to_string()),
+            &engine.post("/function/deploy", &deploy_body("gcd", &numeric, limits)),
             400,
             fragment,
         );

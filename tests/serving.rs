@@ -7,15 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Engine, Registry, assert_error, http_agent};
-
-fn deploy_body(name: &str, image: &str, extra: serde_json::Value) -> String {
-    let mut body = json!({"function_name": name, "function_image": image});
-    body.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    body.to_string()
-}
+use crate::support::{Engine, Registry, assert_error, deploy_body, http_agent};
 
 /// Sends `request` on a fresh connection and returns everything the server
 /// sends back before closing (or before `wait` passes).
@@ -34,11 +26,7 @@ fn beyond_the_slots_and_the_queue_invocations_get_503_at_once_while_control_rout
     let string = registry.push_fixture("string", "string:v1");
     let numeric = registry.push_fixture("numeric", "numeric:v1");
     let engine = Engine::start_with(&["--max-in-flight", "1", "--max-queue", "1"]);
-    let reply = engine.post(
-        "/function/deploy",
-        &deploy_body("spin", &string, json!({"timeout_ms": 3000})),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    engine.deploy_with("spin", &string, json!({"timeout_ms": 3000}));
     engine.deploy("gcd", &numeric, false);
 
     // One call takes the only slot, a second waits in the queue.

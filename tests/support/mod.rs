@@ -405,6 +405,13 @@ impl Engine {
         );
     }
 
+    /// Deploys with extra body fields (such as limits) and asserts success.
+    #[track_caller]
+    pub fn deploy_with(&self, name: &str, image: &str, extra: serde_json::Value) {
+        let reply = self.post("/function/deploy", &deploy_body(name, image, extra));
+        assert_eq!(reply.status, 200, "deploying {name}: {}", reply.body);
+    }
+
     /// Invokes with `args` (a JSON object) and returns the reply.
     pub fn invoke(&self, name: &str, args: serde_json::Value) -> Reply {
         self.post(
@@ -472,6 +479,19 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A deploy body for `name` from `image`, with the fields of `extra` (a JSON
+/// object, such as `{"wasi_cap": true, "fuel": 1000}`) added.
+pub fn deploy_body(name: &str, image: &str, extra: serde_json::Value) -> String {
+    let mut body = serde_json::json!({"function_name": name, "function_image": image});
+    body.as_object_mut().unwrap().extend(
+        extra
+            .as_object()
+            .expect("extra fields are an object")
+            .clone(),
+    );
+    body.to_string()
 }
 
 /// Runs the engine binary to completion with `args` (for startup failures).
