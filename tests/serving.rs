@@ -25,7 +25,10 @@ fn beyond_the_slots_and_the_queue_invocations_get_503_at_once_while_control_rout
     let registry = Registry::start();
     let string = registry.push_fixture("string", "string:v1");
     let numeric = registry.push_fixture("numeric", "numeric:v1");
-    let engine = Engine::start_with(&["--max-in-flight", "1", "--max-queue", "1"]);
+    // One worker and one slot: while the call runs, only the standby
+    // receiver is left to take requests.
+    let engine =
+        Engine::start_with(&["--workers", "1", "--max-in-flight", "1", "--max-queue", "1"]);
     engine.deploy_with("spin", &string, json!({"timeout_ms": 3000}));
     engine.deploy("gcd", &numeric, false);
 

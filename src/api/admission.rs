@@ -6,12 +6,20 @@
 //! slot is taken), or gets it back to refuse with 503 (the queue is full),
 //! so a refusal is immediate, never after a timeout. A worker that finishes
 //! an invocation asks [`Admission::finish`] for the next parked one before it
-//! gives its slot back. The server runs one thread more than there are slots,
-//! so some thread is always free to receive requests: deploys, list and
-//! query never wait behind invocations.
+//! gives its slot back.
+//!
+//! The server runs one thread more than there are slots, a standby receiver,
+//! so that deploys, list and query never wait behind invocations. It must not
+//! receive while the slots' own workers can: a third thread taking requests
+//! from the same queue cost 10% of the throughput of short calls on two
+//! cores (docs/performance.md). So it waits in [`Admission::wait_saturated`]
+//! until every slot is taken, and after a grace period receives only if
+//! [`Admission::still_stuck`] (no call finished meanwhile), and then only
+//! while [`Admission::saturated`] stays true.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 /// What became of an invocation offered to [`Admission::admit`].
 pub enum Admit<T> {
@@ -27,16 +35,25 @@ pub enum Admit<T> {
     },
 }
 
+/// How many calls had finished when every slot was seen taken.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress(u64);
+
 /// Slots for running invocations and a bounded queue of waiting ones.
 pub struct Admission<T> {
     slots: usize,
     max_queue: usize,
     state: Mutex<State<T>>,
+    /// Notified when the last free slot is taken.
+    saturated: Condvar,
 }
 
 struct State<T> {
     running: usize,
     waiting: VecDeque<T>,
+    /// Calls finished so far: tells the standby receiver whether the slots
+    /// are busy with the same calls as a moment ago.
+    finished: u64,
 }
 
 impl<T> Admission<T> {
@@ -48,7 +65,9 @@ impl<T> Admission<T> {
             state: Mutex::new(State {
                 running: 0,
                 waiting: VecDeque::new(),
+                finished: 0,
             }),
+            saturated: Condvar::new(),
         }
     }
 
@@ -57,6 +76,9 @@ impl<T> Admission<T> {
         let mut state = self.lock();
         if state.running < self.slots {
             state.running += 1;
+            if state.running == self.slots {
+                self.saturated.notify_one();
+            }
             Admit::Run(call)
         } else if state.waiting.len() < self.max_queue {
             state.waiting.push_back(call);
@@ -75,11 +97,37 @@ impl<T> Admission<T> {
     /// call, which inherits the slot, or `None` and the slot is free again.
     pub fn finish(&self) -> Option<T> {
         let mut state = self.lock();
+        state.finished += 1;
         let next = state.waiting.pop_front();
         if next.is_none() {
             state.running -= 1;
         }
         next
+    }
+
+    /// True while every slot is taken.
+    pub fn saturated(&self) -> bool {
+        self.lock().running >= self.slots
+    }
+
+    /// For the standby receiver: waits at most `timeout` for every slot to
+    /// be taken, and returns how far the calls had got at that moment, to be
+    /// checked with [`Admission::still_stuck`] after a grace period.
+    pub fn wait_saturated(&self, timeout: Duration) -> Option<Progress> {
+        let state = self
+            .saturated
+            .wait_timeout_while(self.lock(), timeout, |state| state.running < self.slots)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0;
+        (state.running >= self.slots).then_some(Progress(state.finished))
+    }
+
+    /// True when every slot is still taken and no call has finished since
+    /// `progress` was taken: the calls running are long ones, and requests
+    /// would wait for them unless the standby receiver takes them.
+    pub fn still_stuck(&self, progress: Progress) -> bool {
+        let state = self.lock();
+        state.running >= self.slots && state.finished == progress.0
     }
 
     /// True when nothing runs and nothing waits.
@@ -125,6 +173,34 @@ mod tests {
         assert_eq!(admission.finish(), None);
         assert!(admission.is_idle());
         assert!(matches!(admission.admit("c"), Admit::Run("c")));
+    }
+
+    #[test]
+    fn the_standby_receiver_is_woken_only_by_slots_held_with_no_call_finishing() {
+        let admission = Admission::new(1, 4);
+        assert!(!admission.saturated());
+        assert!(
+            admission.wait_saturated(Duration::from_millis(1)).is_none(),
+            "a free slot is not saturation"
+        );
+        let progress = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| admission.wait_saturated(Duration::from_secs(30)));
+            assert!(matches!(admission.admit(1), Admit::Run(1)));
+            waiter.join().unwrap()
+        })
+        .expect("taking the last slot wakes the waiter");
+        assert!(admission.saturated());
+        assert!(admission.still_stuck(progress), "the same call still runs");
+
+        assert!(matches!(admission.admit(2), Admit::Queued));
+        assert_eq!(admission.finish(), Some(2));
+        assert!(admission.saturated());
+        assert!(
+            !admission.still_stuck(progress),
+            "a call finished, so the slots are not stuck even though all are taken"
+        );
+        assert_eq!(admission.finish(), None);
+        assert!(!admission.saturated());
     }
 
     #[test]

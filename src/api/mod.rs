@@ -7,7 +7,8 @@
 //! (`error`). A handler that panics answers 500 and its worker lives on.
 //!
 //! Invocations pass through [`admission`] (slots and a bounded queue, 503
-//! beyond); deploys, updates and deletes run on threads of their own;
+//! beyond; a standby receiver takes requests while every slot is held by a
+//! long call); deploys, updates and deletes run on threads of their own;
 //! [`auth`] guards routes with the optional admin token. SIGTERM or SIGINT
 //! make [`Server::run`] drain and return.
 
@@ -77,6 +78,7 @@ pub struct Server {
     http: Arc<tiny_http::Server>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
+    /// Receiving workers; [`Server::run`] adds the standby receiver.
     threads: usize,
 }
 
@@ -152,9 +154,7 @@ impl Server {
                 stop: stop.clone(),
             }),
             stop,
-            // One thread more than invocation slots, so that one is always
-            // free to receive deploys, list and query and to refuse with 503.
-            threads: config.workers.max(slots) + 1,
+            threads: config.workers.max(slots),
         })
     }
 
@@ -178,13 +178,19 @@ impl Server {
     /// then does it return. Every write to the store is fsynced before its
     /// request is answered, so nothing is left to flush.
     pub fn run(self) {
-        let handles: Vec<_> = (0..self.threads)
+        let handles: Vec<_> = (0..=self.threads)
             .map(|index| {
                 let http = self.http.clone();
                 let shared = self.shared.clone();
+                let (name, body): (String, fn(&tiny_http::Server, &Arc<Shared>)) =
+                    if index < self.threads {
+                        (format!("worker-{index}"), worker)
+                    } else {
+                        ("standby".into(), standby)
+                    };
                 std::thread::Builder::new()
-                    .name(format!("worker-{index}"))
-                    .spawn(move || worker(&http, &shared))
+                    .name(name)
+                    .spawn(move || body(&http, &shared))
                     .expect("spawning a worker thread")
             })
             .collect();
@@ -217,17 +223,54 @@ fn worker(http: &tiny_http::Server, shared: &Arc<Shared>) {
         if stopping && shared.drained() {
             return;
         }
-        let wait = Duration::from_millis(if stopping { 20 } else { 250 });
-        match http.recv_timeout(wait) {
-            Ok(Some(request)) if stopping => {
-                respond(request, &Reply::error(&ApiError::ShuttingDown))
-            }
-            Ok(Some(request)) => dispatch(request, shared),
-            Ok(None) => {}
-            Err(error) => {
-                log::error!("accepting a request failed: {error}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        receive(
+            http,
+            shared,
+            Duration::from_millis(if stopping { 20 } else { 250 }),
+        );
+    }
+}
+
+/// How long every invocation slot must stay held, with no call finishing,
+/// before the standby receiver starts taking requests.
+const STANDBY_GRACE: Duration = Duration::from_millis(5);
+
+/// The thread beyond the workers: it receives only while every invocation
+/// slot is held by calls that last (see [`admission`]), so that deploys, list,
+/// query and 503 refusals are answered at once even then, without competing
+/// with the workers for requests the rest of the time.
+fn standby(http: &tiny_http::Server, shared: &Arc<Shared>) {
+    while !shared.stopping() {
+        let admission = &shared.admission;
+        let Some(progress) = admission.wait_saturated(Duration::from_millis(250)) else {
+            continue;
+        };
+        std::thread::sleep(STANDBY_GRACE);
+        if !admission.still_stuck(progress) {
+            continue;
+        }
+        log::debug!(
+            "every invocation slot is held by a running call: the standby receiver takes requests"
+        );
+        while admission.saturated() && !shared.stopping() {
+            receive(http, shared, STANDBY_GRACE);
+        }
+    }
+    // Draining: answer 503 and help finish like any worker.
+    worker(http, shared);
+}
+
+/// Waits at most `wait` for one request and handles it: dispatched, or
+/// refused with 503 once the server is stopping.
+fn receive(http: &tiny_http::Server, shared: &Arc<Shared>, wait: Duration) {
+    let stopping = shared.stopping();
+    match http.recv_timeout(wait) {
+        Ok(Some(request)) if stopping => respond(request, &Reply::error(&ApiError::ShuttingDown)),
+        Ok(Some(request)) => dispatch(request, shared),
+        Ok(None) => {}
+        Err(error) => {
+            log::error!("accepting a request failed: {error}");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
