@@ -272,19 +272,16 @@ impl FunctionService {
         } = spec;
         let wasi_cap = *wasi_cap;
         let started = std::time::Instant::now();
-        // The module is written to its staging file as it downloads, so
-        // most of its fsync overlaps the pull.
-        let mut streamed = self.store.stream(name);
-        let pulled = self.registry.pull_into(image, &mut streamed)?;
+        let pulled = self.registry.pull(image)?;
         let pulled_at = started.elapsed();
-        let wasm = &pulled.wasm;
-        // Validating and finishing the write (its fsync) overlap too.
+        let wasm = &pulled.wasm.contents;
+        // Validating and writing (with its fsync) take similar time: overlap them.
         let (staged, compiled) = std::thread::scope(|scope| {
             let staging = scope.spawn(|| {
-                let staged = streamed.finish(wasm);
+                let staged = self.store.stage(name, wasm);
                 (staged, started.elapsed())
             });
-            let compiled = self.runtime.prepare(name, wasi_cap, &wasm.contents);
+            let compiled = self.runtime.prepare(name, wasi_cap, wasm);
             let validated_at = started.elapsed();
             let (staged, staged_at) = staging
                 .join()

@@ -11,7 +11,7 @@ use ureq::http::Response;
 
 use super::digest::Digest;
 use super::error::RegistryError;
-use super::layer::{LayerFile, LayerLimits, WasmFiles, WasmSink};
+use super::layer::{LayerFile, LayerLimits, WasmFiles};
 use super::manifest::{self, Manifest};
 use super::reference::ImageReference;
 
@@ -90,19 +90,6 @@ impl RegistryClient {
     /// A [`RegistryError`] for an unreachable or failing registry, a missing
     /// or unsupported image, a digest mismatch, or not exactly one `.wasm`.
     pub fn pull(&self, reference: &ImageReference) -> Result<PulledImage, RegistryError> {
-        self.pull_into(reference, &mut ())
-    }
-
-    /// [`pull`](Self::pull), handing every `.wasm` entry's bytes to `sink`
-    /// as they are read (see [`WasmSink`] for what they are worth).
-    ///
-    /// # Errors
-    /// As [`pull`](Self::pull).
-    pub fn pull_into(
-        &self,
-        reference: &ImageReference,
-        sink: &mut dyn WasmSink,
-    ) -> Result<PulledImage, RegistryError> {
         let mut session = self.session(reference, "pull");
         let (top_digest, top) = session.manifest(reference.manifest_reference())?;
         let layers = match top {
@@ -121,7 +108,7 @@ impl RegistryClient {
                 }
             }
         };
-        let mut files = WasmFiles::streaming_to(sink);
+        let mut files = WasmFiles::default();
         for layer in &layers {
             let digest =
                 Digest::parse(&layer.digest).ok_or_else(|| RegistryError::InvalidManifest {

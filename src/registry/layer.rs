@@ -3,10 +3,7 @@
 //! and check the digest before anything is handed on.
 //!
 //! Nothing here touches the filesystem: a tar entry's own path is only ever a
-//! key in a map, never a place to write. A caller that wants to write the
-//! module out while the pull is still under way passes a [`WasmSink`], which
-//! sees each `.wasm` entry's bytes as they are read, before the digest is
-//! checked; the bytes only count once the pull has succeeded.
+//! key in a map, never a place to write.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufRead, BufReader, Read};
@@ -36,46 +33,14 @@ pub struct LayerLimits {
     pub max_wasm_bytes: u64,
 }
 
-/// Sees the bytes of every `.wasm` entry while the layers are read, so a
-/// caller can write the module out during the pull instead of after it.
-///
-/// Each entry starts with [`WasmSink::start`], which also discards whatever
-/// an earlier entry sent. The last entry a sink saw is the image's module
-/// only if the pull succeeds and returns a file with the same path and
-/// length; the caller checks that (`PulledImage::wasm`) before using it.
-pub trait WasmSink {
-    /// A `.wasm` entry of `size` bytes at `path` begins.
-    fn start(&mut self, path: &str, size: u64);
-    /// The entry's next bytes.
-    fn write(&mut self, bytes: &[u8]);
-}
-
-/// Discards everything: a pull that only wants the bytes in memory.
-impl WasmSink for () {
-    fn start(&mut self, _path: &str, _size: u64) {}
-    fn write(&mut self, _bytes: &[u8]) {}
-}
-
-/// Bytes read from a `.wasm` entry at a time (and handed to the sink).
-const WASM_CHUNK_BYTES: usize = 64 * 1024;
-
 /// The `.wasm` files seen so far across an image's layers, bottom first.
-#[derive(Default)]
-pub struct WasmFiles<'s> {
+#[derive(Default, Debug)]
+pub struct WasmFiles {
     files: BTreeMap<String, Vec<u8>>,
     ignored: BTreeSet<String>,
-    sink: Option<&'s mut dyn WasmSink>,
 }
 
-impl<'s> WasmFiles<'s> {
-    /// Extraction that also hands every `.wasm` entry's bytes to `sink`.
-    pub fn streaming_to(sink: &'s mut dyn WasmSink) -> Self {
-        Self {
-            sink: Some(sink),
-            ..Self::default()
-        }
-    }
-
+impl WasmFiles {
     /// Reads one layer blob from `blob`, verifying it hashes to `digest`.
     pub fn apply_layer(
         &mut self,
@@ -205,8 +170,10 @@ impl<'s> WasmFiles<'s> {
                             limit_bytes: limits.max_wasm_bytes,
                         });
                     }
-                    let contents = self
-                        .read_wasm_entry(&mut entry, &path, size, limits.max_wasm_bytes)
+                    let mut contents = Vec::with_capacity(size as usize);
+                    (&mut entry)
+                        .take(limits.max_wasm_bytes)
+                        .read_to_end(&mut contents)
                         .map_err(invalid)?;
                     self.ignored.remove(&path);
                     self.files.insert(path, contents);
@@ -218,35 +185,6 @@ impl<'s> WasmFiles<'s> {
             }
         }
         Ok(())
-    }
-
-    /// Reads one `.wasm` entry into memory, handing each chunk to the sink.
-    fn read_wasm_entry(
-        &mut self,
-        entry: impl Read,
-        path: &str,
-        size: u64,
-        max_bytes: u64,
-    ) -> io::Result<Vec<u8>> {
-        let mut contents = Vec::with_capacity(size as usize);
-        let mut entry = entry.take(max_bytes);
-        let Some(sink) = self.sink.as_deref_mut() else {
-            entry.read_to_end(&mut contents)?;
-            return Ok(contents);
-        };
-        sink.start(path, size);
-        let mut chunk = vec![0; WASM_CHUNK_BYTES];
-        loop {
-            match entry.read(&mut chunk) {
-                Ok(0) => return Ok(contents),
-                Ok(n) => {
-                    contents.extend_from_slice(&chunk[..n]);
-                    sink.write(&chunk[..n]);
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
     }
 
     fn remove_under(&mut self, directory: &str) {
@@ -413,45 +351,6 @@ mod tests {
         assert!(
             matches!(error, RegistryError::DigestMismatch { .. }),
             "{error}"
-        );
-    }
-
-    /// Records what a sink is shown.
-    #[derive(Default)]
-    struct Recorder {
-        seen: Vec<(String, u64, Vec<u8>)>,
-    }
-
-    impl WasmSink for Recorder {
-        fn start(&mut self, path: &str, size: u64) {
-            self.seen.push((path.to_owned(), size, Vec::new()));
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            self.seen.last_mut().unwrap().2.extend_from_slice(bytes);
-        }
-    }
-
-    #[test]
-    fn a_sink_sees_each_wasm_entry_in_chunks_and_nothing_else() {
-        let module: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        let lower = build_gzip_tar(&[file("a.txt", b"text"), file("old.wasm", b"1")]).unwrap();
-        let upper = build_gzip_tar(&[file(".wh.old.wasm", b""), file("fn.wasm", &module)]).unwrap();
-        let mut recorder = Recorder::default();
-        let mut files = WasmFiles::streaming_to(&mut recorder);
-        for blob in [&lower, &upper] {
-            files
-                .apply_layer(&blob[..], &Digest::of(blob), None, &LIMITS)
-                .unwrap();
-        }
-        let single = files.into_single("test").unwrap();
-        assert_eq!(single, file("fn.wasm", &module));
-        assert_eq!(
-            recorder.seen,
-            vec![
-                ("old.wasm".to_owned(), 1, b"1".to_vec()),
-                ("fn.wasm".to_owned(), module.len() as u64, module),
-            ],
-            "the sink sees every .wasm entry in order, the last one being the module"
         );
     }
 

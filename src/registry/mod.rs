@@ -6,8 +6,7 @@
 //! (`manifest`), streamed digest-checked layer extraction (`layer`), and
 //! packaging a `.wasm` into a one-layer image for `wasm_engine push`
 //! (`push`). It never writes the data directory: a pull returns the `.wasm`
-//! bytes (and can show them to a caller's [`WasmSink`] as they arrive), and
-//! the caller decides where they go.
+//! bytes and the caller decides where they go.
 
 mod client;
 mod digest;
@@ -20,7 +19,7 @@ mod reference;
 pub use client::{PulledImage, RegistryClient, RegistryOptions};
 pub use digest::Digest;
 pub use error::RegistryError;
-pub use layer::{LayerFile, LayerLimits, WasmFiles, WasmSink, build_gzip_tar};
+pub use layer::{LayerFile, LayerLimits, WasmFiles, build_gzip_tar};
 pub use manifest::{
     DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_LAYER_GZIP,
     OCI_LAYER_TAR, OCI_MANIFEST, parse as parse_manifest,

@@ -17,7 +17,6 @@
 //! and logs each removal.
 
 mod error;
-mod streamed;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -27,7 +26,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use error::StoreError;
-pub use streamed::StreamedWasm;
 
 use crate::function::{FunctionEntry, FunctionLimits, FunctionName};
 
@@ -137,27 +135,6 @@ impl FunctionStore {
     /// # Errors
     /// [`StoreError::Io`] when the directory or the file cannot be written.
     pub fn stage(&self, name: &FunctionName, wasm: &[u8]) -> Result<StagedWasm, StoreError> {
-        let (staged, mut file) = self.create_staging_file(name)?;
-        file.write_all(wasm)
-            .and_then(|()| file.sync_all())
-            .map_err(|source| StoreError::Io {
-                action: "write",
-                path: staged.temp_path.clone(),
-                source,
-            })?;
-        Ok(staged)
-    }
-
-    /// A [`StreamedWasm`] for `name`: a sink for a pull that writes the
-    /// module to its staging file while it downloads. Creates nothing until
-    /// the pull finds a `.wasm`.
-    pub fn stream(&self, name: &FunctionName) -> StreamedWasm<'_> {
-        StreamedWasm::new(self, name.clone())
-    }
-
-    /// Creates a function's directory if needed, and an empty staging file
-    /// in it, removed when the returned [`StagedWasm`] is dropped uncommitted.
-    fn create_staging_file(&self, name: &FunctionName) -> Result<(StagedWasm, File), StoreError> {
         let directory = self.functions_dir.join(name.as_str());
         if !directory.is_dir() {
             fs::create_dir_all(&directory).map_err(|source| StoreError::Io {
@@ -172,17 +149,13 @@ impl FunctionStore {
             ".{name}.wasm.{}{TEMP_SUFFIX}",
             STAGED_COUNT.fetch_add(1, Ordering::Relaxed)
         ));
-        let file = File::create(&temp_path).map_err(|source| StoreError::Io {
-            action: "create",
-            path: temp_path.clone(),
-            source,
-        })?;
         let staged = StagedWasm {
             name: name.clone(),
             temp_path,
             committed: false,
         };
-        Ok((staged, file))
+        write_synced(&staged.temp_path, wasm)?;
+        Ok(staged)
     }
 
     /// Makes a staged `.wasm` the function's file and records its entry in
@@ -379,8 +352,7 @@ fn remove_temp_files(directory: &Path) {
 }
 
 /// A function's `.wasm`, written and fsynced under a temporary name by
-/// [`FunctionStore::stage`] or [`StreamedWasm::finish`]. Removed on drop
-/// unless committed.
+/// [`FunctionStore::stage`]. Removed on drop unless committed.
 #[derive(Debug)]
 pub struct StagedWasm {
     name: FunctionName,
