@@ -4,12 +4,13 @@
 # Starts a registry and the release engine (logging off), deploys the
 # examples, and drives POST /function/invoke with wrk (-t2 -c50) and hey
 # (-c 1), next to a bare tiny_http server answering a fixed body, built and
-# run in the same run on the same machine. Then measures cold start: deploy
-# time and first invoke for a small and a ~2.5 MB module, and the time from
-# the engine's start to the first invoke's answer.
+# run in the same run on the same machine. Then runs benches/cold_start.sh:
+# deploy and first-invoke latency for a small, a 2.0 MB and a 2.56 MB module
+# over repeated rounds, and restart to the first invoke's answer.
 #
 # Environment: DURATION (wrk seconds, default 15), HEY_REQUESTS (default 5000),
-# WORKERS (engine and bare-server workers, default: number of CPUs).
+# WORKERS (engine and bare-server workers, default: number of CPUs), ROUNDS
+# (cold-start rounds, default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,21 +31,10 @@ for tool in wrk hey docker-registry curl; do
 done
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now_ns() { date +%s%N; }
-ms_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.2f", (b - a) / 1000000 }'; }
 
-echo "== building (release engine, bare server, examples, a large unstripped module)"
+echo "== building (release engine, bare server, examples)"
 cargo build --release --quiet --bin wasm_engine --example bare_server
 experiments/build-apps.sh >/dev/null
-(cd experiments/application/authentication-wasi &&
-  cargo build --quiet --target wasm32-wasip1 --target-dir "$work/big")
-big_wasm="$work/big/wasm32-wasip1/debug/authentication-wasi.wasm"
-# A 2.0 MB one: the unstripped debug build of authentication's string-ABI core
-# (before wrap-string-abi.sh), deployable under its export name with the
-# numeric ABI (authentication_impl(ptr, len) -> i64).
-(cd experiments/application/authentication &&
-  cargo build --quiet --target wasm32-unknown-unknown --target-dir "$work/big2")
-big2_wasm="$work/big2/wasm32-unknown-unknown/debug/authentication_impl.wasm"
 engine=target/release/wasm_engine
 
 registry_port=$(free_port)
@@ -57,11 +47,6 @@ push() { "$engine" push "$1" "$registry/$2" >/dev/null; }
 push $app/authentication/target/wasm32-unknown-unknown/release/authentication.wasm authentication-wasm:v1
 push $app/authentication-wasi/target/wasm32-wasip1/release/authentication-wasi.wasm authentication-wasi-wasm:v1
 push $app/gcd/target/wasm32-unknown-unknown/release/gcd.wasm gcd-wasm:v1
-push $app/hello/target/wasm32-wasip1/release/hello.wasm hello-wasm:v1
-cp "$big_wasm" "$work/big.wasm"
-push "$work/big.wasm" big-wasm:v1
-cp "$big2_wasm" "$work/big2.wasm"
-push "$work/big2.wasm" big2-wasm:v1
 
 start_engine() { # data dir [port]; sets engine_url and engine_pid
   local port=${2:-$(free_port)}
@@ -130,28 +115,9 @@ hey_run "invoke gcd" "$engine_url/function/invoke" "$gcd_body"
 hey_run "invoke authentication" "$engine_url/function/invoke" "$auth_body"
 hey_run "invoke authentication-wasi" "$engine_url/function/invoke" "$auth_wasi_body"
 
-echo
-echo "== cold start (loopback registry)"
-printf '%-46s %s\n' "module" "deploy answered (s) / first invoke answered (s)"
-first_invoke() { curl -s -o /dev/null -w '%{http_code} %{time_total}' -X POST "$engine_url/function/invoke" -d "$1"; }
-small=$(deploy hello hello-wasm:v1 true)
-small_invoke=$(first_invoke '{"function_name": "hello", "args": {"name": "edge"}}')
-printf '%-46s %s / %s\n' "hello ($(stat -c %s $app/hello/target/wasm32-wasip1/release/hello.wasm) bytes)" "$small" "$small_invoke"
-big=$(deploy big big-wasm:v1 true)
-big_invoke=$(first_invoke "{\"function_name\": \"big\", \"args\": {\"arg_uri\": \"yes\", \"arg_body\": \"yes\", \"arg_secret\": \"12345\"}}")
-printf '%-46s %s / %s\n' "big: unstripped debug build ($(stat -c %s "$work/big.wasm") bytes)" "$big" "$big_invoke"
-big2=$(deploy authentication_impl big2-wasm:v1 false)
-big2_invoke=$(first_invoke '{"function_name": "authentication_impl", "args": {"ptr": "0", "len": "0"}}')
-printf '%-46s %s / %s\n' "big2: unstripped debug build ($(stat -c %s "$work/big2.wasm") bytes)" "$big2" "$big2_invoke"
-
 kill "$engine_pid"; wait "$engine_pid" 2>/dev/null || true
-restart_port=$(free_port)
-started=$(now_ns)
-start_engine "$work/data" "$restart_port"
-until curl -fs -o /dev/null -X POST "$engine_url/function/invoke" \
-  -d "{\"function_name\": \"big\", \"args\": {\"arg_uri\": \"yes\", \"arg_body\": \"yes\", \"arg_secret\": \"12345\"}}"; do
-  sleep 0.001
-done
-echo "restart (7 functions restored, incl. big and big2) to first invoke of big answered: $(ms_since "$started") ms (includes curl retries every 1 ms)"
+
+echo
+ROUNDS=${ROUNDS:-20} benches/cold_start.sh | sed -n '/^== [0-9]/,/^restart/p'
 echo
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(date -u +%Y-%m-%d)"
