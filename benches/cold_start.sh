@@ -111,12 +111,10 @@ kill "$engine_pid"; wait "$engine_pid" 2>/dev/null || true
 restart_port=$(free_port)
 started=$(now_ns)
 start_engine "$restart_port"
-until curl -fs -o /dev/null -X POST "$engine_url/function/invoke" \
-  -d "{\"function_name\": \"big\", \"args\": $auth_args}"; do
-  sleep 0.001
-done
-echo "restart (3 functions restored) to first invoke of big answered: $(ms_since "$started") ms (curl retries every 1 ms)"
-
+until curl -fs -o /dev/null "$engine_url/function/list"; do sleep 0.001; done
+serving=$(ms_since "$started")
+first=$(post invoke "{\"function_name\": \"big\", \"args\": $auth_args}")
+echo "restart (3 functions restored): serving after $serving ms (curl retries every 1 ms), then the first invoke of big answered ${first%% *} in $(awk -v s="${first#* }" 'BEGIN { printf "%.1f", s * 1000 }') ms"
 if [ "${PHASES:-0}" = 1 ]; then
   echo
   echo "== deploy phases, median of $rounds (engine debug log)"

@@ -9,13 +9,15 @@
 # over repeated rounds, and restart to the first invoke's answer.
 #
 # Environment: DURATION (wrk seconds, default 15), HEY_REQUESTS (default 5000),
-# WORKERS (engine and bare-server workers, default: number of CPUs), ROUNDS
+# WORKERS (engine and bare-server workers, default: number of CPUs),
+# COMPARE_ROUNDS (interleaved 5 s bare/gcd pairs, default 5), ROUNDS
 # (cold-start rounds, default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=${DURATION:-15}
 hey_requests=${HEY_REQUESTS:-5000}
+compare_rounds=${COMPARE_ROUNDS:-5}
 workers=${WORKERS:-$(nproc)}
 work=$(mktemp -d /tmp/wasmengine-load.XXXXXX)
 pids=()
@@ -77,12 +79,15 @@ target/release/examples/bare_server "127.0.0.1:$bare_port" "$workers" >/dev/null
 pids+=($!)
 sleep 0.3
 
-wrk_run() { # label url body
+post_lua() { # body: the wrk script posting it
   cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
-wrk.body = '$3'
+wrk.body = '$1'
 wrk.headers["Content-Type"] = "application/json"
 LUA
+}
+wrk_run() { # label url body
+  post_lua "$3"
   local out
   out=$(wrk -t2 -c50 -d"${duration}s" -s "$work/post.lua" "$2")
   local rate errors non2xx
@@ -107,6 +112,22 @@ wrk_run "bare tiny_http (fixed body)" "http://127.0.0.1:$bare_port/" "$gcd_body"
 wrk_run "invoke gcd" "$engine_url/function/invoke" "$gcd_body"
 wrk_run "invoke authentication" "$engine_url/function/invoke" "$auth_body"
 wrk_run "invoke authentication-wasi" "$engine_url/function/invoke" "$auth_wasi_body"
+
+# One pair of runs is at the mercy of the machine's neighbours (the bare
+# server alone has given 36k to 64k req/s here): alternate short runs.
+echo
+echo "== gcd against bare, interleaved: $compare_rounds rounds of wrk -t2 -c50 -d5s each"
+post_lua "$gcd_body"
+wrk_rate() { wrk -t2 -c50 -d5s -s "$work/post.lua" "$1" | awk '/Requests\/sec/ {print $2}'; }
+ratios=()
+for round in $(seq "$compare_rounds"); do
+  bare_rate=$(wrk_rate "http://127.0.0.1:$bare_port/")
+  gcd_rate=$(wrk_rate "$engine_url/function/invoke")
+  ratio=$(awk -v g="$gcd_rate" -v b="$bare_rate" 'BEGIN { printf "%.1f", 100 * g / b }')
+  ratios+=("$ratio")
+  printf 'round %s: bare %10s   gcd %10s req/s   gcd = %s%% of bare\n' "$round" "$bare_rate" "$gcd_rate" "$ratio"
+done
+printf 'median: gcd = %s%% of bare\n' "$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
 
 echo
 echo "== latency: hey -n $hey_requests -c 1"
