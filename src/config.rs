@@ -35,8 +35,9 @@ pub struct ServeConfig {
     /// Data directory holding `functions/` and the index.
     /// Defaults to `/var/lib/wasmengine`.
     pub data_dir: PathBuf,
-    /// Number of worker threads serving requests (one more is started so that
-    /// deploy, list and query are served while every worker runs a function).
+    /// Number of worker threads serving requests (a standby receiver is
+    /// started besides, so that deploy, list and query are served while
+    /// every invocation slot runs a long function).
     /// Defaults to the number of CPUs.
     pub workers: usize,
     /// Registries (`host` or `host:port`) that may be reached over plain HTTP
