@@ -15,7 +15,8 @@
 #
 # Environment: ROUNDS (default 20), PHASES=1 (engine logs each deploy's
 # phases at debug level to $work/engine.log and prints them), ENGINE (the
-# binary to measure, default the release build; for comparing two builds).
+# binary to measure, default the release build; for comparing two builds),
+# KEEP=1 (leave the work directory, with the engine's log, in place).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

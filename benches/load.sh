@@ -50,17 +50,12 @@ push $app/authentication/target/wasm32-unknown-unknown/release/authentication.wa
 push $app/authentication-wasi/target/wasm32-wasip1/release/authentication-wasi.wasm authentication-wasi-wasm:v1
 push $app/gcd/target/wasm32-unknown-unknown/release/gcd.wasm gcd-wasm:v1
 
-start_engine() { # data dir [port]; sets engine_url and engine_pid
-  local port=${2:-$(free_port)}
-  RUST_LOG=off "$engine" --listen "127.0.0.1:$port" --data-dir "$1" --workers "$workers" &
-  engine_pid=$!
-  pids+=("$engine_pid")
-  engine_url=http://127.0.0.1:$port
-}
-wait_ready() { for _ in $(seq 500); do curl -fs "$engine_url/function/list" >/dev/null && return; sleep 0.01; done; }
-
-start_engine "$work/data"
-wait_ready
+engine_port=$(free_port)
+RUST_LOG=off "$engine" --listen "127.0.0.1:$engine_port" --data-dir "$work/data" --workers "$workers" &
+engine_pid=$!
+pids+=("$engine_pid")
+engine_url=http://127.0.0.1:$engine_port
+for _ in $(seq 500); do curl -fs "$engine_url/function/list" >/dev/null && break; sleep 0.01; done
 deploy() { # name image wasi_cap
   curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -X POST "$engine_url/function/deploy" \
     -d "{\"function_name\": \"$1\", \"function_image\": \"$registry/$2\", \"wasi_cap\": $3}"
@@ -139,6 +134,6 @@ hey_run "invoke authentication-wasi" "$engine_url/function/invoke" "$auth_wasi_b
 kill "$engine_pid"; wait "$engine_pid" 2>/dev/null || true
 
 echo
-ROUNDS=${ROUNDS:-20} benches/cold_start.sh | sed -n '/^== [0-9]/,/^restart/p'
+benches/cold_start.sh | sed -n '/^== [0-9]/,/^restart/p'
 echo
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(date -u +%Y-%m-%d)"

@@ -178,22 +178,17 @@ impl Server {
     /// then does it return. Every write to the store is fsynced before its
     /// request is answered, so nothing is left to flush.
     pub fn run(self) {
-        let handles: Vec<_> = (0..=self.threads)
-            .map(|index| {
-                let http = self.http.clone();
-                let shared = self.shared.clone();
-                let (name, body): (String, fn(&tiny_http::Server, &Arc<Shared>)) =
-                    if index < self.threads {
-                        (format!("worker-{index}"), worker)
-                    } else {
-                        ("standby".into(), standby)
-                    };
-                std::thread::Builder::new()
-                    .name(name)
-                    .spawn(move || body(&http, &shared))
-                    .expect("spawning a worker thread")
-            })
+        let spawn = |name: String, body: fn(&tiny_http::Server, &Arc<Shared>)| {
+            let (http, shared) = (self.http.clone(), self.shared.clone());
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || body(&http, &shared))
+                .expect("spawning a worker thread")
+        };
+        let mut handles: Vec<_> = (0..self.threads)
+            .map(|index| spawn(format!("worker-{index}"), worker))
             .collect();
+        handles.push(spawn("standby".into(), standby));
         for handle in handles {
             let _ = handle.join();
         }
