@@ -434,7 +434,9 @@ mod tests {
 
     /// What `$big{index}` returns for 0: the sum of its 6,000 increments.
     fn expected_big(index: usize) -> i32 {
-        (0..6_000).map(|step| (step % 7 + index) as i32).sum()
+        (0..6_000)
+            .map(|step| i32::try_from(step % 7 + index).expect("a small number"))
+            .sum()
     }
 
     #[test]
