@@ -137,6 +137,8 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
         "climbing:v1",
     );
     let bomb = registry.push_layers(&[(DOCKER_LAYER_GZIP, gzip_bomb())], "bomb:v1");
+    let start_forever = registry.push_fixture("start_forever", "start-forever:v1");
+    let start_forever_wasi = registry.push_fixture("start_forever_wasi", "start-forever-wasi:v1");
     let broken = broken_registry();
     let engine = Engine::start_with(&[
         "--memory-limit-mb",
@@ -563,6 +565,21 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
             deploy_body("x", &bomb, false),
             422,
             "larger than the 134217728 byte limit",
+        ),
+        // A start function that never returns, under each ABI.
+        (
+            "POST",
+            "/function/deploy",
+            deploy_body("start_forever", &start_forever, false),
+            422,
+            "start function did not finish",
+        ),
+        (
+            "POST",
+            "/function/deploy",
+            deploy_body("start_forever", &start_forever_wasi, true),
+            422,
+            "start function did not finish",
         ),
         // A registry that fails, lies or stalls.
         (

@@ -19,8 +19,13 @@ const WASM_PAGE_BYTES: u64 = 65_536;
 /// millisecond of interpretation here, so a call overruns its deadline by
 /// about that much at most (plus any single host call).
 const FUEL_SLICE: u64 = 1_000_000;
-/// Fuel for instantiation (a module's start function), which is not resumable.
-pub(super) const INSTANTIATION_FUEL: u64 = 100 * FUEL_SLICE;
+/// Fuel for a module's start function, which runs inside instantiation and
+/// so cannot be suspended for the deadline: this fuel is its only bound
+/// (about 10 ms of interpretation on the machine in docs/performance.md).
+/// A start section is rare (Rust and C toolchains initialise in `_start` or
+/// `_initialize`, which run under the call's deadline); instantiating
+/// itself (memories, data segments) costs no fuel.
+pub(super) const INSTANTIATION_FUEL: u64 = 10 * FUEL_SLICE;
 
 /// Why a metered call stopped without finishing.
 enum Stop {
