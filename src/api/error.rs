@@ -105,6 +105,7 @@ impl ApiError {
                     }
                     StoreError::DataDirUnusable { .. }
                     | StoreError::CorruptIndex { .. }
+                    | StoreError::TruncatedIndex { .. }
                     | StoreError::Io { .. } => 500,
                 },
             },

@@ -126,6 +126,7 @@ mod tests {
             wasi_cap: false,
             image_digest: "sha256:00".into(),
             limits: Default::default(),
+            adopted_from_reference: None,
         }
     }
 
