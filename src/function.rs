@@ -175,7 +175,7 @@ impl FunctionLimits {
             }
             _ => Ok(()),
         };
-        check("timeout_ms", self.timeout_ms, u32::MAX as u64)?;
+        check("timeout_ms", self.timeout_ms, u64::from(u32::MAX))?;
         check("memory_limit_mb", self.memory_limit_mb, MAX_MEMORY_LIMIT_MB)?;
         check("fuel", self.fuel, u64::MAX)
     }

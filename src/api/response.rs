@@ -105,7 +105,7 @@ pub fn query_item(entry: &FunctionEntry) -> String {
 /// The limits a function's calls run under, as query shows them.
 pub fn limits_json(limits: &InvocationLimits) -> Value {
     json!({
-        "timeout_ms": limits.timeout.as_millis() as u64,
+        "timeout_ms": u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
         "memory_limit_mb": limits.memory_limit_bytes >> 20,
         "fuel": limits.fuel,
         "max_output_bytes": limits.max_output_bytes,
