@@ -245,9 +245,10 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
         (
             "POST",
             "/function/deploy",
-            r#"{"function_name": "x", "function_image": "r/x", "extra": 1}"#.into(),
+            // Unknown fields are ignored; a known one of the wrong type is not.
+            r#"{"function_name": "x", "function_image": "r/x", "extra": 1, "wasi_cap": 1}"#.into(),
             400,
-            "unknown field `extra`",
+            "invalid type: integer `1`, expected a boolean",
         ),
         (
             "POST",

@@ -107,6 +107,7 @@ impl ApiError {
                     }
                     StoreError::DataDirUnusable { .. }
                     | StoreError::CorruptIndex { .. }
+                    | StoreError::TruncatedIndex { .. }
                     | StoreError::Io { .. } => 500,
                 },
             },
