@@ -9,6 +9,7 @@ mod compat;
 mod crash;
 mod errors;
 mod examples;
+mod formats;
 mod images;
 mod lifecycle;
 mod limits;

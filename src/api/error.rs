@@ -70,7 +70,9 @@ impl ApiError {
                     | RegistryError::TooLarge { .. }
                     | RegistryError::InvalidLayer { .. }
                     | RegistryError::UnsafeEntryPath { .. }
-                    | RegistryError::WasmFileCount { .. } => 422,
+                    | RegistryError::WasmFileCount { .. }
+                    | RegistryError::EntrypointMissing { .. }
+                    | RegistryError::ComponentNotSupported { .. } => 422,
                     RegistryError::Unreachable { .. }
                     | RegistryError::UnexpectedStatus { .. }
                     | RegistryError::AccessDenied { .. }

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use ureq::http::Response;
 
-use super::digest::Digest;
+use super::digest::{Digest, HashingReader};
 use super::error::RegistryError;
 use super::layer::{LayerFile, LayerLimits, WasmFiles};
-use super::manifest::{self, Manifest};
+use super::manifest::{self, Descriptor, ImageConfig, LayerKind, Manifest};
 use super::reference::ImageReference;
 
 /// How the client behaves. Every field documents its default.
@@ -92,13 +92,13 @@ impl RegistryClient {
     pub fn pull(&self, reference: &ImageReference) -> Result<PulledImage, RegistryError> {
         let mut session = self.session(reference, "pull");
         let (top_digest, top) = session.manifest(reference.manifest_reference())?;
-        let layers = match top {
-            Manifest::Image { layers } => layers,
+        let (config, layers) = match top {
+            Manifest::Image { config, layers } => (config, layers),
             Manifest::Index { manifests } => {
                 let entry = manifest::select_platform(&reference.to_string(), &manifests)?;
                 let (_, chosen) = session.manifest(&entry.digest)?;
                 match chosen {
-                    Manifest::Image { layers } => layers,
+                    Manifest::Image { config, layers } => (config, layers),
                     Manifest::Index { .. } => {
                         return Err(RegistryError::UnsupportedManifest {
                             reference: format!("{}@{}", reference, entry.digest),
@@ -108,23 +108,33 @@ impl RegistryClient {
                 }
             }
         };
-        let mut files = WasmFiles::default();
-        for layer in &layers {
-            let digest =
-                Digest::parse(&layer.digest).ok_or_else(|| RegistryError::InvalidManifest {
-                    reference: reference.to_string(),
-                    reason: format!("layer digest {:?} is not sha256:<hex>", layer.digest),
-                })?;
-            if manifest::layer_is_gzip(&layer.media_type).is_none() {
-                return Err(RegistryError::UnsupportedLayer {
-                    digest: layer.digest.clone(),
-                    media_type: layer.media_type.clone(),
-                });
+        let entrypoint = match &config {
+            Some(config) if manifest::config_is_readable(&config.media_type) => {
+                session.image_config(config)?.entrypoint_path()
             }
+            _ => None,
+        };
+        let mut files = WasmFiles::with_entrypoint(entrypoint);
+        for layer in &layers {
+            if manifest::layer_kind(&layer.media_type) == LayerKind::Other {
+                log::debug!(
+                    "{reference}: ignoring layer {} of type {:?}",
+                    layer.digest,
+                    layer.media_type
+                );
+                continue;
+            }
+            let digest = parse_descriptor_digest(reference, &layer.digest)?;
             let blob = session.blob(&digest)?;
             files.apply_layer(blob, &digest, layer.size, &self.options.layer_limits)?;
         }
         let wasm = files.into_single(&reference.to_string())?;
+        if is_component(&wasm.contents) {
+            return Err(RegistryError::ComponentNotSupported {
+                reference: reference.to_string(),
+                path: wasm.path,
+            });
+        }
         log::debug!(
             "pulled {reference} ({top_digest}): {} ({} bytes)",
             wasm.path,
@@ -337,6 +347,41 @@ impl Session<'_> {
         Ok((digest, parsed))
     }
 
+    /// Fetches and parses an image config (at most 1 MiB, digest checked).
+    /// A config that is not the JSON the engine reads counts as empty: only
+    /// its entrypoint matters here, and artifacts put anything in it.
+    pub fn image_config(&mut self, config: &Descriptor) -> Result<ImageConfig, RegistryError> {
+        let digest = parse_descriptor_digest(self.reference, &config.digest)?;
+        let limit: u64 = 1 << 20;
+        let mut reader = HashingReader::for_digest(self.blob(&digest)?, &digest, limit);
+        let mut bytes = Vec::new();
+        let read = reader.read_to_end(&mut bytes);
+        if reader.limit_exceeded() {
+            return Err(RegistryError::TooLarge {
+                what: format!("config {digest}"),
+                limit_bytes: limit,
+            });
+        }
+        read.map_err(|error| RegistryError::Unreachable {
+            url: self.url(&format!("blobs/{digest}")),
+            reason: error.to_string(),
+        })?;
+        let (actual, _) = reader
+            .finish()
+            .map_err(|error| RegistryError::Unreachable {
+                url: self.url(&format!("blobs/{digest}")),
+                reason: error.to_string(),
+            })?;
+        if actual != digest {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("config {digest}"),
+                expected: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
     /// Opens the blob `digest` as a stream. The caller verifies the digest
     /// while reading.
     pub fn blob(&mut self, digest: &Digest) -> Result<impl Read + use<>, RegistryError> {
@@ -354,6 +399,22 @@ impl Session<'_> {
             _ => Err(unexpected_status(&url, response)),
         }
     }
+}
+
+/// Whether `wasm` is a component (binary version 0x0d, layer 1) rather than
+/// a core module (version 1, layer 0).
+fn is_component(wasm: &[u8]) -> bool {
+    wasm.len() >= 8 && wasm.starts_with(b"\0asm") && wasm[6..8] == [1, 0]
+}
+
+fn parse_descriptor_digest(
+    reference: &ImageReference,
+    digest: &str,
+) -> Result<Digest, RegistryError> {
+    Digest::parse(digest).ok_or_else(|| RegistryError::InvalidManifest {
+        reference: reference.to_string(),
+        reason: format!("digest {digest:?} is not sha256:<hex> or sha512:<hex>"),
+    })
 }
 
 /// Adds the session's `Authorization` header to `request`, if it has one.

@@ -52,6 +52,15 @@ pub enum RegistryError {
         found: Vec<String>,
         ignored: Vec<String>,
     },
+    /// The image config's entrypoint names a file the image does not hold.
+    EntrypointMissing {
+        reference: String,
+        entrypoint: String,
+        found: Vec<String>,
+    },
+    /// The image holds a WebAssembly component (WASI preview 2), which the
+    /// interpreter does not run.
+    ComponentNotSupported { reference: String, path: String },
     /// A push was refused by the registry.
     PushRejected {
         url: String,
@@ -155,6 +164,23 @@ impl fmt::Display for RegistryError {
                     "; put exactly one .wasm file in the image, e.g. FROM scratch + ADD fn.wasm /"
                 )
             }
+            Self::EntrypointMissing {
+                reference,
+                entrypoint,
+                found,
+            } => write!(
+                f,
+                "image {reference}: its config's entrypoint names /{entrypoint}, which no layer holds (.wasm files found: {}); fix the Entrypoint or the layers",
+                if found.is_empty() {
+                    "none".to_owned()
+                } else {
+                    found.join(", ")
+                }
+            ),
+            Self::ComponentNotSupported { reference, path } => write!(
+                f,
+                "image {reference} holds a WebAssembly component ({path}, WASI preview 2); only core modules run here: build for wasm32-wasip1 or wasm32-unknown-unknown"
+            ),
             Self::PushRejected {
                 url,
                 status,

@@ -1,6 +1,8 @@
-//! Streamed layer extraction: hash the blob while gunzipping and untarring
-//! it, keep regular `.wasm` files in memory, apply whiteouts across layers,
-//! and check the digest before anything is handed on.
+//! Streamed layer extraction: hash the blob while decompressing (gzip with
+//! every member, or zstd) and untarring it, keep regular `.wasm` files (and
+//! the file the config's entrypoint names) in memory, apply whiteouts across
+//! layers, take raw-module layers as they are, and check the digest before
+//! anything is handed on.
 //!
 //! Nothing here touches the filesystem: a tar entry's own path is only ever a
 //! key in a map, never a place to write.
@@ -8,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufRead, BufReader, Read};
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 
 use super::digest::{Digest, HashingReader};
 use super::error::RegistryError;
@@ -33,15 +35,37 @@ pub struct LayerLimits {
     pub max_wasm_bytes: u64,
 }
 
-/// The `.wasm` files seen so far across an image's layers, bottom first.
+/// The `.wasm` files seen so far across an image's layers, bottom first, and
+/// the layers that are a raw module.
 #[derive(Default, Debug)]
 pub struct WasmFiles {
     files: BTreeMap<String, Vec<u8>>,
     ignored: BTreeSet<String>,
+    /// Raw-module layers, by digest, bottom first.
+    raw_modules: Vec<(String, Vec<u8>)>,
+    /// The path the image config's entrypoint names, kept even without `.wasm`.
+    entrypoint: Option<String>,
 }
 
+/// The magic number every module and component starts with.
+const WASM_MAGIC: &[u8] = b"\0asm";
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+
 impl WasmFiles {
+    /// Starts an image whose config names `entrypoint` (a path inside the
+    /// image, already stripped of `/` and `#function`).
+    pub fn with_entrypoint(entrypoint: Option<String>) -> Self {
+        Self {
+            entrypoint,
+            ..Self::default()
+        }
+    }
+
     /// Reads one layer blob from `blob`, verifying it hashes to `digest`.
+    /// The content decides how it is read: a raw module (`\0asm`, as `oras`
+    /// pushes a `.wasm` under a tar media type, and as every wasm artifact
+    /// layer is), gzip, zstd, or a plain tar.
     pub fn apply_layer(
         &mut self,
         blob: impl Read,
@@ -49,13 +73,13 @@ impl WasmFiles {
         expected_size: Option<u64>,
         limits: &LayerLimits,
     ) -> Result<(), RegistryError> {
-        let mut hashing = HashingReader::new(blob, limits.max_blob_bytes);
+        let mut hashing = HashingReader::for_digest(blob, digest, limits.max_blob_bytes);
         let (outcome, unpacked_exceeded) = {
             // Large buffers on both sides of the inflater: it is several
             // times faster writing big chunks than the 512-byte blocks tar reads.
             let mut buffered = BufReader::with_capacity(64 * 1024, &mut hashing);
-            let is_gzip = match buffered.fill_buf() {
-                Ok(head) => head.starts_with(&[0x1f, 0x8b]),
+            let head = match fill_head(&mut buffered) {
+                Ok(head) => head,
                 Err(error) => {
                     return Err(RegistryError::InvalidLayer {
                         digest: digest.to_string(),
@@ -63,21 +87,32 @@ impl WasmFiles {
                     });
                 }
             };
-            let decompressed: Box<dyn Read + '_> = if is_gzip {
-                Box::new(BufReader::with_capacity(
-                    256 * 1024,
-                    GzDecoder::new(buffered),
-                ))
+            if head.starts_with(WASM_MAGIC) {
+                let outcome = self.read_raw_module(&mut buffered, digest, limits);
+                (outcome, false)
             } else {
-                Box::new(buffered)
-            };
-            let mut counting = CountingReader {
-                inner: decompressed,
-                bytes_read: 0,
-                limit_bytes: limits.max_unpacked_bytes,
-            };
-            let outcome = self.read_tar(&mut counting, digest, limits);
-            (outcome, counting.bytes_read > counting.limit_bytes)
+                let decompressed: Box<dyn Read + '_> = if head.starts_with(GZIP_MAGIC) {
+                    // Every member: eStargz and some tools write several.
+                    Box::new(BufReader::with_capacity(
+                        256 * 1024,
+                        MultiGzDecoder::new(buffered),
+                    ))
+                } else if head.starts_with(ZSTD_MAGIC) {
+                    Box::new(BufReader::with_capacity(
+                        256 * 1024,
+                        ZstdReader::new(buffered),
+                    ))
+                } else {
+                    Box::new(buffered)
+                };
+                let mut counting = CountingReader {
+                    inner: decompressed,
+                    bytes_read: 0,
+                    limit_bytes: limits.max_unpacked_bytes,
+                };
+                let outcome = self.read_tar(&mut counting, digest, limits);
+                (outcome, counting.bytes_read > counting.limit_bytes)
+            }
         };
         if hashing.limit_exceeded() {
             return Err(RegistryError::TooLarge {
@@ -122,6 +157,31 @@ impl WasmFiles {
         outcome
     }
 
+    /// Reads a layer that is the module itself, up to the `.wasm` cap.
+    fn read_raw_module(
+        &mut self,
+        reader: impl Read,
+        digest: &Digest,
+        limits: &LayerLimits,
+    ) -> Result<(), RegistryError> {
+        let mut contents = Vec::new();
+        reader
+            .take(limits.max_wasm_bytes + 1)
+            .read_to_end(&mut contents)
+            .map_err(|error| RegistryError::InvalidLayer {
+                digest: digest.to_string(),
+                reason: format!("reading the blob failed: {error}"),
+            })?;
+        if contents.len() as u64 > limits.max_wasm_bytes {
+            return Err(RegistryError::TooLarge {
+                what: format!("the module in layer {digest}"),
+                limit_bytes: limits.max_wasm_bytes,
+            });
+        }
+        self.raw_modules.push((digest.to_string(), contents));
+        Ok(())
+    }
+
     fn read_tar(
         &mut self,
         reader: impl Read,
@@ -134,7 +194,14 @@ impl WasmFiles {
         };
         let mut archive = tar::Archive::new(reader);
         for entry in archive.entries().map_err(invalid)? {
-            let mut entry = entry.map_err(invalid)?;
+            let mut entry = match entry {
+                Ok(entry) => entry,
+                // A tar without its end blocks, or whose last padding is
+                // cut (umoci `insert` writes such layers): the archive ends
+                // here. A file cut short is caught below by its size.
+                Err(error) if is_truncated_tar_end(&error) => break,
+                Err(error) => return Err(invalid(error)),
+            };
             let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let Some(path) = normalize_entry_path(&raw_path) else {
                 return Err(RegistryError::UnsafeEntryPath {
@@ -158,7 +225,8 @@ impl WasmFiles {
             }
             // A later layer's entry replaces an earlier file at the same path.
             self.files.remove(&path);
-            if !path.ends_with(".wasm") {
+            let wanted = self.entrypoint.as_deref() == Some(path.as_str());
+            if !path.ends_with(".wasm") && !wanted {
                 continue;
             }
             match entry.header().entry_type() {
@@ -175,6 +243,15 @@ impl WasmFiles {
                         .take(limits.max_wasm_bytes)
                         .read_to_end(&mut contents)
                         .map_err(invalid)?;
+                    if (contents.len() as u64) < size {
+                        return Err(RegistryError::InvalidLayer {
+                            digest: digest.to_string(),
+                            reason: format!(
+                                "{path} is cut short: the archive ends after {} of its {size} bytes",
+                                contents.len()
+                            ),
+                        });
+                    }
                     self.ignored.remove(&path);
                     self.files.insert(path, contents);
                 }
@@ -196,11 +273,45 @@ impl WasmFiles {
         self.files.retain(|path, _| !path.starts_with(&prefix));
     }
 
-    /// The image's one `.wasm` file.
+    /// The image's module: the one raw-module layer; else the file the
+    /// config's entrypoint names; else the one `.wasm` file.
     ///
     /// # Errors
-    /// [`RegistryError::WasmFileCount`] when there is none or several.
-    pub fn into_single(self, reference: &str) -> Result<LayerFile, RegistryError> {
+    /// [`RegistryError::WasmFileCount`] when there is no module or several,
+    /// [`RegistryError::EntrypointMissing`] when the entrypoint names a file
+    /// the image does not hold.
+    pub fn into_single(mut self, reference: &str) -> Result<LayerFile, RegistryError> {
+        match self.raw_modules.len() {
+            0 => {}
+            1 => {
+                let (digest, contents) = self.raw_modules.remove(0);
+                return Ok(LayerFile {
+                    path: format!("layer {digest}"),
+                    contents,
+                });
+            }
+            _ => {
+                return Err(RegistryError::WasmFileCount {
+                    reference: reference.to_owned(),
+                    found: self
+                        .raw_modules
+                        .into_iter()
+                        .map(|(digest, _)| format!("layer {digest}"))
+                        .collect(),
+                    ignored: Vec::new(),
+                });
+            }
+        }
+        if let Some(entrypoint) = self.entrypoint.take() {
+            return match self.files.remove_entry(&entrypoint) {
+                Some((path, contents)) => Ok(LayerFile { path, contents }),
+                None => Err(RegistryError::EntrypointMissing {
+                    reference: reference.to_owned(),
+                    entrypoint,
+                    found: self.files.into_keys().collect(),
+                }),
+            };
+        }
         let mut files = self.files.into_iter();
         match (files.next(), files.next()) {
             (Some((path, contents)), None) => Ok(LayerFile { path, contents }),
@@ -218,6 +329,123 @@ impl WasmFiles {
                 })
             }
         }
+    }
+}
+
+/// Fills the buffer with at least a few bytes (or all there is), to sniff
+/// the content's magic number.
+fn fill_head(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
+    let head = reader.fill_buf()?;
+    Ok(head[..head.len().min(8)].to_vec())
+}
+
+/// Whether a tar read error is the archive simply ending early.
+fn is_truncated_tar_end(error: &io::Error) -> bool {
+    let text = error.to_string();
+    text.contains("unexpected EOF during skip") || text.contains("failed to read entire block")
+}
+
+/// A zstd stream decoder (pure Rust, `ruzstd`) over every frame of the
+/// stream, skipping skippable frames (zstd:chunked keeps its table of
+/// contents in one).
+struct ZstdReader<R: Read> {
+    state: ZstdState<R>,
+}
+
+enum ZstdState<R: Read> {
+    /// Between frames (`None` once decoding failed).
+    Between(Option<PeekReader<R>>),
+    Frame(Box<ruzstd::decoding::StreamingDecoder<PeekReader<R>, ruzstd::decoding::FrameDecoder>>),
+}
+
+impl<R: Read> ZstdReader<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            state: ZstdState::Between(Some(PeekReader {
+                pending: Vec::new(),
+                inner,
+            })),
+        }
+    }
+}
+
+impl<R: Read> Read for ZstdReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match std::mem::replace(&mut self.state, ZstdState::Between(None)) {
+                ZstdState::Frame(mut decoder) => {
+                    let n = decoder.read(buf)?;
+                    if n > 0 || buf.is_empty() {
+                        self.state = ZstdState::Frame(decoder);
+                        return Ok(n);
+                    }
+                    self.state = ZstdState::Between(Some(decoder.into_inner()));
+                }
+                ZstdState::Between(None) => {
+                    return Err(io::Error::other("zstd decoding failed earlier"));
+                }
+                ZstdState::Between(Some(mut reader)) => {
+                    let magic = reader.peek(4)?;
+                    if magic.is_empty() {
+                        self.state = ZstdState::Between(Some(reader));
+                        return Ok(0);
+                    }
+                    if magic.len() == 4
+                        && magic[0] & 0xf0 == 0x50
+                        && magic[1..] == [0x2a, 0x4d, 0x18]
+                    {
+                        let mut header = [0u8; 8];
+                        reader.read_exact(&mut header)?;
+                        let size = u64::from(u32::from_le_bytes([
+                            header[4], header[5], header[6], header[7],
+                        ]));
+                        let skipped = io::copy(&mut (&mut reader).take(size), &mut io::sink())?;
+                        if skipped < size {
+                            return Err(io::ErrorKind::UnexpectedEof.into());
+                        }
+                        self.state = ZstdState::Between(Some(reader));
+                        continue;
+                    }
+                    let decoder = ruzstd::decoding::StreamingDecoder::new(reader)
+                        .map_err(|error| io::Error::other(format!("zstd: {error}")))?;
+                    self.state = ZstdState::Frame(Box::new(decoder));
+                }
+            }
+        }
+    }
+}
+
+/// A reader that can look at its next bytes without consuming them.
+struct PeekReader<R> {
+    pending: Vec<u8>,
+    inner: R,
+}
+
+impl<R: Read> PeekReader<R> {
+    /// Up to `count` next bytes (fewer only at the end of the stream).
+    fn peek(&mut self, count: usize) -> io::Result<&[u8]> {
+        while self.pending.len() < count {
+            let mut byte = [0u8; 64];
+            let wanted = (count - self.pending.len()).min(byte.len());
+            let n = self.inner.read(&mut byte[..wanted])?;
+            if n == 0 {
+                break;
+            }
+            self.pending.extend_from_slice(&byte[..n]);
+        }
+        Ok(&self.pending[..self.pending.len().min(count)])
+    }
+}
+
+impl<R: Read> Read for PeekReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pending.is_empty() {
+            return self.inner.read(buf);
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
     }
 }
 
@@ -317,7 +545,7 @@ mod tests {
     fn reads_uncompressed_tar_layers_too() {
         let gz = build_gzip_tar(&[file("fn.wasm", b"\0asm")]).unwrap();
         let mut tar = Vec::new();
-        GzDecoder::new(&gz[..]).read_to_end(&mut tar).unwrap();
+        MultiGzDecoder::new(&gz[..]).read_to_end(&mut tar).unwrap();
         assert_eq!(extract(&[tar]).unwrap().path, "fn.wasm");
     }
 
@@ -365,6 +593,106 @@ mod tests {
             Some("abs.wasm")
         );
         assert_eq!(normalize_entry_path("a/../../x.wasm"), None);
+    }
+
+    fn plain_tar(files: &[LayerFile]) -> Vec<u8> {
+        let mut tar = Vec::new();
+        MultiGzDecoder::new(&build_gzip_tar(files).unwrap()[..])
+            .read_to_end(&mut tar)
+            .unwrap();
+        tar
+    }
+
+    const MODULE: &[u8] = b"\0asm\x01\0\0\0";
+
+    #[test]
+    fn a_raw_module_layer_is_the_module() {
+        let data = build_gzip_tar(&[file("data.json", b"{}")]).unwrap();
+        let got = extract(&[data, MODULE.to_vec()]).unwrap();
+        assert_eq!(got.contents, MODULE);
+        assert!(got.path.starts_with("layer sha256:"), "{}", got.path);
+        let error = extract(&[MODULE.to_vec(), b"\0asm\x01\0\0\0\x00".to_vec()]).unwrap_err();
+        assert!(
+            matches!(&error, RegistryError::WasmFileCount { found, .. } if found.len() == 2),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn every_gzip_member_is_read() {
+        // Two members, the second holding the module: eStargz writes one per file.
+        let tar = plain_tar(&[file("a.txt", b"x"), file("fn.wasm", MODULE)]);
+        let (first, second) = tar.split_at(1024);
+        let mut blob = Vec::new();
+        for part in [first, second] {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut encoder, part).unwrap();
+            blob.extend(encoder.finish().unwrap());
+        }
+        assert_eq!(extract(&[blob]).unwrap().contents, MODULE);
+    }
+
+    #[test]
+    fn zstd_layers_with_several_and_skippable_frames_are_read() {
+        let tar = plain_tar(&[file("a.txt", b"x"), file("fn.wasm", MODULE)]);
+        let (first, second) = tar.split_at(1024);
+        let mut blob =
+            ruzstd::encoding::compress_to_vec(first, ruzstd::encoding::CompressionLevel::Fastest);
+        // A skippable frame between them, as zstd:chunked writes.
+        blob.extend([0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 9, 9, 9]);
+        blob.extend(ruzstd::encoding::compress_to_vec(
+            second,
+            ruzstd::encoding::CompressionLevel::Fastest,
+        ));
+        assert_eq!(extract(&[blob]).unwrap().contents, MODULE);
+    }
+
+    #[test]
+    fn a_tar_without_its_end_blocks_is_read() {
+        let tar = plain_tar(&[file("fn.wasm", MODULE)]);
+        // Header + one data block; the end-of-archive blocks and padding dropped.
+        assert_eq!(extract(&[tar[..1024].to_vec()]).unwrap().contents, MODULE);
+        // Cut inside the padding of the last file.
+        assert_eq!(
+            extract(&[tar[..512 + 100].to_vec()]).unwrap().contents,
+            MODULE
+        );
+        // Cut inside the module itself: an error.
+        let error = extract(&[tar[..512 + 4].to_vec()]).unwrap_err();
+        assert!(error.to_string().contains("cut short"), "{error}");
+    }
+
+    #[test]
+    fn the_entrypoint_picks_among_several_wasm_files() {
+        let layer = build_gzip_tar(&[file("a.wasm", b"1"), file("app/main", MODULE)]).unwrap();
+        let mut files = WasmFiles::with_entrypoint(Some("app/main".into()));
+        files
+            .apply_layer(&layer[..], &Digest::of(&layer), None, &LIMITS)
+            .unwrap();
+        assert_eq!(files.into_single("t").unwrap().path, "app/main");
+        let mut files = WasmFiles::with_entrypoint(Some("missing.wasm".into()));
+        files
+            .apply_layer(&layer[..], &Digest::of(&layer), None, &LIMITS)
+            .unwrap();
+        let error = files.into_single("t").unwrap_err();
+        assert!(
+            matches!(error, RegistryError::EntrypointMissing { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn sha512_layer_digests_are_verified() {
+        let layer = build_gzip_tar(&[file("fn.wasm", MODULE)]).unwrap();
+        let sha512 = Digest::parse(&format!("sha512:{}", "0".repeat(128)))
+            .unwrap()
+            .of_same_kind(&layer);
+        let mut files = WasmFiles::default();
+        files
+            .apply_layer(&layer[..], &sha512, None, &LIMITS)
+            .unwrap();
+        assert_eq!(files.into_single("t").unwrap().contents, MODULE);
     }
 
     #[test]

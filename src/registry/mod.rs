@@ -21,7 +21,8 @@ pub use digest::Digest;
 pub use error::RegistryError;
 pub use layer::{LayerFile, LayerLimits, WasmFiles, build_gzip_tar};
 pub use manifest::{
-    DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_LAYER_GZIP,
-    OCI_LAYER_TAR, OCI_MANIFEST, parse as parse_manifest,
+    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_EMPTY,
+    OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, OCI_MANIFEST, WASM_CONFIG_V0,
+    WASM_CONFIG_V1, parse as parse_manifest,
 };
 pub use reference::ImageReference;
