@@ -32,6 +32,11 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   WASM_ENGINE_INSECURE_REGISTRIES (comma-separated)
                                   allow plain HTTP to this registry (repeatable);
                                   loopback registries are always allowed plain HTTP
+    --registry-auth-file FILE     WASM_ENGINE_REGISTRY_AUTH_FILE
+                                  registry credentials, docker config.json format
+                                  (auths, credHelpers, credsStore); without it:
+                                  $DOCKER_CONFIG/config.json, ~/.docker/config.json,
+                                  $XDG_RUNTIME_DIR/containers/auth.json (first that exists)
     --max-body-bytes N            WASM_ENGINE_MAX_BODY_BYTES [default: 1048576]
     --timeout-ms N                WASM_ENGINE_TIMEOUT_MS     [default: 10000]
                                   wall-clock limit of one invocation (504 beyond)
@@ -58,6 +63,7 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
 
 PUSH OPTIONS:
     --insecure-registry HOST[:PORT]   as above
+    --registry-auth-file FILE         as above
 
 GENERAL:
     -h, --help       print this help
@@ -73,7 +79,7 @@ enum Command {
     Push {
         wasm_file: PathBuf,
         image: String,
-        insecure_registries: Vec<String>,
+        registry_options: Box<RegistryOptions>,
     },
     Help,
     Version,
@@ -107,8 +113,8 @@ pub fn main() -> ExitCode {
         Command::Push {
             wasm_file,
             image,
-            insecure_registries,
-        } => push(&wasm_file, &image, insecure_registries),
+            registry_options,
+        } => push(&wasm_file, &image, *registry_options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -185,7 +191,7 @@ fn cause_chain(error: &dyn std::error::Error) -> String {
 fn push(
     wasm_file: &std::path::Path,
     image: &str,
-    insecure_registries: Vec<String>,
+    registry_options: RegistryOptions,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let reference = ImageReference::parse(image)?;
     let wasm = std::fs::read(wasm_file)
@@ -195,10 +201,7 @@ fn push(
         .and_then(|name| name.to_str())
         .filter(|name| name.ends_with(".wasm"))
         .ok_or_else(|| format!("{} is not a file ending in .wasm", wasm_file.display()))?;
-    let client = RegistryClient::new(RegistryOptions {
-        insecure_registries,
-        ..RegistryOptions::default()
-    });
+    let client = RegistryClient::new(registry_options);
     let digest = client.push_wasm(&reference, file_name, &wasm)?;
     println!("{digest}");
     Ok(())
@@ -219,6 +222,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("max-queue", "WASM_ENGINE_MAX_QUEUE"),
     ("admin-token-file", "WASM_ENGINE_ADMIN_TOKEN_FILE"),
     ("registry-timeout-ms", "WASM_ENGINE_REGISTRY_TIMEOUT_MS"),
+    ("registry-auth-file", "WASM_ENGINE_REGISTRY_AUTH_FILE"),
 ];
 
 /// Parses the arguments (without the program name). `env` looks up an
@@ -278,6 +282,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             }
             let mut config = serve_config(&values)?;
             config.insecure_registries = insecure_registries;
+            config.registry_auth_files = registry_auth_files(&values, &env);
             config.protect_all = protect_all;
             if config.protect_all && config.admin_token.is_none() {
                 return Err("--protect-all needs --admin-token-file".into());
@@ -290,16 +295,43 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             else {
                 return Err("push takes two arguments: FILE.wasm REGISTRY/REPOSITORY:TAG".into());
             };
+            let config = ServeConfig {
+                insecure_registries,
+                registry_auth_files: registry_auth_files(&values, &env),
+                ..ServeConfig::default()
+            };
             Ok(Command::Push {
                 wasm_file: PathBuf::from(wasm_file),
                 image,
-                insecure_registries,
+                registry_options: Box::new(config.registry_options()),
             })
         }
         Some(other) => Err(format!(
             "unknown command {other:?}; the commands are serve (the default) and push"
         )),
     }
+}
+
+/// The credential files to look in: the one `--registry-auth-file` names,
+/// or else the places docker and podman keep them.
+fn registry_auth_files(
+    values: &HashMap<&'static str, String>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Vec<PathBuf> {
+    if let Some(file) = values.get("registry-auth-file") {
+        return vec![PathBuf::from(file)];
+    }
+    let mut candidates = Vec::new();
+    if let Some(directory) = env("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        candidates.push(PathBuf::from(directory).join("config.json"));
+    }
+    if let Some(home) = env("HOME").filter(|d| !d.is_empty()) {
+        candidates.push(PathBuf::from(home).join(".docker/config.json"));
+    }
+    if let Some(runtime) = env("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        candidates.push(PathBuf::from(runtime).join("containers/auth.json"));
+    }
+    candidates
 }
 
 /// Builds the serve settings from the flag values, checking each.
@@ -483,6 +515,40 @@ mod tests {
             Some(AdminToken("0123456789abcdef-token".into()))
         );
         assert!(config.protect_all);
+    }
+
+    #[test]
+    fn credential_files_come_from_the_flag_or_the_usual_places() {
+        let Command::Serve(config) = parse_with(
+            &[],
+            &[
+                ("DOCKER_CONFIG", "/etc/dc"),
+                ("HOME", "/home/u"),
+                ("XDG_RUNTIME_DIR", "/run/user/1"),
+            ],
+        )
+        .unwrap() else {
+            panic!("expected serve")
+        };
+        assert_eq!(
+            config.registry_auth_files,
+            vec![
+                PathBuf::from("/etc/dc/config.json"),
+                PathBuf::from("/home/u/.docker/config.json"),
+                PathBuf::from("/run/user/1/containers/auth.json"),
+            ]
+        );
+        let Command::Serve(config) = parse_with(
+            &["--registry-auth-file", "/a.json"],
+            &[
+                ("HOME", "/home/u"),
+                ("WASM_ENGINE_REGISTRY_AUTH_FILE", "/b.json"),
+            ],
+        )
+        .unwrap() else {
+            panic!("expected serve")
+        };
+        assert_eq!(config.registry_auth_files, vec![PathBuf::from("/a.json")]);
     }
 
     #[test]

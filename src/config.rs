@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::registry::{CredentialFiles, RegistryOptions};
+
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:10000";
 /// Default data directory.
@@ -43,6 +45,11 @@ pub struct ServeConfig {
     /// Registries (`host` or `host:port`) that may be reached over plain HTTP
     /// besides loopback ones. Defaults to none.
     pub insecure_registries: Vec<String>,
+    /// Where registry credentials are looked up: `--registry-auth-file`, or
+    /// else `$DOCKER_CONFIG/config.json`, `~/.docker/config.json` and
+    /// `$XDG_RUNTIME_DIR/containers/auth.json` (the first that exists, read
+    /// at each pull). Defaults to none (anonymous pulls).
+    pub registry_auth_files: Vec<PathBuf>,
     /// Largest accepted request body, in bytes. Defaults to 1 MiB.
     pub max_body_bytes: u64,
     /// Wall-clock time one invocation may run before it is stopped and
@@ -86,6 +93,7 @@ impl Default for ServeConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             workers,
             insecure_registries: Vec::new(),
+            registry_auth_files: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             registry_timeout: Duration::from_secs(10),
             invocation_timeout: Duration::from_secs(10),
@@ -102,6 +110,19 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
+    /// The registry client's settings.
+    pub fn registry_options(&self) -> RegistryOptions {
+        RegistryOptions {
+            insecure_registries: self.insecure_registries.clone(),
+            request_timeout: self.registry_timeout,
+            credentials: CredentialFiles {
+                candidates: self.registry_auth_files.clone(),
+                helper_timeout: Some(self.registry_timeout),
+            },
+            ..RegistryOptions::default()
+        }
+    }
+
     /// The most invocations that may run at once.
     pub fn invocation_slots(&self) -> usize {
         self.max_in_flight.unwrap_or(self.workers).max(1)

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::config::ServeConfig;
 use crate::function::{FunctionEntry, FunctionLimits, FunctionName, InvocationArgs};
-use crate::registry::{ImageReference, RegistryClient, RegistryError, RegistryOptions};
+use crate::registry::{ImageReference, RegistryClient, RegistryError};
 use crate::runtime::{CompiledFunction, InvocationLimits, Runtime, RuntimeError, RuntimeOptions};
 use crate::store::{FunctionStore, StoreError};
 
@@ -140,11 +140,7 @@ impl FunctionService {
                 .map_err(|error| error.to_string())
         };
         let store = FunctionStore::open(&config.data_dir, &check_module)?;
-        let registry = RegistryClient::new(RegistryOptions {
-            insecure_registries: config.insecure_registries.clone(),
-            request_timeout: config.registry_timeout,
-            ..RegistryOptions::default()
-        });
+        let registry = RegistryClient::new(config.registry_options());
         let service = Self {
             registry,
             store,

@@ -7,6 +7,7 @@ mod abis;
 mod cli;
 mod compat;
 mod crash;
+mod credentials;
 mod errors;
 mod examples;
 mod formats;

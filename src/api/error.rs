@@ -76,6 +76,8 @@ impl ApiError {
                     RegistryError::Unreachable { .. }
                     | RegistryError::UnexpectedStatus { .. }
                     | RegistryError::AccessDenied { .. }
+                    | RegistryError::CredentialsRequired { .. }
+                    | RegistryError::CredentialStore { .. }
                     | RegistryError::InvalidManifest { .. }
                     | RegistryError::DigestMismatch { .. }
                     | RegistryError::PushRejected { .. } => 502,

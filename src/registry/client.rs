@@ -2,13 +2,22 @@
 //!
 //! Every request has timeouts; plain HTTP is used only for loopback
 //! registries and those the operator marked insecure, and HTTPS never falls
-//! back to HTTP. Anonymous Bearer-token challenges are answered.
+//! back to HTTP. Basic and Bearer challenges are answered with the
+//! credentials `auth` finds (Bearer tokens cached per registry and scope,
+//! renewed on 401, and once on 403). Redirects are followed here, not by
+//! ureq, so `Authorization` goes to the same host only; connection errors,
+//! 408, 429 and 5xx are retried with backoff, bounded in count and time.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::http::Response;
 
+use super::auth::{
+    Challenge, Credential, CredentialFiles, FoundCredential, Secret, TokenCache, base64_encode,
+    query_escape,
+};
 use super::digest::{Digest, HashingReader};
 use super::error::RegistryError;
 use super::layer::{LayerFile, LayerLimits, WasmFiles};
@@ -31,6 +40,17 @@ pub struct RegistryOptions {
     /// Caps on layer blobs, unpacked layers and the `.wasm` file.
     /// Defaults to 256 MiB, 512 MiB and 128 MiB.
     pub layer_limits: LayerLimits,
+    /// Where credentials are looked up. Defaults to none (anonymous).
+    pub credentials: CredentialFiles,
+    /// Most attempts of one request when the registry fails in a way worth
+    /// retrying (connection errors, 408, 429, 5xx). Defaults to 4.
+    pub max_attempts: u32,
+    /// Wait before the first retry, doubled each time (with jitter), at most
+    /// 8 s each. Defaults to 250 ms.
+    pub initial_backoff: Duration,
+    /// Most time spent waiting between retries of one request, `Retry-After`
+    /// included. Defaults to 20 s.
+    pub max_retry_wait: Duration,
 }
 
 impl Default for RegistryOptions {
@@ -45,6 +65,10 @@ impl Default for RegistryOptions {
                 max_unpacked_bytes: 512 << 20,
                 max_wasm_bytes: 128 << 20,
             },
+            credentials: CredentialFiles::default(),
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(250),
+            max_retry_wait: Duration::from_secs(20),
         }
     }
 }
@@ -64,6 +88,7 @@ pub struct PulledImage {
 pub struct RegistryClient {
     agent: ureq::Agent,
     options: RegistryOptions,
+    tokens: Arc<TokenCache>,
 }
 
 impl RegistryClient {
@@ -77,10 +102,14 @@ impl RegistryClient {
             .timeout_recv_response(Some(options.request_timeout))
             .timeout_send_body(Some(options.body_timeout))
             .timeout_recv_body(Some(options.body_timeout))
+            // Redirects are followed by `Session::execute`, which keeps
+            // `Authorization` on the same host.
+            .max_redirects(0)
             .build();
         Self {
             agent: config.into(),
             options,
+            tokens: Arc::new(TokenCache::default()),
         }
     }
 
@@ -157,24 +186,59 @@ impl RegistryClient {
                     insecure == &reference.registry || insecure == reference.host()
                 });
         let scheme = if plain_http { "http" } else { "https" };
+        let scope = format!("repository:{}:{actions}", reference.repository);
+        let authorization =
+            self.tokens
+                .get(&reference.registry, &scope)
+                .map(|token| Authorization::Bearer {
+                    header: format!("Bearer {}", token.0),
+                    scope: scope.clone(),
+                });
         Session {
             client: self,
             reference,
             base_url: format!("{scheme}://{}", reference.registry),
-            scope: format!("repository:{}:{actions}", reference.repository),
-            token: None,
+            scope,
+            authorization,
+            credential: None,
         }
     }
 }
 
-/// One operation against one repository: remembers the Bearer token the
-/// registry handed out so later requests of the same pull or push reuse it.
+/// The `Authorization` a session sends.
+#[derive(Clone)]
+enum Authorization {
+    Basic(String),
+    /// A Bearer token, and the scope it was issued for (its cache key).
+    Bearer {
+        header: String,
+        scope: String,
+    },
+}
+
+impl Authorization {
+    fn header(&self) -> &str {
+        match self {
+            Self::Basic(header) | Self::Bearer { header, .. } => header,
+        }
+    }
+}
+
+/// The request a session sends: given the agent, the URL (the original or a
+/// redirect's target) and the `Authorization` value, if any.
+pub(super) type MakeRequest<'m> =
+    dyn Fn(&ureq::Agent, &str, Option<&str>) -> Result<Response<ureq::Body>, ureq::Error> + 'm;
+
+/// One operation against one repository: remembers how it authenticated
+/// so later requests of the same pull or push reuse it.
 pub(super) struct Session<'a> {
     client: &'a RegistryClient,
     reference: &'a ImageReference,
     base_url: String,
     scope: String,
-    token: Option<String>,
+    authorization: Option<Authorization>,
+    /// The credential lookup's result, once made.
+    credential: Option<Option<FoundCredential>>,
 }
 
 impl Session<'_> {
@@ -185,91 +249,257 @@ impl Session<'_> {
 
     /// Turns a `Location` header (absolute, or relative to the registry) into a URL.
     pub fn absolute(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_owned()
-        } else {
-            format!("{}{location}", self.base_url)
-        }
+        resolve_location(&self.base_url, location)
     }
 
-    /// Sends the request `make` builds (given the current `Authorization`
-    /// value, if any); on a 401 with a Bearer challenge, fetches an anonymous
-    /// token and sends it once more.
+    /// Sends the request `make` builds, answering an authentication
+    /// challenge (401) and renewing an expired token (401, or 403 after a
+    /// Bearer token: ECR and GHCR answer 403 on expiry) once each.
     pub fn send(
         &mut self,
         url: &str,
-        make: impl Fn(&ureq::Agent, Option<&str>) -> Result<Response<ureq::Body>, ureq::Error>,
+        make: impl Fn(&ureq::Agent, &str, Option<&str>) -> Result<Response<ureq::Body>, ureq::Error>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
-        let authorization = self.token.as_ref().map(|token| format!("Bearer {token}"));
-        let response = make(&self.client.agent, authorization.as_deref())
-            .map_err(|error| unreachable(url, &error))?;
-        if response.status() != 401 || self.token.is_some() {
-            return Ok(response);
+        let mut renewed = false;
+        loop {
+            let response = self.execute(url, &make)?;
+            let status = response.status().as_u16();
+            let sent_bearer = match &self.authorization {
+                Some(Authorization::Bearer { scope, .. }) => Some(scope.clone()),
+                _ => None,
+            };
+            match (status, sent_bearer) {
+                (401 | 403, Some(scope)) if !renewed => {
+                    // Expired or revoked: a fresh token, once.
+                    renewed = true;
+                    self.client.tokens.forget(&self.reference.registry, &scope);
+                    self.authorization = None;
+                    if status == 403 {
+                        // The next attempt's 401 carries the challenge.
+                        continue;
+                    }
+                }
+                (401, _) if self.authorization.is_some() => {
+                    return Err(self.refused());
+                }
+                (401, None) => {}
+                _ => return Ok(response),
+            }
+            let Some(challenge) = response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+            else {
+                return Err(RegistryError::AccessDenied {
+                    reference: self.reference.to_string(),
+                    detail: "401 without a WWW-Authenticate challenge".into(),
+                });
+            };
+            self.authenticate(&challenge)?;
         }
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let Some(parameters) = challenge
-            .strip_prefix("Bearer ")
-            .or(challenge.strip_prefix("bearer "))
-        else {
-            return Err(RegistryError::AccessDenied {
-                reference: self.reference.to_string(),
-                detail: if challenge.is_empty() {
-                    "401 without a challenge".into()
-                } else {
-                    format!("it asks for {challenge}")
-                },
-            });
-        };
-        self.token = Some(self.fetch_token(parameters)?);
-        let authorization = self.token.as_ref().map(|token| format!("Bearer {token}"));
-        make(&self.client.agent, authorization.as_deref()).map_err(|error| unreachable(url, &error))
     }
 
-    fn fetch_token(&self, challenge: &str) -> Result<String, RegistryError> {
-        let parameters = parse_challenge(challenge);
-        let get = |name: &str| {
-            parameters
-                .iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                .map(|(_, value)| value.as_str())
-        };
-        let Some(realm) = get("realm") else {
-            return Err(RegistryError::AccessDenied {
+    /// The error for credentials the registry refused (or their absence).
+    fn refused(&self) -> RegistryError {
+        match self.credential.clone().flatten() {
+            Some(found) => RegistryError::AccessDenied {
                 reference: self.reference.to_string(),
-                detail: "its Bearer challenge names no realm".into(),
-            });
-        };
-        let mut url = format!(
-            "{realm}?scope={}",
-            query_escape(get("scope").unwrap_or(&self.scope))
-        );
-        if let Some(service) = get("service") {
-            url.push_str(&format!("&service={}", query_escape(service)));
+                detail: format!("it refused the credentials from {}", found.source),
+            },
+            None => self.credentials_required("it asks for credentials"),
         }
-        let mut response = self
-            .client
-            .agent
-            .get(&url)
-            .call()
-            .map_err(|error| unreachable(&url, &error))?;
-        if response.status() != 200 {
-            return Err(RegistryError::AccessDenied {
+    }
+
+    fn credentials_required(&self, detail: &str) -> RegistryError {
+        RegistryError::CredentialsRequired {
+            reference: self.reference.to_string(),
+            detail: detail.to_owned(),
+            looked_in: self
+                .client
+                .options
+                .credentials
+                .candidates
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect(),
+        }
+    }
+
+    /// The credential for this registry, looked up once per session.
+    fn credential(&mut self) -> Result<Option<FoundCredential>, RegistryError> {
+        if self.credential.is_none() {
+            let found = self
+                .client
+                .options
+                .credentials
+                .lookup(self.reference)
+                .map_err(|detail| RegistryError::CredentialStore {
+                    registry: self.reference.registry.clone(),
+                    detail,
+                })?;
+            if let Some(found) = &found {
+                log::debug!(
+                    "{}: credentials from {}",
+                    self.reference.registry,
+                    found.source
+                );
+            }
+            self.credential = Some(found);
+        }
+        Ok(self.credential.clone().flatten())
+    }
+
+    /// Answers a `WWW-Authenticate` challenge: sets the `Authorization`
+    /// the next request sends.
+    fn authenticate(&mut self, challenge_header: &str) -> Result<(), RegistryError> {
+        let credential = self.credential()?;
+        match Challenge::parse(challenge_header) {
+            Some(Challenge::Basic) => match credential.map(|found| found.credential) {
+                Some(Credential::Basic { username, password }) => {
+                    let pair = format!("{username}:{}", password.0);
+                    self.authorization =
+                        Some(Authorization::Basic(format!("Basic {}", base64_encode(pair.as_bytes()))));
+                    Ok(())
+                }
+                Some(_) => Err(RegistryError::AccessDenied {
+                    reference: self.reference.to_string(),
+                    detail: "it asks for a user name and password (Basic), and the credential found is a token".into(),
+                }),
+                None => Err(self.credentials_required("it asks for a user name and password")),
+            },
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            }) => {
+                // The challenge's scope, except that for this repository the
+                // token asks for every action the operation needs (a push's
+                // first request, a HEAD, is challenged for `pull` only).
+                let own_repository = format!("repository:{}:", self.reference.repository);
+                let scope = match scope {
+                    Some(scope) if !scope.starts_with(&own_repository) => scope,
+                    _ => self.scope.clone(),
+                };
+                if let Some(Credential::RegistryToken(token)) =
+                    credential.as_ref().map(|found| &found.credential)
+                {
+                    self.authorization = Some(Authorization::Bearer {
+                        header: format!("Bearer {}", token.0),
+                        scope,
+                    });
+                    return Ok(());
+                }
+                let token = match self.client.tokens.get(&self.reference.registry, &scope) {
+                    Some(token) => token,
+                    None => {
+                        let (token, lifetime) =
+                            self.fetch_token(&realm, service.as_deref(), &scope, credential.as_ref())?;
+                        self.client
+                            .tokens
+                            .put(&self.reference.registry, &scope, token.clone(), lifetime);
+                        token
+                    }
+                };
+                self.authorization = Some(Authorization::Bearer {
+                    header: format!("Bearer {}", token.0),
+                    scope,
+                });
+                Ok(())
+            }
+            None => Err(RegistryError::AccessDenied {
                 reference: self.reference.to_string(),
                 detail: format!(
-                    "the token service at {realm} answered {}",
-                    response.status()
+                    "it asks for {}, which the engine does not speak",
+                    challenge_header.split(' ').next().unwrap_or("")
                 ),
+            }),
+        }
+    }
+
+    /// Gets a token from the token service: a GET with Basic credentials (or
+    /// none), or the OAuth2 POST for an identity token.
+    fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        credential: Option<&FoundCredential>,
+    ) -> Result<(Secret, Duration), RegistryError> {
+        if !realm.starts_with("https://") && !realm.starts_with("http://") {
+            return Err(RegistryError::AccessDenied {
+                reference: self.reference.to_string(),
+                detail: format!("its token service realm {realm:?} is not an http(s) URL"),
             });
+        }
+        let agent = &self.client.agent;
+        let result = match credential.map(|found| &found.credential) {
+            Some(Credential::IdentityToken(refresh_token)) => {
+                let mut form = format!(
+                    "grant_type=refresh_token&client_id=wasm_engine&scope={}&refresh_token={}",
+                    query_escape(scope),
+                    query_escape(&refresh_token.0)
+                );
+                if let Some(service) = service {
+                    form.push_str(&format!("&service={}", query_escape(service)));
+                }
+                agent
+                    .post(realm)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .send(form.as_bytes())
+            }
+            other => {
+                let separator = if realm.contains('?') { '&' } else { '?' };
+                let mut url = format!("{realm}{separator}scope={}", query_escape(scope));
+                if let Some(service) = service {
+                    url.push_str(&format!("&service={}", query_escape(service)));
+                }
+                let request = agent.get(&url);
+                match other {
+                    Some(Credential::Basic { username, password }) => {
+                        let pair = format!("{username}:{}", password.0);
+                        request
+                            .header(
+                                "Authorization",
+                                format!("Basic {}", base64_encode(pair.as_bytes())),
+                            )
+                            .call()
+                    }
+                    _ => request.call(),
+                }
+            }
+        };
+        let mut response = result.map_err(|error| unreachable(realm, &error))?;
+        match response.status().as_u16() {
+            200 => {}
+            401 | 403 => {
+                return Err(match credential {
+                    Some(found) => RegistryError::AccessDenied {
+                        reference: self.reference.to_string(),
+                        detail: format!(
+                            "the token service at {realm} refused the credentials from {} ({})",
+                            found.source,
+                            response.status().as_u16()
+                        ),
+                    },
+                    None => self.credentials_required(&format!(
+                        "its token service at {realm} refused anonymous access ({})",
+                        response.status().as_u16()
+                    )),
+                });
+            }
+            status => {
+                return Err(RegistryError::AccessDenied {
+                    reference: self.reference.to_string(),
+                    detail: format!("the token service at {realm} answered {status}"),
+                });
+            }
         }
         #[derive(serde::Deserialize)]
         struct TokenResponse {
             token: Option<String>,
             access_token: Option<String>,
+            expires_in: Option<u64>,
         }
         let body: TokenResponse = response
             .body_mut()
@@ -280,23 +510,124 @@ impl Session<'_> {
             .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|error| error.to_string()))
             .map_err(|error| RegistryError::AccessDenied {
                 reference: self.reference.to_string(),
-                detail: format!("the token service sent no token ({error})"),
+                detail: format!("the token service at {realm} sent no token ({error})"),
             })?;
-        body.token
+        let token = body
+            .token
+            .filter(|token| !token.is_empty())
             .or(body.access_token)
             .ok_or_else(|| RegistryError::AccessDenied {
                 reference: self.reference.to_string(),
-                detail: "the token service sent no token".into(),
-            })
+                detail: format!("the token service at {realm} sent no token"),
+            })?;
+        // The spec's default lifetime is 60 s; honour shorter ones too.
+        let lifetime = Duration::from_secs(body.expires_in.unwrap_or(60));
+        Ok((Secret(token), lifetime))
+    }
+
+    /// Sends one request through redirects (at most 10; `Authorization`
+    /// only to the registry's own host) and retries.
+    fn execute(
+        &self,
+        url: &str,
+        make: &MakeRequest<'_>,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let registry_origin = origin(&self.base_url).to_owned();
+        let authorization = self.authorization.as_ref().map(Authorization::header);
+        let mut refetched_signed_url = false;
+        let mut current = url.to_owned();
+        let mut hops = 0;
+        loop {
+            let same_host = origin(&current) == registry_origin;
+            let header = if same_host { authorization } else { None };
+            let response = self.with_retries(&current, &|agent| make(agent, &current, header))?;
+            let status = response.status().as_u16();
+            if matches!(status, 301 | 302 | 303 | 307 | 308) {
+                let Some(location) = response
+                    .headers()
+                    .get("location")
+                    .and_then(|value| value.to_str().ok())
+                else {
+                    return Ok(response);
+                };
+                hops += 1;
+                if hops > 10 {
+                    return Err(RegistryError::UnexpectedStatus {
+                        url: url.to_owned(),
+                        status,
+                        body_excerpt: "more than 10 redirects".into(),
+                    });
+                }
+                current = resolve_location(&current, location);
+                log::debug!("redirected to {}", redact_query(&current));
+                continue;
+            }
+            // A signed URL that expired: ask the registry for a fresh one, once.
+            if status == 403 && !same_host && !refetched_signed_url {
+                refetched_signed_url = true;
+                hops = 0;
+                current = url.to_owned();
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+
+    /// Sends `send` until it gives an answer worth keeping: connection
+    /// errors, 408, 429 and 5xx are retried with exponential backoff and
+    /// jitter (or `Retry-After`), within the attempt count and wait budget.
+    fn with_retries(
+        &self,
+        url: &str,
+        send: &dyn Fn(&ureq::Agent) -> Result<Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let options = &self.client.options;
+        let mut waited = Duration::ZERO;
+        let mut backoff = options.initial_backoff;
+        let mut attempt = 1;
+        loop {
+            let outcome = send(&self.client.agent);
+            let retry_after = match &outcome {
+                Ok(response) if is_retryable_status(response.status().as_u16()) => {
+                    Some(retry_after(response))
+                }
+                Ok(_) => return outcome.map_err(|error| unreachable(url, &error)),
+                Err(error) if is_retryable_error(error) => Some(None),
+                Err(_) => None,
+            };
+            let Some(retry_after) = retry_after else {
+                return outcome.map_err(|error| unreachable(url, &error));
+            };
+            let wait = retry_after.unwrap_or_else(|| jitter(backoff));
+            if attempt >= options.max_attempts || waited + wait > options.max_retry_wait {
+                return outcome.map_err(|error| unreachable(url, &error));
+            }
+            log::debug!(
+                "{}: {}; retrying in {} ms (attempt {} of {})",
+                redact_query(url),
+                match &outcome {
+                    Ok(response) => format!("status {}", response.status().as_u16()),
+                    Err(error) => error.to_string(),
+                },
+                wait.as_millis(),
+                attempt + 1,
+                options.max_attempts
+            );
+            drop(outcome);
+            std::thread::sleep(wait);
+            waited += wait;
+            backoff = (backoff * 2).min(Duration::from_secs(8));
+            attempt += 1;
+        }
     }
 
     /// Fetches and parses the manifest at `reference` (a tag or a digest),
     /// verifying it against the digest when fetched by one.
     pub fn manifest(&mut self, reference: &str) -> Result<(Digest, Manifest), RegistryError> {
         let url = self.url(&format!("manifests/{reference}"));
-        let mut response = self.send(&url, |agent, authorization| {
+        let mut response = self.send(&url, |agent, url, authorization| {
             authorized(
-                agent.get(&url).header("Accept", manifest::MANIFEST_ACCEPT),
+                agent.get(url).header("Accept", manifest::MANIFEST_ACCEPT),
                 authorization,
             )
             .call()
@@ -386,8 +717,8 @@ impl Session<'_> {
     /// while reading.
     pub fn blob(&mut self, digest: &Digest) -> Result<impl Read + use<>, RegistryError> {
         let url = self.url(&format!("blobs/{digest}"));
-        let response = self.send(&url, |agent, authorization| {
-            authorized(agent.get(&url), authorization).call()
+        let response = self.send(&url, |agent, url, authorization| {
+            authorized(agent.get(url), authorization).call()
         })?;
         match response.status().as_u16() {
             200 => Ok(response.into_body().into_reader()),
@@ -428,48 +759,70 @@ pub(super) fn authorized<B>(
     }
 }
 
-/// Splits `realm="x",service="y",scope="z"` into pairs.
-fn parse_challenge(challenge: &str) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
-    let mut rest = challenge.trim();
-    while let Some((key, after)) = rest.split_once('=') {
-        let key = key.trim().trim_start_matches(',').trim().to_owned();
-        let after = after.trim_start();
-        let (value, remainder) = if let Some(quoted) = after.strip_prefix('"') {
-            match quoted.find('"') {
-                Some(end) => (&quoted[..end], &quoted[end + 1..]),
-                None => (quoted, ""),
-            }
-        } else {
-            match after.find(',') {
-                Some(end) => (&after[..end], &after[end..]),
-                None => (after, ""),
-            }
-        };
-        pairs.push((key, value.to_owned()));
-        rest = remainder.trim_start().trim_start_matches(',');
-    }
-    pairs
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
 }
 
-fn query_escape(value: &str) -> String {
-    let mut escaped = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'_'
-            | b'.'
-            | b'~'
-            | b':'
-            | b'/'
-            | b',' => escaped.push(byte as char),
-            other => escaped.push_str(&format!("%{other:02X}")),
-        }
+/// Resolves a `Location` against the URL it answered.
+fn resolve_location(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_owned()
+    } else if let Some(rest) = location.strip_prefix("//") {
+        let scheme = base.split("://").next().unwrap_or("https");
+        format!("{scheme}://{rest}")
+    } else if location.starts_with('/') {
+        format!("{}{location}", origin(base))
+    } else {
+        let path_end = base.find('?').unwrap_or(base.len());
+        let directory = base[..path_end].rfind('/').map_or(base, |i| &base[..=i]);
+        format!("{directory}{location}")
     }
-    escaped
+}
+
+/// A URL without its query (signed URLs carry credentials there).
+fn redact_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
+fn is_retryable_error(error: &ureq::Error) -> bool {
+    matches!(
+        error,
+        ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_)
+    )
+}
+
+/// `Retry-After` in seconds (an HTTP date is not worth a date parser
+/// here: it falls back to the backoff).
+fn retry_after(response: &Response<ureq::Body>) -> Option<Duration> {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// `wait` scaled by a pseudo-random factor in [0.5, 1.0), so that a fleet of
+/// boards does not retry in step.
+fn jitter(wait: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let mut x = u64::from(nanos) ^ 0x9e37_79b9_7f4a_7c15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let per_mille = 500 + (x % 500);
+    wait * u32::try_from(per_mille).unwrap_or(500) / 1000
 }
 
 pub(super) fn unreachable(url: &str, error: &ureq::Error) -> RegistryError {
@@ -508,24 +861,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_challenge_docker_hub_sends() {
-        let pairs = parse_challenge(
-            r#"realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/hello:pull""#,
+    fn locations_resolve_against_the_url_they_answered() {
+        assert_eq!(
+            resolve_location("http://r:5000/v2/a/blobs/x", "/v2/b"),
+            "http://r:5000/v2/b"
         );
         assert_eq!(
-            pairs,
-            vec![
-                (
-                    "realm".to_string(),
-                    "https://auth.docker.io/token".to_string()
-                ),
-                ("service".to_string(), "registry.docker.io".to_string()),
-                (
-                    "scope".to_string(),
-                    "repository:library/hello:pull".to_string()
-                ),
-            ]
+            resolve_location("https://r/v2/a/blobs/x", "https://s3.example/x?sig=1"),
+            "https://s3.example/x?sig=1"
         );
+        assert_eq!(
+            resolve_location("https://r/v2/a/blobs/x", "//cdn/x"),
+            "https://cdn/x"
+        );
+        assert_eq!(
+            resolve_location("https://r/v2/a/blobs/x?q", "y"),
+            "https://r/v2/a/blobs/y"
+        );
+        assert_eq!(origin("http://127.0.0.2:80/path?x"), "http://127.0.0.2:80");
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_all_of_the_wait() {
+        for _ in 0..100 {
+            let wait = jitter(Duration::from_millis(1000));
+            assert!(wait >= Duration::from_millis(500) && wait < Duration::from_millis(1000));
+        }
     }
 
     #[test]

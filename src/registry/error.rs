@@ -18,8 +18,18 @@ pub enum RegistryError {
     },
     /// The registry has no manifest for the reference.
     ManifestNotFound { reference: String },
-    /// The registry refused anonymous access (credentials are not supported yet).
+    /// The registry wants credentials and none were found for it.
+    CredentialsRequired {
+        reference: String,
+        detail: String,
+        /// The credential files looked at, in order.
+        looked_in: Vec<String>,
+    },
+    /// The registry (or its token service) refused the credentials sent, or
+    /// the access they give.
     AccessDenied { reference: String, detail: String },
+    /// The credential file or helper could not be used.
+    CredentialStore { registry: String, detail: String },
     /// A manifest or index is not the JSON it should be.
     InvalidManifest { reference: String, reason: String },
     /// The manifest's media type is not one the engine reads.
@@ -89,10 +99,26 @@ impl fmt::Display for RegistryError {
                 f,
                 "image {reference} not found in the registry (manifest unknown); check the repository and tag"
             ),
+            Self::CredentialsRequired {
+                reference,
+                detail,
+                looked_in,
+            } => write!(
+                f,
+                "registry refused anonymous access to {reference} ({detail}) and no credentials for it were found (looked in: {}); configure credentials: `docker login`, or --registry-auth-file FILE with a docker config.json",
+                if looked_in.is_empty() {
+                    "no credential file".to_owned()
+                } else {
+                    looked_in.join(", ")
+                }
+            ),
             Self::AccessDenied { reference, detail } => write!(
                 f,
-                "registry refused anonymous access to {reference} ({detail}); make the repository public (registry credentials are not supported yet)"
+                "registry denied access to {reference}: {detail}; check the user name and password (or token) and that it may pull this repository"
             ),
+            Self::CredentialStore { registry, detail } => {
+                write!(f, "cannot get the credentials for {registry}: {detail}")
+            }
             Self::InvalidManifest { reference, reason } => {
                 write!(
                     f,

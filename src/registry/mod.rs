@@ -1,13 +1,14 @@
 //! The only module that talks to container registries.
 //!
 //! It owns image references ([`ImageReference`]), the Docker Registry HTTP API
-//! V2 / OCI distribution client with anonymous Bearer-token auth
-//! ([`RegistryClient`]), manifest and index parsing with platform selection
+//! V2 / OCI distribution client ([`RegistryClient`]) with credentials
+//! from docker/podman files and helpers (`auth`), manifest and index parsing with platform selection
 //! (`manifest`), streamed digest-checked layer extraction (`layer`), and
 //! packaging a `.wasm` into a one-layer image for `wasm_engine push`
 //! (`push`). It never writes the data directory: a pull returns the `.wasm`
 //! bytes and the caller decides where they go.
 
+mod auth;
 mod client;
 mod digest;
 mod error;
@@ -16,6 +17,7 @@ mod manifest;
 mod push;
 mod reference;
 
+pub use auth::CredentialFiles;
 pub use client::{PulledImage, RegistryClient, RegistryOptions};
 pub use digest::Digest;
 pub use error::RegistryError;

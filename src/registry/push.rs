@@ -97,9 +97,9 @@ impl RegistryClient {
         let mut session = self.session(reference, "pull,push");
         let tag = reference.manifest_reference().to_owned();
         let url = session.url(&format!("manifests/{tag}"));
-        let mut response = session.send(&url, |agent, authorization| {
+        let mut response = session.send(&url, |agent, url, authorization| {
             authorized(
-                agent.put(&url).header("Content-Type", media_type),
+                agent.put(url).header("Content-Type", media_type),
                 authorization,
             )
             .send(manifest)
@@ -120,15 +120,15 @@ impl RegistryClient {
 fn push_blob(session: &mut Session<'_>, blob: &[u8]) -> Result<Digest, RegistryError> {
     let digest = Digest::of(blob);
     let url = session.url(&format!("blobs/{digest}"));
-    let response = session.send(&url, |agent, authorization| {
-        authorized(agent.head(&url), authorization).call()
+    let response = session.send(&url, |agent, url, authorization| {
+        authorized(agent.head(url), authorization).call()
     })?;
     if response.status().as_u16() == 200 {
         return Ok(digest);
     }
     let url = session.url("blobs/uploads/");
-    let mut response = session.send(&url, |agent, authorization| {
-        authorized(agent.post(&url), authorization).send_empty()
+    let mut response = session.send(&url, |agent, url, authorization| {
+        authorized(agent.post(url), authorization).send_empty()
     })?;
     let location = response
         .headers()
@@ -144,10 +144,10 @@ fn push_blob(session: &mut Session<'_>, blob: &[u8]) -> Result<Digest, RegistryE
     };
     let separator = if location.contains('?') { '&' } else { '?' };
     let url = format!("{}{separator}digest={digest}", session.absolute(&location));
-    let mut response = session.send(&url, |agent, authorization| {
+    let mut response = session.send(&url, |agent, url, authorization| {
         authorized(
             agent
-                .put(&url)
+                .put(url)
                 .header("Content-Type", "application/octet-stream"),
             authorization,
         )

@@ -78,6 +78,19 @@ impl ImageReference {
             }
         }
         let (registry, repository) = match name.split_once('/') {
+            // Docker Hub's names: `docker.io/ubuntu` is `library/ubuntu` at
+            // registry-1.docker.io, as docker resolves it.
+            Some((first, rest))
+                if first.eq_ignore_ascii_case("docker.io")
+                    || first.eq_ignore_ascii_case("index.docker.io") =>
+            {
+                let repository = if rest.contains('/') {
+                    rest.to_owned()
+                } else {
+                    format!("library/{rest}")
+                };
+                (DOCKER_HUB.to_owned(), repository)
+            }
             Some((first, rest))
                 if first.contains('.') || first.contains(':') || first == "localhost" =>
             {
@@ -174,6 +187,24 @@ mod tests {
         check("ghcr.io/org/fn:1.0", "ghcr.io", "org/fn", "1.0");
         check("hello", "registry-1.docker.io", "library/hello", "latest");
         check("team/hello:x", "registry-1.docker.io", "team/hello", "x");
+        check(
+            "docker.io/ubuntu",
+            "registry-1.docker.io",
+            "library/ubuntu",
+            "latest",
+        );
+        check(
+            "docker.io/team/fn:1",
+            "registry-1.docker.io",
+            "team/fn",
+            "1",
+        );
+        check(
+            "index.docker.io/library/busybox",
+            "registry-1.docker.io",
+            "library/busybox",
+            "latest",
+        );
         let digest = Digest::of(b"m");
         check(
             &format!("reg:5000/fn@{digest}"),

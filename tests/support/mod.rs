@@ -63,27 +63,76 @@ fn forward(
     });
 }
 
+/// Appends a child's output to `path` (registries log every request; the
+/// tests read the access log from the file rather than the test's stderr).
+fn forward_to_file(stream: impl std::io::Read + Send + 'static, path: PathBuf) {
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        else {
+            return;
+        };
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let _ = writeln!(file, "{line}");
+        }
+    });
+}
+
 /// A `docker-registry` serving a temporary directory on 127.0.0.1; killed on drop.
 pub struct Registry {
     child: Child,
     pub address: String,
     _root: tempfile::TempDir,
+    /// A docker config.json the push helpers use (for registries with auth).
+    pub push_auth_file: Option<PathBuf>,
 }
 
 impl Registry {
     pub fn start() -> Self {
-        let root = tempfile::tempdir().expect("temporary directory");
+        Self::start_with_config("", "")
+    }
+
+    /// Starts a registry with extra top-level configuration `sections`
+    /// (YAML such as `auth:` or `proxy:`) and extra lines under `http:`
+    /// (such as `tls:`), each indented as at the top level; `{root}` in
+    /// either is replaced by the registry's temporary directory (to place
+    /// htpasswd files, certificates and keys there first, see
+    /// [`Registry::prepare`]).
+    pub fn start_with_config(sections: &str, http_extra: &str) -> Self {
+        Self::prepare(
+            tempfile::tempdir().expect("temporary directory"),
+            sections,
+            http_extra,
+        )
+    }
+
+    /// As [`Registry::start_with_config`], in a directory the caller has
+    /// filled already.
+    pub fn prepare(root: tempfile::TempDir, sections: &str, http_extra: &str) -> Self {
         let port = free_port();
         let address = format!("127.0.0.1:{port}");
         let config = root.path().join("config.yml");
+        let root_text = root.path().display().to_string();
+        let indent = |text: &str, by: &str| {
+            text.replace("{root}", &root_text)
+                .lines()
+                .map(|line| format!("{by}{line}\n"))
+                .collect::<String>()
+        };
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {address}\n",
-                root.path().join("data").display()
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {address}\n{}{}",
+                root.path().join("data").display(),
+                indent(http_extra, "  "),
+                indent(sections, ""),
             ),
         )
         .expect("writing the registry config");
+        let log_path = root.path().join("registry.log");
         let mut child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
@@ -91,18 +140,18 @@ impl Registry {
             .stderr(Stdio::piped())
             .spawn()
             .expect("docker-registry is not installed: run `make test`, which installs Debian's docker-registry package");
-        forward(child.stdout.take().unwrap(), "registry", None);
-        forward(child.stderr.take().unwrap(), "registry", None);
+        forward_to_file(child.stdout.take().unwrap(), log_path.clone());
+        forward_to_file(child.stderr.take().unwrap(), log_path.with_extension("err"));
         let deadline = Instant::now() + STARTUP_TIMEOUT;
-        let agent = http_agent();
         loop {
-            if let Ok(response) = agent.get(format!("http://{address}/v2/")).call() {
-                if response.status() == 200 {
-                    break;
-                }
+            if std::net::TcpStream::connect(&address).is_ok() {
+                break;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("docker-registry exited early with {status}");
+                panic!(
+                    "docker-registry exited early with {status}: {}",
+                    std::fs::read_to_string(log_path.with_extension("err")).unwrap_or_default()
+                );
             }
             assert!(Instant::now() < deadline, "docker-registry did not come up");
             std::thread::sleep(Duration::from_millis(50));
@@ -111,7 +160,21 @@ impl Registry {
             child,
             address,
             _root: root,
+            push_auth_file: None,
         }
+    }
+
+    /// The registry's temporary directory.
+    pub fn root(&self) -> &Path {
+        self._root.path()
+    }
+
+    /// Everything the registry logged so far (its access log included).
+    pub fn log(&self) -> String {
+        let path = self.root().join("registry.log");
+        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.push_str(&std::fs::read_to_string(path.with_extension("err")).unwrap_or_default());
+        text
     }
 
     /// `<address>/<repository>:<tag>`.
@@ -143,8 +206,12 @@ impl Registry {
         let path = dir.path().join(file_name);
         std::fs::write(&path, wasm).expect("writing the wasm");
         let image = self.image(repository_and_tag);
-        let output = engine_command()
-            .arg("push")
+        let mut command = engine_command();
+        command.arg("push");
+        if let Some(auth_file) = &self.push_auth_file {
+            command.arg("--registry-auth-file").arg(auth_file);
+        }
+        let output = command
             .arg(&path)
             .arg(&image)
             .output()
@@ -302,8 +369,22 @@ impl Engine {
         engine
     }
 
+    /// Starts an engine with a fresh data directory, extra flags and extra
+    /// environment variables (such as `PATH` for a credential helper).
+    pub fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let path = data_dir.path().to_path_buf();
+        let mut engine = Self::start_in_with_env(&path, extra_args, env);
+        engine._owned_data_dir = Some(data_dir);
+        engine
+    }
+
     /// Starts an engine on an existing data directory (to test restore).
     pub fn start_in(data_dir: &Path, extra_args: &[&str]) -> Self {
+        Self::start_in_with_env(data_dir, extra_args, &[])
+    }
+
+    fn start_in_with_env(data_dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = engine_command()
             .args([
                 "serve",
@@ -315,6 +396,7 @@ impl Engine {
             ])
             .arg(data_dir)
             .args(extra_args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "wasm_engine=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
