@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::config::{AdminToken, ServeConfig};
-use crate::registry::{ImageReference, RegistryClient, RegistryOptions};
+use crate::registry::{ImageReference, RegistryClient, RegistryOptions, TlsSettings};
 use crate::runtime::{bytes_from_mib, usize_saturating};
 
 const HELP: &str = "\
@@ -37,6 +37,16 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   (auths, credHelpers, credsStore); without it:
                                   $DOCKER_CONFIG/config.json, ~/.docker/config.json,
                                   $XDG_RUNTIME_DIR/containers/auth.json (first that exists)
+    --registry-certs-dir DIR      WASM_ENGINE_REGISTRY_CERTS_DIR
+                                  [default: /etc/wasmengine/certs.d, /etc/docker/certs.d,
+                                  /etc/containers/certs.d] per-registry trust:
+                                  DIR/HOST[:PORT]/*.crt (CAs), client.cert + client.key
+                                  (mutual TLS). Scheme rule: a registry with such an entry
+                                  is always reached over HTTPS (loopback too); one named
+                                  with --insecure-registry over HTTP (an entry for it is an
+                                  error); otherwise loopback over HTTP, the rest over HTTPS
+                                  with the system roots (SSL_CERT_FILE, SSL_CERT_DIR, else
+                                  the distribution's bundle). Never a fallback.
     --max-body-bytes N            WASM_ENGINE_MAX_BODY_BYTES [default: 1048576]
     --timeout-ms N                WASM_ENGINE_TIMEOUT_MS     [default: 10000]
                                   wall-clock limit of one invocation (504 beyond)
@@ -64,6 +74,7 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
 PUSH OPTIONS:
     --insecure-registry HOST[:PORT]   as above
     --registry-auth-file FILE         as above
+    --registry-certs-dir DIR          as above
 
 GENERAL:
     -h, --help       print this help
@@ -109,7 +120,8 @@ pub fn main() -> ExitCode {
             println!("wasm_engine {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Serve(config) => crate::api::serve(config).map_err(Into::into),
+        Command::Serve(config) => check_registry_settings(&config)
+            .and_then(|()| crate::api::serve(config).map_err(Into::into)),
         Command::Push {
             wasm_file,
             image,
@@ -188,6 +200,16 @@ fn cause_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Refuses contradictory registry settings before serving, and logs which
+/// registries have a certs entry (and so are reached over HTTPS).
+fn check_registry_settings(config: &ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let client = RegistryClient::new(config.registry_options());
+    for line in client.check_settings()? {
+        log::info!("{line}");
+    }
+    Ok(())
+}
+
 fn push(
     wasm_file: &std::path::Path,
     image: &str,
@@ -223,6 +245,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("admin-token-file", "WASM_ENGINE_ADMIN_TOKEN_FILE"),
     ("registry-timeout-ms", "WASM_ENGINE_REGISTRY_TIMEOUT_MS"),
     ("registry-auth-file", "WASM_ENGINE_REGISTRY_AUTH_FILE"),
+    ("registry-certs-dir", "WASM_ENGINE_REGISTRY_CERTS_DIR"),
 ];
 
 /// Parses the arguments (without the program name). `env` looks up an
@@ -283,6 +306,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             let mut config = serve_config(&values)?;
             config.insecure_registries = insecure_registries;
             config.registry_auth_files = registry_auth_files(&values, &env);
+            config.registry_tls = registry_tls(&values, &env);
             config.protect_all = protect_all;
             if config.protect_all && config.admin_token.is_none() {
                 return Err("--protect-all needs --admin-token-file".into());
@@ -298,6 +322,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             let config = ServeConfig {
                 insecure_registries,
                 registry_auth_files: registry_auth_files(&values, &env),
+                registry_tls: registry_tls(&values, &env),
                 ..ServeConfig::default()
             };
             Ok(Command::Push {
@@ -332,6 +357,25 @@ fn registry_auth_files(
         candidates.push(PathBuf::from(runtime).join("containers/auth.json"));
     }
     candidates
+}
+
+/// The certs directories (`--registry-certs-dir` replaces the defaults) and
+/// the system roots' overrides.
+fn registry_tls(
+    values: &HashMap<&'static str, String>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> TlsSettings {
+    let mut settings = TlsSettings::default();
+    if let Some(dir) = values.get("registry-certs-dir") {
+        settings.certs_dirs = vec![PathBuf::from(dir)];
+    }
+    settings.ssl_cert_file = env("SSL_CERT_FILE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    settings.ssl_cert_dir = env("SSL_CERT_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    settings
 }
 
 /// Builds the serve settings from the flag values, checking each.

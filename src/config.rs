@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::registry::{CredentialFiles, RegistryOptions};
+use crate::registry::{CredentialFiles, RegistryOptions, TlsSettings};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:10000";
@@ -50,6 +50,12 @@ pub struct ServeConfig {
     /// `$XDG_RUNTIME_DIR/containers/auth.json` (the first that exists, read
     /// at each pull). Defaults to none (anonymous pulls).
     pub registry_auth_files: Vec<PathBuf>,
+    /// Certs directories (`<dir>/<host[:port]>/*.crt`, `client.cert` +
+    /// `client.key`) and the system roots' files (`SSL_CERT_FILE`,
+    /// `SSL_CERT_DIR`). Defaults to `/etc/wasmengine/certs.d`,
+    /// `/etc/docker/certs.d`, `/etc/containers/certs.d` and the
+    /// distribution's bundle.
+    pub registry_tls: TlsSettings,
     /// Largest accepted request body, in bytes. Defaults to 1 MiB.
     pub max_body_bytes: u64,
     /// Wall-clock time one invocation may run before it is stopped and
@@ -94,6 +100,7 @@ impl Default for ServeConfig {
             workers,
             insecure_registries: Vec::new(),
             registry_auth_files: Vec::new(),
+            registry_tls: TlsSettings::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             registry_timeout: Duration::from_secs(10),
             invocation_timeout: Duration::from_secs(10),
@@ -119,6 +126,7 @@ impl ServeConfig {
                 candidates: self.registry_auth_files.clone(),
                 helper_timeout: Some(self.registry_timeout),
             },
+            tls: self.registry_tls.clone(),
             ..RegistryOptions::default()
         }
     }

@@ -15,4 +15,5 @@ mod images;
 mod lifecycle;
 mod limits;
 mod serving;
+mod tls;
 mod walkthrough;

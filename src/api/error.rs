@@ -78,6 +78,8 @@ impl ApiError {
                     | RegistryError::AccessDenied { .. }
                     | RegistryError::CredentialsRequired { .. }
                     | RegistryError::CredentialStore { .. }
+                    | RegistryError::UntrustedCertificate { .. }
+                    | RegistryError::TlsSettings { .. }
                     | RegistryError::InvalidManifest { .. }
                     | RegistryError::DigestMismatch { .. }
                     | RegistryError::PushRejected { .. } => 502,

@@ -8,8 +8,9 @@
 //! ureq, so `Authorization` goes to the same host only; connection errors,
 //! 408, 429 and 5xx are retried with backoff, bounded in count and time.
 
+use std::collections::HashMap;
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ureq::http::Response;
@@ -23,6 +24,7 @@ use super::error::RegistryError;
 use super::layer::{LayerFile, LayerLimits, WasmFiles};
 use super::manifest::{self, Descriptor, ImageConfig, LayerKind, Manifest};
 use super::reference::ImageReference;
+use super::tls::TlsSettings;
 
 /// How the client behaves. Every field documents its default.
 #[derive(Clone, Debug)]
@@ -51,6 +53,8 @@ pub struct RegistryOptions {
     /// Most time spent waiting between retries of one request, `Retry-After`
     /// included. Defaults to 20 s.
     pub max_retry_wait: Duration,
+    /// Certs directories and the system roots' files.
+    pub tls: TlsSettings,
 }
 
 impl Default for RegistryOptions {
@@ -69,6 +73,7 @@ impl Default for RegistryOptions {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(250),
             max_retry_wait: Duration::from_secs(20),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -86,13 +91,81 @@ pub struct PulledImage {
 /// A blocking registry client, cheap to share between threads.
 #[derive(Clone)]
 pub struct RegistryClient {
-    agent: ureq::Agent,
     options: RegistryOptions,
     tokens: Arc<TokenCache>,
+    /// One agent per `host[:port]` (its TLS trust may differ), made on first use.
+    agents: Arc<Mutex<HashMap<String, ureq::Agent>>>,
 }
 
 impl RegistryClient {
     pub fn new(options: RegistryOptions) -> Self {
+        Self {
+            options,
+            tokens: Arc::new(TokenCache::default()),
+            agents: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Checks the registry settings at startup and says which registries
+    /// have a certs entry (one log line each).
+    ///
+    /// # Errors
+    /// [`RegistryError::TlsSettings`] when a registry named with
+    /// `--insecure-registry` has a certs entry (the two contradict each
+    /// other), or an entry's files cannot be used.
+    pub fn check_settings(&self) -> Result<Vec<String>, RegistryError> {
+        let mut lines = Vec::new();
+        for (registry, entry) in self.options.tls.entries() {
+            if self.options.insecure_registries.contains(&registry) {
+                return Err(RegistryError::TlsSettings {
+                    registry,
+                    detail: format!(
+                        "it is named with --insecure-registry (plain HTTP) and has a certs entry in {} (HTTPS); remove one of the two",
+                        entry.directory.display()
+                    ),
+                });
+            }
+            self.options
+                .tls
+                .tls_config(Some(&entry))
+                .map_err(|detail| RegistryError::TlsSettings {
+                    registry: registry.clone(),
+                    detail,
+                })?;
+            let mut files: Vec<String> = entry
+                .ca_files
+                .iter()
+                .filter_map(|path| path.file_name())
+                .map(|name| name.to_string_lossy().into_owned())
+                .collect();
+            if entry.client.is_some() {
+                files.push("client.cert + client.key (mutual TLS)".into());
+            }
+            lines.push(format!(
+                "registry {registry}: HTTPS with {} ({})",
+                entry.directory.display(),
+                files.join(", ")
+            ));
+        }
+        Ok(lines)
+    }
+
+    /// The agent for `host[:port]`, with that registry's trust.
+    fn agent_for(&self, host_port: &str) -> Result<ureq::Agent, RegistryError> {
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(agent) = agents.get(host_port) {
+            return Ok(agent.clone());
+        }
+        let entry = self.options.tls.entry(host_port);
+        let tls_config = self
+            .options
+            .tls
+            .tls_config(entry.as_ref())
+            .map_err(|detail| RegistryError::TlsSettings {
+                registry: host_port.to_owned(),
+                detail,
+            })?;
+        let options = &self.options;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .user_agent(concat!("wasm_engine/", env!("CARGO_PKG_VERSION")))
@@ -105,12 +178,59 @@ impl RegistryClient {
             // Redirects are followed by `Session::execute`, which keeps
             // `Authorization` on the same host.
             .max_redirects(0)
+            .tls_config(tls_config)
             .build();
-        Self {
-            agent: config.into(),
-            options,
-            tokens: Arc::new(TokenCache::default()),
+        let agent: ureq::Agent = config.into();
+        agents.insert(host_port.to_owned(), agent.clone());
+        Ok(agent)
+    }
+
+    /// The error for a failed request: an untrusted certificate names the
+    /// files its trust came from.
+    fn transport_error(&self, url: &str, error: &ureq::Error) -> RegistryError {
+        match unreachable(url, error) {
+            RegistryError::UntrustedCertificate { url, reason, .. } => {
+                let host = host_port(&url);
+                let mut looked_at: Vec<String> = self
+                    .options
+                    .tls
+                    .certs_dirs
+                    .iter()
+                    .map(|dir| dir.join(host).display().to_string())
+                    .collect();
+                looked_at.extend(
+                    self.options
+                        .tls
+                        .system_root_files()
+                        .iter()
+                        .map(|file| file.display().to_string()),
+                );
+                RegistryError::UntrustedCertificate {
+                    url,
+                    reason,
+                    looked_at,
+                }
+            }
+            other => other,
         }
+    }
+
+    /// Whether `registry` is reached over plain HTTP (issue 18's rule): a
+    /// certs entry means HTTPS, loopback included; `--insecure-registry`
+    /// means HTTP; otherwise loopback is HTTP and everything else HTTPS.
+    fn plain_http(&self, reference: &ImageReference) -> bool {
+        let insecure = self
+            .options
+            .insecure_registries
+            .iter()
+            .any(|insecure| insecure == &reference.registry || insecure == reference.host());
+        if insecure {
+            return true;
+        }
+        if self.options.tls.entry(&reference.registry).is_some() {
+            return false;
+        }
+        reference.is_loopback()
     }
 
     /// Resolves `reference`, fetches its layers and returns its one `.wasm`.
@@ -180,12 +300,11 @@ impl RegistryClient {
         reference: &'a ImageReference,
         actions: &'static str,
     ) -> Session<'a> {
-        let plain_http =
-            reference.is_loopback()
-                || self.options.insecure_registries.iter().any(|insecure| {
-                    insecure == &reference.registry || insecure == reference.host()
-                });
-        let scheme = if plain_http { "http" } else { "https" };
+        let scheme = if self.plain_http(reference) {
+            "http"
+        } else {
+            "https"
+        };
         let scope = format!("repository:{}:{actions}", reference.repository);
         let authorization =
             self.tokens
@@ -432,7 +551,7 @@ impl Session<'_> {
                 detail: format!("its token service realm {realm:?} is not an http(s) URL"),
             });
         }
-        let agent = &self.client.agent;
+        let agent = &self.client.agent_for(host_port(realm))?;
         let result = match credential.map(|found| &found.credential) {
             Some(Credential::IdentityToken(refresh_token)) => {
                 let mut form = format!(
@@ -582,25 +701,26 @@ impl Session<'_> {
         send: &dyn Fn(&ureq::Agent) -> Result<Response<ureq::Body>, ureq::Error>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let options = &self.client.options;
+        let agent = self.client.agent_for(host_port(url))?;
         let mut waited = Duration::ZERO;
         let mut backoff = options.initial_backoff;
         let mut attempt = 1;
         loop {
-            let outcome = send(&self.client.agent);
+            let outcome = send(&agent);
             let retry_after = match &outcome {
                 Ok(response) if is_retryable_status(response.status().as_u16()) => {
                     Some(retry_after(response))
                 }
-                Ok(_) => return outcome.map_err(|error| unreachable(url, &error)),
+                Ok(_) => return outcome.map_err(|error| self.client.transport_error(url, &error)),
                 Err(error) if is_retryable_error(error) => Some(None),
                 Err(_) => None,
             };
             let Some(retry_after) = retry_after else {
-                return outcome.map_err(|error| unreachable(url, &error));
+                return outcome.map_err(|error| self.client.transport_error(url, &error));
             };
             let wait = retry_after.unwrap_or_else(|| jitter(backoff));
             if attempt >= options.max_attempts || waited + wait > options.max_retry_wait {
-                return outcome.map_err(|error| unreachable(url, &error));
+                return outcome.map_err(|error| self.client.transport_error(url, &error));
             }
             log::debug!(
                 "{}: {}; retrying in {} ms (attempt {} of {})",
@@ -759,6 +879,12 @@ pub(super) fn authorized<B>(
     }
 }
 
+/// `host[:port]` of a URL.
+fn host_port(url: &str) -> &str {
+    let origin = origin(url);
+    origin.split_once("://").map_or(origin, |(_, host)| host)
+}
+
 /// `scheme://host[:port]` of a URL.
 fn origin(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
@@ -826,6 +952,14 @@ fn jitter(wait: Duration) -> Duration {
 }
 
 pub(super) fn unreachable(url: &str, error: &ureq::Error) -> RegistryError {
+    let reason = error.to_string();
+    if url.starts_with("https://") && reason.contains("certificate") {
+        return RegistryError::UntrustedCertificate {
+            url: url.to_owned(),
+            reason,
+            looked_at: Vec::new(),
+        };
+    }
     RegistryError::Unreachable {
         url: url.to_owned(),
         reason: error.to_string(),

@@ -10,6 +10,16 @@ pub enum RegistryError {
     InvalidReference { reference: String, reason: String },
     /// The registry could not be reached, or a request to it timed out.
     Unreachable { url: String, reason: String },
+    /// The TLS handshake failed over the registry's certificate (an unknown
+    /// CA, a wrong name, an expired certificate) or the client certificate.
+    UntrustedCertificate {
+        url: String,
+        reason: String,
+        /// The certs entries and root files the trust was looked for in.
+        looked_at: Vec<String>,
+    },
+    /// A certs entry cannot be used, or contradicts `--insecure-registry`.
+    TlsSettings { registry: String, detail: String },
     /// The registry answered with a status this client cannot go on from.
     UnexpectedStatus {
         url: String,
@@ -90,6 +100,22 @@ impl fmt::Display for RegistryError {
                 f,
                 "registry unreachable at {url}: {reason}; check that the registry is running and reachable from the engine"
             ),
+            Self::UntrustedCertificate {
+                url,
+                reason,
+                looked_at,
+            } => write!(
+                f,
+                "TLS with {url} failed: {reason} (trust looked for in: {}); for a private CA put its certificate in <certs dir>/<host[:port]>/ca.crt (certs dirs: /etc/wasmengine/certs.d, /etc/docker/certs.d, /etc/containers/certs.d, or --registry-certs-dir), or add it to the system roots (SSL_CERT_FILE, SSL_CERT_DIR)",
+                if looked_at.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    looked_at.join(", ")
+                }
+            ),
+            Self::TlsSettings { registry, detail } => {
+                write!(f, "TLS settings for registry {registry}: {detail}")
+            }
             Self::UnexpectedStatus {
                 url,
                 status,

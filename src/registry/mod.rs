@@ -16,6 +16,7 @@ mod layer;
 mod manifest;
 mod push;
 mod reference;
+mod tls;
 
 pub use auth::CredentialFiles;
 pub use client::{PulledImage, RegistryClient, RegistryOptions};
@@ -28,3 +29,4 @@ pub use manifest::{
     WASM_CONFIG_V1, parse as parse_manifest,
 };
 pub use reference::ImageReference;
+pub use tls::{DEFAULT_CERTS_DIRS, TlsSettings};

@@ -88,6 +88,8 @@ pub struct Registry {
     _root: tempfile::TempDir,
     /// A docker config.json the push helpers use (for registries with auth).
     pub push_auth_file: Option<PathBuf>,
+    /// A certs directory `wasm_engine push` uses (for TLS registries).
+    pub push_certs_dir: Option<PathBuf>,
 }
 
 impl Registry {
@@ -161,6 +163,7 @@ impl Registry {
             address,
             _root: root,
             push_auth_file: None,
+            push_certs_dir: None,
         }
     }
 
@@ -210,6 +213,9 @@ impl Registry {
         command.arg("push");
         if let Some(auth_file) = &self.push_auth_file {
             command.arg("--registry-auth-file").arg(auth_file);
+        }
+        if let Some(certs_dir) = &self.push_certs_dir {
+            command.arg("--registry-certs-dir").arg(certs_dir);
         }
         let output = command
             .arg(&path)
