@@ -86,7 +86,7 @@ Logging: RUST_LOG=wasm_engine=debug turns on debug logs (default: info).
 /// What the command line asked for.
 #[derive(Debug)]
 enum Command {
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     Push {
         wasm_file: PathBuf,
         image: String,
@@ -121,7 +121,7 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Command::Serve(config) => check_registry_settings(&config)
-            .and_then(|()| crate::api::serve(config).map_err(Into::into)),
+            .and_then(|()| crate::api::serve(*config).map_err(Into::into)),
         Command::Push {
             wasm_file,
             image,
@@ -311,7 +311,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             if config.protect_all && config.admin_token.is_none() {
                 return Err("--protect-all needs --admin-token-file".into());
             }
-            Ok(Command::Serve(config))
+            Ok(Command::Serve(Box::new(config)))
         }
         Some("push") => {
             let (Some(wasm_file), Some(image), None) =
