@@ -16,4 +16,5 @@ mod lifecycle;
 mod limits;
 mod serving;
 mod tls;
+mod transport;
 mod walkthrough;

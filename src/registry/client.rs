@@ -644,15 +644,178 @@ impl Session<'_> {
         Ok((Secret(token), lifetime))
     }
 
-    /// Sends one request through redirects (at most 10; `Authorization`
-    /// only to the registry's own host) and retries.
+    /// Sends one request through redirects and retries, with the
+    /// session's current `Authorization`.
     fn execute(
         &self,
         url: &str,
         make: &MakeRequest<'_>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
-        let registry_origin = origin(&self.base_url).to_owned();
-        let authorization = self.authorization.as_ref().map(Authorization::header);
+        self.fetcher().execute(url, make)
+    }
+
+    /// What a blob stream needs to fetch the rest of a blob on its own.
+    fn fetcher(&self) -> Fetcher {
+        Fetcher {
+            client: self.client.clone(),
+            registry_origin: origin(&self.base_url).to_owned(),
+            authorization: self
+                .authorization
+                .as_ref()
+                .map(|authorization| authorization.header().to_owned()),
+        }
+    }
+
+    /// Fetches and parses the manifest at `reference` (a tag or a digest),
+    /// verifying it against the digest when fetched by one.
+    pub fn manifest(&mut self, reference: &str) -> Result<(Digest, Manifest), RegistryError> {
+        let url = self.url(&format!("manifests/{reference}"));
+        let mut response = self.send(&url, |agent, url, authorization| {
+            authorized(
+                agent.get(url).header("Accept", manifest::MANIFEST_ACCEPT),
+                authorization,
+            )
+            .call()
+        })?;
+        let display = format!(
+            "{}/{}:{reference}",
+            self.reference.registry, self.reference.repository
+        );
+        match response.status().as_u16() {
+            200 => {}
+            404 => return Err(RegistryError::ManifestNotFound { reference: display }),
+            401 | 403 => {
+                return Err(RegistryError::AccessDenied {
+                    reference: display,
+                    detail: format!("status {}", response.status().as_u16()),
+                });
+            }
+            _ => return Err(unexpected_status(&url, response)),
+        }
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let content_digest = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let limit = self.client.options.max_manifest_bytes;
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|error| match error {
+                ureq::Error::BodyExceedsLimit(_) => RegistryError::TooLarge {
+                    what: format!("manifest {display}"),
+                    limit_bytes: limit,
+                },
+                other => unreachable(&url, &other),
+            })?;
+        let digest = Digest::of(&body);
+        // The body must hash to the digest it was asked by, and to the one
+        // the registry says it sent.
+        let header_digest = content_digest.as_deref().and_then(Digest::parse);
+        for expected in [Digest::parse(reference), header_digest]
+            .into_iter()
+            .flatten()
+        {
+            let actual = expected.of_same_kind(&body);
+            if actual != expected {
+                return Err(RegistryError::DigestMismatch {
+                    what: format!("manifest {display}"),
+                    expected: expected.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+        }
+        let parsed = manifest::parse(&display, &content_type, &body)?;
+        Ok((digest, parsed))
+    }
+
+    /// Fetches and parses an image config (at most 1 MiB, digest checked).
+    /// A config that is not the JSON the engine reads counts as empty: only
+    /// its entrypoint matters here, and artifacts put anything in it.
+    pub fn image_config(&mut self, config: &Descriptor) -> Result<ImageConfig, RegistryError> {
+        let digest = parse_descriptor_digest(self.reference, &config.digest)?;
+        let limit: u64 = 1 << 20;
+        let mut reader = HashingReader::for_digest(self.blob(&digest)?, &digest, limit);
+        let mut bytes = Vec::new();
+        let read = reader.read_to_end(&mut bytes);
+        if reader.limit_exceeded() {
+            return Err(RegistryError::TooLarge {
+                what: format!("config {digest}"),
+                limit_bytes: limit,
+            });
+        }
+        read.map_err(|error| RegistryError::Unreachable {
+            url: self.url(&format!("blobs/{digest}")),
+            reason: error.to_string(),
+        })?;
+        let (actual, _) = reader
+            .finish()
+            .map_err(|error| RegistryError::Unreachable {
+                url: self.url(&format!("blobs/{digest}")),
+                reason: error.to_string(),
+            })?;
+        if actual != digest {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("config {digest}"),
+                expected: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    /// Opens the blob `digest` as a stream. The caller verifies the digest
+    /// while reading.
+    pub fn blob(&mut self, digest: &Digest) -> Result<impl Read + use<>, RegistryError> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let response = self.send(&url, |agent, url, authorization| {
+            authorized(agent.get(url), authorization).call()
+        })?;
+        match response.status().as_u16() {
+            200 => Ok(ResumingBlob {
+                fetcher: self.fetcher(),
+                url,
+                body: Box::new(response.into_body().into_reader()),
+                bytes_read: 0,
+                resumes_left: 3,
+            }),
+            404 => Err(RegistryError::UnexpectedStatus {
+                url,
+                status: 404,
+                body_excerpt: "the manifest names a blob the registry does not have".into(),
+            }),
+            _ => Err(unexpected_status(&url, response)),
+        }
+    }
+}
+
+/// Sends requests to one registry with a fixed `Authorization`: redirects
+/// (at most 10; `Authorization` only to the registry's own origin) and
+/// retries. Owned, so a blob stream can resume on its own.
+#[derive(Clone)]
+struct Fetcher {
+    client: RegistryClient,
+    registry_origin: String,
+    authorization: Option<String>,
+}
+
+impl Fetcher {
+    /// Sends one request through redirects and retries.
+    fn execute(
+        &self,
+        url: &str,
+        make: &MakeRequest<'_>,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let registry_origin = self.registry_origin.as_str();
+        let authorization = self.authorization.as_deref();
         let mut refetched_signed_url = false;
         let mut current = url.to_owned();
         let mut hops = 0;
@@ -740,114 +903,74 @@ impl Session<'_> {
             attempt += 1;
         }
     }
+}
 
-    /// Fetches and parses the manifest at `reference` (a tag or a digest),
-    /// verifying it against the digest when fetched by one.
-    pub fn manifest(&mut self, reference: &str) -> Result<(Digest, Manifest), RegistryError> {
-        let url = self.url(&format!("manifests/{reference}"));
-        let mut response = self.send(&url, |agent, url, authorization| {
-            authorized(
-                agent.get(url).header("Accept", manifest::MANIFEST_ACCEPT),
-                authorization,
-            )
-            .call()
-        })?;
-        let display = format!(
-            "{}/{}:{reference}",
-            self.reference.registry, self.reference.repository
+/// A blob's body that, when the connection breaks mid-way, asks for the
+/// rest (`Range: bytes=N-`) and goes on; a server that answers 200 instead
+/// of 206 sends it all again, and the bytes already read are skipped. The
+/// caller verifies the whole blob's digest at the end either way.
+struct ResumingBlob {
+    fetcher: Fetcher,
+    url: String,
+    body: Box<dyn Read>,
+    bytes_read: u64,
+    resumes_left: u32,
+}
+
+impl ResumingBlob {
+    /// Replaces the broken body with the rest of the blob.
+    fn resume(&mut self, cause: &std::io::Error) -> std::io::Result<()> {
+        let offset = self.bytes_read;
+        log::debug!(
+            "{}: connection broken after {offset} bytes ({cause}); resuming",
+            redact_query(&self.url)
         );
+        let range = format!("bytes={offset}-");
+        let response = self
+            .fetcher
+            .execute(&self.url, &|agent, url, authorization| {
+                authorized(agent.get(url).header("Range", &range), authorization).call()
+            })
+            .map_err(|error| std::io::Error::other(error.to_string()))?;
         match response.status().as_u16() {
-            200 => {}
-            404 => return Err(RegistryError::ManifestNotFound { reference: display }),
-            401 | 403 => {
-                return Err(RegistryError::AccessDenied {
-                    reference: display,
-                    detail: format!("status {}", response.status().as_u16()),
-                });
+            206 => {
+                self.body = Box::new(response.into_body().into_reader());
             }
-            _ => return Err(unexpected_status(&url, response)),
+            200 => {
+                // No range support: the whole blob again, less what was read.
+                let mut body = response.into_body().into_reader();
+                let skipped = std::io::copy(&mut (&mut body).take(offset), &mut std::io::sink())?;
+                if skipped < offset {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                self.body = Box::new(body);
+            }
+            status => {
+                return Err(std::io::Error::other(format!(
+                    "resuming the download after {offset} bytes: the registry answered {status}"
+                )));
+            }
         }
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let limit = self.client.options.max_manifest_bytes;
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(limit)
-            .read_to_vec()
-            .map_err(|error| match error {
-                ureq::Error::BodyExceedsLimit(_) => RegistryError::TooLarge {
-                    what: format!("manifest {display}"),
-                    limit_bytes: limit,
-                },
-                other => unreachable(&url, &other),
-            })?;
-        let digest = Digest::of(&body);
-        if let Some(expected) = Digest::parse(reference).filter(|expected| *expected != digest) {
-            return Err(RegistryError::DigestMismatch {
-                what: format!("manifest {display}"),
-                expected: expected.to_string(),
-                actual: digest.to_string(),
-            });
-        }
-        let parsed = manifest::parse(&display, &content_type, &body)?;
-        Ok((digest, parsed))
+        Ok(())
     }
+}
 
-    /// Fetches and parses an image config (at most 1 MiB, digest checked).
-    /// A config that is not the JSON the engine reads counts as empty: only
-    /// its entrypoint matters here, and artifacts put anything in it.
-    pub fn image_config(&mut self, config: &Descriptor) -> Result<ImageConfig, RegistryError> {
-        let digest = parse_descriptor_digest(self.reference, &config.digest)?;
-        let limit: u64 = 1 << 20;
-        let mut reader = HashingReader::for_digest(self.blob(&digest)?, &digest, limit);
-        let mut bytes = Vec::new();
-        let read = reader.read_to_end(&mut bytes);
-        if reader.limit_exceeded() {
-            return Err(RegistryError::TooLarge {
-                what: format!("config {digest}"),
-                limit_bytes: limit,
-            });
-        }
-        read.map_err(|error| RegistryError::Unreachable {
-            url: self.url(&format!("blobs/{digest}")),
-            reason: error.to_string(),
-        })?;
-        let (actual, _) = reader
-            .finish()
-            .map_err(|error| RegistryError::Unreachable {
-                url: self.url(&format!("blobs/{digest}")),
-                reason: error.to_string(),
-            })?;
-        if actual != digest {
-            return Err(RegistryError::DigestMismatch {
-                what: format!("config {digest}"),
-                expected: digest.to_string(),
-                actual: actual.to_string(),
-            });
-        }
-        Ok(serde_json::from_slice(&bytes).unwrap_or_default())
-    }
-
-    /// Opens the blob `digest` as a stream. The caller verifies the digest
-    /// while reading.
-    pub fn blob(&mut self, digest: &Digest) -> Result<impl Read + use<>, RegistryError> {
-        let url = self.url(&format!("blobs/{digest}"));
-        let response = self.send(&url, |agent, url, authorization| {
-            authorized(agent.get(url), authorization).call()
-        })?;
-        match response.status().as_u16() {
-            200 => Ok(response.into_body().into_reader()),
-            404 => Err(RegistryError::UnexpectedStatus {
-                url,
-                status: 404,
-                body_excerpt: "the manifest names a blob the registry does not have".into(),
-            }),
-            _ => Err(unexpected_status(&url, response)),
+impl Read for ResumingBlob {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.body.read(buf) {
+                Ok(n) => {
+                    self.bytes_read += n as u64;
+                    return Ok(n);
+                }
+                Err(error)
+                    if self.resumes_left > 0 && error.kind() != std::io::ErrorKind::Interrupted =>
+                {
+                    self.resumes_left -= 1;
+                    self.resume(&error)?;
+                }
+                Err(error) => return Err(error),
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod fake_registry;
+pub mod fault_proxy;
 pub mod oci;
 
 use std::io::{BufRead, BufReader};
