@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::config::{AdminToken, ServeConfig};
-use crate::registry::{ImageReference, RegistryClient, RegistryOptions, TlsSettings};
+use crate::registry::{
+    ImageReference, ProxySettings, RegistryClient, RegistryOptions, TlsSettings,
+};
 use crate::runtime::{bytes_from_mib, usize_saturating};
 
 const HELP: &str = "\
@@ -79,6 +81,9 @@ PUSH OPTIONS:
 GENERAL:
     -h, --help       print this help
     -V, --version    print the version
+
+Registry proxies: HTTPS_PROXY, HTTP_PROXY and NO_PROXY (either case) are
+honoured for registry requests; loopback registries are never proxied.
 
 Logging: RUST_LOG=wasm_engine=debug turns on debug logs (default: info).
 ";
@@ -307,6 +312,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             config.insecure_registries = insecure_registries;
             config.registry_auth_files = registry_auth_files(&values, &env);
             config.registry_tls = registry_tls(&values, &env);
+            config.registry_proxy = registry_proxy(&env);
             config.protect_all = protect_all;
             if config.protect_all && config.admin_token.is_none() {
                 return Err("--protect-all needs --admin-token-file".into());
@@ -323,6 +329,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
                 insecure_registries,
                 registry_auth_files: registry_auth_files(&values, &env),
                 registry_tls: registry_tls(&values, &env),
+                registry_proxy: registry_proxy(&env),
                 ..ServeConfig::default()
             };
             Ok(Command::Push {
@@ -376,6 +383,27 @@ fn registry_tls(
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
     settings
+}
+
+/// The proxy settings from `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY` (the
+/// upper-case name first, then the lower-case one).
+fn registry_proxy(env: &impl Fn(&str) -> Option<String>) -> ProxySettings {
+    let either = |name: &str| {
+        env(name)
+            .or_else(|| env(&name.to_ascii_lowercase()))
+            .filter(|value| !value.trim().is_empty())
+    };
+    ProxySettings {
+        https_proxy: either("HTTPS_PROXY"),
+        http_proxy: either("HTTP_PROXY"),
+        no_proxy: either("NO_PROXY")
+            .map(|list| {
+                list.split(',')
+                    .map(|entry| entry.trim().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 /// Builds the serve settings from the flag values, checking each.

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::registry::{CredentialFiles, RegistryOptions, TlsSettings};
+use crate::registry::{CredentialFiles, ProxySettings, RegistryOptions, TlsSettings};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:10000";
@@ -56,6 +56,10 @@ pub struct ServeConfig {
     /// `/etc/docker/certs.d`, `/etc/containers/certs.d` and the
     /// distribution's bundle.
     pub registry_tls: TlsSettings,
+    /// `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` (either case) for
+    /// registry requests; loopback registries are never proxied.
+    /// Defaults to none.
+    pub registry_proxy: ProxySettings,
     /// Largest accepted request body, in bytes. Defaults to 1 MiB.
     pub max_body_bytes: u64,
     /// Wall-clock time one invocation may run before it is stopped and
@@ -101,6 +105,7 @@ impl Default for ServeConfig {
             insecure_registries: Vec::new(),
             registry_auth_files: Vec::new(),
             registry_tls: TlsSettings::default(),
+            registry_proxy: ProxySettings::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             registry_timeout: Duration::from_secs(10),
             invocation_timeout: Duration::from_secs(10),
@@ -127,6 +132,7 @@ impl ServeConfig {
                 helper_timeout: Some(self.registry_timeout),
             },
             tls: self.registry_tls.clone(),
+            proxy: self.registry_proxy.clone(),
             ..RegistryOptions::default()
         }
     }

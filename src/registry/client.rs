@@ -23,6 +23,7 @@ use super::digest::{Digest, HashingReader};
 use super::error::RegistryError;
 use super::layer::{LayerFile, LayerLimits, WasmFiles};
 use super::manifest::{self, Descriptor, ImageConfig, LayerKind, Manifest};
+use super::proxy::ProxySettings;
 use super::reference::ImageReference;
 use super::tls::TlsSettings;
 
@@ -55,6 +56,8 @@ pub struct RegistryOptions {
     pub max_retry_wait: Duration,
     /// Certs directories and the system roots' files.
     pub tls: TlsSettings,
+    /// `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`. Defaults to none.
+    pub proxy: ProxySettings,
 }
 
 impl Default for RegistryOptions {
@@ -74,6 +77,7 @@ impl Default for RegistryOptions {
             initial_backoff: Duration::from_millis(250),
             max_retry_wait: Duration::from_secs(20),
             tls: TlsSettings::default(),
+            proxy: ProxySettings::default(),
         }
     }
 }
@@ -150,12 +154,25 @@ impl RegistryClient {
         Ok(lines)
     }
 
-    /// The agent for `host[:port]`, with that registry's trust.
-    fn agent_for(&self, host_port: &str) -> Result<ureq::Agent, RegistryError> {
+    /// The agent for `url`'s origin, with that registry's trust and proxy.
+    fn agent_for(&self, url: &str) -> Result<ureq::Agent, RegistryError> {
+        let origin = origin(url);
+        let host_port = host_port(url);
         let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(agent) = agents.get(host_port) {
+        if let Some(agent) = agents.get(origin) {
             return Ok(agent.clone());
         }
+        let proxy = match self.options.proxy.proxy_for(origin) {
+            Some(proxy) => {
+                Some(
+                    ureq::Proxy::new(proxy).map_err(|error| RegistryError::Unreachable {
+                        url: redact_userinfo(proxy),
+                        reason: format!("the proxy setting does not parse: {error}"),
+                    })?,
+                )
+            }
+            None => None,
+        };
         let entry = self.options.tls.entry(host_port);
         let tls_config = self
             .options
@@ -179,9 +196,10 @@ impl RegistryClient {
             // `Authorization` on the same host.
             .max_redirects(0)
             .tls_config(tls_config)
+            .proxy(proxy)
             .build();
         let agent: ureq::Agent = config.into();
-        agents.insert(host_port.to_owned(), agent.clone());
+        agents.insert(origin.to_owned(), agent.clone());
         Ok(agent)
     }
 
@@ -551,7 +569,7 @@ impl Session<'_> {
                 detail: format!("its token service realm {realm:?} is not an http(s) URL"),
             });
         }
-        let agent = &self.client.agent_for(host_port(realm))?;
+        let agent = &self.client.agent_for(realm)?;
         let result = match credential.map(|found| &found.credential) {
             Some(Credential::IdentityToken(refresh_token)) => {
                 let mut form = format!(
@@ -864,7 +882,7 @@ impl Fetcher {
         send: &dyn Fn(&ureq::Agent) -> Result<Response<ureq::Body>, ureq::Error>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let options = &self.client.options;
-        let agent = self.client.agent_for(host_port(url))?;
+        let agent = self.client.agent_for(url)?;
         let mut waited = Duration::ZERO;
         let mut backoff = options.initial_backoff;
         let mut attempt = 1;
@@ -1030,6 +1048,17 @@ fn resolve_location(base: &str, location: &str) -> String {
         let path_end = base.find('?').unwrap_or(base.len());
         let directory = base[..path_end].rfind('/').map_or(base, |i| &base[..=i]);
         format!("{directory}{location}")
+    }
+}
+
+/// A proxy URL without its `user:password@`.
+fn redact_userinfo(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://…@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        (None, Some(at)) => format!("…@{}", &url[at + 1..]),
+        _ => url.to_owned(),
     }
 }
 

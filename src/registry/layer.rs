@@ -98,10 +98,20 @@ impl WasmFiles {
                         MultiGzDecoder::new(buffered),
                     ))
                 } else if head.starts_with(ZSTD_MAGIC) {
-                    Box::new(BufReader::with_capacity(
-                        256 * 1024,
-                        ZstdReader::new(buffered),
-                    ))
+                    #[cfg(feature = "zstd")]
+                    {
+                        Box::new(BufReader::with_capacity(
+                            256 * 1024,
+                            ZstdReader::new(buffered),
+                        ))
+                    }
+                    #[cfg(not(feature = "zstd"))]
+                    {
+                        return Err(RegistryError::InvalidLayer {
+                            digest: digest.to_string(),
+                            reason: "it is zstd-compressed and this build has no zstd support (cargo feature `zstd`)".into(),
+                        });
+                    }
                 } else {
                     Box::new(buffered)
                 };
@@ -345,6 +355,7 @@ fn is_truncated_tar_end(error: &io::Error) -> bool {
     text.contains("unexpected EOF during skip") || text.contains("failed to read entire block")
 }
 
+#[cfg(feature = "zstd")]
 /// A zstd stream decoder (pure Rust, `ruzstd`) over every frame of the
 /// stream, skipping skippable frames (zstd:chunked keeps its table of
 /// contents in one).
@@ -352,12 +363,14 @@ struct ZstdReader<R: Read> {
     state: ZstdState<R>,
 }
 
+#[cfg(feature = "zstd")]
 enum ZstdState<R: Read> {
     /// Between frames (`None` once decoding failed).
     Between(Option<PeekReader<R>>),
     Frame(Box<ruzstd::decoding::StreamingDecoder<PeekReader<R>, ruzstd::decoding::FrameDecoder>>),
 }
 
+#[cfg(feature = "zstd")]
 impl<R: Read> ZstdReader<R> {
     fn new(inner: R) -> Self {
         Self {
@@ -369,6 +382,7 @@ impl<R: Read> ZstdReader<R> {
     }
 }
 
+#[cfg(feature = "zstd")]
 impl<R: Read> Read for ZstdReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -416,11 +430,13 @@ impl<R: Read> Read for ZstdReader<R> {
 }
 
 /// A reader that can look at its next bytes without consuming them.
+#[cfg(feature = "zstd")]
 struct PeekReader<R> {
     pending: Vec<u8>,
     inner: R,
 }
 
+#[cfg(feature = "zstd")]
 impl<R: Read> PeekReader<R> {
     /// Up to `count` next bytes (fewer only at the end of the stream).
     fn peek(&mut self, count: usize) -> io::Result<&[u8]> {
@@ -437,6 +453,7 @@ impl<R: Read> PeekReader<R> {
     }
 }
 
+#[cfg(feature = "zstd")]
 impl<R: Read> Read for PeekReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pending.is_empty() {
@@ -633,6 +650,7 @@ mod tests {
         assert_eq!(extract(&[blob]).unwrap().contents, MODULE);
     }
 
+    #[cfg(feature = "zstd")]
     #[test]
     fn zstd_layers_with_several_and_skippable_frames_are_read() {
         let tar = plain_tar(&[file("a.txt", b"x"), file("fn.wasm", MODULE)]);

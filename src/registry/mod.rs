@@ -14,6 +14,7 @@ mod digest;
 mod error;
 mod layer;
 mod manifest;
+mod proxy;
 mod push;
 mod reference;
 mod tls;
@@ -28,5 +29,6 @@ pub use manifest::{
     OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, OCI_MANIFEST, WASM_CONFIG_V0,
     WASM_CONFIG_V1, parse as parse_manifest,
 };
+pub use proxy::ProxySettings;
 pub use reference::ImageReference;
 pub use tls::{DEFAULT_CERTS_DIRS, TlsSettings};

@@ -343,3 +343,75 @@ fn serve_file(
     }
     Ok(())
 }
+
+/// An HTTP `CONNECT` proxy on 127.0.0.1 that tunnels to any target and
+/// logs each `CONNECT host:port`.
+pub struct ConnectProxy {
+    pub address: String,
+    pub seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ConnectProxy {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
+        let address = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (stopping, log) = (stop.clone(), seen.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let _ = tunnel(stream, &log);
+                });
+            }
+        });
+        Self {
+            address,
+            seen,
+            stop,
+        }
+    }
+}
+
+impl Drop for ConnectProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(&self.address);
+    }
+}
+
+fn tunnel(stream: TcpStream, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let request = read_request(&mut reader)?;
+    log.lock().unwrap().push(request.line.clone());
+    let mut client = stream;
+    let Some(target) = request
+        .line
+        .strip_prefix("CONNECT ")
+        .and_then(|rest| rest.split_whitespace().next())
+    else {
+        return client.write_all(b"HTTP/1.1 405 Only CONNECT\r\nContent-Length: 0\r\n\r\n");
+    };
+    let upstream = TcpStream::connect(target)?;
+    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+    // Bytes the client sent after the CONNECT head are in the reader's buffer.
+    let buffered = reader.buffer().to_vec();
+    let mut upstream_writer = upstream.try_clone()?;
+    upstream_writer.write_all(&buffered)?;
+    let mut client_reader = reader.into_inner();
+    let mut upstream_reader = upstream;
+    let forward = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_reader, &mut upstream_writer);
+        let _ = upstream_writer.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut upstream_reader, &mut client);
+    let _ = client.shutdown(std::net::Shutdown::Write);
+    let _ = forward.join();
+    Ok(())
+}
