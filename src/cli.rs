@@ -49,6 +49,11 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   error); otherwise loopback over HTTP, the rest over HTTPS
                                   with the system roots (SSL_CERT_FILE, SSL_CERT_DIR, else
                                   the distribution's bundle). Never a fallback.
+    --registry-mirror HOST=MIRROR[,MIRROR]
+                                  WASM_ENGINE_REGISTRY_MIRRORS (';'-separated)
+                                  pull HOST's images from the mirrors first, in order,
+                                  then from HOST itself (repeatable; pulls only;
+                                  docker.io names Docker Hub)
     --max-body-bytes N            WASM_ENGINE_MAX_BODY_BYTES [default: 1048576]
     --timeout-ms N                WASM_ENGINE_TIMEOUT_MS     [default: 10000]
                                   wall-clock limit of one invocation (504 beyond)
@@ -268,6 +273,15 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
         .map(|value| parse_bool("WASM_ENGINE_PROTECT_ALL", &value))
         .transpose()?
         .unwrap_or(false);
+    let mut mirror_specs: Vec<String> = env("WASM_ENGINE_REGISTRY_MIRRORS")
+        .map(|list| {
+            list.split(';')
+                .map(str::trim)
+                .filter(|spec| !spec.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     let mut insecure_registries: Vec<String> = env("WASM_ENGINE_INSECURE_REGISTRIES")
         .map(|list| {
             list.split(',')
@@ -284,6 +298,9 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             Short('V') | Long("version") => return Ok(Command::Version),
             Long("insecure-registry") => {
                 insecure_registries.push(string_value(&mut parser, "--insecure-registry")?)
+            }
+            Long("registry-mirror") => {
+                mirror_specs.push(string_value(&mut parser, "--registry-mirror")?)
             }
             Long("protect-all") => protect_all = true,
             Long(name) => {
@@ -313,6 +330,10 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             config.registry_auth_files = registry_auth_files(&values, &env);
             config.registry_tls = registry_tls(&values, &env);
             config.registry_proxy = registry_proxy(&env);
+            config.registry_mirrors = mirror_specs
+                .iter()
+                .map(|spec| parse_mirror(spec))
+                .collect::<Result<_, _>>()?;
             config.protect_all = protect_all;
             if config.protect_all && config.admin_token.is_none() {
                 return Err("--protect-all needs --admin-token-file".into());
@@ -404,6 +425,31 @@ fn registry_proxy(env: &impl Fn(&str) -> Option<String>) -> ProxySettings {
             })
             .unwrap_or_default(),
     }
+}
+
+/// Parses `HOST=MIRROR[,MIRROR]` (hosts as `host[:port]`, a scheme allowed
+/// and dropped: the scheme follows the registry rules).
+fn parse_mirror(spec: &str) -> Result<(String, Vec<String>), String> {
+    let invalid = || {
+        format!(
+            "--registry-mirror {spec:?} must be HOST=MIRROR[,MIRROR], e.g. docker.io=mirror.site.lan:5000"
+        )
+    };
+    let (origin, mirrors) = spec.split_once('=').ok_or_else(invalid)?;
+    let host = |text: &str| {
+        let text = text
+            .trim()
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        (!text.is_empty() && !text.contains(['/', '@', '?', '#', ' '])).then(|| text.to_owned())
+    };
+    let origin = host(origin).ok_or_else(invalid)?;
+    let mirrors: Vec<String> = mirrors
+        .split(',')
+        .map(|mirror| host(mirror).ok_or_else(invalid))
+        .collect::<Result<_, _>>()?;
+    Ok((origin, mirrors))
 }
 
 /// Builds the serve settings from the flag values, checking each.
@@ -621,6 +667,32 @@ mod tests {
             panic!("expected serve")
         };
         assert_eq!(config.registry_auth_files, vec![PathBuf::from("/a.json")]);
+    }
+
+    #[test]
+    fn mirrors_come_from_the_flag_and_its_environment_twin() {
+        let Command::Serve(config) = parse_with(
+            &["--registry-mirror", "ghcr.io=https://m1.lan:5000/,m2.lan"],
+            &[("WASM_ENGINE_REGISTRY_MIRRORS", "docker.io=hub-cache.lan")],
+        )
+        .unwrap() else {
+            panic!("expected serve")
+        };
+        assert_eq!(
+            config.registry_mirrors,
+            vec![
+                ("docker.io".to_string(), vec!["hub-cache.lan".to_string()]),
+                (
+                    "ghcr.io".to_string(),
+                    vec!["m1.lan:5000".to_string(), "m2.lan".to_string()]
+                ),
+            ]
+        );
+        assert!(
+            parse_with(&["--registry-mirror", "ghcr.io"], &[])
+                .unwrap_err()
+                .contains("HOST=MIRROR")
+        );
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct ServeConfig {
     /// registry requests; loopback registries are never proxied.
     /// Defaults to none.
     pub registry_proxy: ProxySettings,
+    /// `--registry-mirror HOST=MIRROR[,MIRROR]`: pull mirrors per registry,
+    /// tried in order before it. Defaults to none.
+    pub registry_mirrors: Vec<(String, Vec<String>)>,
     /// Largest accepted request body, in bytes. Defaults to 1 MiB.
     pub max_body_bytes: u64,
     /// Wall-clock time one invocation may run before it is stopped and
@@ -106,6 +109,7 @@ impl Default for ServeConfig {
             registry_auth_files: Vec::new(),
             registry_tls: TlsSettings::default(),
             registry_proxy: ProxySettings::default(),
+            registry_mirrors: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             registry_timeout: Duration::from_secs(10),
             invocation_timeout: Duration::from_secs(10),
@@ -133,6 +137,7 @@ impl ServeConfig {
             },
             tls: self.registry_tls.clone(),
             proxy: self.registry_proxy.clone(),
+            mirrors: self.registry_mirrors.clone(),
             ..RegistryOptions::default()
         }
     }

@@ -14,6 +14,7 @@ mod formats;
 mod images;
 mod lifecycle;
 mod limits;
+mod mirrors;
 mod proxy;
 mod serving;
 mod tls;

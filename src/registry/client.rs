@@ -58,6 +58,10 @@ pub struct RegistryOptions {
     pub tls: TlsSettings,
     /// `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`. Defaults to none.
     pub proxy: ProxySettings,
+    /// Pull mirrors: `(registry, [mirror host[:port], ...])`, tried in order
+    /// before the registry itself (pulls only; pushes go to the registry).
+    /// Defaults to none.
+    pub mirrors: Vec<(String, Vec<String>)>,
 }
 
 impl Default for RegistryOptions {
@@ -78,6 +82,7 @@ impl Default for RegistryOptions {
             max_retry_wait: Duration::from_secs(20),
             tls: TlsSettings::default(),
             proxy: ProxySettings::default(),
+            mirrors: Vec::new(),
         }
     }
 }
@@ -257,6 +262,39 @@ impl RegistryClient {
     /// A [`RegistryError`] for an unreachable or failing registry, a missing
     /// or unsupported image, a digest mismatch, or not exactly one `.wasm`.
     pub fn pull(&self, reference: &ImageReference) -> Result<PulledImage, RegistryError> {
+        // Mirrors first, in order, then the origin (registries.conf semantics).
+        for mirror in self.mirrors_of(&reference.registry) {
+            let mirrored = reference.at_registry(mirror);
+            match self.pull_from(&mirrored) {
+                Ok(pulled) => {
+                    log::debug!("pulled {reference} through the mirror {mirror}");
+                    return Ok(pulled);
+                }
+                Err(error) => log::warn!(
+                    "mirror {mirror} failed for {reference}: {error}; trying the next source"
+                ),
+            }
+        }
+        self.pull_from(reference)
+    }
+
+    /// The mirrors configured for `registry`, in order.
+    fn mirrors_of(&self, registry: &str) -> Vec<&str> {
+        let is_hub = |name: &str| {
+            matches!(
+                name.to_ascii_lowercase().as_str(),
+                "docker.io" | "index.docker.io" | "registry-1.docker.io"
+            )
+        };
+        self.options
+            .mirrors
+            .iter()
+            .filter(|(origin, _)| origin == registry || (is_hub(origin) && is_hub(registry)))
+            .flat_map(|(_, mirrors)| mirrors.iter().map(String::as_str))
+            .collect()
+    }
+
+    fn pull_from(&self, reference: &ImageReference) -> Result<PulledImage, RegistryError> {
         let mut session = self.session(reference, "pull");
         let (top_digest, top) = session.manifest(reference.manifest_reference())?;
         let (config, layers) = match top {

@@ -135,6 +135,22 @@ impl ImageReference {
         }
     }
 
+    /// The same repository and tag or digest at another registry (a mirror).
+    pub fn at_registry(&self, registry: &str) -> Self {
+        let reference = match (&self.digest, &self.tag) {
+            (Some(digest), _) => format!("@{digest}"),
+            (None, Some(tag)) => format!(":{tag}"),
+            (None, None) => String::new(),
+        };
+        Self {
+            registry: registry.to_owned(),
+            repository: self.repository.clone(),
+            tag: self.tag.clone(),
+            digest: self.digest.clone(),
+            original: format!("{registry}/{}{reference}", self.repository),
+        }
+    }
+
     /// The registry host without its port (brackets of an IPv6 host removed).
     pub fn host(&self) -> &str {
         let registry = self.registry.as_str();
