@@ -178,15 +178,22 @@ impl RegistryClient {
             }
             None => None,
         };
-        let entry = self.options.tls.entry(host_port);
-        let tls_config = self
-            .options
-            .tls
-            .tls_config(entry.as_ref())
-            .map_err(|detail| RegistryError::TlsSettings {
-                registry: host_port.to_owned(),
-                detail,
-            })?;
+        // Plain HTTP needs no trust: the system roots are read only once an
+        // HTTPS origin is first used.
+        let tls_config = if origin.starts_with("https://") {
+            let entry = self.options.tls.entry(host_port);
+            self.options
+                .tls
+                .tls_config(entry.as_ref())
+                .map_err(|detail| RegistryError::TlsSettings {
+                    registry: host_port.to_owned(),
+                    detail,
+                })?
+        } else {
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(Arc::new(Vec::new())))
+                .build()
+        };
         let options = &self.options;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
