@@ -6,7 +6,7 @@ REGISTRY ?= 127.0.0.1:5000
 VERSION ?= v1
 CARGO ?= cargo
 
-.PHONY: all build deps apps images demo test hosts lint bench load clean cross-build cross-test
+.PHONY: all build deps apps images demo test hosts lint bench load clean
 
 all: build
 
