@@ -89,7 +89,7 @@ enum Command {
 ///
 /// # Safety
 /// Changes the environment: call it before any other thread starts.
-unsafe fn disable_library_backtraces() {
+pub unsafe fn disable_library_backtraces() {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         // SAFETY: the caller guarantees no other thread is running.
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
