@@ -12,4 +12,5 @@ mod images;
 mod lifecycle;
 mod limits;
 mod serving;
+mod thirdparty;
 mod walkthrough;
