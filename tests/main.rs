@@ -9,6 +9,7 @@ mod crash;
 mod errors;
 mod examples;
 mod images;
+mod lazy_translation;
 mod lifecycle;
 mod limits;
 mod serving;
