@@ -26,8 +26,9 @@ rust_programs=(
   "pulldown-cmark 0.13.6"
   "jsonxf 1.1.1"
   "htmlq 0.4.0"
-  "b3sum 1.8.7"
 )
+# Not b3sum: it builds for wasm32-wasip1 but always starts a rayon thread
+# pool, and WASI preview 1 has no threads ("Not supported (os error 58)").
 hoedown_version=6.0.0
 
 # Dependencies (and the build scripts and proc macros both targets share)
