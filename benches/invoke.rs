@@ -89,7 +89,7 @@ fn cases() -> Vec<Case> {
 
 fn invoke(c: &mut Criterion) {
     // As `wasm_engine` does at startup. SAFETY: no other thread runs yet.
-    unsafe { wasm_engine::runtime::disable_library_backtraces() };
+    unsafe { wasm_engine::cli::disable_library_backtraces() };
     let runtime = Runtime::new(RuntimeOptions::default());
     let limits = runtime.limits_for(&FunctionLimits::default());
     let mut group = c.benchmark_group("invoke");

@@ -5,6 +5,7 @@ mod support;
 
 mod abis;
 mod cli;
+mod compat;
 mod crash;
 mod errors;
 mod examples;

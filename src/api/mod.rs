@@ -12,6 +12,7 @@
 //! [`auth`] guards routes with the optional admin token. SIGTERM or SIGINT
 //! make [`Server::run`] drain and return.
 
+mod accept;
 mod admission;
 mod auth;
 mod error;
@@ -32,7 +33,7 @@ use admission::{Admission, Admit};
 use auth::Access;
 pub use error::ApiError;
 pub use request::parse_route_body;
-use request::{DeployRequest, InvokeRequest, NameRequest, parse_json};
+use request::{DeployRequest, IgnoredFields, InvokeRequest, NameRequest, parse_json};
 use response::{Reply, limits_json, list_item, query_item};
 
 use crate::config::ServeConfig;
@@ -323,10 +324,11 @@ fn handle(mut request: tiny_http::Request, shared: &Shared) {
     let started = Instant::now();
     let method = request.method().to_string();
     let path = request.url().split('?').next().unwrap_or("").to_owned();
+    let mut ignored_fields = IgnoredFields::default();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        route(&mut request, &method, &path, shared)
+        route(&mut request, &method, &path, shared, &mut ignored_fields)
     }));
-    let reply = match outcome {
+    let mut reply = match outcome {
         Ok(Ok(reply)) => reply,
         Ok(Err(error)) => {
             let reply = Reply::error(&error);
@@ -347,17 +349,28 @@ fn handle(mut request: tiny_http::Request, shared: &Shared) {
             Reply::error(&ApiError::Internal)
         }
     };
+    if !ignored_fields.0.is_empty() {
+        log::debug!(
+            "{method} {path}: ignored unknown field(s): {}",
+            ignored_fields.0.join(", ")
+        );
+        reply = reply.with("ignored_fields", json!(ignored_fields.0));
+    }
     let status = reply.status;
     respond(request, &reply);
     log::debug!("{method} {path} -> {status} in {:?}", started.elapsed());
 }
 
-/// Renders `reply` (JSON when the client accepts it) with the headers its
+/// Renders `reply` (JSON when the client prefers it) with the headers its
 /// status calls for, and sends it.
 fn respond(request: tiny_http::Request, reply: &Reply) {
-    let wants_json = request.headers().iter().any(|header| {
-        header.field.equiv("Accept") && header.value.as_str().contains("application/json")
-    });
+    let wants_json = accept::prefers_json(
+        request
+            .headers()
+            .iter()
+            .filter(|header| header.field.equiv("Accept"))
+            .map(|header| header.value.as_str()),
+    );
     let (body, content_type) = reply.render(wants_json);
     let mut response = tiny_http::Response::from_string(body)
         .with_status_code(reply.status)
@@ -389,11 +402,14 @@ fn header(name: &str, value: &str) -> tiny_http::Header {
         .expect("static header names and values are valid")
 }
 
+/// Answers one request. Fields of its body that the route does not know are
+/// left in `ignored_fields`, for the answer to name whatever the outcome.
 fn route(
     request: &mut tiny_http::Request,
     method: &str,
     path: &str,
     shared: &Shared,
+    ignored_fields: &mut IgnoredFields,
 ) -> Result<Reply, ApiError> {
     let service = &shared.service;
     let expected = match path {
@@ -432,7 +448,8 @@ fn route(
     let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
     match path {
         "/function/deploy" | "/function/update" => {
-            let deploy = DeployRequest::parse(&body)?;
+            let mut deploy = DeployRequest::parse(&body)?;
+            *ignored_fields = std::mem::take(&mut deploy.ignored_fields);
             let (verb, entry) = if path == "/function/deploy" {
                 (
                     "deploy",
@@ -451,7 +468,11 @@ fn route(
             )
         }
         "/function/delete" => {
-            let NameRequest { function_name } = parse_json(&body)?;
+            let NameRequest {
+                function_name,
+                ignored_fields: ignored,
+            } = parse_json(&body)?;
+            *ignored_fields = ignored;
             service.delete(&function_name)?;
             Ok(
                 Reply::ok(format!("delete function {function_name} successfully!"))
@@ -459,7 +480,11 @@ fn route(
             )
         }
         "/function/query" => {
-            let NameRequest { function_name } = parse_json(&body)?;
+            let NameRequest {
+                function_name,
+                ignored_fields: ignored,
+            } = parse_json(&body)?;
+            *ignored_fields = ignored;
             let (entry, limits) = service.query(&function_name)?;
             Ok(
                 Reply::ok(format!("queried function info: {}", query_item(&entry)))
@@ -471,9 +496,11 @@ fn route(
             let InvokeRequest {
                 function_name,
                 args,
+                ignored_fields: ignored,
             } = parse_json(&body)?;
+            *ignored_fields = ignored;
             let output = service.invoke(&function_name, &args)?;
-            Ok(Reply::ok(output.clone()).with("output", json!(output)))
+            Ok(Reply::output(output))
         }
         _ => unreachable!("every POST route is matched above"),
     }
