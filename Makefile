@@ -57,4 +57,4 @@ load: deps apps
 
 clean:
 	$(CARGO) clean
-	rm -rf experiments/application/*/target
+	rm -rf experiments/application/*/target experiments/thirdparty/build

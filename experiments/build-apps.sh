@@ -23,6 +23,10 @@ command -v wasm2wat >/dev/null || {
 # C examples (clang + wasi-libc) land in experiments/c/build/.
 "$here/c/build.sh"
 
+# Third-party programs for the differential test (tests/thirdparty.rs), each
+# for wasm32-wasip1 and natively, land in experiments/thirdparty/build/.
+"$here/thirdparty/build.sh"
+
 # name target abi
 apps=(
   "authentication wasm32-unknown-unknown string"
