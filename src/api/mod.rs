@@ -332,7 +332,12 @@ fn handle(mut request: tiny_http::Request, shared: &Shared) {
         Ok(Ok(reply)) => reply,
         Ok(Err(error)) => {
             let reply = Reply::error(&error);
-            if reply.status >= 500 {
+            // Failed changes and refused tokens matter to an operator even
+            // when they are the client's fault.
+            let operator_should_know = reply.status >= 500
+                || reply.status == 401
+                || matches!(path.as_str(), "/function/deploy" | "/function/update");
+            if operator_should_know {
                 log::warn!("{method} {path}: {}: {error}", reply.status);
             } else {
                 log::debug!("{method} {path}: {}: {error}", reply.status);
