@@ -150,7 +150,10 @@ fn signature_short(ty: &FuncType) -> String {
     match ty.results() {
         [_] => {
             let (params, result) = full.split_once(" -> ").unwrap_or((&full, "()"));
-            format!("{params} -> {}", result.trim_start_matches('(').trim_end_matches(')'))
+            format!(
+                "{params} -> {}",
+                result.trim_start_matches('(').trim_end_matches(')')
+            )
         }
         _ => full,
     }
