@@ -12,5 +12,6 @@ mod examples;
 mod images;
 mod lifecycle;
 mod limits;
+mod newcomer;
 mod serving;
 mod walkthrough;
