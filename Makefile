@@ -6,7 +6,7 @@ REGISTRY ?= 127.0.0.1:5000
 VERSION ?= v1
 CARGO ?= cargo
 
-.PHONY: all build deps apps images demo test hosts lint bench load clean cross-build cross-test registry
+.PHONY: all build deps apps images demo test hosts lint bench load clean registry
 
 all: build
 
@@ -62,4 +62,4 @@ load: deps apps
 
 clean:
 	$(CARGO) clean
-	rm -rf experiments/application/*/target
+	rm -rf experiments/application/*/target experiments/thirdparty/build

@@ -96,11 +96,28 @@ enum Command {
     Version,
 }
 
+/// Stops library errors from capturing backtraces, unless the operator asked
+/// for them with `RUST_LIB_BACKTRACE`. Panics still honour `RUST_BACKTRACE`.
+///
+/// wasi-common reports `proc_exit`, which every Rust WASI program calls when
+/// `main` returns, as an `anyhow` error; with `RUST_BACKTRACE=1` in the
+/// environment each of those captures a backtrace, which measured here as
+/// the costliest step of a WASI invocation.
+///
+/// # Safety
+/// Changes the environment: call it before any other thread starts.
+pub unsafe fn disable_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the caller guarantees no other thread is running.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
 /// Runs the program and returns its exit code: 0 on success, 1 on a failed
 /// push, 2 on a usage error, 3 when the server cannot start.
 pub fn main() -> ExitCode {
     // SAFETY: first thing in `main`, before any thread is started.
-    unsafe { crate::runtime::disable_library_backtraces() };
+    unsafe { disable_library_backtraces() };
     init_logging();
     let command = match parse(std::env::args_os().skip(1).collect(), |name| {
         std::env::var(name).ok()

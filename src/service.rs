@@ -358,8 +358,10 @@ impl FunctionService {
 
     /// Every deployed function, sorted by name.
     pub fn list(&self) -> Vec<FunctionEntry> {
-        self.read_deployed()
-            .values()
+        // Only the `Arc`s are cloned under the lock; the entries after it.
+        let deployed: Vec<Arc<DeployedFunction>> = self.read_deployed().values().cloned().collect();
+        deployed
+            .iter()
             .map(|deployed| deployed.entry.clone())
             .collect()
     }

@@ -45,23 +45,6 @@ pub fn usize_saturating(bytes: u64) -> usize {
 /// inside the function, as the spec says.
 pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 64 << 20;
 
-/// Stops library errors from capturing backtraces, unless the operator asked
-/// for them with `RUST_LIB_BACKTRACE`. Panics still honour `RUST_BACKTRACE`.
-///
-/// wasi-common reports `proc_exit`, which every Rust WASI program calls when
-/// `main` returns, as an `anyhow` error; with `RUST_BACKTRACE=1` in the
-/// environment each of those captures a backtrace, which measured here as
-/// the costliest step of a WASI invocation.
-///
-/// # Safety
-/// Changes the environment: call it before any other thread starts.
-pub unsafe fn disable_library_backtraces() {
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: the caller guarantees no other thread is running.
-        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    }
-}
-
 /// A deployed function's module, compiled once and shared by every
 /// invocation (cheap to clone).
 #[derive(Clone, Debug)]
