@@ -13,6 +13,7 @@ mod images;
 mod lazy_translation;
 mod lifecycle;
 mod limits;
+mod newcomer;
 mod serving;
 mod thirdparty;
 mod walkthrough;

@@ -21,7 +21,7 @@ use wasmi::{
 };
 use wasmi_wasi::WasiCtx;
 
-pub use abi::Abi;
+pub use abi::{Abi, StringReturn};
 pub use error::RuntimeError;
 pub use invoke::read_result as read_string_result;
 
@@ -61,6 +61,11 @@ impl CompiledFunction {
     /// How invocations call this function.
     pub fn abi(&self) -> &Abi {
         &self.abi
+    }
+
+    /// The ABI and the export's type, for logs: `numeric ABI gcd(i32, i32) -> i32`.
+    pub fn describe_abi(&self) -> String {
+        self.abi.describe(&self.module, self.name.as_str())
     }
 }
 
@@ -357,7 +362,7 @@ impl Runtime {
         args: &InvocationArgs,
     ) -> Result<String, RuntimeError> {
         match &function.abi {
-            Abi::String => invoke::string_abi(self, function, limits, args),
+            Abi::String(returns) => invoke::string_abi(self, function, limits, *returns, args),
             Abi::Numeric {
                 params,
                 param_names,
