@@ -22,6 +22,7 @@ wasm_engine: a lightweight WebAssembly function engine
 
 USAGE:
     wasm_engine [serve] [OPTIONS]          serve the REST API (the default)
+    wasm_engine help                       print this help (as --help)
     wasm_engine push FILE.wasm IMAGE       package FILE.wasm as a one-layer image and push it
                                            (IMAGE is REGISTRY/REPOSITORY[:TAG])
 
@@ -33,7 +34,8 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
     --insecure-registry HOST[:PORT]
                                   WASM_ENGINE_INSECURE_REGISTRIES (comma-separated)
                                   allow plain HTTP to this registry (repeatable);
-                                  loopback registries are always allowed plain HTTP
+                                  loopback registries use plain HTTP unless they have a
+                                  certs entry (see --registry-certs-dir)
     --registry-auth-file FILE     WASM_ENGINE_REGISTRY_AUTH_FILE
                                   registry credentials, docker config.json format
                                   (auths, credHelpers, credsStore); without it:
@@ -91,12 +93,28 @@ Registry proxies: HTTPS_PROXY, HTTP_PROXY and NO_PROXY (either case) are
 honoured for registry requests; loopback registries are never proxied.
 
 Logging: RUST_LOG=wasm_engine=debug turns on debug logs (default: info).
+
+Exit codes: 0 success, 1 a failed push, 2 a usage error, 3 the server could
+not start (data directory, admin token file, listen address).
 ";
+
+/// A command that ran and failed (a push the registry refused).
+const EXIT_FAILURE: u8 = 1;
+/// The command line is wrong: the message ends with a pointer to `--help`.
+const EXIT_USAGE: u8 = 2;
+/// The command line is right but the server cannot start: data directory,
+/// admin token file, listen address.
+const EXIT_STARTUP: u8 = 3;
 
 /// What the command line asked for.
 #[derive(Debug)]
 enum Command {
-    Serve(Box<ServeConfig>),
+    Serve {
+        config: Box<ServeConfig>,
+        /// Read after parsing: an unreadable file is a startup error, not a
+        /// usage error.
+        admin_token_file: Option<String>,
+    },
     Push {
         wasm_file: PathBuf,
         image: String,
@@ -106,11 +124,28 @@ enum Command {
     Version,
 }
 
-/// Runs the program and returns its exit code: 0 on success, 1 on a runtime
-/// failure, 2 on a usage error.
+/// Stops library errors from capturing backtraces, unless the operator asked
+/// for them with `RUST_LIB_BACKTRACE`. Panics still honour `RUST_BACKTRACE`.
+///
+/// wasi-common reports `proc_exit`, which every Rust WASI program calls when
+/// `main` returns, as an `anyhow` error; with `RUST_BACKTRACE=1` in the
+/// environment each of those captures a backtrace, which measured here as
+/// the costliest step of a WASI invocation.
+///
+/// # Safety
+/// Changes the environment: call it before any other thread starts.
+pub unsafe fn disable_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the caller guarantees no other thread is running.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
+/// Runs the program and returns its exit code: 0 on success, 1 on a failed
+/// push, 2 on a usage error, 3 when the server cannot start.
 pub fn main() -> ExitCode {
     // SAFETY: first thing in `main`, before any thread is started.
-    unsafe { crate::runtime::disable_library_backtraces() };
+    unsafe { disable_library_backtraces() };
     init_logging();
     let command = match parse(std::env::args_os().skip(1).collect(), |name| {
         std::env::var(name).ok()
@@ -118,10 +153,10 @@ pub fn main() -> ExitCode {
         Ok(command) => command,
         Err(message) => {
             eprintln!("error: {message}\n\nRun 'wasm_engine --help' for usage.");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
-    let result: Result<(), Box<dyn std::error::Error>> = match command {
+    let result: Result<(), (u8, Box<dyn std::error::Error>)> = match command {
         Command::Help => {
             print!("{HELP}");
             Ok(())
@@ -130,21 +165,35 @@ pub fn main() -> ExitCode {
             println!("wasm_engine {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Serve(config) => check_registry_settings(&config)
-            .and_then(|()| crate::api::serve(*config).map_err(Into::into)),
+        Command::Serve {
+            config,
+            admin_token_file,
+        } => serve(*config, admin_token_file.as_deref()).map_err(|error| (EXIT_STARTUP, error)),
         Command::Push {
             wasm_file,
             image,
             registry_options,
-        } => push(&wasm_file, &image, *registry_options),
+        } => push(&wasm_file, &image, *registry_options).map_err(|error| (EXIT_FAILURE, error)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+        Err((code, error)) => {
             eprintln!("error: {}", cause_chain(error.as_ref()));
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
+}
+
+/// Reads the admin token, then serves; every error is a startup error.
+fn serve(
+    mut config: ServeConfig,
+    admin_token_file: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(path) = admin_token_file {
+        config.admin_token = Some(read_admin_token(path)?);
+    }
+    check_registry_settings(&config)?;
+    Ok(crate::api::serve(config)?)
 }
 
 /// Logs to stderr as `[2026-11-23T23:56:56Z INFO] message`, filtered by
@@ -234,9 +283,44 @@ fn push(
         .filter(|name| name.ends_with(".wasm"))
         .ok_or_else(|| format!("{} is not a file ending in .wasm", wasm_file.display()))?;
     let client = RegistryClient::new(registry_options);
-    let digest = client.push_wasm(&reference, file_name, &wasm)?;
+    let digest = client
+        .push_wasm(&reference, file_name, &wasm)
+        .map_err(|error| push_error_hint(&reference, &error.to_string(), error.into()))?;
+    // The digest alone on stdout (scripts read it); what happened on stderr.
     println!("{digest}");
+    eprintln!(
+        "pushed {file_name} ({} bytes) as {reference}@{digest}",
+        wasm.len()
+    );
     Ok(())
+}
+
+/// Adds a hint to a push error that looks like TLS spoken to a plain-HTTP
+/// registry: `--insecure-registry` is what the user needs.
+fn push_error_hint(
+    reference: &ImageReference,
+    text: &str,
+    error: Box<dyn std::error::Error>,
+) -> Box<dyn std::error::Error> {
+    // What rustls says when the bytes that come back are not TLS.
+    let lower = text.to_ascii_lowercase();
+    let looks_like_plain_http = [
+        "invalidcontenttype",
+        "corrupt message",
+        "wrong version number",
+    ]
+    .iter()
+    .any(|word| lower.contains(word));
+    if !looks_like_plain_http {
+        return error;
+    }
+    format!(
+        "{}; if {} serves plain HTTP, pass --insecure-registry {}",
+        cause_chain(error.as_ref()),
+        reference.registry,
+        reference.registry
+    )
+    .into()
 }
 
 /// The serve flags that take a value, with their environment twins.
@@ -305,7 +389,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             Long("protect-all") => protect_all = true,
             Long(name) => {
                 let Some(&(flag, _)) = VALUE_FLAGS.iter().find(|&&(flag, _)| flag == name) else {
-                    return Err(Long(name).unexpected().to_string());
+                    return Err(unknown_flag(name));
                 };
                 let value = string_value(&mut parser, &format!("--{flag}"))?;
                 values.insert(flag, value);
@@ -321,6 +405,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
 
     let mut positional = positional.into_iter();
     match positional.next().as_deref() {
+        Some("help") => Ok(Command::Help),
         None | Some("serve") => {
             if let Some(extra) = positional.next() {
                 return Err(format!("unexpected argument {extra:?} for serve"));
@@ -335,10 +420,14 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
                 .map(|spec| parse_mirror(spec))
                 .collect::<Result<_, _>>()?;
             config.protect_all = protect_all;
-            if config.protect_all && config.admin_token.is_none() {
+            let admin_token_file = values.get("admin-token-file").cloned();
+            if config.protect_all && admin_token_file.is_none() {
                 return Err("--protect-all needs --admin-token-file".into());
             }
-            Ok(Command::Serve(Box::new(config)))
+            Ok(Command::Serve {
+                config: Box::new(config),
+                admin_token_file,
+            })
         }
         Some("push") => {
             let (Some(wasm_file), Some(image), None) =
@@ -360,7 +449,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             })
         }
         Some(other) => Err(format!(
-            "unknown command {other:?}; the commands are serve (the default) and push"
+            "unknown command {other:?}; the commands are serve (the default), push and help"
         )),
     }
 }
@@ -505,10 +594,51 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
     if let Some(n) = number("registry-timeout-ms", "milliseconds", 1..=MAX)? {
         config.registry_timeout = Duration::from_millis(n);
     }
-    if let Some(path) = values.get("admin-token-file") {
-        config.admin_token = Some(read_admin_token(path)?);
-    }
     Ok(config)
+}
+
+/// Every long flag, for suggestions.
+fn known_flags() -> impl Iterator<Item = &'static str> {
+    VALUE_FLAGS.iter().map(|&(flag, _)| flag).chain([
+        "insecure-registry",
+        "registry-mirror",
+        "protect-all",
+        "help",
+        "version",
+    ])
+}
+
+/// `unknown option --timeout; did you mean --timeout-ms?`
+fn unknown_flag(name: &str) -> String {
+    // A flag the user shortened is the likeliest meaning, then the closest
+    // spelling within a few edits.
+    let prefixed = known_flags().find(|flag| !name.is_empty() && flag.starts_with(name));
+    let nearest = prefixed.or_else(|| {
+        known_flags()
+            .map(|flag| (edit_distance(name, flag), flag))
+            .filter(|&(distance, _)| distance <= 3)
+            .min_by_key(|&(distance, _)| distance)
+            .map(|(_, flag)| flag)
+    });
+    match nearest {
+        Some(flag) => format!("unknown option --{name}; did you mean --{flag}?"),
+        None => format!("unknown option --{name}"),
+    }
+}
+
+/// Levenshtein distance over bytes (flags are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, &a_byte) in a.as_bytes().iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, &b_byte) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(a_byte != b_byte);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 /// Reads the admin token: the file's first line, which must not be empty.
@@ -567,7 +697,7 @@ mod tests {
 
     #[test]
     fn no_arguments_serves_with_the_defaults() {
-        let Command::Serve(config) = parse_with(&[], &[]).unwrap() else {
+        let Command::Serve { config, .. } = parse_with(&[], &[]).unwrap() else {
             panic!("expected serve")
         };
         assert_eq!(config.listen, "0.0.0.0:10000");
@@ -582,7 +712,7 @@ mod tests {
             ("WASM_ENGINE_WORKERS", "3"),
             ("WASM_ENGINE_DATA_DIR", "/env"),
         ];
-        let Command::Serve(config) = parse_with(
+        let Command::Serve { config, .. } = parse_with(
             &[
                 "serve",
                 "--listen",
@@ -606,7 +736,10 @@ mod tests {
         let token = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(token.path(), "0123456789abcdef-token\n").unwrap();
         let path = token.path().to_str().unwrap();
-        let Command::Serve(config) = parse_with(
+        let Command::Serve {
+            config,
+            admin_token_file,
+        } = parse_with(
             &[
                 "--max-in-flight",
                 "3",
@@ -621,23 +754,25 @@ mod tests {
                 ("WASM_ENGINE_MAX_IN_FLIGHT", "9"),
             ],
         )
-        .unwrap() else {
+        .unwrap()
+        else {
             panic!("expected serve")
         };
         assert_eq!(config.invocation_slots(), 3);
         assert_eq!(config.max_queue, 7);
         assert_eq!(config.max_output_bytes, 4096);
         assert_eq!(config.client_timeout, Duration::from_millis(1500));
+        assert_eq!(admin_token_file.as_deref(), Some(path));
         assert_eq!(
-            config.admin_token,
-            Some(AdminToken("0123456789abcdef-token".into()))
+            read_admin_token(path).unwrap(),
+            AdminToken("0123456789abcdef-token".into())
         );
         assert!(config.protect_all);
     }
 
     #[test]
     fn credential_files_come_from_the_flag_or_the_usual_places() {
-        let Command::Serve(config) = parse_with(
+        let Command::Serve { config, .. } = parse_with(
             &[],
             &[
                 ("DOCKER_CONFIG", "/etc/dc"),
@@ -656,7 +791,7 @@ mod tests {
                 PathBuf::from("/run/user/1/containers/auth.json"),
             ]
         );
-        let Command::Serve(config) = parse_with(
+        let Command::Serve { config, .. } = parse_with(
             &["--registry-auth-file", "/a.json"],
             &[
                 ("HOME", "/home/u"),
@@ -671,7 +806,7 @@ mod tests {
 
     #[test]
     fn mirrors_come_from_the_flag_and_its_environment_twin() {
-        let Command::Serve(config) = parse_with(
+        let Command::Serve { config, .. } = parse_with(
             &["--registry-mirror", "ghcr.io=https://m1.lan:5000/,m2.lan"],
             &[("WASM_ENGINE_REGISTRY_MIRRORS", "docker.io=hub-cache.lan")],
         )
@@ -699,8 +834,7 @@ mod tests {
     fn a_short_admin_token_is_refused() {
         let token = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(token.path(), "short\n").unwrap();
-        let error =
-            parse_with(&["--admin-token-file", token.path().to_str().unwrap()], &[]).unwrap_err();
+        let error = read_admin_token(token.path().to_str().unwrap()).unwrap_err();
         assert!(error.contains("at least 16 characters"), "{error}");
     }
 
@@ -720,14 +854,13 @@ mod tests {
             "--protect-all needs --admin-token-file"
         );
         assert!(
-            parse_with(&["--admin-token-file", "/nonexistent/token"], &[])
+            read_admin_token("/nonexistent/token")
                 .unwrap_err()
                 .contains("cannot read it")
         );
-        assert!(
-            parse_with(&["--bogus"], &[])
-                .unwrap_err()
-                .contains("--bogus")
+        assert_eq!(
+            parse_with(&["--bogus"], &[]).unwrap_err(),
+            "unknown option --bogus"
         );
         assert!(
             parse_with(&["push", "a.wasm"], &[])
@@ -739,5 +872,26 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown command")
         );
+    }
+
+    #[test]
+    fn an_unknown_flag_suggests_the_nearest_one() {
+        for (typed, suggested) in [
+            ("timeout", "timeout-ms"),
+            ("memory-limit", "memory-limit-mb"),
+            ("data-dri", "data-dir"),
+            ("insecure-registries", "insecure-registry"),
+            ("protectall", "protect-all"),
+        ] {
+            assert_eq!(
+                parse_with(&[&format!("--{typed}")], &[]).unwrap_err(),
+                format!("unknown option --{typed}; did you mean --{suggested}?")
+            );
+        }
+    }
+
+    #[test]
+    fn help_is_a_command_too() {
+        assert!(matches!(parse_with(&["help"], &[]), Ok(Command::Help)));
     }
 }

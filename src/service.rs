@@ -261,8 +261,16 @@ impl FunctionService {
         spec: &DeploySpec,
     ) -> Result<FunctionEntry, ServiceError> {
         let _guard = self.begin_change(name)?;
-        self.get(name)?;
-        self.install(name, spec)
+        let old = self.get(name)?;
+        let entry = self.install(name, spec)?;
+        log::info!(
+            "updated {name}: {}@{} -> {}@{}",
+            old.entry.func_image_name,
+            old.entry.image_digest,
+            entry.func_image_name,
+            entry.image_digest
+        );
+        Ok(entry)
     }
 
     fn install(
@@ -309,11 +317,11 @@ impl FunctionService {
             *limits,
         )?;
         log::info!(
-            "installed function {name} from {image} ({}, {} from the image, {} bytes, {:?} ABI)",
+            "installed function {name} from {image} ({}, {} from the image, {} bytes, {})",
             pulled.digest,
             pulled.wasm.path,
             pulled.wasm.contents.len(),
-            compiled.abi()
+            compiled.describe_abi()
         );
         log::debug!(
             "install {name}: pull {pulled_at:?}, validate and stage {:?}, commit {:?}",
@@ -346,8 +354,10 @@ impl FunctionService {
 
     /// Every deployed function, sorted by name.
     pub fn list(&self) -> Vec<FunctionEntry> {
-        self.read_deployed()
-            .values()
+        // Only the `Arc`s are cloned under the lock; the entries after it.
+        let deployed: Vec<Arc<DeployedFunction>> = self.read_deployed().values().cloned().collect();
+        deployed
+            .iter()
             .map(|deployed| deployed.entry.clone())
             .collect()
     }

@@ -246,7 +246,8 @@ fn a_certs_entry_for_an_insecure_registry_stops_startup() {
         "--insecure-registry",
         "edge.lan:5000",
     ]);
-    assert_eq!(output.status.code(), Some(1));
+    // A startup error.
+    assert_eq!(output.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("edge.lan:5000") && stderr.contains("--insecure-registry"),

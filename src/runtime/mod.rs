@@ -21,7 +21,7 @@ use wasmi::{
 };
 use wasmi_wasi::WasiCtx;
 
-pub use abi::Abi;
+pub use abi::{Abi, StringReturn};
 pub use error::RuntimeError;
 pub use invoke::read_result as read_string_result;
 
@@ -45,23 +45,6 @@ pub fn usize_saturating(bytes: u64) -> usize {
 /// inside the function, as the spec says.
 pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 64 << 20;
 
-/// Stops library errors from capturing backtraces, unless the operator asked
-/// for them with `RUST_LIB_BACKTRACE`. Panics still honour `RUST_BACKTRACE`.
-///
-/// wasi-common reports `proc_exit`, which every Rust WASI program calls when
-/// `main` returns, as an `anyhow` error; with `RUST_BACKTRACE=1` in the
-/// environment each of those captures a backtrace, which measured here as
-/// the costliest step of a WASI invocation.
-///
-/// # Safety
-/// Changes the environment: call it before any other thread starts.
-pub unsafe fn disable_library_backtraces() {
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: the caller guarantees no other thread is running.
-        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    }
-}
-
 /// A deployed function's module, compiled once and shared by every
 /// invocation (cheap to clone).
 #[derive(Clone, Debug)]
@@ -78,6 +61,11 @@ impl CompiledFunction {
     /// How invocations call this function.
     pub fn abi(&self) -> &Abi {
         &self.abi
+    }
+
+    /// The ABI and the export's type, for logs: `numeric ABI gcd(i32, i32) -> i32`.
+    pub fn describe_abi(&self) -> String {
+        self.abi.describe(&self.module, self.name.as_str())
     }
 }
 
@@ -374,7 +362,7 @@ impl Runtime {
         args: &InvocationArgs,
     ) -> Result<String, RuntimeError> {
         match &function.abi {
-            Abi::String => invoke::string_abi(self, function, limits, args),
+            Abi::String(returns) => invoke::string_abi(self, function, limits, *returns, args),
             Abi::Numeric {
                 params,
                 param_names,
