@@ -31,7 +31,22 @@ fn a_pull_through_mirror_spares_the_origin_after_the_first_pull() {
     let blob_path = format!("/v2/fn/blobs/{layer}");
     engine.deploy("gcd", &origin.image("fn:v1"), false);
     // docker-registry's pull-through cache reads a blob from the origin
-    // twice on its first request (once for the client, once to store it).
+    // twice on its first request: once for the client, and once, in the
+    // background, to store it. Wait (bounded, to turn a hang into a
+    // failure) until the mirror has stored the layer.
+    let hex = layer.trim_start_matches("sha256:");
+    let stored = mirror.root().join(format!(
+        "data/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !stored.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mirror never stored the layer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let first = gets(&origin, &blob_path);
     assert!((1..=2).contains(&first), "origin log:\n{}", origin.log());
     for name in ["sub", "div"] {
