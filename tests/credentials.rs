@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::json;
 
+use crate::support::fault_proxy::{Action, Fault, FaultProxy};
 use crate::support::{Engine, Registry, assert_error};
 
 /// Base64 of `user:password`, as `docker login` stores it.
@@ -114,6 +115,16 @@ struct TokenIssuer {
 
 impl TokenIssuer {
     fn start(directory: &Path, user: &str, password: &str, refresh_token: &str) -> Self {
+        Self::start_in_mode(directory, user, password, refresh_token, "expire-odd")
+    }
+
+    fn start_in_mode(
+        directory: &Path,
+        user: &str,
+        password: &str,
+        refresh_token: &str,
+        mode: &str,
+    ) -> Self {
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/scripts/token_issuer.py");
         let log = directory.join("issued.log");
@@ -122,6 +133,7 @@ impl TokenIssuer {
             .arg(directory.join("token.crt"))
             .args([user, password, refresh_token])
             .arg(&log)
+            .arg(mode)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -272,4 +284,61 @@ fn a_credential_helper_on_path_supplies_the_password() {
         &[("PATH", &path)],
     );
     engine.deploy("gcd", &image, false);
+}
+
+#[test]
+fn a_403_to_a_token_gets_one_fresh_token() {
+    // ECR and GHCR answer an expired token with 403 rather than 401.
+    let issuer_dir = tempfile::tempdir().expect("temporary directory");
+    let issuer = TokenIssuer::start_in_mode(issuer_dir.path(), "fleet", "pa55", "r", "valid");
+    let mut registry = token_registry(issuer_dir.path(), &issuer);
+    let proxy = FaultProxy::start(
+        &registry.address,
+        vec![Fault::new(
+            "GET /v2/team/fn/blobs/",
+            Action::Status(403, vec![]),
+            1,
+        )],
+    );
+    let files = tempfile::tempdir().expect("temporary directory");
+    let config = write_config(
+        files.path(),
+        "config.json",
+        json!({"auths": {
+            registry.address.clone(): {"auth": auth_field("fleet", "pa55")},
+            proxy.address.clone(): {"auth": auth_field("fleet", "pa55")},
+        }}),
+    );
+    registry.push_auth_file = Some(config.clone());
+    registry.push_fixture("numeric", "team/fn:v1");
+    let engine = Engine::start_with(&["--registry-auth-file", config.to_str().unwrap()]);
+    let before = issuer.issued();
+    engine.deploy("gcd", &proxy.image("team/fn:v1"), false);
+    assert_eq!(
+        issuer.issued(),
+        before + 2,
+        "a token, then a fresh one after the 403"
+    );
+
+    // A 403 that persists is an error, not a loop.
+    let stubborn = FaultProxy::start(
+        &registry.address,
+        vec![Fault::new(
+            "GET /v2/team/fn/blobs/",
+            Action::Status(403, vec![]),
+            100,
+        )],
+    );
+    let config = write_config(
+        files.path(),
+        "stubborn.json",
+        json!({"auths": {stubborn.address.clone(): {"auth": auth_field("fleet", "pa55")}}}),
+    );
+    let engine = Engine::start_with(&["--registry-auth-file", config.to_str().unwrap()]);
+    let reply = engine.post(
+        "/function/deploy",
+        &json!({"function_name": "gcd", "function_image": stubborn.image("team/fn:v1")})
+            .to_string(),
+    );
+    assert_error(&reply, 502, "403");
 }

@@ -1,15 +1,16 @@
 #!/usr/bin/python3
 """A token service for docker-registry's `token` auth, for the tests.
 
-Usage: token_issuer.py CERT_OUT USER PASSWORD REFRESH_TOKEN LOG
+Usage: token_issuer.py CERT_OUT USER PASSWORD REFRESH_TOKEN LOG [MODE]
 
 Makes an RSA key and a self-signed certificate (written to CERT_OUT, the
 registry's rootcertbundle), listens on 127.0.0.1 (an ephemeral port, printed
 as `PORT <n>`), and answers GET /token (Basic auth with USER:PASSWORD) and
 POST /token (grant_type=refresh_token with REFRESH_TOKEN) with RS256 JWTs
-carrying the certificate in `x5c`. Every odd-numbered token it issues has
-already expired (beyond the registry's leeway), so each client's first
-token must be renewed. Each
+carrying the certificate in `x5c`. With MODE `expire-odd` (the default)
+every odd-numbered token it issues has already expired (beyond the
+registry's leeway), so each client's first token must be renewed; with
+`valid` every token is good for 5 minutes. Each
 issued token is logged to LOG as a line `token <n> <scope>`. Anonymous
 requests get 401.
 """
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 cert_out, user, password, refresh_token, log_path = sys.argv[1:6]
+mode = sys.argv[6] if len(sys.argv) > 6 else "expire-odd"
 
 key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wasm-engine test token issuer")])
@@ -65,7 +67,7 @@ def token_for(scope, service):
             log.write(f"token {number} {scope}\n")
     t = int(time.time())
     # Odd tokens expired long ago (the registry allows 60 s of leeway).
-    exp = t - 600 if number % 2 == 1 else t + 300
+    exp = t - 600 if mode == "expire-odd" and number % 2 == 1 else t + 300
     claims = {
         "iss": "test-issuer",
         "sub": user,
