@@ -56,6 +56,11 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   pull HOST's images from the mirrors first, in order,
                                   then from HOST itself (repeatable; pulls only;
                                   docker.io names Docker Hub)
+    --blob-cache-mb N             WASM_ENGINE_BLOB_CACHE_MB [default: 256]
+                                  registry blobs kept in DATA_DIR/blobs by digest, so an
+                                  image whose blobs are kept is not fetched again; blobs
+                                  no function uses are removed; when full, new blobs are
+                                  not kept (deploys still work); 0 turns it off
     --max-body-bytes N            WASM_ENGINE_MAX_BODY_BYTES [default: 1048576]
     --timeout-ms N                WASM_ENGINE_TIMEOUT_MS     [default: 10000]
                                   wall-clock limit of one invocation (504 beyond)
@@ -340,6 +345,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("registry-timeout-ms", "WASM_ENGINE_REGISTRY_TIMEOUT_MS"),
     ("registry-auth-file", "WASM_ENGINE_REGISTRY_AUTH_FILE"),
     ("registry-certs-dir", "WASM_ENGINE_REGISTRY_CERTS_DIR"),
+    ("blob-cache-mb", "WASM_ENGINE_BLOB_CACHE_MB"),
 ];
 
 /// Parses the arguments (without the program name). `env` looks up an
@@ -593,6 +599,9 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
     }
     if let Some(n) = number("registry-timeout-ms", "milliseconds", 1..=MAX)? {
         config.registry_timeout = Duration::from_millis(n);
+    }
+    if let Some(n) = number("blob-cache-mb", "MiB", 0..=1_048_576)? {
+        config.blob_cache_max_bytes = n << 20;
     }
     Ok(config)
 }

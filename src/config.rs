@@ -63,6 +63,10 @@ pub struct ServeConfig {
     /// `--registry-mirror HOST=MIRROR[,MIRROR]`: pull mirrors per registry,
     /// tried in order before it. Defaults to none.
     pub registry_mirrors: Vec<(String, Vec<String>)>,
+    /// Most bytes of registry blobs kept under `<data dir>/blobs` (0: none
+    /// kept). When a new blob does not fit once unreferenced blobs are
+    /// removed, it is not kept. Defaults to 256 MiB.
+    pub blob_cache_max_bytes: u64,
     /// Largest accepted request body, in bytes. Defaults to 1 MiB.
     pub max_body_bytes: u64,
     /// Wall-clock time one invocation may run before it is stopped and
@@ -110,6 +114,7 @@ impl Default for ServeConfig {
             registry_tls: TlsSettings::default(),
             registry_proxy: ProxySettings::default(),
             registry_mirrors: Vec::new(),
+            blob_cache_max_bytes: 256 << 20,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             registry_timeout: Duration::from_secs(10),
             invocation_timeout: Duration::from_secs(10),

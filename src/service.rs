@@ -15,7 +15,7 @@ use crate::config::ServeConfig;
 use crate::function::{FunctionEntry, FunctionLimits, FunctionName, InvocationArgs};
 use crate::registry::{ImageReference, RegistryClient, RegistryError};
 use crate::runtime::{CompiledFunction, InvocationLimits, Runtime, RuntimeError, RuntimeOptions};
-use crate::store::{FunctionStore, StoreError};
+use crate::store::{BlobCache, FunctionStore, StoreError};
 
 /// A failure of one service operation.
 #[derive(Debug)]
@@ -96,6 +96,9 @@ pub struct DeploySpec {
 pub struct FunctionService {
     registry: RegistryClient,
     store: FunctionStore,
+    /// Registry blobs by digest, so an image whose blobs are kept is not
+    /// fetched again.
+    blobs: BlobCache,
     runtime: Runtime,
     deployed: RwLock<BTreeMap<FunctionName, Arc<DeployedFunction>>>,
     /// Names with a deploy, update or delete under way.
@@ -141,9 +144,17 @@ impl FunctionService {
         };
         let store = FunctionStore::open(&config.data_dir, &check_module)?;
         let registry = RegistryClient::new(config.registry_options());
+        let blobs = BlobCache::new(&config.data_dir, config.blob_cache_max_bytes);
+        let indexed = store
+            .entries()
+            .iter()
+            .map(|entry| entry.func_name.to_string())
+            .collect();
+        blobs.collect_garbage(&indexed);
         let service = Self {
             registry,
             store,
+            blobs,
             runtime,
             deployed: RwLock::new(BTreeMap::new()),
             changing: Mutex::new(HashSet::new()),
@@ -285,7 +296,7 @@ impl FunctionService {
         } = spec;
         let wasi_cap = *wasi_cap;
         let started = std::time::Instant::now();
-        let pulled = self.registry.pull(image)?;
+        let pulled = self.registry.pull_using(image, &self.blobs)?;
         let pulled_at = started.elapsed();
         let wasm = &pulled.wasm.contents;
         // Validating and writing (with its fsync) take similar time: overlap them.
@@ -336,6 +347,7 @@ impl FunctionService {
                 limits: self.runtime.limits_for(limits),
             }),
         );
+        self.blobs.keep(name, &pulled.referenced, &pulled.fetched);
         Ok(entry)
     }
 
@@ -348,6 +360,7 @@ impl FunctionService {
         self.get(name)?;
         self.store.remove(name)?;
         self.write_deployed().remove(name);
+        self.blobs.forget(name);
         log::info!("deleted function {name}");
         Ok(())
     }

@@ -4,6 +4,7 @@
 mod support;
 
 mod abis;
+mod blob_cache;
 mod cli;
 mod compat;
 mod crash;

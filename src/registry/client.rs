@@ -95,7 +95,44 @@ pub struct PulledImage {
     pub wasm: LayerFile,
     /// The digest of the manifest (or index) the reference resolved to.
     pub digest: Digest,
+    /// Every blob the image is made of (manifests, config, layers read).
+    pub referenced: Vec<Digest>,
+    /// The blobs fetched from the registry (not found in the `BlobSource`),
+    /// digest-checked, for the caller to keep.
+    pub fetched: Vec<(Digest, Vec<u8>)>,
 }
+
+/// Where a pull finds blobs it already has: the store's cache. The
+/// registry only reads through it; keeping blobs is the caller's business.
+pub trait BlobSource {
+    /// Whether there is a cache at all (without one, no `HEAD` is sent first).
+    fn enabled(&self) -> bool;
+    /// The blob `digest`, if kept and still matching it.
+    fn cached(&self, digest: &Digest) -> Option<Vec<u8>>;
+}
+
+/// No cache: every blob is fetched.
+pub struct NoBlobSource;
+
+impl BlobSource for NoBlobSource {
+    fn enabled(&self) -> bool {
+        false
+    }
+
+    fn cached(&self, _: &Digest) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// What a pull has read so far, for [`PulledImage`].
+#[derive(Default)]
+struct PullRecord {
+    referenced: Vec<Digest>,
+    fetched: Vec<(Digest, Vec<u8>)>,
+}
+
+/// Largest blob a pull keeps a copy of for the cache, in bytes.
+const MAX_CACHED_BLOB_BYTES: usize = 64 << 20;
 
 /// A blocking registry client, cheap to share between threads.
 #[derive(Clone)]
@@ -269,10 +306,24 @@ impl RegistryClient {
     /// A [`RegistryError`] for an unreachable or failing registry, a missing
     /// or unsupported image, a digest mismatch, or not exactly one `.wasm`.
     pub fn pull(&self, reference: &ImageReference) -> Result<PulledImage, RegistryError> {
+        self.pull_using(reference, &NoBlobSource)
+    }
+
+    /// As [`RegistryClient::pull`], taking blobs `cache` has instead of
+    /// fetching them; a tag's manifest is checked with a `HEAD` first (which
+    /// Docker Hub does not count against the pull quota).
+    ///
+    /// # Errors
+    /// As [`RegistryClient::pull`].
+    pub fn pull_using(
+        &self,
+        reference: &ImageReference,
+        cache: &dyn BlobSource,
+    ) -> Result<PulledImage, RegistryError> {
         // Mirrors first, in order, then the origin (registries.conf semantics).
         for mirror in self.mirrors_of(&reference.registry) {
             let mirrored = reference.at_registry(mirror);
-            match self.pull_from(&mirrored) {
+            match self.pull_from(&mirrored, cache) {
                 Ok(pulled) => {
                     log::debug!("pulled {reference} through the mirror {mirror}");
                     return Ok(pulled);
@@ -282,7 +333,7 @@ impl RegistryClient {
                 ),
             }
         }
-        self.pull_from(reference)
+        self.pull_from(reference, cache)
     }
 
     /// The mirrors configured for `registry`, in order.
@@ -301,14 +352,20 @@ impl RegistryClient {
             .collect()
     }
 
-    fn pull_from(&self, reference: &ImageReference) -> Result<PulledImage, RegistryError> {
+    fn pull_from(
+        &self,
+        reference: &ImageReference,
+        cache: &dyn BlobSource,
+    ) -> Result<PulledImage, RegistryError> {
         let mut session = self.session(reference, "pull");
-        let (top_digest, top) = session.manifest(reference.manifest_reference())?;
+        let mut record = PullRecord::default();
+        let (top_digest, top) =
+            session.manifest_cached(reference.manifest_reference(), cache, &mut record)?;
         let (config, layers) = match top {
             Manifest::Image { config, layers } => (config, layers),
             Manifest::Index { manifests } => {
                 let entry = manifest::select_platform(&reference.to_string(), &manifests)?;
-                let (_, chosen) = session.manifest(&entry.digest)?;
+                let (_, chosen) = session.manifest_cached(&entry.digest, cache, &mut record)?;
                 match chosen {
                     Manifest::Image { config, layers } => (config, layers),
                     Manifest::Index { .. } => {
@@ -321,9 +378,9 @@ impl RegistryClient {
             }
         };
         let entrypoint = match &config {
-            Some(config) if manifest::config_is_readable(&config.media_type) => {
-                session.image_config(config)?.entrypoint_path()
-            }
+            Some(config) if manifest::config_is_readable(&config.media_type) => session
+                .image_config(config, cache, &mut record)?
+                .entrypoint_path(),
             _ => None,
         };
         let mut files = WasmFiles::with_entrypoint(entrypoint);
@@ -337,8 +394,23 @@ impl RegistryClient {
                 continue;
             }
             let digest = parse_descriptor_digest(reference, &layer.digest)?;
-            let blob = session.blob(&digest)?;
-            files.apply_layer(blob, &digest, layer.size, &self.options.layer_limits)?;
+            record.referenced.push(digest.clone());
+            if let Some(bytes) = cache.cached(&digest) {
+                files.apply_layer(&bytes[..], &digest, layer.size, &self.options.layer_limits)?;
+                continue;
+            }
+            let keep_copy = cache.enabled()
+                && layer
+                    .size
+                    .is_some_and(|size| size <= MAX_CACHED_BLOB_BYTES as u64);
+            let mut blob = CopyingReader {
+                inner: session.blob(&digest)?,
+                copy: keep_copy.then(Vec::new),
+            };
+            files.apply_layer(&mut blob, &digest, layer.size, &self.options.layer_limits)?;
+            if let Some(copy) = blob.copy {
+                record.fetched.push((digest, copy));
+            }
         }
         let wasm = files.into_single(&reference.to_string())?;
         if is_component(&wasm.contents) {
@@ -355,6 +427,8 @@ impl RegistryClient {
         Ok(PulledImage {
             wasm,
             digest: top_digest,
+            referenced: record.referenced,
+            fetched: record.fetched,
         })
     }
 
@@ -731,7 +805,66 @@ impl Session<'_> {
 
     /// Fetches and parses the manifest at `reference` (a tag or a digest),
     /// verifying it against the digest when fetched by one.
-    pub fn manifest(&mut self, reference: &str) -> Result<(Digest, Manifest), RegistryError> {
+    /// The manifest at `reference` from `cache` when it has it (a digest
+    /// reference, or a tag whose `HEAD` names a digest it has), else from
+    /// the registry.
+    fn manifest_cached(
+        &mut self,
+        reference: &str,
+        cache: &dyn BlobSource,
+        record: &mut PullRecord,
+    ) -> Result<(Digest, Manifest), RegistryError> {
+        let display = format!(
+            "{}/{}:{reference}",
+            self.reference.registry, self.reference.repository
+        );
+        if cache.enabled() {
+            let known = match Digest::parse(reference) {
+                Some(digest) => Some(digest),
+                None => self.manifest_digest(reference)?,
+            };
+            if let Some(digest) = known {
+                if let Some(bytes) = cache.cached(&digest) {
+                    let parsed = manifest::parse(&display, "", &bytes)?;
+                    record.referenced.push(digest.clone());
+                    return Ok((digest, parsed));
+                }
+            }
+        }
+        let (digest, parsed, body) = self.manifest(reference)?;
+        record.referenced.push(digest.clone());
+        if cache.enabled() {
+            record.fetched.push((digest.clone(), body));
+        }
+        Ok((digest, parsed))
+    }
+
+    /// The digest a `HEAD` of the tag's manifest names, if the registry
+    /// sends one.
+    fn manifest_digest(&mut self, tag: &str) -> Result<Option<Digest>, RegistryError> {
+        let url = self.url(&format!("manifests/{tag}"));
+        let response = self.send(&url, |agent, url, authorization| {
+            authorized(
+                agent.head(url).header("Accept", manifest::MANIFEST_ACCEPT),
+                authorization,
+            )
+            .call()
+        })?;
+        if response.status().as_u16() != 200 {
+            // The GET that follows reports what is wrong.
+            return Ok(None);
+        }
+        Ok(response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|value| value.to_str().ok())
+            .and_then(Digest::parse))
+    }
+
+    pub fn manifest(
+        &mut self,
+        reference: &str,
+    ) -> Result<(Digest, Manifest, Vec<u8>), RegistryError> {
         let url = self.url(&format!("manifests/{reference}"));
         let mut response = self.send(&url, |agent, url, authorization| {
             authorized(
@@ -797,14 +930,23 @@ impl Session<'_> {
             }
         }
         let parsed = manifest::parse(&display, &content_type, &body)?;
-        Ok((digest, parsed))
+        Ok((digest, parsed, body))
     }
 
     /// Fetches and parses an image config (at most 1 MiB, digest checked).
     /// A config that is not the JSON the engine reads counts as empty: only
     /// its entrypoint matters here, and artifacts put anything in it.
-    pub fn image_config(&mut self, config: &Descriptor) -> Result<ImageConfig, RegistryError> {
+    fn image_config(
+        &mut self,
+        config: &Descriptor,
+        cache: &dyn BlobSource,
+        record: &mut PullRecord,
+    ) -> Result<ImageConfig, RegistryError> {
         let digest = parse_descriptor_digest(self.reference, &config.digest)?;
+        record.referenced.push(digest.clone());
+        if let Some(bytes) = cache.cached(&digest) {
+            return Ok(serde_json::from_slice(&bytes).unwrap_or_default());
+        }
         let limit: u64 = 1 << 20;
         let mut reader = HashingReader::for_digest(self.blob(&digest)?, &digest, limit);
         let mut bytes = Vec::new();
@@ -832,7 +974,11 @@ impl Session<'_> {
                 actual: actual.to_string(),
             });
         }
-        Ok(serde_json::from_slice(&bytes).unwrap_or_default())
+        let config = serde_json::from_slice(&bytes).unwrap_or_default();
+        if cache.enabled() {
+            record.fetched.push((digest, bytes));
+        }
+        Ok(config)
     }
 
     /// Opens the blob `digest` as a stream. The caller verifies the digest
@@ -1035,6 +1181,26 @@ impl Read for ResumingBlob {
                 Err(error) => return Err(error),
             }
         }
+    }
+}
+
+/// A reader that keeps a copy of what passes through it (for the cache).
+struct CopyingReader<R> {
+    inner: R,
+    copy: Option<Vec<u8>>,
+}
+
+impl<R: Read> Read for CopyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(copy) = &mut self.copy {
+            if copy.len() + n > MAX_CACHED_BLOB_BYTES {
+                self.copy = None;
+            } else {
+                copy.extend_from_slice(&buf[..n]);
+            }
+        }
+        Ok(n)
     }
 }
 

@@ -20,7 +20,7 @@ mod reference;
 mod tls;
 
 pub use auth::CredentialFiles;
-pub use client::{PulledImage, RegistryClient, RegistryOptions};
+pub use client::{BlobSource, NoBlobSource, PulledImage, RegistryClient, RegistryOptions};
 pub use digest::Digest;
 pub use error::RegistryError;
 pub use layer::{LayerFile, LayerLimits, WasmFiles, build_gzip_tar};

@@ -8,6 +8,8 @@
 //! functions/<name>/.<name>.wasm.<digest>.pending
 //!                                  a module between its index write and its
 //!                                  rename into place (see `commit`)
+//! blobs/<algorithm>/<hex>          registry blobs kept by digest (`blobs`)
+//! blobs/refs/<name>                the blobs a function's image is made of
 //! ```
 //!
 //! Every write goes to a temporary file that is fsynced, renamed into place,
@@ -18,6 +20,7 @@
 //!
 //! An index the reference engine wrote is adopted at open (`reference`).
 
+mod blobs;
 mod error;
 mod reference;
 
@@ -28,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use blobs::BlobCache;
 pub use error::StoreError;
 pub use reference::ModuleCheck;
 

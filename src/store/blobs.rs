@@ -1,0 +1,235 @@
+//! [`BlobCache`]: registry blobs (manifests, configs, layers) kept by digest
+//! under `<data dir>/blobs/`, so a deploy or update whose image shares them
+//! fetches none again.
+//!
+//! ```text
+//! blobs/<algorithm>/<hex>     one blob, written atomically, its digest checked
+//! blobs/refs/<function>       the digests a function's image is made of
+//! ```
+//!
+//! Blobs are written to a temporary file and renamed into place, without
+//! fsync: a cached blob is checked against its digest whenever it is read,
+//! and one a crash tore is simply fetched again; so the cache adds no
+//! fsync to a deploy. A blob no function references is removed (after a
+//! delete or an update, and at start). The cache is bounded: when a new blob does not fit after
+//! that, it is not kept (the deploy does not depend on the cache). A cache
+//! failure is logged, never fatal: the index and the modules stay the source
+//! of truth, and a restart never pulls.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::{StoreError, TEMP_SUFFIX};
+use crate::function::FunctionName;
+use crate::registry::{BlobSource, Digest};
+
+/// The blob cache. Cheap to share; writers serialise on a lock.
+pub struct BlobCache {
+    directory: PathBuf,
+    max_bytes: u64,
+    lock: Mutex<()>,
+}
+
+impl BlobCache {
+    /// The cache under `data_dir/blobs`, holding at most `max_bytes`
+    /// (0 turns it off).
+    pub fn new(data_dir: &Path, max_bytes: u64) -> Self {
+        Self {
+            directory: data_dir.join("blobs"),
+            max_bytes,
+            lock: Mutex::new(()),
+        }
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let algorithm = digest.as_str().split(':').next().unwrap_or("sha256");
+        self.directory.join(algorithm).join(digest.hex())
+    }
+
+    fn refs_dir(&self) -> PathBuf {
+        self.directory.join("refs")
+    }
+
+    /// Keeps `fetched` blobs and records that `name`'s image is made of
+    /// `referenced`; then removes blobs nothing references.
+    pub fn keep(&self, name: &FunctionName, referenced: &[Digest], fetched: &[(Digest, Vec<u8>)]) {
+        if self.max_bytes == 0 {
+            return;
+        }
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(error) = self.write_refs(name, referenced) {
+            log::warn!("blob cache: {error}");
+            return;
+        }
+        self.collect_garbage_locked(None);
+        let mut used = self.size_bytes();
+        for (digest, bytes) in fetched {
+            let path = self.blob_path(digest);
+            if path.exists() {
+                continue;
+            }
+            if digest.of_same_kind(bytes) != *digest {
+                log::warn!("blob cache: not keeping {digest}: its bytes do not match");
+                continue;
+            }
+            let size = bytes.len() as u64;
+            if used + size > self.max_bytes {
+                log::info!(
+                    "blob cache full ({used} of {} bytes): not keeping {digest} ({size} bytes)",
+                    self.max_bytes
+                );
+                continue;
+            }
+            let written = path
+                .parent()
+                .map_or(Ok(()), |dir| {
+                    fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                        action: "create",
+                        path: dir.to_path_buf(),
+                        source,
+                    })
+                })
+                .and_then(|()| write_renamed(&path, bytes));
+            match written {
+                Ok(()) => used += size,
+                Err(error) => log::warn!("blob cache: {error}"),
+            }
+        }
+    }
+
+    /// Forgets `name`'s references and removes blobs nothing references.
+    pub fn forget(&self, name: &FunctionName) {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = fs::remove_file(self.refs_dir().join(name.as_str()));
+        self.collect_garbage_locked(None);
+    }
+
+    /// At start: drops the references of functions no longer indexed, then
+    /// the blobs nothing references.
+    pub fn collect_garbage(&self, indexed: &BTreeSet<String>) {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.collect_garbage_locked(Some(indexed));
+    }
+
+    fn write_refs(&self, name: &FunctionName, referenced: &[Digest]) -> Result<(), StoreError> {
+        let refs = self.refs_dir();
+        fs::create_dir_all(&refs).map_err(|source| StoreError::Io {
+            action: "create",
+            path: refs.clone(),
+            source,
+        })?;
+        let text: String = referenced
+            .iter()
+            .map(|digest| format!("{digest}\n"))
+            .collect();
+        write_renamed(&refs.join(name.as_str()), text.as_bytes())
+    }
+
+    fn collect_garbage_locked(&self, indexed: Option<&BTreeSet<String>>) {
+        let mut referenced = BTreeSet::new();
+        for entry in list(&self.refs_dir()) {
+            let Some(name) = entry
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            if name.starts_with('.') || indexed.is_some_and(|indexed| !indexed.contains(&name)) {
+                let _ = fs::remove_file(&entry);
+                continue;
+            }
+            let text = fs::read_to_string(&entry).unwrap_or_default();
+            referenced.extend(text.lines().map(str::to_owned));
+        }
+        for algorithm in ["sha256", "sha512"] {
+            let directory = self.directory.join(algorithm);
+            for path in list(&directory) {
+                let Some(hex) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if !referenced.contains(&format!("{algorithm}:{hex}")) {
+                    log::debug!("blob cache: removing {algorithm}:{hex}");
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+    }
+
+    fn size_bytes(&self) -> u64 {
+        ["sha256", "sha512"]
+            .iter()
+            .flat_map(|algorithm| list(&self.directory.join(algorithm)))
+            .filter_map(|path| fs::metadata(path).ok())
+            .map(|metadata| metadata.len())
+            .sum()
+    }
+}
+
+impl BlobSource for BlobCache {
+    fn enabled(&self) -> bool {
+        self.max_bytes > 0
+    }
+
+    fn cached(&self, digest: &Digest) -> Option<Vec<u8>> {
+        if self.max_bytes == 0 {
+            return None;
+        }
+        let bytes = fs::read(self.blob_path(digest)).ok()?;
+        // A blob that no longer matches (disk corruption) is fetched again.
+        (digest.of_same_kind(&bytes) == *digest).then_some(bytes)
+    }
+}
+
+/// Writes `bytes` to a temporary file next to `path` and renames it into
+/// place (no fsync: see the module's comment).
+fn write_renamed(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let file_name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let temp = path.with_file_name(format!(".{file_name}{TEMP_SUFFIX}"));
+    fs::write(&temp, bytes)
+        .and_then(|()| fs::rename(&temp, path))
+        .map_err(|source| StoreError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn list(directory: &Path) -> Vec<PathBuf> {
+    fs::read_dir(directory)
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_verified_blobs_within_the_bound_and_removes_unreferenced_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path(), 10);
+        let (a, b) = (b"12345".to_vec(), b"6789012".to_vec());
+        let (da, db) = (Digest::of(&a), Digest::of(&b));
+        let name = FunctionName::new("f").unwrap();
+        cache.keep(
+            &name,
+            &[da.clone(), db.clone()],
+            &[(da.clone(), a.clone()), (db.clone(), b)],
+        );
+        assert_eq!(cache.cached(&da), Some(a.clone()));
+        // 5 + 7 > 10: the second is not kept.
+        assert_eq!(cache.cached(&db), None);
+        // Tampered bytes are never returned.
+        fs::write(cache.blob_path(&da), b"xxxxx").unwrap();
+        assert_eq!(cache.cached(&da), None);
+        fs::write(cache.blob_path(&da), &a).unwrap();
+        cache.forget(&name);
+        assert_eq!(cache.cached(&da), None);
+        assert!(!cache.blob_path(&da).exists());
+    }
+}
