@@ -3,9 +3,11 @@
 # Sets for "$target": deb (Debian packages needed), linker, cc (C compiler for
 # crates that build C, such as ring), rustflags, strip (the binutils strip for
 # the target), qemu (the qemu-user command that runs the binary), qemu_prefix
-# (the sysroot qemu-user needs, if any).
+# (the sysroot qemu-user needs, if any), cargo_features (extra cargo feature
+# flags for the build, such as --no-default-features).
 # shellcheck shell=bash
 
+cargo_features=""
 case "$target" in
   aarch64-unknown-linux-musl)
     deb="gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
@@ -18,6 +20,9 @@ case "$target" in
     ;;
   riscv64gc-unknown-linux-gnu)
     # No musl standard library for riscv64 is installable here: static glibc.
+    # Without the zstd layer decoder (69,632 B): static glibc leaves no room
+    # for it under the 4 MiB budget (docs/registries.md, "Size").
+    cargo_features="--no-default-features"
     deb="gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user"
     linker=riscv64-linux-gnu-gcc
     cc=riscv64-linux-gnu-gcc
