@@ -24,7 +24,10 @@ fn a_pull_through_mirror_spares_the_origin_after_the_first_pull() {
         &format!("proxy:\n  remoteurl: http://{}", origin.address),
         "",
     );
+    // Without the engine's own blob cache, so that every deploy pulls.
     let engine = Engine::start_with(&[
+        "--blob-cache-mb",
+        "0",
         "--registry-mirror",
         &format!("{}={}", origin.address, mirror.address),
     ]);

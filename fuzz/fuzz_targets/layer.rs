@@ -16,7 +16,7 @@ fuzz_target!(|blob: &[u8]| {
     let mut files = WasmFiles::default();
     // The digest matches, so extraction itself is what is exercised.
     if files
-        .apply_layer(blob, &Digest::of(blob), Some(blob.len() as u64), &LIMITS)
+        .apply_layer(&mut &blob[..], &Digest::of(blob), Some(blob.len() as u64), &LIMITS)
         .is_ok()
     {
         if let Ok(file) = files.into_single("fuzz/image:tag") {

@@ -396,7 +396,12 @@ impl RegistryClient {
             let digest = parse_descriptor_digest(reference, &layer.digest)?;
             record.referenced.push(digest.clone());
             if let Some(bytes) = cache.cached(&digest) {
-                files.apply_layer(&bytes[..], &digest, layer.size, &self.options.layer_limits)?;
+                files.apply_layer(
+                    &mut &bytes[..],
+                    &digest,
+                    layer.size,
+                    &self.options.layer_limits,
+                )?;
                 continue;
             }
             let keep_copy = cache.enabled()
