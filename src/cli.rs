@@ -53,14 +53,22 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   deploy, update and delete need
                                   'Authorization: Bearer <first line of FILE>'
     --protect-all                 WASM_ENGINE_PROTECT_ALL=true
-                                  the admin token also guards invoke, list and query
+                                  the admin token also guards invoke, list, query,
+                                  logs and /metrics (never /healthz and /readyz)
+    --function-log-lines N        WASM_ENGINE_FUNCTION_LOG_LINES [default: 1000]
+                                  log lines kept in memory per function (0: none)
+    --function-log-bytes N        WASM_ENGINE_FUNCTION_LOG_BYTES [default: 65536]
+                                  bytes of log text kept in memory per function
+    --access-log                  WASM_ENGINE_ACCESS_LOG=true
+                                  log one line per request (method, route, function,
+                                  status, duration, call id) [default: off]
 
 PUSH OPTIONS:
     --insecure-registry HOST[:PORT]   as above
 
 GENERAL:
     -h, --help       print this help
-    -V, --version    print the version
+    -V, --version    print the version, commit and target
 
 Logging: RUST_LOG=wasm_engine=debug turns on debug logs (default: info).
 ";
@@ -99,7 +107,7 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Command::Version => {
-            println!("wasm_engine {}", env!("CARGO_PKG_VERSION"));
+            println!("wasm_engine {}", crate::build_info::describe());
             Ok(())
         }
         Command::Serve(config) => crate::api::serve(config).map_err(Into::into),
@@ -119,18 +127,22 @@ pub fn main() -> ExitCode {
 }
 
 /// Logs to stderr as `[2026-11-23T23:56:56Z INFO] message`, filtered by
-/// `RUST_LOG` (default `wasm_engine=info`).
+/// `RUST_LOG` (default `wasm_engine=info`); a line written while a request
+/// is handled ends with ` call_id=<id>`.
 fn init_logging() {
     use std::io::Write;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("wasm_engine=info"))
         .format(|buf, record| {
-            writeln!(
-                buf,
-                "[{} {}] {}",
-                utc_timestamp(std::time::SystemTime::now()),
-                record.level(),
-                record.args()
-            )
+            let timestamp = utc_timestamp(std::time::SystemTime::now());
+            crate::call::with_current(|call_id| match call_id {
+                Some(call_id) => writeln!(
+                    buf,
+                    "[{timestamp} {}] {} call_id={call_id}",
+                    record.level(),
+                    record.args()
+                ),
+                None => writeln!(buf, "[{timestamp} {}] {}", record.level(), record.args()),
+            })
         })
         .init();
 }
@@ -218,6 +230,8 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("max-queue", "WASM_ENGINE_MAX_QUEUE"),
     ("admin-token-file", "WASM_ENGINE_ADMIN_TOKEN_FILE"),
     ("registry-timeout-ms", "WASM_ENGINE_REGISTRY_TIMEOUT_MS"),
+    ("function-log-lines", "WASM_ENGINE_FUNCTION_LOG_LINES"),
+    ("function-log-bytes", "WASM_ENGINE_FUNCTION_LOG_BYTES"),
 ];
 
 /// Parses the arguments (without the program name). `env` looks up an
@@ -233,6 +247,10 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
         .collect();
     let mut protect_all = env("WASM_ENGINE_PROTECT_ALL")
         .map(|value| parse_bool("WASM_ENGINE_PROTECT_ALL", &value))
+        .transpose()?
+        .unwrap_or(false);
+    let mut access_log = env("WASM_ENGINE_ACCESS_LOG")
+        .map(|value| parse_bool("WASM_ENGINE_ACCESS_LOG", &value))
         .transpose()?
         .unwrap_or(false);
     let mut insecure_registries: Vec<String> = env("WASM_ENGINE_INSECURE_REGISTRIES")
@@ -253,6 +271,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
                 insecure_registries.push(string_value(&mut parser, "--insecure-registry")?)
             }
             Long("protect-all") => protect_all = true,
+            Long("access-log") => access_log = true,
             Long(name) => {
                 let Some(&(flag, _)) = VALUE_FLAGS.iter().find(|&&(flag, _)| flag == name) else {
                     return Err(Long(name).unexpected().to_string());
@@ -278,6 +297,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             let mut config = serve_config(&values)?;
             config.insecure_registries = insecure_registries;
             config.protect_all = protect_all;
+            config.access_log = access_log;
             if config.protect_all && config.admin_token.is_none() {
                 return Err("--protect-all needs --admin-token-file".into());
             }
@@ -353,6 +373,12 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
     }
     if let Some(n) = number("registry-timeout-ms", "milliseconds", 1..=MAX)? {
         config.registry_timeout = Duration::from_millis(n);
+    }
+    if let Some(n) = number("function-log-lines", "lines", 0..=1_000_000)? {
+        config.function_log.max_lines = n as usize;
+    }
+    if let Some(n) = number("function-log-bytes", "bytes", 1..=MAX)? {
+        config.function_log.max_bytes = n as usize;
     }
     if let Some(path) = values.get("admin-token-file") {
         config.admin_token = Some(read_admin_token(path)?);
@@ -482,6 +508,42 @@ mod tests {
             Some(AdminToken("0123456789abcdef-token".into()))
         );
         assert!(config.protect_all);
+    }
+
+    #[test]
+    fn observability_flags_and_their_twins() {
+        let Command::Serve(defaults) = parse_with(&[], &[]).unwrap() else {
+            panic!("expected serve")
+        };
+        assert!(!defaults.access_log);
+        assert_eq!(
+            defaults.function_log,
+            crate::function_log::LogLimits::default()
+        );
+        let Command::Serve(config) = parse_with(
+            &["--access-log", "--function-log-lines", "10"],
+            &[
+                ("WASM_ENGINE_FUNCTION_LOG_LINES", "99"),
+                ("WASM_ENGINE_FUNCTION_LOG_BYTES", "2048"),
+            ],
+        )
+        .unwrap() else {
+            panic!("expected serve")
+        };
+        assert!(config.access_log);
+        assert_eq!(config.function_log.max_lines, 10);
+        assert_eq!(config.function_log.max_bytes, 2048);
+        let Command::Serve(config) =
+            parse_with(&[], &[("WASM_ENGINE_ACCESS_LOG", "true")]).unwrap()
+        else {
+            panic!("expected serve")
+        };
+        assert!(config.access_log);
+        assert!(
+            parse_with(&["--function-log-bytes", "0"], &[])
+                .unwrap_err()
+                .contains("--function-log-bytes must be a number of bytes")
+        );
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub struct PulledImage {
     pub wasm: LayerFile,
     /// The digest of the manifest (or index) the reference resolved to.
     pub digest: Digest,
+    /// The sizes of the layers fetched, as their descriptors declare them
+    /// (every blob was checked against its digest).
+    pub layer_bytes: u64,
 }
 
 /// A blocking registry client, cheap to share between threads.
@@ -125,6 +128,7 @@ impl RegistryClient {
             files.apply_layer(blob, &digest, layer.size, &self.options.layer_limits)?;
         }
         let wasm = files.into_single(&reference.to_string())?;
+        let layer_bytes = layers.iter().filter_map(|layer| layer.size).sum();
         log::debug!(
             "pulled {reference} ({top_digest}): {} ({} bytes)",
             wasm.path,
@@ -133,6 +137,7 @@ impl RegistryClient {
         Ok(PulledImage {
             wasm,
             digest: top_digest,
+            layer_bytes,
         })
     }
 

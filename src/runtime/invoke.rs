@@ -153,7 +153,7 @@ fn plain_instance(
     let mut store = Store::new(
         &runtime.engine,
         PlainState {
-            limits: InstanceLimiter::new(limits.memory_limit_bytes),
+            limits: InstanceLimiter::for_function(function, limits.memory_limit_bytes),
         },
     );
     store.limiter(|state| &mut state.limits);
@@ -421,12 +421,13 @@ fn format_number(value: &Val) -> String {
 
 /// WASI: run `_start` with `argv = [args JSON]`, the same JSON on stdin, no
 /// environment, no preopened directories; stdout (one trailing newline
-/// removed) is the output.
+/// removed) is the output. What it wrote to stderr is appended to `stderr_out`.
 pub fn wasi(
     runtime: &Runtime,
     function: &CompiledFunction,
     limits: &InvocationLimits,
     args: &InvocationArgs,
+    stderr_out: &mut Vec<u8>,
 ) -> Result<String, RuntimeError> {
     let deadline = Instant::now() + limits.timeout;
     let mut budget = limits.fuel;
@@ -445,7 +446,7 @@ pub fn wasi(
     let mut store = Store::new(
         &runtime.engine,
         WasiState {
-            limits: InstanceLimiter::new(limits.memory_limit_bytes),
+            limits: InstanceLimiter::for_function(function, limits.memory_limit_bytes),
             wasi,
         },
     );
@@ -472,6 +473,7 @@ pub fn wasi(
         )
     };
     let (stdout, stderr) = (take(&stdout), take(&stderr));
+    stderr_out.extend_from_slice(&stderr.bytes);
     for (stream, buffer) in [("stdout", &stdout), ("stderr", &stderr)] {
         if buffer.overflowed {
             return Err(RuntimeError::OutputTooLarge {

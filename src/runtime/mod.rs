@@ -13,6 +13,8 @@ mod abi;
 mod error;
 mod invoke;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmi::{CompilationMode, Config, Engine, Linker, Module, StoreLimits, StoreLimitsBuilder};
@@ -55,12 +57,21 @@ pub struct CompiledFunction {
     /// Whether a non-WASI module exports `_initialize: () -> ()` (a reactor,
     /// as clang builds with `-mexec-model=reactor`), called before the function.
     calls_initialize: bool,
+    /// The largest linear memory any instance of this module has reached,
+    /// in bytes (shared by the clones, so by every invocation).
+    memory_peak_bytes: Arc<AtomicUsize>,
 }
 
 impl CompiledFunction {
     /// How invocations call this function.
     pub fn abi(&self) -> &Abi {
         &self.abi
+    }
+
+    /// The largest linear memory an instance of this module has reached so
+    /// far, in bytes (its initial memory once it has been called).
+    pub fn memory_peak_bytes(&self) -> usize {
+        self.memory_peak_bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -125,9 +136,20 @@ pub struct InvocationLimits {
 struct InstanceLimiter {
     inner: StoreLimits,
     memory_refused: bool,
+    /// Where the function's memory high-water mark is kept, if anywhere.
+    memory_peak_bytes: Option<Arc<AtomicUsize>>,
 }
 
 impl InstanceLimiter {
+    /// The limiter of an invocation of `function`, which also keeps its
+    /// memory high-water mark.
+    fn for_function(function: &CompiledFunction, memory_limit_bytes: usize) -> Self {
+        Self {
+            memory_peak_bytes: Some(function.memory_peak_bytes.clone()),
+            ..Self::new(memory_limit_bytes)
+        }
+    }
+
     fn new(memory_limit_bytes: usize) -> Self {
         Self {
             inner: StoreLimitsBuilder::new()
@@ -138,6 +160,7 @@ impl InstanceLimiter {
                 .tables(4)
                 .build(),
             memory_refused: false,
+            memory_peak_bytes: None,
         }
     }
 }
@@ -154,6 +177,9 @@ impl wasmi::ResourceLimiter for InstanceLimiter {
     ) -> Result<bool, wasmi_core::LimiterError> {
         let allowed = self.inner.memory_growing(current, desired, maximum)?;
         self.memory_refused |= !allowed;
+        if let (true, Some(peak)) = (allowed, &self.memory_peak_bytes) {
+            peak.fetch_max(desired, Ordering::Relaxed);
+        }
         Ok(allowed)
     }
 
@@ -259,6 +285,7 @@ impl Runtime {
             module,
             abi,
             calls_initialize,
+            memory_peak_bytes: Arc::default(),
         })
     }
 
@@ -305,13 +332,29 @@ impl Runtime {
         limits: &InvocationLimits,
         args: &InvocationArgs,
     ) -> Result<String, RuntimeError> {
+        self.invoke_keeping_stderr(function, limits, args, &mut Vec::new())
+    }
+
+    /// Like [`Runtime::invoke`], and appends what a WASI function wrote to
+    /// stderr (up to the output cap, whether the call succeeded or not) to
+    /// `stderr`; the other ABIs have no stderr.
+    ///
+    /// # Errors
+    /// As [`Runtime::invoke`].
+    pub fn invoke_keeping_stderr(
+        &self,
+        function: &CompiledFunction,
+        limits: &InvocationLimits,
+        args: &InvocationArgs,
+        stderr: &mut Vec<u8>,
+    ) -> Result<String, RuntimeError> {
         match &function.abi {
             Abi::String => invoke::string_abi(self, function, limits, args),
             Abi::Numeric {
                 params,
                 param_names,
             } => invoke::numeric_abi(self, function, limits, params, param_names.as_deref(), args),
-            Abi::Wasi => invoke::wasi(self, function, limits, args),
+            Abi::Wasi => invoke::wasi(self, function, limits, args, stderr),
         }
     }
 }

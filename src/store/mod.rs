@@ -17,6 +17,7 @@
 //! and logs each removal.
 
 mod error;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
