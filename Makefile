@@ -15,7 +15,7 @@ build:
 	@ls -l target/release/wasm_engine
 
 deps:
-	scripts/install-deps.sh docker-registry wabt curl clang lld wasi-libc libclang-rt-14-dev-wasm32 hey
+	scripts/install-deps.sh docker-registry wabt curl clang lld wasi-libc libclang-rt-14-dev-wasm32 hey prometheus
 
 apps: deps
 	experiments/build-apps.sh

@@ -11,5 +11,6 @@ mod examples;
 mod images;
 mod lifecycle;
 mod limits;
+mod observability;
 mod serving;
 mod walkthrough;

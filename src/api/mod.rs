@@ -128,9 +128,11 @@ pub fn serve(config: ServeConfig) -> Result<(), StartupError> {
         signal_hook::flag::register(signal, server.stop_flag()).map_err(StartupError::Signals)?;
     }
     log::info!(
-        "WasmEngine listening on http://{}, waiting for request... (version {})",
+        "WasmEngine listening on http://{}, waiting for request... (wasm_engine {}, commit {}, target {})",
         server.local_addr(),
-        crate::build_info::describe()
+        crate::build_info::VERSION,
+        crate::build_info::COMMIT,
+        crate::build_info::TARGET
     );
     server.run();
     log::info!("WasmEngine stopped: every accepted request was answered");
@@ -396,6 +398,8 @@ fn handle(mut request: tiny_http::Request, mut call: Call, shared: &Shared) {
 
 /// Sends the answer of `call` and writes its access log line.
 fn finish(request: tiny_http::Request, call: &Call, answer: Answer, shared: &Shared) {
+    // Refusals are answered outside `handle`: their lines need the id too.
+    let _scope = crate::call::enter(&call.id);
     let status = match answer {
         Answer::Reply(reply) => {
             let status = reply.status;
@@ -414,21 +418,16 @@ fn finish(request: tiny_http::Request, call: &Call, answer: Answer, shared: &Sha
     };
     let elapsed = call.started.elapsed();
     if shared.access_log {
+        // The logger adds the call id.
         log::info!(
-            "access: {} {} function={} status={status} duration_ms={:.3} call_id={}",
+            "access: {} {} function={} status={status} duration_ms={:.3}",
             call.method,
             call.path,
             call.function.as_ref().map_or("-", |name| name.as_str()),
             elapsed.as_secs_f64() * 1000.0,
-            call.id
         );
     } else {
-        log::debug!(
-            "{} {} -> {status} in {elapsed:?} call_id={}",
-            call.method,
-            call.path,
-            call.id
-        );
+        log::debug!("{} {} -> {status} in {elapsed:?}", call.method, call.path);
     }
 }
 

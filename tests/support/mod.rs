@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod fake_registry;
+pub mod prometheus;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -38,7 +39,7 @@ pub fn engine_command() -> Command {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("binding an ephemeral port")
@@ -47,7 +48,7 @@ fn free_port() -> u16 {
 
 /// Forwards a child's output to the test's stderr with a prefix, and sends
 /// each line to `lines` as well.
-fn forward(
+pub(crate) fn forward(
     stream: impl std::io::Read + Send + 'static,
     prefix: &'static str,
     lines: Option<mpsc::Sender<String>>,
