@@ -678,6 +678,46 @@ mod tests {
     }
 
     #[test]
+    fn docs_observability_md_describes_exactly_the_families_a_scrape_has() {
+        let functions = [FunctionSample {
+            name: FunctionName::new("f").unwrap(),
+            metrics: Arc::default(),
+            memory_peak_bytes: 0,
+        }];
+        let (changes, rejections) = (ChangeMetrics::default(), Rejections::default());
+        let text = render(&Scrape {
+            functions: &functions,
+            changes: &changes,
+            rejections: &rejections,
+            server: ServerGauges::default(),
+            data_dir_bytes: 0,
+            process: ProcessStats {
+                cpu_seconds: Some(0.0),
+                resident_memory_bytes: Some(0),
+                virtual_memory_bytes: Some(0),
+                open_fds: Some(0),
+                max_fds: Some(0),
+                start_time_seconds: Some(0.0),
+            },
+        });
+        let mut rendered: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .map(|line| line.split(' ').next().unwrap())
+            .collect();
+        rendered.sort_unstable();
+        let docs = include_str!("../../docs/observability.md");
+        let mut documented: Vec<&str> = docs
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .map(|rest| rest.split(['`', '{']).next().unwrap())
+            .filter(|name| name.starts_with("wasmengine_") || name.starts_with("process_"))
+            .collect();
+        documented.sort_unstable();
+        assert_eq!(documented, rendered);
+    }
+
+    #[test]
     fn a_deleted_function_leaves_no_series() {
         let changes = ChangeMetrics::default();
         let rejections = Rejections::default();
