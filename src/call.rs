@@ -10,8 +10,8 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Longest call id accepted from a client, in bytes.
 pub const MAX_CALL_ID_LEN: usize = 128;
@@ -19,8 +19,9 @@ pub const MAX_CALL_ID_LEN: usize = 128;
 /// A call id: 1-128 characters of `[A-Za-z0-9._:/+=-]` (UUIDs, trace ids and
 /// the engine's own 16 hex digits all fit; nothing that could break a log
 /// line or a header does).
+/// Cheap to clone: the log context and every log line of the call share it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallId(Box<str>);
+pub struct CallId(Arc<str>);
 
 impl CallId {
     /// The client's id, if it is one the engine can carry safely.
@@ -47,7 +48,16 @@ impl CallId {
             nanos ^ (u64::from(std::process::id()) << 40)
         });
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        Self(format!("{:016x}", splitmix64(seed.wrapping_add(n))).into())
+        let mixed = splitmix64(seed.wrapping_add(n));
+        let mut hex = [0u8; 16];
+        for (index, digit) in hex.iter_mut().enumerate() {
+            *digit = b"0123456789abcdef"[(mixed >> (60 - 4 * index) & 0xf) as usize];
+        }
+        Self(
+            std::str::from_utf8(&hex)
+                .expect("hex digits are ASCII")
+                .into(),
+        )
     }
 
     pub fn as_str(&self) -> &str {

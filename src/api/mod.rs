@@ -399,7 +399,8 @@ fn handle(mut request: tiny_http::Request, mut call: Call, shared: &Shared) {
 /// Sends the answer of `call` and writes its access log line.
 fn finish(request: tiny_http::Request, call: &Call, answer: Answer, shared: &Shared) {
     // Refusals are answered outside `handle`: their lines need the id too.
-    let _scope = crate::call::enter(&call.id);
+    let _scope = crate::call::with_current(|current| current.is_none())
+        .then(|| crate::call::enter(&call.id));
     let status = match answer {
         Answer::Reply(reply) => {
             let status = reply.status;

@@ -42,9 +42,9 @@ pub struct Histogram {
     bounds_seconds: &'static [f64],
     bounds_nanos: Box<[u64]>,
     /// Observations per bucket (not cumulative); the last is beyond every bound.
+    /// The count is their sum: one atomic fewer per observation.
     buckets: Box<[AtomicU64]>,
     sum_nanos: AtomicU64,
-    count: AtomicU64,
 }
 
 impl Histogram {
@@ -59,7 +59,6 @@ impl Histogram {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             sum_nanos: AtomicU64::new(0),
-            count: AtomicU64::new(0),
         }
     }
 
@@ -68,7 +67,6 @@ impl Histogram {
         let bucket = self.bounds_nanos.partition_point(|&bound| bound < nanos);
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Writes `<name>_bucket`, `<name>_sum` and `<name>_count` with `labels`.
@@ -82,10 +80,7 @@ impl Histogram {
             with_le.push(("le", &le));
             text.sample(&bucket_name, &with_le, cumulative);
         }
-        cumulative += self.buckets[self.bounds_seconds.len()].load(Ordering::Relaxed);
-        // Read apart from the buckets: a concurrent observation may show in
-        // one and not yet the other; +Inf must never be below a bucket.
-        let count = self.count.load(Ordering::Relaxed).max(cumulative);
+        let count = cumulative + self.buckets[self.bounds_seconds.len()].load(Ordering::Relaxed);
         let mut with_le = labels.to_vec();
         with_le.push(("le", "+Inf"));
         text.sample(&bucket_name, &with_le, count);
