@@ -6,7 +6,7 @@ REGISTRY ?= 127.0.0.1:5000
 VERSION ?= v1
 CARGO ?= cargo
 
-.PHONY: all build deps apps images demo test hosts lint bench load clean cross-build cross-test
+.PHONY: all build deps apps images demo test hosts lint bench load clean
 
 all: build
 
@@ -15,7 +15,7 @@ build:
 	@ls -l target/release/wasm_engine
 
 deps:
-	scripts/install-deps.sh docker-registry wabt curl clang lld wasi-libc libclang-rt-14-dev-wasm32 hey prometheus
+	scripts/install-deps.sh docker-registry wabt curl clang lld wasi-libc libclang-rt-14-dev-wasm32 hey systemd prometheus
 
 apps: deps
 	experiments/build-apps.sh
@@ -57,4 +57,4 @@ load: deps apps
 
 clean:
 	$(CARGO) clean
-	rm -rf experiments/application/*/target
+	rm -rf experiments/application/*/target experiments/thirdparty/build

@@ -3,7 +3,9 @@
 //! output read), excluding HTTP; and module compile time (the deploy path).
 //!
 //! `authentication` and `authentication-wasi` come from the built examples
-//! (`make apps`); `gcd`, `echo_string` and `wasi_empty` from WAT in `benches/`.
+//! (`make apps`), each in its small build (2 initial pages) and its stock
+//! build (`_stock`: default linker settings, 17 pages); `gcd`, `echo_string`
+//! and `wasi_empty` from WAT in `benches/`.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +14,10 @@ use wasm_engine::function::{FunctionLimits, FunctionName, InvocationArgs};
 use wasm_engine::runtime::{Runtime, RuntimeOptions};
 
 struct Case {
+    /// The benchmark's label.
     name: &'static str,
+    /// The function name it is deployed under (its export, for the plain ABIs).
+    function: &'static str,
     wasi_cap: bool,
     wasm: Vec<u8>,
     args: InvocationArgs,
@@ -26,11 +31,14 @@ fn wat(file: &str) -> Vec<u8> {
     wat::parse_file(manifest_dir().join("benches").join(file)).expect("benchmark WAT compiles")
 }
 
-fn example(name: &str, target: &str) -> Vec<u8> {
+/// An example's build: `build` is `""` for the small build, `"stock"` for
+/// the build with the toolchain's default linker settings (17 pages).
+fn example(name: &str, build: &str, target: &str) -> Vec<u8> {
     let path: PathBuf = manifest_dir()
         .join("experiments/application")
         .join(name)
         .join("target")
+        .join(build)
         .join(target)
         .join("release")
         .join(format!("{name}.wasm"));
@@ -56,30 +64,49 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "gcd",
+            function: "gcd",
             wasi_cap: false,
             wasm: wat("gcd.wat"),
             args: args(&[("a", "1071"), ("b", "462")]),
         },
         Case {
             name: "echo_string",
+            function: "echo_string",
             wasi_cap: false,
             wasm: wat("echo_string.wat"),
             args: args(&[("a", "hello"), ("b", "world")]),
         },
         Case {
             name: "authentication",
+            function: "authentication",
             wasi_cap: false,
-            wasm: example("authentication", "wasm32-unknown-unknown"),
+            wasm: example("authentication", "", "wasm32-unknown-unknown"),
+            args: auth_args.clone(),
+        },
+        Case {
+            name: "authentication_stock",
+            function: "authentication",
+            wasi_cap: false,
+            wasm: example("authentication", "stock", "wasm32-unknown-unknown"),
             args: auth_args.clone(),
         },
         Case {
             name: "authentication-wasi",
+            function: "authentication-wasi",
             wasi_cap: true,
-            wasm: example("authentication-wasi", "wasm32-wasip1"),
+            wasm: example("authentication-wasi", "", "wasm32-wasip1"),
+            args: auth_args.clone(),
+        },
+        Case {
+            name: "authentication-wasi_stock",
+            function: "authentication-wasi",
+            wasi_cap: true,
+            wasm: example("authentication-wasi", "stock", "wasm32-wasip1"),
             args: auth_args,
         },
         Case {
             name: "wasi_empty",
+            function: "wasi_empty",
             wasi_cap: true,
             wasm: wat("wasi_empty.wat"),
             args: args(&[]),
@@ -89,12 +116,12 @@ fn cases() -> Vec<Case> {
 
 fn invoke(c: &mut Criterion) {
     // As `wasm_engine` does at startup. SAFETY: no other thread runs yet.
-    unsafe { wasm_engine::runtime::disable_library_backtraces() };
+    unsafe { wasm_engine::cli::disable_library_backtraces() };
     let runtime = Runtime::new(RuntimeOptions::default());
     let limits = runtime.limits_for(&FunctionLimits::default());
     let mut group = c.benchmark_group("invoke");
     for case in cases() {
-        let name = FunctionName::new(case.name).unwrap();
+        let name = FunctionName::new(case.function).unwrap();
         let compiled = runtime
             .prepare(&name, case.wasi_cap, &case.wasm)
             .expect("benchmark module deploys");
@@ -118,7 +145,7 @@ fn compile(c: &mut Criterion) {
     let runtime = Runtime::new(RuntimeOptions::default());
     let mut group = c.benchmark_group("compile");
     for case in cases() {
-        let name = FunctionName::new(case.name).unwrap();
+        let name = FunctionName::new(case.function).unwrap();
         group.bench_function(case.name, |b| {
             b.iter(|| runtime.prepare(&name, case.wasi_cap, &case.wasm).unwrap())
         });

@@ -23,6 +23,10 @@ command -v wasm2wat >/dev/null || {
 # C examples (clang + wasi-libc) land in experiments/c/build/.
 "$here/c/build.sh"
 
+# Third-party programs for the differential test (tests/thirdparty.rs), each
+# for wasm32-wasip1 and natively, land in experiments/thirdparty/build/.
+"$here/thirdparty/build.sh"
+
 # name target abi
 apps=(
   "authentication wasm32-unknown-unknown string"
@@ -43,5 +47,27 @@ for app in "${apps[@]}"; do
     wasi) ;; # a binary is already named <name>.wasm
   esac
   printf '%-22s %-24s %-8s %8d bytes  %s\n' "$name" "$target" "$abi" \
+    "$(stat -c %s "$release/$name.wasm")" "${release#"$here/"}/$name.wasm"
+done
+
+# Stock builds: the same sources with the toolchain's default linker settings
+# (Rust's 1 MiB shadow stack, so 17 initial pages instead of 2), as most
+# modules users bring are built. Empty RUSTFLAGS overrides the 64 KiB stack of
+# application/.cargo/config.toml. They land at
+# application/<name>/target/stock/<target>/release/<name>.wasm.
+stock=(
+  "authentication wasm32-unknown-unknown string"
+  "authentication-wasi wasm32-wasip1 wasi"
+)
+for app in "${stock[@]}"; do
+  read -r name target abi <<<"$app"
+  dir="$here/application/$name"
+  (cd "$dir" && RUSTFLAGS="" cargo build --quiet --release --target "$target" --target-dir target/stock)
+  release="$dir/target/stock/$target/release"
+  case $abi in
+    string) "$here/wrap-string-abi.sh" "$release/${name//-/_}_impl.wasm" "$release/$name.wasm" "$name" ;;
+    wasi) ;;
+  esac
+  printf '%-22s %-24s %-8s %8d bytes  %s\n' "$name (stock)" "$target" "$abi" \
     "$(stat -c %s "$release/$name.wasm")" "${release#"$here/"}/$name.wasm"
 done

@@ -52,14 +52,18 @@ cat "$work/engine.log" | sed 's/^\[[^]]*\] */  /'
 
 call() { # METHOD PATH [BODY]
   echo
+  local answer
   if [[ $# -eq 3 ]]; then
     echo "\$ curl -X $1 $engine_url$2 -H 'Content-Type: application/json' -H 'Content-Type: text/plain' -d '$3'"
-    curl -s -X "$1" "$engine_url$2" -H 'Content-Type: application/json' -H 'Content-Type: text/plain' -d "$3"
+    answer=$(curl -s -X "$1" "$engine_url$2" -H 'Content-Type: application/json' -H 'Content-Type: text/plain' -d "$3"; printf x)
   else
     echo "\$ curl $engine_url$2"
-    curl -s "$engine_url$2"
+    answer=$(curl -s "$engine_url$2"; printf x)
   fi
-  echo
+  answer=${answer%x}
+  # Text answers end with a newline, invoke's (the function's output) do not.
+  printf '%s' "$answer"
+  [[ $answer == *$'\n' ]] || echo
 }
 
 call POST /function/deploy "{\"function_name\": \"authentication\", \"function_image\": \"$registry/authentication-wasm:v4\", \"wasi_cap\": false}"

@@ -44,7 +44,13 @@ impl CallId {
         let seed = *SEED.get_or_init(|| {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+                .map_or(0, |elapsed| {
+                    // Nanoseconds modulo 2^64: only their variety matters.
+                    elapsed
+                        .as_secs()
+                        .wrapping_mul(1_000_000_000)
+                        .wrapping_add(u64::from(elapsed.subsec_nanos()))
+                });
             nanos ^ (u64::from(std::process::id()) << 40)
         });
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);

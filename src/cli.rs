@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::config::{AdminToken, ServeConfig};
 use crate::registry::{ImageReference, RegistryClient, RegistryOptions};
+use crate::runtime::{bytes_from_mib, usize_saturating};
 
 const HELP: &str = "\
 wasm_engine: a lightweight WebAssembly function engine
@@ -86,11 +87,28 @@ enum Command {
     Version,
 }
 
+/// Stops library errors from capturing backtraces, unless the operator asked
+/// for them with `RUST_LIB_BACKTRACE`. Panics still honour `RUST_BACKTRACE`.
+///
+/// wasi-common reports `proc_exit`, which every Rust WASI program calls when
+/// `main` returns, as an `anyhow` error; with `RUST_BACKTRACE=1` in the
+/// environment each of those captures a backtrace, which measured here as
+/// the costliest step of a WASI invocation.
+///
+/// # Safety
+/// Changes the environment: call it before any other thread starts.
+pub unsafe fn disable_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the caller guarantees no other thread is running.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
 /// Runs the program and returns its exit code: 0 on success, 1 on a runtime
 /// failure, 2 on a usage error.
 pub fn main() -> ExitCode {
     // SAFETY: first thing in `main`, before any thread is started.
-    unsafe { crate::runtime::disable_library_backtraces() };
+    unsafe { disable_library_backtraces() };
     init_logging();
     let command = match parse(std::env::args_os().skip(1).collect(), |name| {
         std::env::var(name).ok()
@@ -155,7 +173,7 @@ fn utc_timestamp(time: std::time::SystemTime) -> String {
         .map_or(0, |elapsed| elapsed.as_secs());
     let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
+    let z = i64::try_from(days).unwrap_or(i64::MAX / 2) + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
     let year_of_era =
@@ -337,7 +355,7 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
             })
             .transpose()
     };
-    const MAX: u64 = u32::MAX as u64;
+    const MAX: u64 = u32::MAX as u64; // lossless; `u64::from` is not const
     if let Some(listen) = values.get("listen") {
         config.listen.clone_from(listen);
     }
@@ -345,7 +363,7 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
         config.data_dir = PathBuf::from(data_dir);
     }
     if let Some(n) = number("workers", "threads", 1..=1024)? {
-        config.workers = n as usize;
+        config.workers = usize_saturating(n);
     }
     if let Some(n) = number("max-body-bytes", "bytes", 1..=MAX)? {
         config.max_body_bytes = n;
@@ -354,31 +372,31 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
         config.invocation_timeout = Duration::from_millis(n);
     }
     if let Some(n) = number("memory-limit-mb", "MiB", 1..=4096)? {
-        config.memory_limit_bytes = (n as usize) << 20;
+        config.memory_limit_bytes = bytes_from_mib(n);
     }
     if let Some(n) = number("max-output-bytes", "bytes", 1..=MAX)? {
-        config.max_output_bytes = n as usize;
+        config.max_output_bytes = usize_saturating(n);
     }
     if let Some(n) = number("client-timeout-ms", "milliseconds", 1..=MAX)? {
         config.client_timeout = Duration::from_millis(n);
     }
     if let Some(n) = number("max-connections", "connections", 1..=65536)? {
-        config.max_connections = n as usize;
+        config.max_connections = usize_saturating(n);
     }
     if let Some(n) = number("max-in-flight", "invocations", 1..=1024)? {
-        config.max_in_flight = Some(n as usize);
+        config.max_in_flight = Some(usize_saturating(n));
     }
     if let Some(n) = number("max-queue", "invocations", 0..=1_000_000)? {
-        config.max_queue = n as usize;
+        config.max_queue = usize_saturating(n);
     }
     if let Some(n) = number("registry-timeout-ms", "milliseconds", 1..=MAX)? {
         config.registry_timeout = Duration::from_millis(n);
     }
     if let Some(n) = number("function-log-lines", "lines", 0..=1_000_000)? {
-        config.function_log.max_lines = n as usize;
+        config.function_log.max_lines = usize_saturating(n);
     }
     if let Some(n) = number("function-log-bytes", "bytes", 1..=MAX)? {
-        config.function_log.max_bytes = n as usize;
+        config.function_log.max_bytes = usize_saturating(n);
     }
     if let Some(path) = values.get("admin-token-file") {
         config.admin_token = Some(read_admin_token(path)?);

@@ -52,7 +52,7 @@ pub struct ServeConfig {
     pub invocation_timeout: Duration,
     /// Largest linear memory of one function instance, in bytes; `memory.grow`
     /// beyond it fails inside the function. Defaults to 64 MiB.
-    pub memory_limit_bytes: usize,
+    pub memory_limit_bytes: u64,
     /// Most bytes a function may return (string ABI) or write to stdout or
     /// stderr (WASI) in one invocation; beyond it the call fails with 500.
     /// Defaults to 1 MiB.

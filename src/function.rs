@@ -119,6 +119,24 @@ pub struct FunctionEntry {
     /// Limits asked for at deploy; a limit not set here is the server's default.
     #[serde(default, skip_serializing_if = "FunctionLimits::is_empty")]
     pub limits: FunctionLimits,
+    /// Set when the function was adopted from the reference engine's data
+    /// directory rather than pulled: its `image_digest` is then
+    /// [`UNKNOWN_IMAGE_DIGEST`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted_from_reference: Option<Adoption>,
+}
+
+/// The `image_digest` of a function adopted from the reference engine,
+/// whose index does not record which manifest its image resolved to.
+pub const UNKNOWN_IMAGE_DIGEST: &str = "unknown";
+
+/// Where an adopted function's module came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adoption {
+    /// The `func_local_path` the reference engine's index gave.
+    pub reference_local_path: String,
+    /// `sha256:<hex>` of the module file as adopted.
+    pub wasm_digest: String,
 }
 
 /// Per-function limits, each optional: `None` means the server's default
@@ -157,7 +175,7 @@ impl FunctionLimits {
             }
             _ => Ok(()),
         };
-        check("timeout_ms", self.timeout_ms, u32::MAX as u64)?;
+        check("timeout_ms", self.timeout_ms, u64::from(u32::MAX))?;
         check("memory_limit_mb", self.memory_limit_mb, MAX_MEMORY_LIMIT_MB)?;
         check("fuel", self.fuel, u64::MAX)
     }

@@ -20,6 +20,16 @@
 //! - [`store`]: the only module that writes the data directory.
 //! - [`runtime`]: wasmi engine, module validation, the invocation ABIs and WASI.
 
+// The engine runs on 32-bit boards (armv7): every narrowing or sign-changing
+// conversion must be deliberate, so casts that can lose or reinterpret bits
+// are lints (as wasmi's `lib.rs` lists its own).
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
+
 pub mod api;
 pub mod build_info;
 pub mod call;

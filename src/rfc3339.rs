@@ -9,7 +9,8 @@ pub fn format_millis(time: SystemTime) -> String {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs();
     let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
+    // At most u64::MAX / 86400 days: always an i64.
+    let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(i64::MAX));
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         second_of_day / 3600,
@@ -70,8 +71,10 @@ pub fn parse(text: &str) -> Result<SystemTime, String> {
         if digits == 0 {
             return Err(invalid());
         }
-        for (place, digit) in fraction.bytes().take(digits.min(9)).enumerate() {
-            nanos += u32::from(digit - b'0') * 10u32.pow(8 - place as u32);
+        let mut place_value = 100_000_000;
+        for digit in fraction.bytes().take(digits.min(9)) {
+            nanos += u32::from(digit - b'0') * place_value;
+            place_value /= 10;
         }
         rest = &fraction[digits..];
     }

@@ -157,7 +157,20 @@ impl FunctionService {
     /// # Errors
     /// A [`StoreError`] when the data directory is unusable or the index corrupt.
     pub fn open(config: &ServeConfig) -> Result<Self, StoreError> {
-        let store = FunctionStore::open(&config.data_dir)?;
+        let runtime = Runtime::new(RuntimeOptions {
+            timeout: config.invocation_timeout,
+            memory_limit_bytes: config.memory_limit_bytes,
+            max_output_bytes: config.max_output_bytes,
+        });
+        // Modules adopted from the reference engine's data directory must
+        // pass the same checks as a deploy's.
+        let check_module = |name: &FunctionName, wasi_cap: bool, wasm: &[u8]| {
+            runtime
+                .prepare(name, wasi_cap, wasm)
+                .map(drop)
+                .map_err(|error| error.to_string())
+        };
+        let store = FunctionStore::open(&config.data_dir, &check_module)?;
         let registry = RegistryClient::new(RegistryOptions {
             insecure_registries: config.insecure_registries.clone(),
             request_timeout: config.registry_timeout,
@@ -166,11 +179,7 @@ impl FunctionService {
         let service = Self {
             registry,
             store,
-            runtime: Runtime::new(RuntimeOptions {
-                timeout: config.invocation_timeout,
-                memory_limit_bytes: config.memory_limit_bytes,
-                max_output_bytes: config.max_output_bytes,
-            }),
+            runtime,
             deployed: RwLock::new(BTreeMap::new()),
             changing: Mutex::new(HashSet::new()),
             change_metrics: ChangeMetrics::default(),
@@ -425,8 +434,10 @@ impl FunctionService {
 
     /// Every deployed function, sorted by name.
     pub fn list(&self) -> Vec<FunctionEntry> {
-        self.read_deployed()
-            .values()
+        // Only the `Arc`s are cloned under the lock; the entries after it.
+        let deployed: Vec<Arc<DeployedFunction>> = self.read_deployed().values().cloned().collect();
+        deployed
+            .iter()
             .map(|deployed| deployed.entry.clone())
             .collect()
     }

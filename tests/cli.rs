@@ -91,3 +91,36 @@ fn push_refuses_a_file_that_is_not_wasm_named() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not a file ending in .wasm"));
 }
+
+/// The shipped systemd unit, checked by systemd itself: `systemd-analyze
+/// verify` on a copy whose `ExecStart` names the binary under test (verify
+/// insists that the program exists). Unknown or misspelt keys are only
+/// warnings to systemd, so any output fails the test too.
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cross/wasm-engine.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("--admin-token-file %d/admin-token"));
+    assert!(unit.contains("LoadCredential=admin-token:/etc/wasmengine/admin-token"));
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("wasm-engine.service");
+    std::fs::write(
+        &copy,
+        unit.replace(
+            "/usr/local/bin/wasm_engine",
+            env!("CARGO_BIN_EXE_wasm_engine"),
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package) runs");
+    let said = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{said}");
+    assert!(said.trim().is_empty(), "systemd-analyze warned: {said}");
+}

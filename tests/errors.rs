@@ -137,6 +137,8 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
         "climbing:v1",
     );
     let bomb = registry.push_layers(&[(DOCKER_LAYER_GZIP, gzip_bomb())], "bomb:v1");
+    let start_forever = registry.push_fixture("start_forever", "start-forever:v1");
+    let start_forever_wasi = registry.push_fixture("start_forever_wasi", "start-forever-wasi:v1");
     let broken = broken_registry();
     let engine = Engine::start_with(&[
         "--memory-limit-mb",
@@ -243,9 +245,10 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
         (
             "POST",
             "/function/deploy",
-            r#"{"function_name": "x", "function_image": "r/x", "extra": 1}"#.into(),
+            // Unknown fields are ignored; a known one of the wrong type is not.
+            r#"{"function_name": "x", "function_image": "r/x", "extra": 1, "wasi_cap": 1}"#.into(),
             400,
-            "unknown field `extra`",
+            "invalid type: integer `1`, expected a boolean",
         ),
         (
             "POST",
@@ -563,6 +566,21 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
             deploy_body("x", &bomb, false),
             422,
             "larger than the 134217728 byte limit",
+        ),
+        // A start function that never returns, under each ABI.
+        (
+            "POST",
+            "/function/deploy",
+            deploy_body("start_forever", &start_forever, false),
+            422,
+            "start function did not finish",
+        ),
+        (
+            "POST",
+            "/function/deploy",
+            deploy_body("start_forever", &start_forever_wasi, true),
+            422,
+            "start function did not finish",
         ),
         // A registry that fails, lies or stalls.
         (

@@ -63,7 +63,7 @@ fn a_corrupt_index_stops_startup_and_is_left_alone() {
     let data_dir = tempfile::tempdir().unwrap();
     let index = data_dir.path().join("functions/persist.json");
     std::fs::create_dir_all(index.parent().unwrap()).unwrap();
-    std::fs::write(&index, b"{\"gcd\": {").unwrap();
+    std::fs::write(&index, b"{\"gcd\": 5}").unwrap();
     let output = run_engine(&[
         "--listen",
         "127.0.0.1:0",
@@ -74,7 +74,7 @@ fn a_corrupt_index_stops_startup_and_is_left_alone() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&index.display().to_string()), "{stderr}");
     assert!(stderr.contains("cannot be read"), "{stderr}");
-    assert_eq!(std::fs::read(&index).unwrap(), b"{\"gcd\": {");
+    assert_eq!(std::fs::read(&index).unwrap(), b"{\"gcd\": 5}");
 }
 
 #[test]

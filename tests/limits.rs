@@ -144,3 +144,24 @@ fn invalid_limits_at_deploy_are_400() {
         );
     }
 }
+
+/// Regression: on 32-bit boards `(4096 as usize) << 20` wrapped to 0, so a
+/// 4096 MiB memory limit refused every memory and every call failed.
+#[test]
+fn the_largest_memory_limit_works_on_every_target() {
+    let registry = Registry::start();
+    let string = registry.push_fixture("string", "string:v1");
+    // As the server's default...
+    let engine = Engine::start_with(&["--memory-limit-mb", "4096"]);
+    engine.deploy("echo", &string, false);
+    engine.assert_output("echo", json!({"k": "v"}), r#"{"k":"v"}"#);
+    let query = engine.post_json("/function/query", r#"{"function_name": "echo"}"#);
+    assert_eq!(query.json()["limits_in_force"]["memory_limit_mb"], 4096);
+    drop(engine);
+    // ...and as a function's own limit.
+    let engine = Engine::start();
+    engine.deploy_with("echo", &string, json!({"memory_limit_mb": 4096}));
+    engine.assert_output("echo", json!({"k": "v"}), r#"{"k":"v"}"#);
+    let query = engine.post_json("/function/query", r#"{"function_name": "echo"}"#);
+    assert_eq!(query.json()["limits_in_force"]["memory_limit_mb"], 4096);
+}

@@ -5,12 +5,15 @@ mod support;
 
 mod abis;
 mod cli;
+mod compat;
 mod crash;
 mod errors;
 mod examples;
 mod images;
+mod lazy_translation;
 mod lifecycle;
 mod limits;
 mod observability;
 mod serving;
+mod thirdparty;
 mod walkthrough;

@@ -401,11 +401,11 @@ fn probes_never_need_the_token_and_metrics_need_it_only_with_protect_all() {
     }
     assert_eq!(
         send(&guarded, "GET", "/healthz", &[], "").body,
-        "status code: 200, message: alive"
+        "status code: 200, message: alive\n"
     );
     assert_eq!(
         send(&guarded, "GET", "/readyz", &[], "").body,
-        "status code: 200, message: ready"
+        "status code: 200, message: ready\n"
     );
     assert_eq!(send(&guarded, "GET", "/metrics", &[], "").status, 401);
     let authorized = send(
@@ -494,7 +494,7 @@ fn every_answer_carries_a_call_id_that_errors_and_log_lines_name() {
         (404, "req-0002")
     );
     assert!(
-        missing.body.ends_with("(call id req-0002)"),
+        missing.body.ends_with("(call id req-0002)\n"),
         "{}",
         missing.body
     );

@@ -298,3 +298,30 @@ fn sigterm_lets_running_calls_finish_refuses_new_ones_and_exits_zero() {
     let exit = engine.wait_for_exit();
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+/// Regression: a deploy whose start function never returned held its change
+/// thread forever, so SIGTERM's drain never finished. Now the deploy ends
+/// with a 422 and the engine exits 0.
+#[test]
+fn sigterm_during_a_deploy_whose_start_function_never_returns_still_exits_zero() {
+    let registry = Registry::start();
+    let start_forever = registry.push_fixture("start_forever", "start-forever:v1");
+    let mut engine = Engine::start();
+    let url = format!("{}/function/deploy", engine.url);
+    let body = deploy_body("start_forever", &start_forever, json!({}));
+    let deploy = std::thread::spawn(move || {
+        let mut response = http_agent().post(&url).send(body).unwrap();
+        (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap(),
+        )
+    });
+    // Ordering only: let the deploy reach the engine before the signal.
+    std::thread::sleep(Duration::from_millis(300));
+    engine.signal("TERM");
+    let (status, body) = deploy.join().unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("start function did not finish"), "{body}");
+    let exit = engine.wait_for_exit();
+    assert!(exit.success(), "exit status {exit:?}");
+}

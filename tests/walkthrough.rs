@@ -41,7 +41,7 @@ fn deploy_list_query_invoke_delete_in_the_text_format() {
     let delete = engine.post("/function/delete", r#"{"function_name": "wasi_echo"}"#);
     assert_eq!(
         delete.body,
-        "status code: 200, message: delete function wasi_echo successfully!"
+        "status code: 200, message: delete function wasi_echo successfully!\n"
     );
     assert!(!engine.data_dir.join("functions/wasi_echo").exists());
     let list = engine.get("/function/list");

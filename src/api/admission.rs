@@ -8,8 +8,9 @@
 //! an invocation asks [`Admission::finish`] for the next parked one before it
 //! gives its slot back.
 //!
-//! The server runs one thread more than there are slots, a standby receiver,
-//! so that deploys, list and query never wait behind invocations. It must not
+//! The server runs `max(--workers, --max-in-flight)` worker threads and one
+//! more, a standby receiver, so that deploys, list and query never wait
+//! behind invocations when every slot is held by a long call. It must not
 //! receive while the slots' own workers can: a third thread taking requests
 //! from the same queue cost 10% of the throughput of short calls on two
 //! cores (docs/performance.md). So it waits in [`Admission::wait_saturated`]

@@ -91,7 +91,9 @@ impl ApiError {
                     | RuntimeError::MissingExport { .. }
                     | RuntimeError::UnsupportedSignature { .. }
                     | RuntimeError::MissingMemory { .. }
-                    | RuntimeError::MissingStart { .. } => 422,
+                    | RuntimeError::MissingStart { .. }
+                    | RuntimeError::StartDidNotFinish { .. }
+                    | RuntimeError::StartFailed { .. } => 422,
                     RuntimeError::BadArguments { .. } => 400,
                     RuntimeError::Timeout { .. } | RuntimeError::FuelExhausted { .. } => 504,
                     RuntimeError::Instantiation { .. }
@@ -110,6 +112,7 @@ impl ApiError {
                     }
                     StoreError::DataDirUnusable { .. }
                     | StoreError::CorruptIndex { .. }
+                    | StoreError::TruncatedIndex { .. }
                     | StoreError::Io { .. } => 500,
                 },
             },

@@ -18,6 +18,7 @@
 //! message and engine log line written while handling it names the id, and
 //! with `--access-log` each request is logged once.
 
+mod accept;
 mod admission;
 mod auth;
 mod error;
@@ -40,7 +41,7 @@ use auth::Access;
 pub use error::ApiError;
 use observe::{CALL_ID_HEADER, Call};
 pub use request::parse_route_body;
-use request::{DeployRequest, InvokeRequest, NameRequest, parse_json};
+use request::{DeployRequest, IgnoredFields, InvokeRequest, NameRequest, parse_json};
 use response::{Reply, limits_json, list_item, query_item};
 
 use crate::config::ServeConfig;
@@ -367,9 +368,12 @@ enum Answer {
 fn handle(mut request: tiny_http::Request, mut call: Call, shared: &Shared) {
     // Engine log lines written from here to the answer carry the call id.
     let _scope = crate::call::enter(&call.id);
-    let outcome = catch_unwind(AssertUnwindSafe(|| route(&mut request, &mut call, shared)));
+    let mut ignored_fields = IgnoredFields::default();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        route(&mut request, &mut call, shared, &mut ignored_fields)
+    }));
     let (method, path) = (&call.method, &call.path);
-    let answer = match outcome {
+    let mut answer = match outcome {
         Ok(Ok(answer)) => answer,
         Ok(Err(error)) => {
             if matches!(error, ApiError::RequestTimeout { .. }) {
@@ -393,6 +397,15 @@ fn handle(mut request: tiny_http::Request, mut call: Call, shared: &Shared) {
             Answer::Reply(Reply::error(&ApiError::Internal))
         }
     };
+    if !ignored_fields.0.is_empty() {
+        log::debug!(
+            "{method} {path}: ignored unknown field(s): {}",
+            ignored_fields.0.join(", ")
+        );
+        if let Answer::Reply(reply) = answer {
+            answer = Answer::Reply(reply.with("ignored_fields", json!(ignored_fields.0)));
+        }
+    }
     finish(request, &call, answer, shared);
 }
 
@@ -432,12 +445,16 @@ fn finish(request: tiny_http::Request, call: &Call, answer: Answer, shared: &Sha
     }
 }
 
-/// Renders `reply` (JSON when the client accepts it) with the headers its
+/// Renders `reply` (JSON when the client prefers it) with the headers its
 /// status calls for, and sends it. An error's message names the call id.
 fn respond(request: tiny_http::Request, mut reply: Reply, call_id: &crate::call::CallId) {
-    let wants_json = request.headers().iter().any(|header| {
-        header.field.equiv("Accept") && header.value.as_str().contains("application/json")
-    });
+    let wants_json = accept::prefers_json(
+        request
+            .headers()
+            .iter()
+            .filter(|header| header.field.equiv("Accept"))
+            .map(|header| header.value.as_str()),
+    );
     if reply.status >= 400 {
         reply.message.push_str(&format!(" (call id {call_id})"));
         reply = reply.with("call_id", json!(call_id.as_str()));
@@ -481,10 +498,13 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     })
 }
 
+/// Answers one request. Fields of its body that the route does not know are
+/// left in `ignored_fields`, for the answer to name whatever the outcome.
 fn route(
     request: &mut tiny_http::Request,
     call: &mut Call,
     shared: &Shared,
+    ignored_fields: &mut IgnoredFields,
 ) -> Result<Answer, ApiError> {
     let service = &shared.service;
     let (method, path) = (call.method.as_str(), call.path.as_str());
@@ -532,7 +552,8 @@ fn route(
     let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
     let reply = match path {
         "/function/deploy" | "/function/update" => {
-            let deploy = DeployRequest::parse(&body)?;
+            let mut deploy = DeployRequest::parse(&body)?;
+            *ignored_fields = std::mem::take(&mut deploy.ignored_fields);
             call.function = Some(deploy.function_name.clone());
             let (verb, entry) = if path == "/function/deploy" {
                 (
@@ -550,14 +571,22 @@ fn route(
                 .with("function", json!(entry))
         }
         "/function/delete" => {
-            let NameRequest { function_name } = parse_json(&body)?;
+            let NameRequest {
+                function_name,
+                ignored_fields: ignored,
+            } = parse_json(&body)?;
+            *ignored_fields = ignored;
             call.function = Some(function_name.clone());
             service.delete(&function_name)?;
             Reply::ok(format!("delete function {function_name} successfully!"))
                 .with("function_name", json!(function_name))
         }
         "/function/query" => {
-            let NameRequest { function_name } = parse_json(&body)?;
+            let NameRequest {
+                function_name,
+                ignored_fields: ignored,
+            } = parse_json(&body)?;
+            *ignored_fields = ignored;
             call.function = Some(function_name.clone());
             let (entry, limits) = service.query(&function_name)?;
             Reply::ok(format!("queried function info: {}", query_item(&entry)))
@@ -568,19 +597,20 @@ fn route(
             let InvokeRequest {
                 function_name,
                 args,
+                ignored_fields: ignored,
             } = parse_json(&body)?;
+            *ignored_fields = ignored;
             call.function = Some(function_name.clone());
             let invocation = service.invoke(&function_name, &args, &call.id);
             let output = invocation.output.map_err(ApiError::from);
             if let Some(metrics) = &invocation.metrics {
                 metrics.count_status(output.as_ref().map_or_else(ApiError::status, |_| 200));
             }
-            let output = output?;
-            Reply::ok(output.clone()).with("output", json!(output))
+            Reply::output(output?)
         }
         "/function/logs" => {
             let accept = header_value(request, "Accept");
-            return observe::logs(&body, accept.as_deref(), call, shared);
+            return observe::logs(&body, accept.as_deref(), call, shared, ignored_fields);
         }
         _ => unreachable!("every POST route is matched above"),
     };

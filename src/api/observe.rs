@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::request::parse_json;
+use super::request::{IgnoredFields, parse_json};
 use super::response::Reply;
 use super::{Answer, Shared};
 use crate::call::CallId;
@@ -106,9 +106,8 @@ pub fn metrics(shared: &Shared) -> Answer {
     }
 }
 
-/// `POST /function/logs`.
+/// `POST /function/logs`. Unknown fields are ignored, as on every route.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LogsRequest {
     pub function_name: FunctionName,
     /// Only the last this many lines. Defaults to every line kept.
@@ -117,6 +116,8 @@ pub struct LogsRequest {
     /// Only lines written at or after this RFC 3339 time. Defaults to all.
     #[serde(default)]
     pub since: Option<String>,
+    #[serde(flatten)]
+    pub ignored_fields: IgnoredFields,
 }
 
 /// `POST /function/logs`: the function's recent log as text (`status code:
@@ -127,12 +128,15 @@ pub fn logs(
     accept: Option<&str>,
     call: &mut Call,
     shared: &Shared,
+    ignored_fields: &mut IgnoredFields,
 ) -> Result<Answer, ApiError> {
     let LogsRequest {
         function_name,
         tail,
         since,
+        ignored_fields: ignored,
     } = parse_json(body)?;
+    *ignored_fields = ignored;
     call.function = Some(function_name.clone());
     let since = since
         .as_deref()

@@ -2,10 +2,15 @@
 //! whose constructors validate; nothing below re-checks a raw string.
 //!
 //! The body is read as JSON whatever `Content-Type` says: existing clients
-//! send `text/plain`, or both.
+//! send `text/plain`, or both. Fields a route does not know are accepted and
+//! ignored, as the reference engine does, and collected in
+//! [`IgnoredFields`] so the answer can name them; a known field of the wrong
+//! type is still a 400.
 
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use std::fmt;
+
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
 use crate::function::{FunctionLimits, FunctionName, InvocationArgs};
@@ -17,27 +22,55 @@ use crate::service::DeploySpec;
 pub struct DeployRequest {
     pub function_name: FunctionName,
     pub spec: DeploySpec,
+    pub ignored_fields: IgnoredFields,
 }
 
 /// `POST /function/delete` and `POST /function/query`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NameRequest {
     pub function_name: FunctionName,
+    #[serde(flatten)]
+    pub ignored_fields: IgnoredFields,
 }
 
 /// `POST /function/invoke`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InvokeRequest {
     pub function_name: FunctionName,
     /// Defaults to no arguments.
     #[serde(default)]
     pub args: InvocationArgs,
+    #[serde(flatten)]
+    pub ignored_fields: IgnoredFields,
+}
+
+/// The top-level fields of a body that its route does not know, in body
+/// order. Their values are skipped unread (only checked to be valid JSON).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct IgnoredFields(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for IgnoredFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NamesVisitor;
+        impl<'de> Visitor<'de> for NamesVisitor {
+            type Value = IgnoredFields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the remaining fields of a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    map.next_value::<IgnoredAny>()?;
+                    names.push(name);
+                }
+                Ok(IgnoredFields(names))
+            }
+        }
+        deserializer.deserialize_map(NamesVisitor)
+    }
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawDeployRequest {
     function_name: FunctionName,
     function_image: String,
@@ -52,6 +85,8 @@ struct RawDeployRequest {
     memory_limit_mb: Option<u64>,
     #[serde(default)]
     fuel: Option<u64>,
+    #[serde(flatten)]
+    ignored_fields: IgnoredFields,
 }
 
 impl DeployRequest {
@@ -72,6 +107,7 @@ impl DeployRequest {
                 wasi_cap: raw.wasi_cap,
                 limits,
             },
+            ignored_fields: raw.ignored_fields,
         })
     }
 }
@@ -155,10 +191,6 @@ mod tests {
             "function_name contains '/'",
         );
         bad_request(
-            r#"{"function_name": "x", "function_image": "r/x", "wasi": true}"#,
-            "unknown field `wasi`",
-        );
-        bad_request(
             r#"{"function_name": "x", "function_image": "r/X Y"}"#,
             "invalid image reference",
         );
@@ -166,6 +198,52 @@ mod tests {
             r#"{"function_name": "x", "function_image": "r/x", "wasi_cap": "yes"}"#,
             "invalid type",
         );
+        bad_request(
+            r#"{"function_name": "x", "function_image": "r/x", "fuel": -1, "note": 1}"#,
+            "invalid value",
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_named_in_body_order() {
+        let request = DeployRequest::parse(
+            br#"{"function_name": "authentication", "function_image": "r/auth:v4", "wasi_cap": false, "description": "...", "labels": {"a": [1, null]}}"#,
+        )
+        .unwrap();
+        assert_eq!(request.function_name.as_str(), "authentication");
+        assert!(!request.spec.wasi_cap);
+        assert_eq!(
+            request.ignored_fields,
+            IgnoredFields(vec!["description".into(), "labels".into()])
+        );
+
+        let request: NameRequest =
+            parse_json(br#"{"caller": "front-end", "function_name": "gcd"}"#).unwrap();
+        assert_eq!(request.function_name.as_str(), "gcd");
+        assert_eq!(request.ignored_fields, IgnoredFields(vec!["caller".into()]));
+
+        let request: InvokeRequest =
+            parse_json(br#"{"function_name": "gcd", "args": {"a": "1"}, "trace": true}"#).unwrap();
+        assert_eq!(request.args.get("a"), Some("1"));
+        assert_eq!(request.ignored_fields, IgnoredFields(vec!["trace".into()]));
+
+        let request: InvokeRequest = parse_json(br#"{"function_name": "gcd"}"#).unwrap();
+        assert!(request.ignored_fields.0.is_empty());
+    }
+
+    #[test]
+    fn known_fields_of_the_wrong_type_are_still_refused() {
+        for body in [
+            r#"{"function_name": "gcd", "args": {"a": 1}, "extra": 1}"#,
+            r#"{"function_name": "gcd", "args": [], "extra": 1}"#,
+            r#"{"function_name": 7, "extra": 1}"#,
+            r#"{"function_name": "gcd", "function_name": "other"}"#,
+            r#"["function_name", "gcd"]"#,
+            r#"{"function_name": "gcd", "extra": }"#,
+        ] {
+            let error = parse_json::<InvokeRequest>(body.as_bytes()).unwrap_err();
+            assert_eq!(error.status(), 400, "{body}: {error}");
+        }
     }
 
     #[test]

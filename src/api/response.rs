@@ -1,6 +1,9 @@
 //! [`Reply`]: what a route answers, rendered as the text format existing
 //! scripts parse (`status code: <code>, message: <message>`) or, when the
-//! client sends `Accept: application/json`, as a JSON object.
+//! client prefers JSON (see `accept`), as a JSON object.
+//!
+//! As the reference engine does, a text answer ends with one `\n`, except a
+//! successful invocation's: that is the function's output verbatim.
 
 use serde_json::{Map, Value, json};
 
@@ -14,6 +17,8 @@ pub struct Reply {
     pub status: u16,
     pub message: String,
     pub fields: Map<String, Value>,
+    /// Whether the text form ends with `\n` (all but a successful invoke).
+    pub newline: bool,
 }
 
 impl Reply {
@@ -22,7 +27,19 @@ impl Reply {
             status: 200,
             message,
             fields: Map::new(),
+            newline: true,
         }
+    }
+
+    /// A successful invocation: the text form is the output verbatim, with
+    /// no newline added (a newline the function printed last was already
+    /// dropped by the WASI ABI, as the reference engine does).
+    pub fn output(output: String) -> Self {
+        Self {
+            newline: false,
+            ..Self::ok(output.clone())
+        }
+        .with("output", json!(output))
     }
 
     pub fn with(mut self, key: &str, value: Value) -> Self {
@@ -35,6 +52,7 @@ impl Reply {
             status: error.status(),
             message: error.to_string(),
             fields: Map::new(),
+            newline: true,
         }
     }
 
@@ -46,6 +64,16 @@ impl Reply {
             object.insert("message".into(), json!(self.message));
             object.extend(self.fields.clone());
             (Value::Object(object).to_string(), "application/json")
+        } else if self.newline {
+            // Exactly one: a message never supplies its own.
+            (
+                format!(
+                    "status code: {}, message: {}\n",
+                    self.status,
+                    self.message.trim_end_matches('\n')
+                ),
+                "text/plain; charset=utf-8",
+            )
         } else {
             (
                 format!("status code: {}, message: {}", self.status, self.message),
@@ -77,7 +105,7 @@ pub fn query_item(entry: &FunctionEntry) -> String {
 /// The limits a function's calls run under, as query shows them.
 pub fn limits_json(limits: &InvocationLimits) -> Value {
     json!({
-        "timeout_ms": limits.timeout.as_millis() as u64,
+        "timeout_ms": u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
         "memory_limit_mb": limits.memory_limit_bytes >> 20,
         "fuel": limits.fuel,
         "max_output_bytes": limits.max_output_bytes,
@@ -98,6 +126,7 @@ mod tests {
             wasi_cap: false,
             image_digest: "sha256:00".into(),
             limits: Default::default(),
+            adopted_from_reference: None,
         }
     }
 
@@ -111,10 +140,39 @@ mod tests {
             query_item(&entry()),
             r#"FunctionEntry { func_name: "authentication", func_image_name: "127.0.0.1:5000/authentication-wasm:v4", func_local_path: "/var/lib/wasmengine/functions/authentication/authentication.wasm", wasi_cap: false }"#
         );
-        let (body, _) = Reply::ok("delete function hello successfully!".into()).render(false);
+    }
+
+    #[test]
+    fn text_answers_end_with_one_newline_but_invoke_output_is_verbatim() {
+        let text = |reply: Reply| reply.render(false).0;
         assert_eq!(
-            body,
-            "status code: 200, message: delete function hello successfully!"
+            text(Reply::ok("delete function hello successfully!".into())),
+            "status code: 200, message: delete function hello successfully!\n"
+        );
+        assert_eq!(
+            text(Reply::error(&ApiError::Internal)),
+            format!("status code: 500, message: {}\n", ApiError::Internal)
+        );
+        assert_eq!(
+            text(Reply::ok("ends with its own\n\n".into())),
+            "status code: 200, message: ends with its own\n"
+        );
+        for output in ["21", "", "two lines\nand a newline\n", " spaced "] {
+            assert_eq!(
+                text(Reply::output(output.into())),
+                format!("status code: 200, message: {output}")
+            );
+        }
+    }
+
+    #[test]
+    fn json_answers_carry_no_added_newline() {
+        let (body, _) = Reply::ok("delete function hello successfully!".into()).render(true);
+        assert!(body.ends_with('}'), "{body:?}");
+        let (body, _) = Reply::output("out\n".into()).render(true);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"status": 200, "message": "out\n", "output": "out\n"})
         );
     }
 

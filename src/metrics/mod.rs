@@ -53,7 +53,9 @@ impl Histogram {
             bounds_seconds,
             bounds_nanos: bounds_seconds
                 .iter()
-                .map(|seconds| (seconds * 1e9).round() as u64)
+                .map(|&seconds| {
+                    u64::try_from(Duration::from_secs_f64(seconds).as_nanos()).unwrap_or(u64::MAX)
+                })
                 .collect(),
             buckets: (0..=bounds_seconds.len())
                 .map(|_| AtomicU64::new(0))

@@ -32,7 +32,8 @@ pub enum RegistryError {
         reference: String,
         platforms: Vec<String>,
     },
-    /// A layer's media type is not a tar, gzip tar, or zstd-free layer.
+    /// A layer's media type is not one the engine can read (a tar or a
+    /// gzip-compressed tar; zstd layers are not read).
     UnsupportedLayer { digest: String, media_type: String },
     /// A blob or manifest did not hash to the digest it was fetched by.
     DigestMismatch {

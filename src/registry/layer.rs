@@ -170,7 +170,7 @@ impl WasmFiles {
                             limit_bytes: limits.max_wasm_bytes,
                         });
                     }
-                    let mut contents = Vec::with_capacity(size as usize);
+                    let mut contents = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
                     (&mut entry)
                         .take(limits.max_wasm_bytes)
                         .read_to_end(&mut contents)

@@ -163,7 +163,7 @@ fn param_names(wasm: &[u8], function: &str, count: usize) -> Option<Vec<String>>
         }
     }
     let mut params: Vec<String> = Vec::with_capacity(count);
-    for index in 0..count as u32 {
+    for index in 0..u32::try_from(count).ok()? {
         let name = names
             .iter()
             .find(|(local, name)| *local == index && !name.is_empty())?;

@@ -28,6 +28,12 @@ pub enum RuntimeError {
     MissingMemory { function: String },
     /// A WASI function does not export `_start: () -> ()`.
     MissingStart { function: String },
+    /// The module's start function did not finish within the instantiation
+    /// fuel bound when it was tried at deploy (or restore).
+    StartDidNotFinish { fuel: u64 },
+    /// The module's start function trapped or exited when it was tried at
+    /// deploy (or restore).
+    StartFailed { reason: String },
     /// The invocation arguments do not fit the function.
     BadArguments { reason: String },
     /// The instance could not be created (its start function trapped, or a
@@ -40,7 +46,7 @@ pub enum RuntimeError {
     /// The function trapped after `memory.grow` was refused at its limit.
     MemoryLimit {
         function: String,
-        limit_bytes: usize,
+        limit_bytes: u64,
         reason: String,
     },
     /// The result, stdout or stderr grew past the output cap.
@@ -130,6 +136,14 @@ impl fmt::Display for RuntimeError {
             Self::MissingStart { function } => write!(
                 f,
                 "WASI function {function} does not export _start: () -> (); build it as a command (a binary with main), not a library or reactor"
+            ),
+            Self::StartDidNotFinish { fuel } => write!(
+                f,
+                "the module's start function did not finish within {fuel} units of fuel; it runs when every call's instance is created, so it must return promptly"
+            ),
+            Self::StartFailed { reason } => write!(
+                f,
+                "the module's start function failed when the module was instantiated: {reason}"
             ),
             Self::BadArguments { reason } => f.write_str(reason),
             Self::Instantiation { function, reason } => {

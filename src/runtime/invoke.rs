@@ -19,8 +19,13 @@ const WASM_PAGE_BYTES: u64 = 65_536;
 /// millisecond of interpretation here, so a call overruns its deadline by
 /// about that much at most (plus any single host call).
 const FUEL_SLICE: u64 = 1_000_000;
-/// Fuel for instantiation (a module's start function), which is not resumable.
-const INSTANTIATION_FUEL: u64 = 100 * FUEL_SLICE;
+/// Fuel for a module's start function, which runs inside instantiation and
+/// so cannot be suspended for the deadline: this fuel is its only bound
+/// (about 10 ms of interpretation on the machine in docs/performance.md).
+/// A start section is rare (Rust and C toolchains initialise in `_start` or
+/// `_initialize`, which run under the call's deadline); instantiating
+/// itself (memories, data segments) costs no fuel.
+pub(super) const INSTANTIATION_FUEL: u64 = 10 * FUEL_SLICE;
 
 /// Why a metered call stopped without finishing.
 enum Stop {
@@ -61,20 +66,24 @@ fn call_until<T>(
     deadline: Instant,
     budget: &mut Option<u64>,
 ) -> Result<(), Stop> {
-    let mut grant = |store: &mut Store<T>| -> Result<(), Stop> {
+    // A slice is at least what the next step needs: one `memory.fill` or
+    // `memory.copy` can cost more than a whole slice, and granting less
+    // would suspend the call again at once, forever.
+    let mut grant = |store: &mut Store<T>, required: u64| -> Result<(), Stop> {
+        let wanted = FUEL_SLICE.max(required);
         let slice = match budget {
-            Some(0) => return Err(Stop::FuelExhausted),
+            Some(left) if *left < required.max(1) => return Err(Stop::FuelExhausted),
             Some(left) => {
-                let slice = FUEL_SLICE.min(*left);
+                let slice = wanted.min(*left);
                 *left -= slice;
                 slice
             }
-            None => FUEL_SLICE,
+            None => wanted,
         };
         store.set_fuel(slice)?;
         Ok(())
     };
-    grant(store)?;
+    grant(store, 0)?;
     let mut call = func.call_resumable(&mut *store, inputs, outputs)?;
     loop {
         match call {
@@ -90,7 +99,7 @@ fn call_until<T>(
                 if Instant::now() >= deadline {
                     return Err(Stop::Timeout);
                 }
-                grant(store)?;
+                grant(store, out_of_fuel.required_fuel())?;
                 call = out_of_fuel.resume(&mut *store, outputs)?;
             }
         }
@@ -108,7 +117,7 @@ impl Stop {
         match self {
             Stop::Timeout => RuntimeError::Timeout {
                 function: function_name,
-                timeout_ms: limits.timeout.as_millis() as u64,
+                timeout_ms: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
             },
             Stop::FuelExhausted => RuntimeError::FuelExhausted {
                 function: function_name,
@@ -219,19 +228,27 @@ pub fn string_abi(
                 input.len()
             ),
         })?;
-    let input_ptr = old_pages * WASM_PAGE_BYTES;
+    let too_large = || RuntimeError::BadArguments {
+        reason: format!(
+            "the {} byte arguments do not fit in function {name}'s 32-bit address space",
+            input.len()
+        ),
+    };
+    let input_ptr = u32::try_from(old_pages * WASM_PAGE_BYTES).map_err(|_| too_large())?;
+    let input_len = u32::try_from(input.len()).map_err(|_| too_large())?;
     memory
-        .write(&mut store, input_ptr as usize, input.as_bytes())
+        .write(
+            &mut store,
+            usize::try_from(input_ptr).map_err(|_| too_large())?,
+            input.as_bytes(),
+        )
         .map_err(|error| trap(function, error.into()))?;
 
     let mut outputs = [Val::I32(0), Val::I32(0)];
     call_until(
         &mut store,
         entry,
-        &[
-            Val::I32(input_ptr as u32 as i32),
-            Val::I32(input.len() as i32),
-        ],
+        &[Val::I32(i32_bits(input_ptr)), Val::I32(i32_bits(input_len))],
         &mut outputs,
         deadline,
         &mut budget,
@@ -246,10 +263,20 @@ pub fn string_abi(
     read_result(
         name,
         memory.data(&store),
-        *output_ptr as u32,
-        *output_len as u32,
+        u32_bits(*output_ptr),
+        u32_bits(*output_len),
         limits.max_output_bytes,
     )
+}
+
+/// The `i32` wasm sees for a 32-bit pattern (wasm's `i32` is sign-agnostic).
+fn i32_bits(value: u32) -> i32 {
+    i32::from_ne_bytes(value.to_ne_bytes())
+}
+
+/// The 32-bit pattern of a wasm `i32`, read as unsigned (a pointer or length).
+fn u32_bits(value: i32) -> u32 {
+    u32::from_ne_bytes(value.to_ne_bytes())
 }
 
 /// Reads a string-ABI result: `len` bytes at `ptr` of the instance's memory
@@ -396,13 +423,13 @@ fn parse_number(raw: &str, ty: &ValType) -> Option<Val> {
         ValType::I32 => Val::I32(
             raw.parse::<i32>()
                 .ok()
-                .or_else(|| raw.parse::<u32>().ok().map(|v| v as i32))?,
+                .or_else(|| raw.parse::<u32>().ok().map(i32_bits))?,
         ),
-        ValType::I64 => Val::I64(
-            raw.parse::<i64>()
+        ValType::I64 => Val::I64(raw.parse::<i64>().ok().or_else(|| {
+            raw.parse::<u64>()
                 .ok()
-                .or_else(|| raw.parse::<u64>().ok().map(|v| v as i64))?,
-        ),
+                .map(|v| i64::from_ne_bytes(v.to_ne_bytes()))
+        })?),
         ValType::F32 => Val::F32(raw.parse::<f32>().ok()?.into()),
         ValType::F64 => Val::F64(raw.parse::<f64>().ok()?.into()),
         _ => return None,

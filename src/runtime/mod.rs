@@ -17,7 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use wasmi::{CompilationMode, Config, Engine, Linker, Module, StoreLimits, StoreLimitsBuilder};
+use wasmi::{
+    CompilationMode, Config, CustomFuelCosts, Engine, Linker, Module, StoreLimits,
+    StoreLimitsBuilder,
+};
 use wasmi_wasi::WasiCtx;
 
 pub use abi::Abi;
@@ -26,26 +29,23 @@ pub use invoke::read_result as read_string_result;
 
 use crate::function::{FunctionLimits, FunctionName, InvocationArgs};
 
+/// `mib` MiB in bytes. Sizes are `u64` until they reach wasmi, where they
+/// are clamped to the target's address space ([`usize_saturating`]): on a
+/// 32-bit board 4096 MiB is more than `usize` holds, and a `usize` shifted
+/// by 20 wrapped to 0 and refused every memory.
+pub fn bytes_from_mib(mib: u64) -> u64 {
+    mib.saturating_mul(1 << 20)
+}
+
+/// A byte count from a `u64` setting, clamped to what this target can
+/// address (a cap beyond the address space caps nothing).
+pub fn usize_saturating(bytes: u64) -> usize {
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
 /// Per-instance memory cap, in bytes (64 MiB). `memory.grow` beyond it fails
 /// inside the function, as the spec says.
-pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 64 << 20;
-
-/// Stops library errors from capturing backtraces, unless the operator asked
-/// for them with `RUST_LIB_BACKTRACE`. Panics still honour `RUST_BACKTRACE`.
-///
-/// wasi-common reports `proc_exit`, which every Rust WASI program calls when
-/// `main` returns, as an `anyhow` error; with `RUST_BACKTRACE=1` in the
-/// environment each of those captures a backtrace, which measured here as
-/// the costliest step of a WASI invocation.
-///
-/// # Safety
-/// Changes the environment: call it before any other thread starts.
-pub unsafe fn disable_library_backtraces() {
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: the caller guarantees no other thread is running.
-        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    }
-}
+pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 64 << 20;
 
 /// A deployed function's module, compiled once and shared by every
 /// invocation (cheap to clone).
@@ -101,7 +101,7 @@ pub struct RuntimeOptions {
     /// Defaults to 10 s.
     pub timeout: Duration,
     /// Largest linear memory of one instance, in bytes. Defaults to 64 MiB.
-    pub memory_limit_bytes: usize,
+    pub memory_limit_bytes: u64,
     /// Most bytes of result or of stdout/stderr one call may produce (500
     /// beyond). Defaults to 1 MiB.
     pub max_output_bytes: usize,
@@ -124,7 +124,7 @@ pub struct InvocationLimits {
     /// Wall-clock limit of the call (504 beyond).
     pub timeout: Duration,
     /// Largest linear memory, in bytes; `memory.grow` beyond it returns -1.
-    pub memory_limit_bytes: usize,
+    pub memory_limit_bytes: u64,
     /// Fuel budget of the call (504 when spent); `None`: only the timeout.
     pub fuel: Option<u64>,
     /// Most result bytes (string ABI) or stdout/stderr bytes (WASI), each.
@@ -143,17 +143,17 @@ struct InstanceLimiter {
 impl InstanceLimiter {
     /// The limiter of an invocation of `function`, which also keeps its
     /// memory high-water mark.
-    fn for_function(function: &CompiledFunction, memory_limit_bytes: usize) -> Self {
+    fn for_function(function: &CompiledFunction, memory_limit_bytes: u64) -> Self {
         Self {
             memory_peak_bytes: Some(function.memory_peak_bytes.clone()),
             ..Self::new(memory_limit_bytes)
         }
     }
 
-    fn new(memory_limit_bytes: usize) -> Self {
+    fn new(memory_limit_bytes: u64) -> Self {
         Self {
             inner: StoreLimitsBuilder::new()
-                .memory_size(memory_limit_bytes)
+                .memory_size(usize_saturating(memory_limit_bytes))
                 .table_elements(MAX_TABLE_ELEMENTS)
                 .instances(1)
                 .memories(1)
@@ -164,6 +164,24 @@ impl InstanceLimiter {
         }
     }
 }
+
+/// wasmi's dynamic fuel costs, except that translating and validating a
+/// function costs nothing.
+///
+/// With lazy translation a function is translated on its first call, and
+/// wasmi charges that to the store's fuel. When the fuel slice in progress
+/// (`invoke::FUEL_SLICE`) has less left than a large function's translation
+/// costs, wasmi does not suspend the call as it does for instructions: it
+/// fails it with a non-resumable error. So a correct call of a large module
+/// failed or not depending on where in a slice its first calls fell. The
+/// work is bounded without fuel: the module was validated at deploy, and a
+/// function is translated once per module, not once per call.
+const FUEL_COSTS: CustomFuelCosts = CustomFuelCosts {
+    // wasmi's default: one unit of fuel per 64 bytes copied or filled.
+    bytes_copied_per_fuel: 64,
+    fuel_per_bytes_translated: 0,
+    fuel_per_bytes_validated: 0,
+};
 
 /// Largest table of one instance, in elements.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
@@ -217,6 +235,7 @@ impl Runtime {
         // Fuel metering gives an interpreter a wall-clock deadline: calls run
         // in fuel slices and the clock is checked between them.
         config.consume_fuel(true);
+        config.fuel_cost(FUEL_COSTS);
         // Validate the whole module at deploy, translate each function on its
         // first call: deploys stay fast even for large modules.
         config.compilation_mode(CompilationMode::LazyTranslation);
@@ -246,7 +265,7 @@ impl Runtime {
                 .map_or(self.defaults.timeout, Duration::from_millis),
             memory_limit_bytes: limits
                 .memory_limit_mb
-                .map_or(self.defaults.memory_limit_bytes, |mb| (mb as usize) << 20),
+                .map_or(self.defaults.memory_limit_bytes, bytes_from_mib),
             fuel: limits.fuel,
             max_output_bytes: self.defaults.max_output_bytes,
         }
@@ -268,13 +287,14 @@ impl Runtime {
                 reason: error.to_string(),
             })?;
         let abi = if wasi_cap {
-            self.check_wasi_imports(&module)?;
+            Self::check_wasi_import_modules(&module)?;
             abi::check_wasi_exports(&module, function.as_str())?;
             Abi::Wasi
         } else {
             abi::check_no_imports(&module, function.as_str())?;
             abi::classify_export(&module, function.as_str(), wasm)?
         };
+        self.instantiate_once(&module, wasi_cap)?;
         let calls_initialize = !wasi_cap
             && matches!(
                 module.get_export("_initialize"),
@@ -289,36 +309,67 @@ impl Runtime {
         })
     }
 
-    /// Every import must come from `wasi_snapshot_preview1` and match a
-    /// function the WASI linker defines. The linker does not expose its host
-    /// functions' types, so this instantiates the module once in a throwaway
-    /// store (which also runs a wasm start section, if the module has one).
-    fn check_wasi_imports(&self, module: &Module) -> Result<(), RuntimeError> {
-        if let Some(import) = module
+    /// Every import must come from `wasi_snapshot_preview1`; whether each
+    /// matches a function the WASI linker defines is checked by
+    /// [`Self::instantiate_once`] (the linker does not expose its host
+    /// functions' types).
+    fn check_wasi_import_modules(module: &Module) -> Result<(), RuntimeError> {
+        match module
             .imports()
             .find(|import| import.module() != abi::WASI_MODULE)
         {
-            return Err(RuntimeError::UnsupportedImport {
+            Some(import) => Err(RuntimeError::UnsupportedImport {
                 module: import.module().to_owned(),
                 name: import.name().to_owned(),
                 wasi_cap: true,
-            });
+            }),
+            None => Ok(()),
         }
-        let mut store = wasmi::Store::new(
-            &self.engine,
-            WasiState {
-                limits: InstanceLimiter::new(self.defaults.memory_limit_bytes),
-                wasi: wasmi_wasi::WasiCtxBuilder::new().build(),
-            },
-        );
-        store.limiter(|state| &mut state.limits);
-        store.set_fuel(u64::MAX).expect("the engine meters fuel");
-        self.wasi_linker
-            .instantiate_and_start(&mut store, module)
-            .map(drop)
-            .map_err(|error| RuntimeError::WasiLinkFailed {
-                reason: error.to_string(),
-            })
+    }
+
+    /// Instantiates the module once in a throwaway store, as every call will:
+    /// this links its imports and runs its start function, if it has one,
+    /// under the same fuel bound calls have ([`invoke::INSTANTIATION_FUEL`]),
+    /// so a module whose start function never finishes, or traps, is refused
+    /// at deploy (and at restore) instead of failing every call or holding
+    /// the deploy forever.
+    fn instantiate_once(&self, module: &Module, wasi_cap: bool) -> Result<(), RuntimeError> {
+        let limits = InstanceLimiter::new(self.defaults.memory_limit_bytes);
+        let outcome = if wasi_cap {
+            let wasi = wasmi_wasi::WasiCtxBuilder::new().build();
+            let mut store = wasmi::Store::new(&self.engine, WasiState { limits, wasi });
+            store.limiter(|state| &mut state.limits);
+            store
+                .set_fuel(invoke::INSTANTIATION_FUEL)
+                .expect("the engine meters fuel");
+            self.wasi_linker
+                .instantiate_and_start(&mut store, module)
+                .map(drop)
+        } else {
+            let mut store = wasmi::Store::new(&self.engine, PlainState { limits });
+            store.limiter(|state| &mut state.limits);
+            store
+                .set_fuel(invoke::INSTANTIATION_FUEL)
+                .expect("the engine meters fuel");
+            self.plain_linker
+                .instantiate_and_start(&mut store, module)
+                .map(drop)
+        };
+        outcome.map_err(|error| {
+            if matches!(error.kind(), wasmi::errors::ErrorKind::Linker(_)) {
+                RuntimeError::WasiLinkFailed {
+                    reason: error.to_string(),
+                }
+            } else if error.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) {
+                RuntimeError::StartDidNotFinish {
+                    fuel: invoke::INSTANTIATION_FUEL,
+                }
+            } else {
+                RuntimeError::StartFailed {
+                    reason: error.to_string(),
+                }
+            }
+        })
     }
 
     /// Runs one invocation of `function` in a fresh instance and returns its output.
@@ -356,5 +407,181 @@ impl Runtime {
             } => invoke::numeric_abi(self, function, limits, params, param_names.as_deref(), args),
             Abi::Wasi => invoke::wasi(self, function, limits, args, stderr),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(name: &str) -> FunctionName {
+        FunctionName::new(name).expect("a valid function name")
+    }
+
+    fn args(pairs: &[(&str, &str)]) -> InvocationArgs {
+        InvocationArgs::from_pairs(
+            pairs
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
+        )
+    }
+
+    /// A module whose export `run(burn, which)` spins `burn` loop iterations
+    /// and then calls one of `count` large functions, each about
+    /// `100 KB` of code, so that its lazy translation is a large step.
+    fn large_functions_module(count: usize) -> Vec<u8> {
+        let mut wat = String::from("(module\n");
+        for index in 0..count {
+            wat.push_str(&format!("(func $big{index} (param i32) (result i32)\n"));
+            for step in 0..6_000 {
+                wat.push_str(&format!(
+                    "local.get 0 i32.const {} i32.add local.set 0\n",
+                    step % 7 + index
+                ));
+            }
+            wat.push_str("local.get 0)\n");
+        }
+        wat.push_str(
+            "(func (export \"run\") (param $burn i32) (param $which i32) (result i32)
+               (block $done (loop $spin
+                 (br_if $done (i32.eqz (local.get $burn)))
+                 (local.set $burn (i32.sub (local.get $burn) (i32.const 1)))
+                 (br $spin)))\n",
+        );
+        for index in 0..count {
+            wat.push_str(&format!(
+                "(if (i32.eq (local.get $which) (i32.const {index})) (then (return (call $big{index} (i32.const 0)))))\n"
+            ));
+        }
+        wat.push_str("i32.const -1))\n");
+        wat::parse_str(&wat).expect("generated WAT is valid")
+    }
+
+    /// What `$big{index}` returns for 0: the sum of its 6,000 increments.
+    fn expected_big(index: usize) -> i32 {
+        (0..6_000)
+            .map(|step| i32::try_from(step % 7 + index).expect("a small number"))
+            .sum()
+    }
+
+    #[test]
+    fn first_calls_of_large_functions_never_fail_wherever_a_fuel_slice_ends() {
+        let runtime = Runtime::default();
+        let wasm = large_functions_module(2);
+        let function = name("run");
+        // Each burn length puts the first call (and so the translation) of a
+        // large function at a different point of a fuel slice.
+        for burn in (0..12).map(|step| step * 83_333) {
+            let compiled = runtime
+                .prepare(&function, false, &wasm)
+                .expect("the module deploys");
+            let limits = runtime.limits_for(&FunctionLimits::default());
+            for which in 0..2 {
+                let output = runtime
+                    .invoke(
+                        &compiled,
+                        &limits,
+                        &args(&[("burn", &burn.to_string()), ("which", &which.to_string())]),
+                    )
+                    .unwrap_or_else(|error| panic!("burn {burn}, function {which}: {error}"));
+                assert_eq!(output, expected_big(which).to_string(), "burn {burn}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_step_that_costs_more_than_a_fuel_slice_still_runs() {
+        // memory.fill of 96 MiB costs 1.5 million fuel (64 bytes a unit),
+        // more than one slice: the call must be given what the step needs.
+        let wasm = wat::parse_str(
+            r#"(module (memory 1)
+                 (func (export "fill") (result i32)
+                   (drop (memory.grow (i32.const 1536)))
+                   (memory.fill (i32.const 0) (i32.const 7) (i32.const 100663296))
+                   (i32.load8_u (i32.const 100663295))))"#,
+        )
+        .expect("valid WAT");
+        let runtime = Runtime::default();
+        let compiled = runtime
+            .prepare(&name("fill"), false, &wasm)
+            .expect("the module deploys");
+        let limits = runtime.limits_for(&FunctionLimits {
+            memory_limit_mb: Some(128),
+            ..FunctionLimits::default()
+        });
+        let output = runtime.invoke(&compiled, &limits, &args(&[]));
+        assert_eq!(output.expect("the fill finishes"), "7");
+    }
+
+    #[test]
+    fn a_fuel_budget_smaller_than_one_step_is_exhausted_not_stuck() {
+        let wasm = wat::parse_str(
+            r#"(module (memory 1)
+                 (func (export "fill") (result i32)
+                   (drop (memory.grow (i32.const 1536)))
+                   (memory.fill (i32.const 0) (i32.const 7) (i32.const 100663296))
+                   (i32.const 1)))"#,
+        )
+        .expect("valid WAT");
+        let runtime = Runtime::default();
+        let compiled = runtime
+            .prepare(&name("fill"), false, &wasm)
+            .expect("the module deploys");
+        let limits = runtime.limits_for(&FunctionLimits {
+            memory_limit_mb: Some(128),
+            fuel: Some(1_200_000),
+            ..FunctionLimits::default()
+        });
+        let error = runtime
+            .invoke(&compiled, &limits, &args(&[]))
+            .expect_err("the budget cannot pay for the fill");
+        assert!(
+            matches!(
+                error,
+                RuntimeError::FuelExhausted {
+                    fuel: 1_200_000,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_start_function_that_never_finishes_is_refused_at_deploy() {
+        let looping = r#"(module
+            (func $forever (loop $again (br $again)))
+            (start $forever)
+            (func (export "spin") (param i32) (result i32) (local.get 0)))"#;
+        let runtime = Runtime::default();
+        let error = runtime
+            .prepare(
+                &name("spin"),
+                false,
+                &wat::parse_str(looping).expect("valid WAT"),
+            )
+            .expect_err("the start function never returns");
+        assert!(
+            matches!(error, RuntimeError::StartDidNotFinish { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_start_function_that_traps_is_refused_at_deploy() {
+        let trapping = r#"(module
+            (func $boom unreachable)
+            (start $boom)
+            (func (export "boom") (param i32) (result i32) (local.get 0)))"#;
+        let runtime = Runtime::default();
+        let error = runtime
+            .prepare(
+                &name("boom"),
+                false,
+                &wat::parse_str(trapping).expect("valid WAT"),
+            )
+            .expect_err("the start function traps");
+        assert!(matches!(error, RuntimeError::StartFailed { .. }), "{error}");
     }
 }

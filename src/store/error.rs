@@ -15,6 +15,10 @@ pub enum StoreError {
     },
     /// At startup: the index file exists but cannot be read or parsed.
     CorruptIndex { path: PathBuf, reason: String },
+    /// At startup: the index ends mid-way. This engine writes it atomically;
+    /// the reference engine rewrites it in place, so a crash or a full disk
+    /// while it wrote leaves it so.
+    TruncatedIndex { path: PathBuf, length_bytes: u64 },
     /// A read or write of a function's file or the index failed.
     Io {
         action: &'static str,
@@ -40,6 +44,19 @@ impl fmt::Display for StoreError {
                 "the function index {} cannot be read: {reason}; repair it or move it away to start empty (the engine never discards deployed functions on its own)",
                 path.display()
             ),
+            Self::TruncatedIndex { path, length_bytes } => {
+                let what = if *length_bytes == 0 {
+                    "is empty".to_owned()
+                } else {
+                    format!("is truncated: its {length_bytes} bytes stop in the middle of the JSON")
+                };
+                write!(
+                    f,
+                    "the function index {} {what}, probably because the reference engine (which rewrites it in place) was interrupted while writing it; nothing was changed. Restore it from a backup, or complete it by hand (an object mapping each name to {{\"func_name\", \"func_image_name\", \"func_local_path\", \"wasi_cap\"}}; the modules are still under {}), then start again. Moving it away starts with no functions and removes their directories",
+                    path.display(),
+                    path.parent().unwrap_or(path).display()
+                )
+            }
             Self::Io {
                 action,
                 path,
@@ -53,7 +70,7 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::DataDirUnusable { source, .. } | Self::Io { source, .. } => Some(source),
-            Self::CorruptIndex { .. } => None,
+            Self::CorruptIndex { .. } | Self::TruncatedIndex { .. } => None,
         }
     }
 }

@@ -15,8 +15,11 @@
 //! new file, never a torn one. [`FunctionStore::open`] removes what a crash
 //! can leave behind (temporary files, directories the index does not name)
 //! and logs each removal.
+//!
+//! An index the reference engine wrote is adopted at open (`reference`).
 
 mod error;
+mod reference;
 mod usage;
 
 use std::collections::BTreeMap;
@@ -27,6 +30,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use error::StoreError;
+pub use reference::ModuleCheck;
 
 use crate::function::{FunctionEntry, FunctionLimits, FunctionName};
 
@@ -45,12 +49,16 @@ pub struct FunctionStore {
 
 impl FunctionStore {
     /// Opens (creating if needed) the data directory, loads the index and
-    /// cleans up what an interrupted write left behind.
+    /// cleans up what an interrupted write left behind. An index the
+    /// reference engine wrote is adopted: its functions whose module
+    /// `check_module` accepts are copied into this store (see `reference`).
     ///
     /// # Errors
     /// [`StoreError::DataDirUnusable`] when the directory cannot be created or
-    /// written, [`StoreError::CorruptIndex`] when the index cannot be read.
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+    /// written, [`StoreError::TruncatedIndex`] when the index ends mid-way,
+    /// [`StoreError::CorruptIndex`] when it cannot be read otherwise, and
+    /// [`StoreError::Io`] when adopting the reference's index fails to write.
+    pub fn open(data_dir: &Path, check_module: ModuleCheck<'_>) -> Result<Self, StoreError> {
         let functions_dir = data_dir.join("functions");
         let unusable = |action: &'static str| {
             let path = data_dir.to_path_buf();
@@ -68,12 +76,31 @@ impl FunctionStore {
         fs::remove_file(&probe).map_err(unusable("write to"))?;
 
         let index_path = functions_dir.join(INDEX_FILE);
+        let mut reference_index = None;
         let index = match fs::read(&index_path) {
-            Ok(bytes) => serde_json::from_slice::<BTreeMap<FunctionName, FunctionEntry>>(&bytes)
-                .map_err(|error| StoreError::CorruptIndex {
-                    path: index_path.clone(),
-                    reason: error.to_string(),
-                })?,
+            Ok(bytes) if is_truncated_json(&bytes) => {
+                return Err(StoreError::TruncatedIndex {
+                    path: index_path,
+                    length_bytes: bytes.len() as u64,
+                });
+            }
+            Ok(bytes) => {
+                match serde_json::from_slice::<BTreeMap<FunctionName, FunctionEntry>>(&bytes) {
+                    Ok(index) => index,
+                    Err(error) => match reference::parse_index(&bytes) {
+                        Some(reference) => {
+                            reference_index = Some((bytes, reference));
+                            BTreeMap::new()
+                        }
+                        None => {
+                            return Err(StoreError::CorruptIndex {
+                                path: index_path,
+                                reason: error.to_string(),
+                            });
+                        }
+                    },
+                }
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(error) => {
                 return Err(StoreError::CorruptIndex {
@@ -93,6 +120,9 @@ impl FunctionStore {
             index_path,
             index: Mutex::new(index),
         };
+        if let Some((original, reference)) = reference_index {
+            store.adopt_reference(&original, reference, check_module)?;
+        }
         store.complete_pending_commits();
         store.remove_leftovers();
         Ok(store)
@@ -199,6 +229,7 @@ impl FunctionStore {
             wasi_cap,
             image_digest: image_digest.to_owned(),
             limits,
+            adopted_from_reference: None,
         };
         let mut next = index.clone();
         next.insert(name, entry.clone());
@@ -308,8 +339,10 @@ impl FunctionStore {
         }
     }
 
-    /// Deletes temporary files and function directories the index does not name.
+    /// Deletes temporary files and function directories the index does not
+    /// name, except those the reference engine's kept index names.
     fn remove_leftovers(&self) {
+        let spared = reference::spared_directories(&self.functions_dir);
         let index = self.lock_index();
         let Ok(entries) = fs::read_dir(&self.functions_dir) else {
             return;
@@ -319,7 +352,9 @@ impl FunctionStore {
             let file_name = entry.file_name().to_string_lossy().into_owned();
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
             let indexed = FunctionName::new(&file_name).is_ok_and(|name| index.contains_key(&name));
-            if is_dir && !indexed {
+            if is_dir && !indexed && spared.contains(&file_name) {
+                remove_temp_files(&path);
+            } else if is_dir && !indexed {
                 log::warn!(
                     "removing {}: no deployed function owns it (left by an interrupted deploy or delete)",
                     path.display()
@@ -335,6 +370,13 @@ impl FunctionStore {
             }
         }
     }
+}
+
+/// Whether `bytes` are JSON that stops before its end (whatever its shape):
+/// what a file rewritten in place holds after an interrupted write.
+fn is_truncated_json(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .is_err_and(|error| error.classify() == serde_json::error::Category::Eof)
 }
 
 fn remove_temp_files(directory: &Path) {
@@ -442,10 +484,15 @@ mod tests {
         FunctionName::new(text).unwrap()
     }
 
+    /// A module check that accepts anything (the runtime's is the service's).
+    fn any_module(_: &FunctionName, _: bool, _: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+
     #[test]
     fn put_survives_reopening_and_remove_deletes_files() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FunctionStore::open(dir.path()).unwrap();
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
         let entry = store
             .put(&name("hello"), "reg/hello:v1", "sha256:1", true, b"\0asm")
             .unwrap();
@@ -456,7 +503,7 @@ mod tests {
         );
         drop(store);
 
-        let store = FunctionStore::open(dir.path()).unwrap();
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
         assert_eq!(store.entries(), vec![entry]);
         assert_eq!(store.read_wasm(&name("hello")).unwrap(), b"\0asm");
         store.remove(&name("hello")).unwrap();
@@ -467,7 +514,7 @@ mod tests {
     #[test]
     fn a_crash_after_the_index_write_is_completed_and_one_before_it_is_undone() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FunctionStore::open(dir.path()).unwrap();
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
         store
             .put(&name("f"), "reg/f:v1", "sha256:aa11", false, b"old")
             .unwrap();
@@ -482,7 +529,7 @@ mod tests {
         // g: a pending file the index does not name (the crash came before).
         fs::write(functions.join("g/.g.wasm.cc33.pending"), b"unrecorded").unwrap();
 
-        let store = FunctionStore::open(dir.path()).unwrap();
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
         assert_eq!(store.read_wasm(&name("f")).unwrap(), b"new");
         assert_eq!(store.read_wasm(&name("g")).unwrap(), b"old");
         assert!(!functions.join("f/.f.wasm.aa11.pending").exists());
@@ -492,7 +539,7 @@ mod tests {
     #[test]
     fn a_staged_file_is_invisible_until_committed_and_removed_if_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FunctionStore::open(dir.path()).unwrap();
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
         let staged = store.stage(&name("f"), b"new").unwrap();
         assert!(store.entries().is_empty());
         assert!(!store.wasm_path(&name("f")).exists());
@@ -515,7 +562,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("functions")).unwrap();
         fs::write(dir.path().join("functions/persist.json"), b"{not json").unwrap();
-        let error = FunctionStore::open(dir.path()).err().unwrap();
+        let error = FunctionStore::open(dir.path(), &any_module).err().unwrap();
         assert!(error.to_string().contains("persist.json"), "{error}");
         assert_eq!(
             fs::read(dir.path().join("functions/persist.json")).unwrap(),
@@ -526,7 +573,7 @@ mod tests {
     #[test]
     fn opening_removes_orphan_directories_and_temporary_files() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FunctionStore::open(dir.path()).unwrap();
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
         store.put(&name("kept"), "i", "d", false, b"x").unwrap();
         drop(store);
         let functions = dir.path().join("functions");
@@ -534,7 +581,7 @@ mod tests {
         fs::write(functions.join(".persist.json.tmp"), b"half").unwrap();
         fs::write(functions.join("kept/.kept.wasm.tmp"), b"half").unwrap();
 
-        let store = FunctionStore::open(dir.path()).unwrap();
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
         assert_eq!(store.entries().len(), 1);
         assert!(!functions.join("orphan").exists());
         assert!(!functions.join(".persist.json.tmp").exists());
@@ -547,7 +594,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a-file");
         fs::write(&file, b"").unwrap();
-        let error = FunctionStore::open(&file.join("sub")).err().unwrap();
+        let error = FunctionStore::open(&file.join("sub"), &any_module)
+            .err()
+            .unwrap();
         assert!(error.to_string().contains("--data-dir"), "{error}");
     }
 }

@@ -40,7 +40,8 @@ mod tests {
     #[test]
     fn usage_counts_every_file_under_functions() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FunctionStore::open(dir.path()).unwrap();
+        let any_module = |_: &crate::function::FunctionName, _: bool, _: &[u8]| Ok(());
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
         assert_eq!(store.disk_usage_bytes(), 0);
         let name_dir = dir.path().join("functions/f");
         std::fs::create_dir_all(&name_dir).unwrap();
