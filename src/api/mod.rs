@@ -430,6 +430,10 @@ fn finish(request: tiny_http::Request, call: &Call, answer: Answer, shared: &Sha
             200
         }
     };
+    // Read the clock only for a line that will be written.
+    if !shared.access_log && !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
     let elapsed = call.started.elapsed();
     if shared.access_log {
         // The logger adds the call id.
