@@ -6,7 +6,7 @@ REGISTRY ?= 127.0.0.1:5000
 VERSION ?= v1
 CARGO ?= cargo
 
-.PHONY: all build deps apps images demo test hosts lint bench load clean
+.PHONY: all build deps apps images demo test hosts lint bench load clean registry
 
 all: build
 
@@ -15,7 +15,7 @@ build:
 	@ls -l target/release/wasm_engine
 
 deps:
-	scripts/install-deps.sh docker-registry wabt curl clang lld wasi-libc libclang-rt-14-dev-wasm32 hey systemd prometheus
+	scripts/install-deps.sh docker-registry curl clang lld wasi-libc libclang-rt-14-dev-wasm32 hey systemd prometheus
 
 apps: deps
 	experiments/build-apps.sh
@@ -34,6 +34,11 @@ images: apps
 
 demo: deps
 	scripts/demo.sh
+
+# A throw-away registry on $(REGISTRY) (loopback, temporary storage), in the
+# foreground until Ctrl-C: what the README's Quick start pushes to.
+registry: deps
+	scripts/run-registry.sh $(REGISTRY)
 
 test: deps apps hosts
 	$(CARGO) test --all-targets

@@ -45,7 +45,7 @@ app=experiments/application
 (cd $app/authentication && cargo build --quiet --target wasm32-unknown-unknown --target-dir "$work/big2")
 cp $app/hello/target/wasm32-wasip1/release/hello.wasm "$work/hello.wasm"
 cp "$work/big/wasm32-wasip1/debug/authentication-wasi.wasm" "$work/big.wasm"
-cp "$work/big2/wasm32-unknown-unknown/debug/authentication_impl.wasm" "$work/big2.wasm"
+cp "$work/big2/wasm32-unknown-unknown/debug/authentication.wasm" "$work/big2.wasm"
 engine=${ENGINE:-target/release/wasm_engine}
 
 registry=127.0.0.1:$(free_port)
@@ -94,7 +94,7 @@ auth_args='{"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"}'
 modules=(
   "hello hello true {\"name\": \"edge\"}"
   "big big true $auth_args"
-  "big2 authentication_impl false {\"ptr\": \"0\", \"len\": \"0\"}"
+  "big2 authentication false $auth_args"
 )
 for spec in "${modules[@]}"; do
   read -r module name wasi args <<<"$spec"

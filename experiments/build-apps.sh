@@ -15,10 +15,6 @@ for target in wasm32-unknown-unknown wasm32-wasip1; do
     }
   fi
 done
-command -v wasm2wat >/dev/null || {
-  echo "build-apps: wasm2wat not found; install Debian's wabt package (make deps does)" >&2
-  exit 1
-}
 
 # C examples (clang + wasi-libc) land in experiments/c/build/.
 "$here/c/build.sh"
@@ -42,8 +38,8 @@ for app in "${apps[@]}"; do
   (cd "$dir" && cargo build --quiet --release --target "$target")
   release="$dir/target/$target/release"
   case $abi in
-    string) "$here/wrap-string-abi.sh" "$release/${name//-/_}_impl.wasm" "$release/$name.wasm" "$name" ;;
-    numeric) [[ $name == "${name//-/_}" ]] || cp "$release/${name//-/_}.wasm" "$release/$name.wasm" ;;
+    # A library is built as <name, with _ for ->.wasm.
+    string | numeric) [[ $name == "${name//-/_}" ]] || cp "$release/${name//-/_}.wasm" "$release/$name.wasm" ;;
     wasi) ;; # a binary is already named <name>.wasm
   esac
   printf '%-22s %-24s %-8s %8d bytes  %s\n' "$name" "$target" "$abi" \
@@ -65,8 +61,7 @@ for app in "${stock[@]}"; do
   (cd "$dir" && RUSTFLAGS="" cargo build --quiet --release --target "$target" --target-dir target/stock)
   release="$dir/target/stock/$target/release"
   case $abi in
-    string) "$here/wrap-string-abi.sh" "$release/${name//-/_}_impl.wasm" "$release/$name.wasm" "$name" ;;
-    wasi) ;;
+    string | wasi) ;; # names without '-': already <name>.wasm
   esac
   printf '%-22s %-24s %-8s %8d bytes  %s\n' "$name (stock)" "$target" "$abi" \
     "$(stat -c %s "$release/$name.wasm")" "${release#"$here/"}/$name.wasm"

@@ -27,8 +27,8 @@ for port in "$registry_port" "$engine_port"; do
   port_free "$port" || { echo "demo: port $port is in use; set REGISTRY_PORT or ENGINE_PORT" >&2; exit 1; }
 done
 
-echo "== building the engine and the example functions"
-cargo build --release --quiet
+echo "== building the engine and the example functions (the first build takes a few minutes)"
+cargo build --release
 experiments/build-apps.sh
 
 rm -rf "$work" && mkdir -p "$work"
@@ -54,8 +54,8 @@ call() { # METHOD PATH [BODY]
   echo
   local answer
   if [[ $# -eq 3 ]]; then
-    echo "\$ curl -X $1 $engine_url$2 -H 'Content-Type: application/json' -H 'Content-Type: text/plain' -d '$3'"
-    answer=$(curl -s -X "$1" "$engine_url$2" -H 'Content-Type: application/json' -H 'Content-Type: text/plain' -d "$3"; printf x)
+    echo "\$ curl -X $1 $engine_url$2 -H 'Content-Type: application/json' -d '$3'"
+    answer=$(curl -s -X "$1" "$engine_url$2" -H 'Content-Type: application/json' -d "$3"; printf x)
   else
     echo "\$ curl $engine_url$2"
     answer=$(curl -s "$engine_url$2"; printf x)

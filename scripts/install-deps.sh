@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=("$@")
 if [[ ${#packages[@]} -eq 0 ]]; then
-  packages=(docker-registry wabt curl)
+  packages=(docker-registry curl)
 fi
 missing=()
 for package in "${packages[@]}"; do

@@ -20,6 +20,7 @@ wasm_engine: a lightweight WebAssembly function engine
 
 USAGE:
     wasm_engine [serve] [OPTIONS]          serve the REST API (the default)
+    wasm_engine help                       print this help (as --help)
     wasm_engine push FILE.wasm IMAGE       package FILE.wasm as a one-layer image and push it
                                            (IMAGE is REGISTRY/REPOSITORY[:TAG])
 
@@ -72,12 +73,28 @@ GENERAL:
     -V, --version    print the version, commit and target
 
 Logging: RUST_LOG=wasm_engine=debug turns on debug logs (default: info).
+
+Exit codes: 0 success, 1 a failed push, 2 a usage error, 3 the server could
+not start (data directory, admin token file, listen address).
 ";
+
+/// A command that ran and failed (a push the registry refused).
+const EXIT_FAILURE: u8 = 1;
+/// The command line is wrong: the message ends with a pointer to `--help`.
+const EXIT_USAGE: u8 = 2;
+/// The command line is right but the server cannot start: data directory,
+/// admin token file, listen address.
+const EXIT_STARTUP: u8 = 3;
 
 /// What the command line asked for.
 #[derive(Debug)]
 enum Command {
-    Serve(ServeConfig),
+    Serve {
+        config: ServeConfig,
+        /// Read after parsing: an unreadable file is a startup error, not a
+        /// usage error.
+        admin_token_file: Option<String>,
+    },
     Push {
         wasm_file: PathBuf,
         image: String,
@@ -104,8 +121,8 @@ pub unsafe fn disable_library_backtraces() {
     }
 }
 
-/// Runs the program and returns its exit code: 0 on success, 1 on a runtime
-/// failure, 2 on a usage error.
+/// Runs the program and returns its exit code: 0 on success, 1 on a failed
+/// push, 2 on a usage error, 3 when the server cannot start.
 pub fn main() -> ExitCode {
     // SAFETY: first thing in `main`, before any thread is started.
     unsafe { disable_library_backtraces() };
@@ -116,10 +133,10 @@ pub fn main() -> ExitCode {
         Ok(command) => command,
         Err(message) => {
             eprintln!("error: {message}\n\nRun 'wasm_engine --help' for usage.");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
-    let result: Result<(), Box<dyn std::error::Error>> = match command {
+    let result: Result<(), (u8, Box<dyn std::error::Error>)> = match command {
         Command::Help => {
             print!("{HELP}");
             Ok(())
@@ -128,20 +145,34 @@ pub fn main() -> ExitCode {
             println!("wasm_engine {}", crate::build_info::describe());
             Ok(())
         }
-        Command::Serve(config) => crate::api::serve(config).map_err(Into::into),
+        Command::Serve {
+            config,
+            admin_token_file,
+        } => serve(config, admin_token_file.as_deref()).map_err(|error| (EXIT_STARTUP, error)),
         Command::Push {
             wasm_file,
             image,
             insecure_registries,
-        } => push(&wasm_file, &image, insecure_registries),
+        } => push(&wasm_file, &image, insecure_registries).map_err(|error| (EXIT_FAILURE, error)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+        Err((code, error)) => {
             eprintln!("error: {}", cause_chain(error.as_ref()));
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
+}
+
+/// Reads the admin token, then serves; every error is a startup error.
+fn serve(
+    mut config: ServeConfig,
+    admin_token_file: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(path) = admin_token_file {
+        config.admin_token = Some(read_admin_token(path)?);
+    }
+    Ok(crate::api::serve(config)?)
 }
 
 /// Logs to stderr as `[2026-11-23T23:56:56Z INFO] message`, filtered by
@@ -228,9 +259,44 @@ fn push(
         insecure_registries,
         ..RegistryOptions::default()
     });
-    let digest = client.push_wasm(&reference, file_name, &wasm)?;
+    let digest = client
+        .push_wasm(&reference, file_name, &wasm)
+        .map_err(|error| push_error_hint(&reference, &error.to_string(), error.into()))?;
+    // The digest alone on stdout (scripts read it); what happened on stderr.
     println!("{digest}");
+    eprintln!(
+        "pushed {file_name} ({} bytes) as {reference}@{digest}",
+        wasm.len()
+    );
     Ok(())
+}
+
+/// Adds a hint to a push error that looks like TLS spoken to a plain-HTTP
+/// registry: `--insecure-registry` is what the user needs.
+fn push_error_hint(
+    reference: &ImageReference,
+    text: &str,
+    error: Box<dyn std::error::Error>,
+) -> Box<dyn std::error::Error> {
+    // What rustls says when the bytes that come back are not TLS.
+    let lower = text.to_ascii_lowercase();
+    let looks_like_plain_http = [
+        "invalidcontenttype",
+        "corrupt message",
+        "wrong version number",
+    ]
+    .iter()
+    .any(|word| lower.contains(word));
+    if !looks_like_plain_http {
+        return error;
+    }
+    format!(
+        "{}; if {} serves plain HTTP, pass --insecure-registry {}",
+        cause_chain(error.as_ref()),
+        reference.registry,
+        reference.registry
+    )
+    .into()
 }
 
 /// The serve flags that take a value, with their environment twins.
@@ -292,7 +358,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             Long("access-log") => access_log = true,
             Long(name) => {
                 let Some(&(flag, _)) = VALUE_FLAGS.iter().find(|&&(flag, _)| flag == name) else {
-                    return Err(Long(name).unexpected().to_string());
+                    return Err(unknown_flag(name));
                 };
                 let value = string_value(&mut parser, &format!("--{flag}"))?;
                 values.insert(flag, value);
@@ -308,6 +374,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
 
     let mut positional = positional.into_iter();
     match positional.next().as_deref() {
+        Some("help") => Ok(Command::Help),
         None | Some("serve") => {
             if let Some(extra) = positional.next() {
                 return Err(format!("unexpected argument {extra:?} for serve"));
@@ -316,10 +383,14 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             config.insecure_registries = insecure_registries;
             config.protect_all = protect_all;
             config.access_log = access_log;
-            if config.protect_all && config.admin_token.is_none() {
+            let admin_token_file = values.get("admin-token-file").cloned();
+            if config.protect_all && admin_token_file.is_none() {
                 return Err("--protect-all needs --admin-token-file".into());
             }
-            Ok(Command::Serve(config))
+            Ok(Command::Serve {
+                config,
+                admin_token_file,
+            })
         }
         Some("push") => {
             let (Some(wasm_file), Some(image), None) =
@@ -334,7 +405,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             })
         }
         Some(other) => Err(format!(
-            "unknown command {other:?}; the commands are serve (the default) and push"
+            "unknown command {other:?}; the commands are serve (the default), push and help"
         )),
     }
 }
@@ -398,10 +469,51 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
     if let Some(n) = number("function-log-bytes", "bytes", 1..=MAX)? {
         config.function_log.max_bytes = usize_saturating(n);
     }
-    if let Some(path) = values.get("admin-token-file") {
-        config.admin_token = Some(read_admin_token(path)?);
-    }
     Ok(config)
+}
+
+/// Every long flag, for suggestions.
+fn known_flags() -> impl Iterator<Item = &'static str> {
+    VALUE_FLAGS.iter().map(|&(flag, _)| flag).chain([
+        "insecure-registry",
+        "protect-all",
+        "access-log",
+        "help",
+        "version",
+    ])
+}
+
+/// `unknown option --timeout; did you mean --timeout-ms?`
+fn unknown_flag(name: &str) -> String {
+    // A flag the user shortened is the likeliest meaning, then the closest
+    // spelling within a few edits.
+    let prefixed = known_flags().find(|flag| !name.is_empty() && flag.starts_with(name));
+    let nearest = prefixed.or_else(|| {
+        known_flags()
+            .map(|flag| (edit_distance(name, flag), flag))
+            .filter(|&(distance, _)| distance <= 3)
+            .min_by_key(|&(distance, _)| distance)
+            .map(|(_, flag)| flag)
+    });
+    match nearest {
+        Some(flag) => format!("unknown option --{name}; did you mean --{flag}?"),
+        None => format!("unknown option --{name}"),
+    }
+}
+
+/// Levenshtein distance over bytes (flags are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, &a_byte) in a.as_bytes().iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, &b_byte) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(a_byte != b_byte);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 /// Reads the admin token: the file's first line, which must not be empty.
@@ -460,7 +572,7 @@ mod tests {
 
     #[test]
     fn no_arguments_serves_with_the_defaults() {
-        let Command::Serve(config) = parse_with(&[], &[]).unwrap() else {
+        let Command::Serve { config, .. } = parse_with(&[], &[]).unwrap() else {
             panic!("expected serve")
         };
         assert_eq!(config.listen, "0.0.0.0:10000");
@@ -475,7 +587,7 @@ mod tests {
             ("WASM_ENGINE_WORKERS", "3"),
             ("WASM_ENGINE_DATA_DIR", "/env"),
         ];
-        let Command::Serve(config) = parse_with(
+        let Command::Serve { config, .. } = parse_with(
             &[
                 "serve",
                 "--listen",
@@ -499,7 +611,10 @@ mod tests {
         let token = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(token.path(), "0123456789abcdef-token\n").unwrap();
         let path = token.path().to_str().unwrap();
-        let Command::Serve(config) = parse_with(
+        let Command::Serve {
+            config,
+            admin_token_file,
+        } = parse_with(
             &[
                 "--max-in-flight",
                 "3",
@@ -514,23 +629,28 @@ mod tests {
                 ("WASM_ENGINE_MAX_IN_FLIGHT", "9"),
             ],
         )
-        .unwrap() else {
+        .unwrap()
+        else {
             panic!("expected serve")
         };
         assert_eq!(config.invocation_slots(), 3);
         assert_eq!(config.max_queue, 7);
         assert_eq!(config.max_output_bytes, 4096);
         assert_eq!(config.client_timeout, Duration::from_millis(1500));
+        assert_eq!(admin_token_file.as_deref(), Some(path));
         assert_eq!(
-            config.admin_token,
-            Some(AdminToken("0123456789abcdef-token".into()))
+            read_admin_token(path).unwrap(),
+            AdminToken("0123456789abcdef-token".into())
         );
         assert!(config.protect_all);
     }
 
     #[test]
     fn observability_flags_and_their_twins() {
-        let Command::Serve(defaults) = parse_with(&[], &[]).unwrap() else {
+        let Command::Serve {
+            config: defaults, ..
+        } = parse_with(&[], &[]).unwrap()
+        else {
             panic!("expected serve")
         };
         assert!(!defaults.access_log);
@@ -538,7 +658,7 @@ mod tests {
             defaults.function_log,
             crate::function_log::LogLimits::default()
         );
-        let Command::Serve(config) = parse_with(
+        let Command::Serve { config, .. } = parse_with(
             &["--access-log", "--function-log-lines", "10"],
             &[
                 ("WASM_ENGINE_FUNCTION_LOG_LINES", "99"),
@@ -551,7 +671,7 @@ mod tests {
         assert!(config.access_log);
         assert_eq!(config.function_log.max_lines, 10);
         assert_eq!(config.function_log.max_bytes, 2048);
-        let Command::Serve(config) =
+        let Command::Serve { config, .. } =
             parse_with(&[], &[("WASM_ENGINE_ACCESS_LOG", "true")]).unwrap()
         else {
             panic!("expected serve")
@@ -568,8 +688,7 @@ mod tests {
     fn a_short_admin_token_is_refused() {
         let token = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(token.path(), "short\n").unwrap();
-        let error =
-            parse_with(&["--admin-token-file", token.path().to_str().unwrap()], &[]).unwrap_err();
+        let error = read_admin_token(token.path().to_str().unwrap()).unwrap_err();
         assert!(error.contains("at least 16 characters"), "{error}");
     }
 
@@ -589,14 +708,13 @@ mod tests {
             "--protect-all needs --admin-token-file"
         );
         assert!(
-            parse_with(&["--admin-token-file", "/nonexistent/token"], &[])
+            read_admin_token("/nonexistent/token")
                 .unwrap_err()
                 .contains("cannot read it")
         );
-        assert!(
-            parse_with(&["--bogus"], &[])
-                .unwrap_err()
-                .contains("--bogus")
+        assert_eq!(
+            parse_with(&["--bogus"], &[]).unwrap_err(),
+            "unknown option --bogus"
         );
         assert!(
             parse_with(&["push", "a.wasm"], &[])
@@ -608,5 +726,27 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown command")
         );
+    }
+
+    #[test]
+    fn an_unknown_flag_suggests_the_nearest_one() {
+        for (typed, suggested) in [
+            ("timeout", "timeout-ms"),
+            ("memory-limit", "memory-limit-mb"),
+            ("data-dri", "data-dir"),
+            ("insecure-registries", "insecure-registry"),
+            ("protectall", "protect-all"),
+            ("acess-log", "access-log"),
+        ] {
+            assert_eq!(
+                parse_with(&[&format!("--{typed}")], &[]).unwrap_err(),
+                format!("unknown option --{typed}; did you mean --{suggested}?")
+            );
+        }
+    }
+
+    #[test]
+    fn help_is_a_command_too() {
+        assert!(matches!(parse_with(&["help"], &[]), Ok(Command::Help)));
     }
 }

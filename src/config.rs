@@ -116,4 +116,36 @@ impl ServeConfig {
     pub fn invocation_slots(&self) -> usize {
         self.max_in_flight.unwrap_or(self.workers).max(1)
     }
+
+    /// Who may change functions, for the startup log; `address` is the
+    /// bound address.
+    pub fn access_summary(&self, address: &str) -> String {
+        match (&self.admin_token, self.protect_all) {
+            (Some(_), true) => "admin token required for every route (--protect-all)".into(),
+            (Some(_), false) => {
+                "admin token required for deploy, update and delete; invoke, list and query are open".into()
+            }
+            (None, _) => format!(
+                "no admin token: anyone who can reach {address} can deploy and run code (see --admin-token-file)"
+            ),
+        }
+    }
+
+    /// The limits in force, for the startup log.
+    pub fn limits_summary(&self) -> String {
+        format!(
+            "limits: {} workers, {} invocations at once and {} queued, {} ms and {} MiB per invocation, \
+             {} output bytes, {} body bytes, {} connections, client timeout {} ms, registry timeout {} ms",
+            self.workers,
+            self.invocation_slots(),
+            self.max_queue,
+            self.invocation_timeout.as_millis(),
+            self.memory_limit_bytes / (1024 * 1024),
+            self.max_output_bytes,
+            self.max_body_bytes,
+            self.max_connections,
+            self.client_timeout.as_millis(),
+            self.registry_timeout.as_millis()
+        )
+    }
 }

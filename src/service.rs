@@ -321,8 +321,16 @@ impl FunctionService {
     ) -> Result<FunctionEntry, ServiceError> {
         self.counted(ChangeOp::Update, || {
             let _guard = self.begin_change(name)?;
-            self.get(name)?;
-            self.install(name, spec)
+            let old = self.get(name)?;
+            let entry = self.install(name, spec)?;
+            log::info!(
+                "updated {name}: {}@{} -> {}@{}",
+                old.entry.func_image_name,
+                old.entry.image_digest,
+                entry.func_image_name,
+                entry.image_digest
+            );
+            Ok(entry)
         })
     }
 
@@ -399,11 +407,11 @@ impl FunctionService {
             *limits,
         )?;
         log::info!(
-            "installed function {name} from {image} ({}, {} from the image, {} bytes, {:?} ABI)",
+            "installed function {name} from {image} ({}, {} from the image, {} bytes, {})",
             pulled.digest,
             pulled.wasm.path,
             pulled.wasm.contents.len(),
-            compiled.abi()
+            compiled.describe_abi()
         );
         log::debug!(
             "install {name}: pull {pulled_at:?}, validate and stage {:?}, commit {:?}",

@@ -90,6 +90,30 @@ fn string_abi_passes_compact_json_in_request_order() {
 }
 
 #[test]
+fn string_abi_also_takes_one_i64_packed_as_ptr_shl_32_or_len() {
+    let registry = Registry::start();
+    let image = registry.push_fixture("string", "string:v1");
+    let engine = Engine::start();
+    engine.deploy("echo_packed", &image, false);
+    let logged = engine.wait_for_log("installed function echo_packed");
+    assert!(
+        logged.contains("string ABI echo_packed(i32, i32) -> i64"),
+        "{logged}"
+    );
+    engine.assert_output("echo_packed", json!({"a": "ünï"}), r#"{"a":"ünï"}"#);
+    let big = "x".repeat(200_000);
+    let reply = engine.invoke("echo_packed", json!({"big": big}));
+    assert_eq!(reply.message(), format!(r#"{{"big":"{big}"}}"#));
+
+    engine.deploy("packed_out_of_bounds", &image, false);
+    assert_error(
+        &engine.invoke("packed_out_of_bounds", json!({})),
+        500,
+        "returned (ptr 2147418112, len 16), which lies outside",
+    );
+}
+
+#[test]
 fn wasi_functions_get_the_json_as_argv_and_stdin_and_answer_on_stdout() {
     let registry = Registry::start();
     let image = registry.push_fixture("wasi_echo", "wasi-echo:v1");

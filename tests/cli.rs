@@ -1,6 +1,6 @@
 //! The command line: help, version, usage errors and startup errors.
 
-use crate::support::run_engine;
+use crate::support::{Engine, run_engine};
 
 #[test]
 fn help_and_version_exit_zero() {
@@ -17,6 +17,9 @@ fn help_and_version_exit_zero() {
     ] {
         assert!(text.contains(flag), "help lacks {flag}");
     }
+    let help_command = run_engine(&["help"]);
+    assert!(help_command.status.success());
+    assert_eq!(help_command.stdout, help.stdout);
     let version = run_engine(&["--version"]);
     assert!(version.status.success());
     // `wasm_engine 0.1.0 (commit 0123456789ab, target x86_64-unknown-linux-gnu)`
@@ -42,6 +45,62 @@ fn usage_errors_exit_two_with_a_hint() {
         "{stderr}"
     );
     assert!(stderr.contains("wasm_engine --help"), "{stderr}");
+
+    let output = run_engine(&["--timeout", "5"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown option --timeout; did you mean --timeout-ms?"),
+        "{stderr}"
+    );
+}
+
+/// A startup error that is not a usage error: exit code 3, a message saying
+/// what to do, and no pointer to `--help`.
+#[track_caller]
+fn assert_startup_error(output: &std::process::Output, fragments: &[&str]) {
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for fragment in fragments {
+        assert!(stderr.contains(fragment), "{stderr}");
+    }
+    assert!(!stderr.contains("--help"), "{stderr}");
+}
+
+#[test]
+fn an_unreadable_admin_token_file_is_a_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("admin-token");
+    let output = run_engine(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--admin-token-file",
+        missing.to_str().unwrap(),
+    ]);
+    assert_startup_error(
+        &output,
+        &[&format!(
+            "--admin-token-file {}: cannot read it",
+            missing.display()
+        )],
+    );
+}
+
+#[test]
+fn the_startup_log_gives_version_address_access_and_limits() {
+    let engine = Engine::start_with(&["--timeout-ms", "1234"]);
+    let log = engine.startup_log.join("\n");
+    let address = engine.url.trim_start_matches("http://");
+    for fragment in [
+        &format!("WasmEngine {} starting", env!("CARGO_PKG_VERSION")),
+        &format!("no admin token: anyone who can reach {address} can deploy and run code"),
+        "limits: 4 workers, 4 invocations at once and 64 queued, 1234 ms and 64 MiB per invocation",
+        &format!("WasmEngine listening on http://{address}, waiting for request..."),
+    ] {
+        assert!(log.contains(fragment), "{fragment:?} not in {log}");
+    }
 }
 
 #[test]
@@ -56,10 +115,10 @@ fn an_unusable_data_directory_is_a_clear_startup_error() {
         "--data-dir",
         data_dir.to_str().unwrap(),
     ]);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot create data directory"), "{stderr}");
-    assert!(stderr.contains("pass --data-dir"), "{stderr}");
+    assert_startup_error(
+        &output,
+        &["cannot create data directory", "pass --data-dir"],
+    );
 }
 
 #[test]
@@ -73,13 +132,13 @@ fn an_address_in_use_is_a_clear_startup_error() {
         "--data-dir",
         dir.path().to_str().unwrap(),
     ]);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains(&format!("cannot listen on {address}")),
-        "{stderr}"
+    assert_startup_error(
+        &output,
+        &[
+            &format!("cannot listen on {address}"),
+            "pass another address with --listen",
+        ],
     );
-    assert!(stderr.contains("--listen"), "{stderr}");
 }
 
 #[test]

@@ -509,7 +509,8 @@ fn a_truncated_reference_index_stops_startup_naming_the_file() {
         "--data-dir",
         &data_dir_arg,
     ]);
-    assert_eq!(output.status.code(), Some(1));
+    // A startup error.
+    assert_eq!(output.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(&format!("{} is truncated", index_path.display())),

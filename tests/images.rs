@@ -8,7 +8,7 @@ use wasm_engine::registry::{
     DOCKER_LAYER_GZIP, DOCKER_MANIFEST, Digest, OCI_INDEX, OCI_LAYER_TAR, build_gzip_tar,
 };
 
-use crate::support::{Engine, Registry, assert_error};
+use crate::support::{Engine, Registry, assert_error, fixture_path, run_engine};
 
 fn index_entry(
     registry: &Registry,
@@ -171,4 +171,40 @@ fn registries_named_by_host_name_resolve() {
             .to_string(),
     );
     assert_error(&reply, 502, &format!("https://{alias}:{port}/v2/"));
+}
+
+#[test]
+fn push_says_what_it_pushed_and_suggests_insecure_registry_for_plain_http() {
+    let registry = Registry::start();
+    let port = registry.address.rsplit(':').next().unwrap().to_owned();
+    let alias = hosts_file_alias();
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("gcd.wasm");
+    std::fs::write(&wasm, wat::parse_file(fixture_path("numeric")).unwrap()).unwrap();
+    let image = format!("{alias}:{port}/gcd-wasm:v1");
+
+    // Not loopback by its spelling, so HTTPS; the registry speaks plain HTTP.
+    let refused = run_engine(&["push", wasm.to_str().unwrap(), &image]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!("pass --insecure-registry {alias}:{port}")),
+        "{stderr}"
+    );
+
+    let pushed = run_engine(&[
+        "push",
+        "--insecure-registry",
+        &format!("{alias}:{port}"),
+        wasm.to_str().unwrap(),
+        &image,
+    ]);
+    assert!(pushed.status.success(), "{pushed:?}");
+    let digest = String::from_utf8_lossy(&pushed.stdout).trim().to_owned();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let size = std::fs::metadata(&wasm).unwrap().len();
+    assert_eq!(
+        String::from_utf8_lossy(&pushed.stderr).trim(),
+        format!("pushed gcd.wasm ({size} bytes) as {image}@{digest}")
+    );
 }

@@ -13,6 +13,7 @@ mod images;
 mod lazy_translation;
 mod lifecycle;
 mod limits;
+mod newcomer;
 mod observability;
 mod serving;
 mod thirdparty;

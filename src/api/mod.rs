@@ -124,16 +124,23 @@ const RETRY_AFTER_SECONDS: &str = "1";
 /// # Errors
 /// A [`StartupError`] when the data directory or the address is unusable.
 pub fn serve(config: ServeConfig) -> Result<(), StartupError> {
+    log::info!(
+        "WasmEngine {} starting, data directory {}",
+        crate::build_info::describe(),
+        config.data_dir.display()
+    );
     let server = Server::bind(&config)?;
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, server.stop_flag()).map_err(StartupError::Signals)?;
     }
     log::info!(
-        "WasmEngine listening on http://{}, waiting for request... (wasm_engine {}, commit {}, target {})",
-        server.local_addr(),
-        crate::build_info::VERSION,
-        crate::build_info::COMMIT,
-        crate::build_info::TARGET
+        "{}",
+        config.access_summary(&server.local_addr().to_string())
+    );
+    log::info!("{}", config.limits_summary());
+    log::info!(
+        "WasmEngine listening on http://{}, waiting for request...",
+        server.local_addr()
     );
     server.run();
     log::info!("WasmEngine stopped: every accepted request was answered");
@@ -141,18 +148,19 @@ pub fn serve(config: ServeConfig) -> Result<(), StartupError> {
 }
 
 impl Server {
-    /// Restores the deployed functions and binds the listen address.
+    /// Binds the listen address, then restores the deployed functions (so
+    /// an address in use fails at once, before any restore work).
     ///
     /// # Errors
-    /// A [`StartupError`] when the data directory or the address is unusable.
+    /// A [`StartupError`] when the address or the data directory is unusable.
     pub fn bind(config: &ServeConfig) -> Result<Self, StartupError> {
-        let service = FunctionService::open(config)?;
         let bind_error = |reason: String| StartupError::Bind {
             address: config.listen.clone(),
             reason,
         };
         let listener =
             std::net::TcpListener::bind(&config.listen).map_err(|e| bind_error(e.to_string()))?;
+        let service = FunctionService::open(config)?;
         let limits = tiny_http::ConnectionLimits {
             read_timeout: Some(config.client_timeout),
             write_timeout: Some(config.client_timeout),
@@ -380,7 +388,12 @@ fn handle(mut request: tiny_http::Request, mut call: Call, shared: &Shared) {
                 shared.rejections.count(Rejection::RequestTimeout);
             }
             let reply = Reply::error(&error);
-            if reply.status >= 500 {
+            // Failed changes and refused tokens matter to an operator even
+            // when they are the client's fault.
+            let operator_should_know = reply.status >= 500
+                || reply.status == 401
+                || matches!(path.as_str(), "/function/deploy" | "/function/update");
+            if operator_should_know {
                 log::warn!("{method} {path}: {}: {error}", reply.status);
             } else {
                 log::debug!("{method} {path}: {}: {error}", reply.status);

@@ -64,7 +64,7 @@ pub fn served_while_draining(path: &str) -> bool {
 }
 
 /// `/healthz`: 200 while the process serves. `/readyz`: 200 while it takes
-/// work (the store was restored before the server bound its address), 503
+/// work (workers start once the store is restored), 503
 /// with the reason while it drains.
 pub fn health(path: &str, shared: &Shared) -> Result<Answer, ApiError> {
     if path == "/readyz" {

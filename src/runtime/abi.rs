@@ -8,8 +8,9 @@ use super::error::RuntimeError;
 /// How an invocation calls a deployed module.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Abi {
-    /// `f(ptr, len) -> (ptr, len)` over UTF-8 JSON in linear memory.
-    String,
+    /// `f(ptr, len) -> (ptr, len)` or `f(ptr, len) -> ptr << 32 | len` over
+    /// UTF-8 JSON in linear memory.
+    String(StringReturn),
     /// Numbers in, numbers out.
     Numeric {
         params: Vec<ValType>,
@@ -19,6 +20,32 @@ pub enum Abi {
     },
     /// A WASI preview 1 command: `_start` with argv, stdin and stdout.
     Wasi,
+}
+
+/// How a string-ABI function hands back its output's `(ptr, len)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StringReturn {
+    /// Two `i32` results, `(ptr, len)`: the reference engine's shape, which
+    /// clang's multi-value ABI produces.
+    TwoResults,
+    /// One `i64`, `ptr << 32 | len`: what stable Rust and plain C can export.
+    Packed,
+}
+
+impl Abi {
+    /// `string ABI echo(i32, i32) -> i64`, `numeric ABI gcd(i32, i32) -> i32`,
+    /// `WASI command`: how logs name the ABI of the export `function`.
+    pub fn describe(&self, module: &Module, function: &str) -> String {
+        let kind = match self {
+            Self::Wasi => return "WASI command".to_owned(),
+            Self::String(_) => "string",
+            Self::Numeric { .. } => "numeric",
+        };
+        match module.get_export(function) {
+            Some(ExternType::Func(ty)) => format!("{kind} ABI {function}{}", signature_short(&ty)),
+            _ => format!("{kind} ABI {function}"),
+        }
+    }
 }
 
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
@@ -62,9 +89,13 @@ pub fn classify_export(module: &Module, function: &str, wasm: &[u8]) -> Result<A
             ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64
         )
     };
-    if ty.params() == [ValType::I32, ValType::I32] && ty.results() == [ValType::I32, ValType::I32] {
+    let pointer_and_length = ty.params() == [ValType::I32, ValType::I32];
+    if pointer_and_length && ty.results() == [ValType::I32, ValType::I32] {
         require_memory(module, function)?;
-        Ok(Abi::String)
+        Ok(Abi::String(StringReturn::TwoResults))
+    } else if pointer_and_length && ty.results() == [ValType::I64] {
+        require_memory(module, function)?;
+        Ok(Abi::String(StringReturn::Packed))
     } else if ty.params().iter().all(is_number) && ty.results().iter().all(is_number) {
         Ok(Abi::Numeric {
             params: ty.params().to_vec(),
@@ -110,6 +141,22 @@ pub fn signature(ty: &FuncType) -> String {
             .join(", ")
     };
     format!("({}) -> ({})", list(ty.params()), list(ty.results()))
+}
+
+/// `(i32, i32) -> i32`: as [`signature`], without parentheses around a
+/// single result.
+fn signature_short(ty: &FuncType) -> String {
+    let full = signature(ty);
+    match ty.results() {
+        [_] => {
+            let (params, result) = full.split_once(" -> ").unwrap_or((&full, "()"));
+            format!(
+                "{params} -> {}",
+                result.trim_start_matches('(').trim_end_matches(')')
+            )
+        }
+        _ => full,
+    }
 }
 
 fn extern_kind(ty: &ExternType) -> &'static str {

@@ -10,7 +10,7 @@ use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 
 use super::{
     CompiledFunction, InstanceLimiter, InvocationLimits, PlainState, Runtime, RuntimeError,
-    WasiState,
+    StringReturn, WasiState,
 };
 use crate::function::InvocationArgs;
 
@@ -199,11 +199,13 @@ fn trap(function: &CompiledFunction, error: wasmi::Error) -> RuntimeError {
 }
 
 /// The string ABI: write the args JSON at the start of freshly grown pages,
-/// call `f(ptr, len)`, read the `(ptr, len)` it returns as UTF-8.
+/// call `f(ptr, len)`, read the `(ptr, len)` it returns (as two `i32`, or
+/// packed in one `i64` as `ptr << 32 | len`) as UTF-8.
 pub fn string_abi(
     runtime: &Runtime,
     function: &CompiledFunction,
     limits: &InvocationLimits,
+    returns: StringReturn,
     args: &InvocationArgs,
 ) -> Result<String, RuntimeError> {
     let deadline = Instant::now() + limits.timeout;
@@ -244,29 +246,47 @@ pub fn string_abi(
         )
         .map_err(|error| trap(function, error.into()))?;
 
-    let mut outputs = [Val::I32(0), Val::I32(0)];
+    let mut two_results = [Val::I32(0), Val::I32(0)];
+    let mut packed = [Val::I64(0)];
+    let outputs: &mut [Val] = match returns {
+        StringReturn::TwoResults => &mut two_results,
+        StringReturn::Packed => &mut packed,
+    };
     call_until(
         &mut store,
         entry,
         &[Val::I32(i32_bits(input_ptr)), Val::I32(i32_bits(input_len))],
-        &mut outputs,
+        outputs,
         deadline,
         &mut budget,
     )
     .map_err(|stop| stop.into_error(function, limits, store.data().limits.memory_refused))?;
-    let (Val::I32(output_ptr), Val::I32(output_len)) = (&outputs[0], &outputs[1]) else {
-        return Err(trap(
-            function,
-            wasmi::Error::new("the string ABI returns two i32"),
-        ));
+    let (output_ptr, output_len) = match outputs {
+        [Val::I32(ptr), Val::I32(len)] => (u32_bits(*ptr), u32_bits(*len)),
+        [Val::I64(packed)] => unpack_pointer_and_length(*packed),
+        _ => {
+            return Err(trap(
+                function,
+                wasmi::Error::new("the string ABI returns two i32 or one i64"),
+            ));
+        }
     };
     read_result(
         name,
         memory.data(&store),
-        u32_bits(*output_ptr),
-        u32_bits(*output_len),
+        output_ptr,
+        output_len,
         limits.max_output_bytes,
     )
+}
+
+/// `(ptr, len)` from the packed shape's `ptr << 32 | len`.
+fn unpack_pointer_and_length(packed: i64) -> (u32, u32) {
+    let bits = u64::from_ne_bytes(packed.to_ne_bytes());
+    let [high, low] = [bits >> 32, bits & u64::from(u32::MAX)].map(|half| {
+        u32::try_from(half).unwrap_or(u32::MAX) // both halves fit: never the fallback
+    });
+    (high, low)
 }
 
 /// The `i32` wasm sees for a 32-bit pattern (wasm's `i32` is sign-agnostic).

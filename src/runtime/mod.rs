@@ -23,7 +23,7 @@ use wasmi::{
 };
 use wasmi_wasi::WasiCtx;
 
-pub use abi::Abi;
+pub use abi::{Abi, StringReturn};
 pub use error::RuntimeError;
 pub use invoke::read_result as read_string_result;
 
@@ -66,6 +66,11 @@ impl CompiledFunction {
     /// How invocations call this function.
     pub fn abi(&self) -> &Abi {
         &self.abi
+    }
+
+    /// The ABI and the export's type, for logs: `numeric ABI gcd(i32, i32) -> i32`.
+    pub fn describe_abi(&self) -> String {
+        self.abi.describe(&self.module, self.name.as_str())
     }
 
     /// The largest linear memory an instance of this module has reached so
@@ -400,7 +405,7 @@ impl Runtime {
         stderr: &mut Vec<u8>,
     ) -> Result<String, RuntimeError> {
         match &function.abi {
-            Abi::String => invoke::string_abi(self, function, limits, args),
+            Abi::String(returns) => invoke::string_abi(self, function, limits, *returns, args),
             Abi::Numeric {
                 params,
                 param_names,

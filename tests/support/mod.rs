@@ -355,6 +355,22 @@ impl Engine {
         }
     }
 
+    /// Waits (bounded, to turn a hang into a failure) for a log line
+    /// containing `fragment` and returns it.
+    #[track_caller]
+    pub fn wait_for_log(&self, fragment: &str) -> String {
+        let log = self.log.lock().unwrap();
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            match log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains(fragment) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("the engine never logged {fragment:?}; it logged: {seen:#?}"),
+            }
+        }
+    }
+
     pub fn post(&self, path: &str, body: &str) -> Reply {
         self.request("POST", path, body, false)
     }

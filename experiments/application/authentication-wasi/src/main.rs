@@ -6,13 +6,13 @@
 mod logic;
 
 #[global_allocator]
-static ALLOCATOR: fn_support::bump::BumpAllocator = fn_support::bump::BumpAllocator;
+static ALLOCATOR: wasm_engine_sdk::BumpAllocator = wasm_engine_sdk::BumpAllocator;
 
 use std::io::Write;
 
 fn main() {
     let input = std::env::args().next().unwrap_or_default();
-    match fn_support::parse_args(&input).and_then(|args| logic::authenticate(&args)) {
+    match wasm_engine_sdk::Args::parse(&input).and_then(|args| logic::authenticate(&args)) {
         Ok(mut output) => {
             // One write, no `format!` machinery: cheaper under an interpreter.
             output.push('\n');

@@ -1,6 +1,6 @@
 //! The authentication check, shared by the string-ABI and WASI builds.
 
-use fn_support::{Args, get, hex, push_json_string};
+use wasm_engine_sdk::{Args, hex, push_json_string};
 
 /// `hash` = lowercase hex MD5 of `"<arg_uri>#<arg_body>#argfunc"`; the answer
 /// is a 200 page when `arg_secret` equals it, else a 403 page.
@@ -8,9 +8,9 @@ use fn_support::{Args, get, hex, push_json_string};
 /// # Errors
 /// A message naming the first missing argument.
 pub fn authenticate(args: &Args) -> Result<String, String> {
-    let uri = get(args, "arg_uri")?;
-    let body = get(args, "arg_body")?;
-    let secret = get(args, "arg_secret")?;
+    let uri = args.get("arg_uri")?;
+    let body = args.get("arg_body")?;
+    let secret = args.get("arg_secret")?;
     // Plain string building rather than `format!`: `core::fmt` costs more
     // than the MD5 itself under an interpreter.
     let mut message = String::with_capacity(uri.len() + body.len() + 9);

@@ -1,12 +1,6 @@
 //! `echo-string`, string ABI: returns its input JSON with the character `b` appended.
 
 #[global_allocator]
-static ALLOCATOR: fn_support::bump::BumpAllocator = fn_support::bump::BumpAllocator;
+static ALLOCATOR: wasm_engine_sdk::BumpAllocator = wasm_engine_sdk::BumpAllocator;
 
-/// # Safety
-/// Called by the engine with its input bytes at `ptr..ptr+len`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn echo_string_impl(ptr: *const u8, len: usize) -> u64 {
-    // SAFETY: the engine passes its own input range.
-    unsafe { fn_support::string_abi(ptr, len, |input| format!("{input}b")) }
-}
+wasm_engine_sdk::export_raw_string_function!("echo-string", |input: &str| format!("{input}b"));

@@ -14,8 +14,8 @@ fn fibonacci(n: u64) -> Option<u64> {
 }
 
 fn run(input: &str) -> Result<u64, String> {
-    let args = fn_support::parse_args(input)?;
-    let raw = fn_support::get(&args, "n")?;
+    let args = wasm_engine_sdk::Args::parse(input)?;
+    let raw = args.get("n")?;
     let n: u64 = raw
         .trim()
         .parse()

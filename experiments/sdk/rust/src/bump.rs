@@ -5,25 +5,32 @@
 //! bump, `dealloc` does nothing, and the general-purpose allocator's set-up
 //! and bookkeeping (a large share of a short call's instructions under an
 //! interpreter) disappear. Use it with
-//! `#[global_allocator] static ALLOCATOR: fn_support::bump::BumpAllocator = fn_support::bump::BumpAllocator;`
+//! `#[global_allocator] static ALLOCATOR: wasm_engine_sdk::BumpAllocator = wasm_engine_sdk::BumpAllocator;`
 //! only in functions whose one call allocates a bounded amount.
 
-use std::alloc::{GlobalAlloc, Layout};
-use std::cell::Cell;
+#[cfg(target_arch = "wasm32")]
+use core::alloc::{GlobalAlloc, Layout};
+#[cfg(target_arch = "wasm32")]
+use core::cell::Cell;
 
+#[cfg(target_arch = "wasm32")]
 const PAGE_BYTES: usize = 65_536;
 
-/// Never frees; grows linear memory with `memory.grow` as needed.
+/// Never frees; grows linear memory with `memory.grow` as needed. Only
+/// implemented on `wasm32`.
 pub struct BumpAllocator;
 
+#[cfg(target_arch = "wasm32")]
 struct State {
     next: Cell<usize>,
     end: Cell<usize>,
 }
 
 // SAFETY: wasm32 modules here are single-threaded.
+#[cfg(target_arch = "wasm32")]
 unsafe impl Sync for State {}
 
+#[cfg(target_arch = "wasm32")]
 static STATE: State = State {
     next: Cell::new(0),
     end: Cell::new(0),
@@ -35,7 +42,7 @@ unsafe impl GlobalAlloc for BumpAllocator {
         let align = layout.align();
         let start = (STATE.next.get() + align - 1) & !(align - 1);
         let Some(end) = start.checked_add(layout.size()) else {
-            return std::ptr::null_mut();
+            return core::ptr::null_mut();
         };
         if start == 0 || end > STATE.end.get() {
             return grow_and_alloc(layout);
@@ -49,7 +56,9 @@ unsafe impl GlobalAlloc for BumpAllocator {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // Growing the most recent allocation in place is the common case
         // (a String being pushed to).
-        if ptr as usize + layout.size() == STATE.next.get() && ptr as usize + new_size <= STATE.end.get() {
+        if ptr as usize + layout.size() == STATE.next.get()
+            && ptr as usize + new_size <= STATE.end.get()
+        {
             STATE.next.set(ptr as usize + new_size);
             return ptr;
         }
@@ -57,7 +66,7 @@ unsafe impl GlobalAlloc for BumpAllocator {
         unsafe {
             let new = self.alloc(Layout::from_size_align_unchecked(new_size, layout.align()));
             if !new.is_null() {
-                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
             }
             new
         }
@@ -81,10 +90,15 @@ fn grow_and_alloc(layout: Layout) -> *mut u8 {
         // Only the symbol's address is taken, which is safe.
         let heap_base = (&raw const __heap_base) as usize;
         STATE.next.set(heap_base);
-        STATE.end.set(core::arch::wasm32::memory_size(0) * PAGE_BYTES);
+        STATE
+            .end
+            .set(core::arch::wasm32::memory_size(0) * PAGE_BYTES);
         let align = layout.align();
         let start = (heap_base + align - 1) & !(align - 1);
-        if let Some(end) = start.checked_add(layout.size()).filter(|end| *end <= STATE.end.get()) {
+        if let Some(end) = start
+            .checked_add(layout.size())
+            .filter(|end| *end <= STATE.end.get())
+        {
             STATE.next.set(end);
             return start as *mut u8;
         }
@@ -92,7 +106,7 @@ fn grow_and_alloc(layout: Layout) -> *mut u8 {
     let pages = (layout.size() + layout.align()).div_ceil(PAGE_BYTES).max(1);
     let old_pages = core::arch::wasm32::memory_grow(0, pages);
     if old_pages == usize::MAX {
-        return std::ptr::null_mut();
+        return core::ptr::null_mut();
     }
     let region_start = old_pages * PAGE_BYTES;
     let region_end = region_start + pages * PAGE_BYTES;
