@@ -125,8 +125,10 @@ const RETRY_AFTER_SECONDS: &str = "1";
 /// A [`StartupError`] when the data directory or the address is unusable.
 pub fn serve(config: ServeConfig) -> Result<(), StartupError> {
     log::info!(
-        "WasmEngine {} starting, data directory {}",
-        crate::build_info::describe(),
+        "WasmEngine {} starting (commit {}, target {}), data directory {}",
+        crate::build_info::VERSION,
+        crate::build_info::COMMIT,
+        crate::build_info::TARGET,
         config.data_dir.display()
     );
     let server = Server::bind(&config)?;
