@@ -296,11 +296,12 @@ fn standby(http: &tiny_http::Server, shared: &Arc<Shared>) {
 /// refused with 503 once the server is stopping (probes and the metrics are
 /// still answered then).
 fn receive(http: &tiny_http::Server, shared: &Arc<Shared>, wait: Duration) {
-    let stopping = shared.stopping();
     match http.recv_timeout(wait) {
         Ok(Some(request)) => {
             let call = Call::begin(&request);
-            if stopping && !observe::served_while_draining(&call.path) {
+            // Checked after the wait: a request taken once the stop flag is
+            // set is refused, as /readyz already says.
+            if shared.stopping() && !observe::served_while_draining(&call.path) {
                 shared.rejections.count(Rejection::Draining);
                 let reply = Reply::error(&ApiError::ShuttingDown);
                 finish(request, &call, Answer::Reply(reply), shared);
