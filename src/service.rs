@@ -22,7 +22,7 @@ use crate::function::{FunctionEntry, FunctionLimits, FunctionName, InvocationArg
 use crate::function_log::{FunctionLog, LogLimits, LogLine};
 use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
 use crate::registry::{ImageReference, RegistryClient, RegistryError, RegistryOptions};
-use crate::runtime::{CompiledFunction, InvocationLimits, Runtime, RuntimeError, RuntimeOptions};
+use crate::runtime::{CallLimits, CompiledFunction, Runtime, RuntimeError, RuntimeOptions};
 use crate::store::{FunctionStore, StoreError};
 
 /// A failure of one service operation.
@@ -90,7 +90,7 @@ impl From<StoreError> for ServiceError {
 struct DeployedFunction {
     entry: FunctionEntry,
     compiled: CompiledFunction,
-    limits: InvocationLimits,
+    limits: CallLimits,
     /// The image digest, as function log lines carry it.
     version: Arc<str>,
     metrics: Arc<FunctionMetrics>,
@@ -454,10 +454,7 @@ impl FunctionService {
     ///
     /// # Errors
     /// [`ServiceError::NotDeployed`].
-    pub fn query(
-        &self,
-        name: &FunctionName,
-    ) -> Result<(FunctionEntry, InvocationLimits), ServiceError> {
+    pub fn query(&self, name: &FunctionName) -> Result<(FunctionEntry, CallLimits), ServiceError> {
         let deployed = self.get(name)?;
         Ok((deployed.entry.clone(), deployed.limits))
     }
