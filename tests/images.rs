@@ -43,7 +43,7 @@ fn push_index(registry: &Registry, entries: &[(&str, &str, &str)]) -> (String, S
 
 #[test]
 fn an_index_resolves_to_its_wasi_wasm_entry() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     let (index, image) = push_index(
         &registry,
         &[
@@ -68,7 +68,7 @@ fn an_index_resolves_to_its_wasi_wasm_entry() {
 
 #[test]
 fn an_index_without_a_runnable_choice_names_its_platforms() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     let (_, image) = push_index(
         &registry,
         &[
@@ -86,7 +86,7 @@ fn an_index_without_a_runnable_choice_names_its_platforms() {
 
 #[test]
 fn a_reference_pinned_by_digest_is_pulled_and_verified() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     registry.push_fixture("numeric", "fn:v1");
     let digest = Digest::of(&registry.manifest_bytes("fn:v1"));
     let engine = Engine::start();
@@ -104,7 +104,7 @@ fn a_reference_pinned_by_digest_is_pulled_and_verified() {
 
 #[test]
 fn plain_tar_layers_and_later_layers_with_whiteouts_are_read() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     let numeric = wat::parse_file(crate::support::fixture_path("numeric")).unwrap();
     let string = wat::parse_file(crate::support::fixture_path("string")).unwrap();
     let mut tar = tar::Builder::new(Vec::new());
@@ -152,7 +152,7 @@ fn hosts_file_alias() -> &'static str {
 
 #[test]
 fn registries_named_by_host_name_resolve() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     registry.push_fixture("numeric", "numeric:v1");
     let port = registry.address.rsplit(':').next().unwrap().to_owned();
     let alias = hosts_file_alias();
@@ -175,7 +175,7 @@ fn registries_named_by_host_name_resolve() {
 
 #[test]
 fn push_says_what_it_pushed_and_suggests_insecure_registry_for_plain_http() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     let port = registry.address.rsplit(':').next().unwrap().to_owned();
     let alias = hosts_file_alias();
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
-//! Shared test harness: a real registry (Debian's `docker-registry`) in a
-//! temporary directory, the real `wasm_engine` binary on an ephemeral port,
-//! fixtures compiled from WAT and pushed with `wasm_engine push`.
+//! Shared test harness: a registry (in memory by default, or Debian's
+//! `docker-registry` in a temporary directory for the interoperability
+//! tests), the real `wasm_engine` binary on an ephemeral port, fixtures
+//! compiled from WAT and pushed with `wasm_engine push`.
 //!
 //! `WASM_ENGINE_BIN` points the harness at another binary (a cross build) and
 //! `WASM_ENGINE_RUNNER` runs it through a command such as `qemu-aarch64`.
@@ -8,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod fake_registry;
+pub mod memory_registry;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -62,15 +64,33 @@ fn forward(
     });
 }
 
-/// A `docker-registry` serving a temporary directory on 127.0.0.1; killed on drop.
+/// A registry on 127.0.0.1: the in-memory one ([`Registry::start`]) or a
+/// `docker-registry` serving a temporary directory ([`Registry::start_real`]);
+/// stopped on drop.
 pub struct Registry {
-    child: Child,
+    child: Option<Child>,
     pub address: String,
-    _root: tempfile::TempDir,
+    _root: Option<tempfile::TempDir>,
+    _memory: Option<memory_registry::MemoryRegistry>,
 }
 
 impl Registry {
+    /// Starts the in-memory registry (`support::memory_registry`): enough
+    /// of the distribution API for pushes and pulls, no outside program.
     pub fn start() -> Self {
+        let memory = memory_registry::MemoryRegistry::start();
+        Self {
+            child: None,
+            address: memory.address.clone(),
+            _root: None,
+            _memory: Some(memory),
+        }
+    }
+
+    /// Starts Debian's `docker-registry`, for the tests of how the engine
+    /// works with a real registry (indexes, digests, host names, the
+    /// walkthrough).
+    pub fn start_real() -> Self {
         let root = tempfile::tempdir().expect("temporary directory");
         let port = free_port();
         let address = format!("127.0.0.1:{port}");
@@ -107,10 +127,16 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         Self {
-            child,
+            child: Some(child),
             address,
-            _root: root,
+            _root: Some(root),
+            _memory: None,
         }
+    }
+
+    /// Whether this is Debian's `docker-registry` rather than the in-memory one.
+    pub fn is_real(&self) -> bool {
+        self.child.is_some()
     }
 
     /// `<address>/<repository>:<tag>`.
@@ -218,8 +244,10 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
