@@ -295,7 +295,7 @@ fn dispatch(request: tiny_http::Request, shared: &Arc<Shared>) {
                     handle(next, shared);
                 }
             }
-            Admit::Queued => {}
+            Admit::Queued => log::debug!("invocation queued: every slot is held"),
             Admit::Full {
                 call,
                 running,

@@ -574,6 +574,23 @@ pub fn run_engine(args: &[&str]) -> Output {
     }
 }
 
+/// Calls `condition` until it gives a value (every 20 ms), bounded only to
+/// turn a hang into a failure.
+#[track_caller]
+pub fn wait_until<T>(mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the condition never held (waited {STARTUP_TIMEOUT:?})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Asserts a reply's status and that its message contains `fragment`.
 #[track_caller]
 pub fn assert_error(reply: &Reply, status: u16, fragment: &str) {
