@@ -6,7 +6,7 @@ REGISTRY ?= 127.0.0.1:5000
 VERSION ?= v1
 CARGO ?= cargo
 
-.PHONY: all build deps apps images demo test hosts lint bench load clean registry
+.PHONY: all build deps apps images demo test lint bench load clean registry
 
 all: build
 
@@ -40,14 +40,9 @@ demo: deps
 registry: deps
 	scripts/run-registry.sh $(REGISTRY)
 
-test: deps apps hosts
+test: deps apps
 	$(CARGO) test --all-targets
 	tests/load_check.sh
-
-# A host name for 127.0.0.1 that is not `localhost`, for the name-resolution test.
-hosts:
-	@grep -qw wasmengine-registry.test /etc/hosts || \
-	  echo '127.0.0.1 wasmengine-registry.test' | $$( [ "$$(id -u)" = 0 ] || echo sudo ) tee -a /etc/hosts >/dev/null
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -91,9 +91,17 @@ impl Registry {
     /// works with a real registry (indexes, digests, host names, the
     /// walkthrough).
     pub fn start_real() -> Self {
+        Self::start_real_on(std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// Starts Debian's `docker-registry` listening on `ip` (a local address).
+    pub fn start_real_on(ip: std::net::IpAddr) -> Self {
         let root = tempfile::tempdir().expect("temporary directory");
-        let port = free_port();
-        let address = format!("127.0.0.1:{port}");
+        let port = TcpListener::bind((ip, 0))
+            .and_then(|listener| listener.local_addr())
+            .unwrap_or_else(|error| panic!("binding an ephemeral port on {ip}: {error}"))
+            .port();
+        let address = std::net::SocketAddr::new(ip, port).to_string();
         let config = root.path().join("config.yml");
         std::fs::write(
             &config,
@@ -168,8 +176,12 @@ impl Registry {
         let path = dir.path().join(file_name);
         std::fs::write(&path, wasm).expect("writing the wasm");
         let image = self.image(repository_and_tag);
+        // Named so that a registry on a non-loopback address
+        // (`start_real_on`) is spoken to in plain HTTP too.
         let output = engine_command()
             .arg("push")
+            .arg("--insecure-registry")
+            .arg(&self.address)
             .arg(&path)
             .arg(&image)
             .output()
@@ -572,6 +584,28 @@ pub fn run_engine(args: &[&str]) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// This machine's host name and the local IPv4 address it resolves to, for
+/// tests that need a registry named by a host name that is not loopback by
+/// its spelling. Resolved through the system resolver as the engine does
+/// (`/etc/hosts` lists the host name on Debian and in containers); nothing
+/// is edited.
+pub fn machine_host_name() -> (String, std::net::IpAddr) {
+    use std::net::ToSocketAddrs;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("reading the host name")
+        .trim()
+        .to_owned();
+    let ip = (name.as_str(), 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.find(|address| address.is_ipv4()))
+        .map(|address| address.ip())
+        .unwrap_or_else(|| {
+            panic!("this machine's host name {name:?} does not resolve to an IPv4 address")
+        });
+    (name, ip)
 }
 
 /// Calls `condition` until it gives a value (every 20 ms), bounded only to
