@@ -23,10 +23,7 @@ apps: deps
 # Pushes every example as $(REGISTRY)/<name>-wasm:$(VERSION).
 images: apps
 	$(CARGO) build --release
-	@for app in authentication:wasm32-unknown-unknown authentication-wasi:wasm32-wasip1 \
-	            hello:wasm32-wasip1 fibonacci:wasm32-wasip1 \
-	            echo-string:wasm32-unknown-unknown gcd:wasm32-unknown-unknown; do \
-	  name=$${app%%:*}; target=$${app##*:}; \
+	@grep -v '^[[:space:]]*\(#\|$$\)' experiments/apps.txt | while read -r name target abi wasi_cap; do \
 	  printf '%-40s ' "$(REGISTRY)/$$name-wasm:$(VERSION)"; \
 	  target/release/wasm_engine push experiments/application/$$name/target/$$target/release/$$name.wasm \
 	    $(REGISTRY)/$$name-wasm:$(VERSION) || exit 1; \

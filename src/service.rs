@@ -327,10 +327,13 @@ impl FunctionService {
             pulled.wasm.contents.len(),
             compiled.describe_abi()
         );
+        // A fixed format (docs/development.md, "Benchmarks") that
+        // benches/cold_start.sh reads: milliseconds, three decimals.
         log::debug!(
-            "install {name}: pull {pulled_at:?}, validate and stage {:?}, commit {:?}",
-            validated_at - pulled_at,
-            started.elapsed() - validated_at
+            "install phases: function={name} pull_ms={:.3} stage_ms={:.3} commit_ms={:.3}",
+            pulled_at.as_secs_f64() * 1e3,
+            (validated_at - pulled_at).as_secs_f64() * 1e3,
+            (started.elapsed() - validated_at).as_secs_f64() * 1e3
         );
         self.write_deployed().insert(
             name.clone(),
