@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::config::ServeConfig;
 use crate::function::{FunctionEntry, FunctionLimits, FunctionName, InvocationArgs};
 use crate::registry::{ImageReference, RegistryClient, RegistryError, RegistryOptions};
-use crate::runtime::{CompiledFunction, InvocationLimits, Runtime, RuntimeError, RuntimeOptions};
+use crate::runtime::{CallLimits, CompiledFunction, Runtime, RuntimeError, RuntimeOptions};
 use crate::store::{FunctionStore, StoreError};
 
 /// A failure of one service operation.
@@ -81,7 +81,7 @@ impl From<StoreError> for ServiceError {
 struct DeployedFunction {
     entry: FunctionEntry,
     compiled: CompiledFunction,
-    limits: InvocationLimits,
+    limits: CallLimits,
 }
 
 /// What a deploy or update asks for.
@@ -373,10 +373,7 @@ impl FunctionService {
     ///
     /// # Errors
     /// [`ServiceError::NotDeployed`].
-    pub fn query(
-        &self,
-        name: &FunctionName,
-    ) -> Result<(FunctionEntry, InvocationLimits), ServiceError> {
+    pub fn query(&self, name: &FunctionName) -> Result<(FunctionEntry, CallLimits), ServiceError> {
         let deployed = self.get(name)?;
         Ok((deployed.entry.clone(), deployed.limits))
     }

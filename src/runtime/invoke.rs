@@ -1,15 +1,18 @@
-//! One invocation under each ABI: a fresh `Store` and instance, arguments in,
-//! output out. See `docs/abi.md` for the contracts.
+//! One invocation: [`Invocation`] owns what every call shares (its deadline,
+//! what is left of its fuel budget, a fresh `Store` with the instance
+//! limiter, instantiation, metered calls, and how a stopped call becomes a
+//! [`RuntimeError`]); its `string`, `numeric` and `wasi` methods are the
+//! three ABIs. See `docs/abi.md` for the contracts.
 
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use wasmi::{Func, Memory, ResumableCall, Store, Val, ValType};
+use wasmi::{Func, Instance, Linker, Memory, ResumableCall, Store, Val, ValType};
 use wasmi_wasi::WasiCtxBuilder;
 use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 
 use super::{
-    CompiledFunction, InstanceLimiter, InvocationLimits, PlainState, Runtime, RuntimeError,
+    CallLimits, CompiledFunction, InstanceLimiter, Limited, PlainState, Runtime, RuntimeError,
     StringReturn, WasiState,
 };
 use crate::function::InvocationArgs;
@@ -55,229 +58,374 @@ impl From<wasmi::Error> for Stop {
     }
 }
 
-/// Calls `func`, granting fuel one slice at a time and checking the clock
-/// between slices: a wall-clock deadline for an interpreter. A fuel budget,
-/// when set, caps the total granted.
-fn call_until<T>(
-    store: &mut Store<T>,
-    func: Func,
-    inputs: &[Val],
-    outputs: &mut [Val],
-    deadline: Instant,
-    budget: &mut Option<u64>,
-) -> Result<(), Stop> {
-    // A slice is at least what the next step needs: one `memory.fill` or
-    // `memory.copy` can cost more than a whole slice, and granting less
-    // would suspend the call again at once, forever.
-    let mut grant = |store: &mut Store<T>, required: u64| -> Result<(), Stop> {
-        let wanted = FUEL_SLICE.max(required);
-        let slice = match budget {
-            Some(left) if *left < required.max(1) => return Err(Stop::FuelExhausted),
-            Some(left) => {
-                let slice = wanted.min(*left);
-                *left -= slice;
-                slice
-            }
-            None => wanted,
-        };
-        store.set_fuel(slice)?;
-        Ok(())
-    };
-    grant(store, 0)?;
-    let mut call = func.call_resumable(&mut *store, inputs, outputs)?;
-    loop {
-        match call {
-            ResumableCall::Finished => {
-                // Give back what the last slice did not use.
-                if let (Some(left), Ok(unused)) = (budget.as_mut(), store.get_fuel()) {
-                    *left += unused;
-                }
-                return Ok(());
-            }
-            ResumableCall::HostTrap(trap) => return Err(Stop::from(trap.host_error())),
-            ResumableCall::OutOfFuel(out_of_fuel) => {
-                if Instant::now() >= deadline {
-                    return Err(Stop::Timeout);
-                }
-                grant(store, out_of_fuel.required_fuel())?;
-                call = out_of_fuel.resume(&mut *store, outputs)?;
-            }
-        }
-    }
-}
-
-impl Stop {
-    fn into_error(
-        self,
-        function: &CompiledFunction,
-        limits: &InvocationLimits,
-        memory_refused: bool,
-    ) -> RuntimeError {
-        let function_name = function.name.to_string();
-        match self {
-            Stop::Timeout => RuntimeError::Timeout {
-                function: function_name,
-                timeout_ms: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
-            },
-            Stop::FuelExhausted => RuntimeError::FuelExhausted {
-                function: function_name,
-                fuel: limits.fuel.unwrap_or_default(),
-            },
-            Stop::Failed { message, .. } if memory_refused => RuntimeError::MemoryLimit {
-                function: function_name,
-                limit_bytes: limits.memory_limit_bytes,
-                reason: message,
-            },
-            Stop::Failed { message, .. } => RuntimeError::Trap {
-                function: function_name,
-                reason: message,
-            },
-        }
-    }
-}
-
-fn export(
-    function: &CompiledFunction,
-    instance: &wasmi::Instance,
-    store: &impl wasmi::AsContext,
-    name: &str,
-) -> Result<Func, RuntimeError> {
-    instance.get_func(store, name).ok_or_else(|| {
-        trap(
-            function,
-            wasmi::Error::new(format!("export {name} vanished")),
-        )
-    })
-}
-/// How much of a failing WASI function's stderr an error message quotes.
-const STDERR_TAIL_BYTES: usize = 512;
-
-fn plain_instance(
-    runtime: &Runtime,
-    function: &CompiledFunction,
-    limits: &InvocationLimits,
-    deadline: Instant,
-    budget: &mut Option<u64>,
-) -> Result<(Store<PlainState>, wasmi::Instance), RuntimeError> {
-    let mut store = Store::new(
-        &runtime.engine,
-        PlainState {
-            limits: InstanceLimiter::new(limits.memory_limit_bytes),
-        },
-    );
-    store.limiter(|state| &mut state.limits);
+/// A fresh store for `data` on `engine`: the instance limiter installed and
+/// the fuel of instantiation (a start function's only bound) granted.
+pub(super) fn new_store<T: Limited>(engine: &wasmi::Engine, data: T) -> Store<T> {
+    let mut store = Store::new(engine, data);
+    store.limiter(|state| state.limiter());
     store
         .set_fuel(INSTANTIATION_FUEL)
         .expect("the engine meters fuel");
-    let instance = runtime
-        .plain_linker
-        .instantiate_and_start(&mut store, &function.module)
-        .map_err(|error| RuntimeError::Instantiation {
-            function: function.name.to_string(),
-            reason: error.to_string(),
-        })?;
-    if function.calls_initialize {
-        let initialize = export(function, &instance, &store, "_initialize")?;
-        call_until(&mut store, initialize, &[], &mut [], deadline, budget).map_err(|stop| {
-            match stop {
-                Stop::Failed { message, .. } => RuntimeError::Instantiation {
-                    function: function.name.to_string(),
-                    reason: format!("_initialize failed: {message}"),
-                },
-                stop => stop.into_error(function, limits, false),
-            }
-        })?;
-    }
-    Ok((store, instance))
+    store
 }
 
-fn trap(function: &CompiledFunction, error: wasmi::Error) -> RuntimeError {
-    RuntimeError::Trap {
-        function: function.name.to_string(),
-        reason: error.to_string(),
-    }
+/// How much of a failing WASI function's stderr an error message quotes.
+const STDERR_TAIL_BYTES: usize = 512;
+
+/// One call of a deployed function, from a fresh store to its output.
+pub(super) struct Invocation<'a> {
+    runtime: &'a Runtime,
+    function: &'a CompiledFunction,
+    limits: &'a CallLimits,
+    /// When the call is stopped (504), from `limits.timeout`.
+    deadline: Instant,
+    /// What is left of the call's fuel budget; `None`: only the deadline.
+    budget: Option<u64>,
 }
 
-/// The string ABI: write the args JSON at the start of freshly grown pages,
-/// call `f(ptr, len)`, read the `(ptr, len)` it returns (as two `i32`, or
-/// packed in one `i64` as `ptr << 32 | len`) as UTF-8.
-pub fn string_abi(
-    runtime: &Runtime,
-    function: &CompiledFunction,
-    limits: &InvocationLimits,
-    returns: StringReturn,
-    args: &InvocationArgs,
-) -> Result<String, RuntimeError> {
-    let deadline = Instant::now() + limits.timeout;
-    let mut budget = limits.fuel;
-    let (mut store, instance) = plain_instance(runtime, function, limits, deadline, &mut budget)?;
-    let name = function.name.as_str();
-    let memory: Memory =
-        instance
-            .get_memory(&store, "memory")
-            .ok_or_else(|| RuntimeError::MissingMemory {
-                function: name.to_owned(),
-            })?;
-    let entry = export(function, &instance, &store, name)?;
+impl<'a> Invocation<'a> {
+    /// Starts the clock of one call.
+    pub(super) fn start(
+        runtime: &'a Runtime,
+        function: &'a CompiledFunction,
+        limits: &'a CallLimits,
+    ) -> Self {
+        Self {
+            runtime,
+            function,
+            limits,
+            deadline: Instant::now() + limits.timeout,
+            budget: limits.fuel,
+        }
+    }
 
-    let input = args.to_json();
-    let pages = (input.len() as u64).div_ceil(WASM_PAGE_BYTES).max(1);
-    let old_pages = memory
-        .grow(&mut store, pages)
-        .map_err(|error| RuntimeError::BadArguments {
+    /// The string ABI: write the args JSON at the start of freshly grown
+    /// pages, call `f(ptr, len)`, read the `(ptr, len)` it returns (as two
+    /// `i32`, or packed in one `i64` as `ptr << 32 | len`) as UTF-8.
+    pub(super) fn string(
+        mut self,
+        returns: StringReturn,
+        args: &InvocationArgs,
+    ) -> Result<String, RuntimeError> {
+        let (mut store, instance) = self.plain_instance()?;
+        let name = self.function.name.as_str();
+        let memory: Memory =
+            instance
+                .get_memory(&store, "memory")
+                .ok_or_else(|| RuntimeError::MissingMemory {
+                    function: name.to_owned(),
+                })?;
+        let entry = self.export(&instance, &store, name)?;
+
+        let input = args.to_json();
+        let too_large = || RuntimeError::BadArguments {
             reason: format!(
-                "the {} byte arguments do not fit in function {name}'s memory: {error}",
+                "the {} byte arguments do not fit in function {name}'s 32-bit address space",
                 input.len()
             ),
-        })?;
-    let too_large = || RuntimeError::BadArguments {
-        reason: format!(
-            "the {} byte arguments do not fit in function {name}'s 32-bit address space",
-            input.len()
-        ),
-    };
-    let input_ptr = u32::try_from(old_pages * WASM_PAGE_BYTES).map_err(|_| too_large())?;
-    let input_len = u32::try_from(input.len()).map_err(|_| too_large())?;
-    memory
-        .write(
-            &mut store,
-            usize::try_from(input_ptr).map_err(|_| too_large())?,
-            input.as_bytes(),
-        )
-        .map_err(|error| trap(function, error.into()))?;
+        };
+        let input_len = u32::try_from(input.len()).map_err(|_| too_large())?;
+        let pages = u64::from(input_len).div_ceil(WASM_PAGE_BYTES).max(1);
+        let old_pages =
+            memory
+                .grow(&mut store, pages)
+                .map_err(|error| RuntimeError::BadArguments {
+                    reason: format!(
+                        "the {} byte arguments do not fit in function {name}'s memory: {error}",
+                        input.len()
+                    ),
+                })?;
+        let input_ptr = u32::try_from(old_pages * WASM_PAGE_BYTES).map_err(|_| too_large())?;
+        memory
+            .write(
+                &mut store,
+                usize::try_from(input_ptr).map_err(|_| too_large())?,
+                input.as_bytes(),
+            )
+            .map_err(|error| self.trap(error.into()))?;
 
-    let mut two_results = [Val::I32(0), Val::I32(0)];
-    let mut packed = [Val::I64(0)];
-    let outputs: &mut [Val] = match returns {
-        StringReturn::TwoResults => &mut two_results,
-        StringReturn::Packed => &mut packed,
-    };
-    call_until(
-        &mut store,
-        entry,
-        &[Val::I32(i32_bits(input_ptr)), Val::I32(i32_bits(input_len))],
-        outputs,
-        deadline,
-        &mut budget,
-    )
-    .map_err(|stop| stop.into_error(function, limits, store.data().limits.memory_refused))?;
-    let (output_ptr, output_len) = match outputs {
-        [Val::I32(ptr), Val::I32(len)] => (u32_bits(*ptr), u32_bits(*len)),
-        [Val::I64(packed)] => unpack_pointer_and_length(*packed),
-        _ => {
-            return Err(trap(
-                function,
-                wasmi::Error::new("the string ABI returns two i32 or one i64"),
-            ));
+        let mut two_results = [Val::I32(0), Val::I32(0)];
+        let mut packed = [Val::I64(0)];
+        let outputs: &mut [Val] = match returns {
+            StringReturn::TwoResults => &mut two_results,
+            StringReturn::Packed => &mut packed,
+        };
+        let inputs = [Val::I32(i32_bits(input_ptr)), Val::I32(i32_bits(input_len))];
+        self.call(&mut store, entry, &inputs, outputs)?;
+        let (output_ptr, output_len) = match outputs {
+            [Val::I32(ptr), Val::I32(len)] => (u32_bits(*ptr), u32_bits(*len)),
+            [Val::I64(packed)] => unpack_pointer_and_length(*packed),
+            _ => {
+                return Err(self.trap(wasmi::Error::new(
+                    "the string ABI returns two i32 or one i64",
+                )));
+            }
+        };
+        read_result(
+            name,
+            memory.data(&store),
+            output_ptr,
+            output_len,
+            self.limits.max_output_bytes,
+        )
+    }
+
+    /// The numeric ABI: parse each argument as its parameter's type, call,
+    /// and print the results as decimal text separated by spaces.
+    pub(super) fn numeric(
+        mut self,
+        params: &[ValType],
+        param_names: Option<&[String]>,
+        args: &InvocationArgs,
+    ) -> Result<String, RuntimeError> {
+        let function = self.function;
+        let raw_values = bind_arguments(function.name.as_str(), params, param_names, args)?;
+        let mut values = Vec::with_capacity(params.len());
+        for ((label, raw), ty) in raw_values.iter().zip(params) {
+            values.push(
+                parse_number(raw, ty).ok_or_else(|| RuntimeError::BadArguments {
+                    reason: format!(
+                        "argument {label} = {raw:?} is not a valid {} for function {}",
+                        type_name(ty),
+                        function.name
+                    ),
+                })?,
+            );
         }
-    };
-    read_result(
-        name,
-        memory.data(&store),
-        output_ptr,
-        output_len,
-        limits.max_output_bytes,
-    )
+        let (mut store, instance) = self.plain_instance()?;
+        let func = self.export(&instance, &store, function.name.as_str())?;
+        let mut results: Vec<Val> = func
+            .ty(&store)
+            .results()
+            .iter()
+            .map(|ty| Val::default_for_ty(*ty))
+            .collect();
+        self.call(&mut store, func, &values, &mut results)?;
+        Ok(results
+            .iter()
+            .map(format_number)
+            .collect::<Vec<_>>()
+            .join(" "))
+    }
+
+    /// WASI: run `_start` with `argv = [args JSON]`, the same JSON on stdin,
+    /// no environment, no preopened directories; stdout (one trailing
+    /// newline removed) is the output.
+    pub(super) fn wasi(mut self, args: &InvocationArgs) -> Result<String, RuntimeError> {
+        let (function, limits) = (self.function, self.limits);
+        let input = args.to_json();
+        let stdout = Arc::new(RwLock::new(CappedBuffer::new(limits.max_output_bytes)));
+        let stderr = Arc::new(RwLock::new(CappedBuffer::new(limits.max_output_bytes)));
+        let wasi = WasiCtxBuilder::new()
+            .arg(&input)
+            .map_err(|error| RuntimeError::BadArguments {
+                reason: format!("the arguments cannot be passed as argv: {error}"),
+            })?
+            .stdin(Box::new(ReadPipe::from(input.into_bytes())))
+            .stdout(Box::new(WritePipe::from_shared(stdout.clone())))
+            .stderr(Box::new(WritePipe::from_shared(stderr.clone())))
+            .build();
+        let mut store = new_store(
+            &self.runtime.engine,
+            WasiState {
+                limiter: InstanceLimiter::new(limits.memory_limit_bytes),
+                wasi,
+            },
+        );
+        let instance = self.instantiate(&mut store, &self.runtime.wasi_linker)?;
+        let start = self.export(&instance, &store, "_start")?;
+        let outcome = self.call_metered(&mut store, start, &[], &mut []);
+        let memory_refused = store.data().limiter.memory_refused;
+        drop(store);
+        let take = |buffer: &Arc<RwLock<CappedBuffer>>| {
+            std::mem::take(
+                &mut *buffer
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            )
+        };
+        let (stdout, stderr) = (take(&stdout), take(&stderr));
+        for (stream, buffer) in [("stdout", &stdout), ("stderr", &stderr)] {
+            if buffer.overflowed {
+                return Err(RuntimeError::OutputTooLarge {
+                    function: function.name.to_string(),
+                    stream,
+                    limit_bytes: limits.max_output_bytes,
+                });
+            }
+        }
+        match outcome {
+            Ok(())
+            | Err(Stop::Failed {
+                exit_status: Some(0),
+                ..
+            }) => {
+                let mut output = stdout.bytes;
+                if output.last() == Some(&b'\n') {
+                    output.pop();
+                }
+                Ok(String::from_utf8_lossy(&output).into_owned())
+            }
+            Err(Stop::Failed {
+                exit_status: Some(exit_code),
+                ..
+            }) => {
+                let stderr = stderr.bytes;
+                let tail = &stderr[stderr.len().saturating_sub(STDERR_TAIL_BYTES)..];
+                Err(RuntimeError::NonZeroExit {
+                    function: function.name.to_string(),
+                    exit_code,
+                    stderr_tail: String::from_utf8_lossy(tail).trim().to_owned(),
+                })
+            }
+            Err(stop) => Err(self.error(stop, memory_refused)),
+        }
+    }
+
+    /// A fresh plain instance, its `_initialize` run first if it is a reactor.
+    fn plain_instance(&mut self) -> Result<(Store<PlainState>, Instance), RuntimeError> {
+        let mut store = new_store(
+            &self.runtime.engine,
+            PlainState {
+                limiter: InstanceLimiter::new(self.limits.memory_limit_bytes),
+            },
+        );
+        let instance = self.instantiate(&mut store, &self.runtime.plain_linker)?;
+        if self.function.calls_initialize {
+            let initialize = self.export(&instance, &store, "_initialize")?;
+            self.call_metered(&mut store, initialize, &[], &mut [])
+                .map_err(|stop| match stop {
+                    Stop::Failed { message, .. } => RuntimeError::Instantiation {
+                        function: self.function.name.to_string(),
+                        reason: format!("_initialize failed: {message}"),
+                    },
+                    stop => self.error(stop, false),
+                })?;
+        }
+        Ok((store, instance))
+    }
+
+    fn instantiate<T: Limited>(
+        &self,
+        store: &mut Store<T>,
+        linker: &Linker<T>,
+    ) -> Result<Instance, RuntimeError> {
+        linker
+            .instantiate_and_start(&mut *store, &self.function.module)
+            .map_err(|error| RuntimeError::Instantiation {
+                function: self.function.name.to_string(),
+                reason: error.to_string(),
+            })
+    }
+
+    fn export(
+        &self,
+        instance: &Instance,
+        store: &impl wasmi::AsContext,
+        name: &str,
+    ) -> Result<Func, RuntimeError> {
+        instance
+            .get_func(store, name)
+            .ok_or_else(|| self.trap(wasmi::Error::new(format!("export {name} vanished"))))
+    }
+
+    /// Calls `func` under the deadline and budget; a stop is an error.
+    fn call<T: Limited>(
+        &mut self,
+        store: &mut Store<T>,
+        func: Func,
+        inputs: &[Val],
+        outputs: &mut [Val],
+    ) -> Result<(), RuntimeError> {
+        self.call_metered(store, func, inputs, outputs)
+            .map_err(|stop| {
+                let memory_refused = store.data_mut().limiter().memory_refused;
+                self.error(stop, memory_refused)
+            })
+    }
+
+    /// Calls `func`, granting fuel one slice at a time and checking the
+    /// clock between slices: a wall-clock deadline for an interpreter. The
+    /// fuel budget, when set, caps the total granted.
+    fn call_metered<T>(
+        &mut self,
+        store: &mut Store<T>,
+        func: Func,
+        inputs: &[Val],
+        outputs: &mut [Val],
+    ) -> Result<(), Stop> {
+        let budget = &mut self.budget;
+        // A slice is at least what the next step needs: one `memory.fill` or
+        // `memory.copy` can cost more than a whole slice, and granting less
+        // would suspend the call again at once, forever.
+        let mut grant = |store: &mut Store<T>, required: u64| -> Result<(), Stop> {
+            let wanted = FUEL_SLICE.max(required);
+            let slice = match budget {
+                Some(left) if *left < required.max(1) => return Err(Stop::FuelExhausted),
+                Some(left) => {
+                    let slice = wanted.min(*left);
+                    *left -= slice;
+                    slice
+                }
+                None => wanted,
+            };
+            store.set_fuel(slice)?;
+            Ok(())
+        };
+        grant(store, 0)?;
+        let mut call = func.call_resumable(&mut *store, inputs, outputs)?;
+        loop {
+            match call {
+                ResumableCall::Finished => {
+                    // Give back what the last slice did not use.
+                    if let (Some(left), Ok(unused)) = (budget.as_mut(), store.get_fuel()) {
+                        *left += unused;
+                    }
+                    return Ok(());
+                }
+                ResumableCall::HostTrap(trap) => return Err(Stop::from(trap.host_error())),
+                ResumableCall::OutOfFuel(out_of_fuel) => {
+                    if Instant::now() >= self.deadline {
+                        return Err(Stop::Timeout);
+                    }
+                    grant(store, out_of_fuel.required_fuel())?;
+                    call = out_of_fuel.resume(&mut *store, outputs)?;
+                }
+            }
+        }
+    }
+
+    /// What a stopped call answers; `memory_refused`: a growth was refused
+    /// before it stopped, so a trap is reported as the memory limit.
+    fn error(&self, stop: Stop, memory_refused: bool) -> RuntimeError {
+        let function = self.function.name.to_string();
+        match stop {
+            Stop::Timeout => RuntimeError::Timeout {
+                function,
+                timeout_ms: u64::try_from(self.limits.timeout.as_millis()).unwrap_or(u64::MAX),
+            },
+            Stop::FuelExhausted => RuntimeError::FuelExhausted {
+                function,
+                fuel: self.limits.fuel.unwrap_or_default(),
+            },
+            Stop::Failed { message, .. } if memory_refused => RuntimeError::MemoryLimit {
+                function,
+                limit_bytes: self.limits.memory_limit_bytes,
+                reason: message,
+            },
+            Stop::Failed { message, .. } => RuntimeError::Trap {
+                function,
+                reason: message,
+            },
+        }
+    }
+
+    fn trap(&self, error: wasmi::Error) -> RuntimeError {
+        RuntimeError::Trap {
+            function: self.function.name.to_string(),
+            reason: error.to_string(),
+        }
+    }
 }
 
 /// `(ptr, len)` from the packed shape's `ptr << 32 | len`.
@@ -330,55 +478,6 @@ pub fn read_result(
         .map_err(|_| RuntimeError::OutputNotUtf8 {
             function: function.to_owned(),
         })
-}
-
-/// The numeric ABI: parse each argument as its parameter's type, call, and
-/// print the results as decimal text separated by spaces.
-pub fn numeric_abi(
-    runtime: &Runtime,
-    function: &CompiledFunction,
-    limits: &InvocationLimits,
-    params: &[ValType],
-    param_names: Option<&[String]>,
-    args: &InvocationArgs,
-) -> Result<String, RuntimeError> {
-    let raw_values = bind_arguments(function.name.as_str(), params, param_names, args)?;
-    let mut values = Vec::with_capacity(params.len());
-    for ((label, raw), ty) in raw_values.iter().zip(params) {
-        values.push(
-            parse_number(raw, ty).ok_or_else(|| RuntimeError::BadArguments {
-                reason: format!(
-                    "argument {label} = {raw:?} is not a valid {} for function {}",
-                    type_name(ty),
-                    function.name
-                ),
-            })?,
-        );
-    }
-    let deadline = Instant::now() + limits.timeout;
-    let mut budget = limits.fuel;
-    let (mut store, instance) = plain_instance(runtime, function, limits, deadline, &mut budget)?;
-    let func = export(function, &instance, &store, function.name.as_str())?;
-    let mut results: Vec<Val> = func
-        .ty(&store)
-        .results()
-        .iter()
-        .map(|ty| Val::default_for_ty(*ty))
-        .collect();
-    call_until(
-        &mut store,
-        func,
-        &values,
-        &mut results,
-        deadline,
-        &mut budget,
-    )
-    .map_err(|stop| stop.into_error(function, limits, store.data().limits.memory_refused))?;
-    Ok(results
-        .iter()
-        .map(format_number)
-        .collect::<Vec<_>>()
-        .join(" "))
 }
 
 /// Pairs each parameter with its raw value: by name when the module names its
@@ -463,96 +562,6 @@ fn format_number(value: &Val) -> String {
         Val::F32(v) => f32::from(*v).to_string(),
         Val::F64(v) => f64::from(*v).to_string(),
         other => format!("{other:?}"),
-    }
-}
-
-/// WASI: run `_start` with `argv = [args JSON]`, the same JSON on stdin, no
-/// environment, no preopened directories; stdout (one trailing newline
-/// removed) is the output.
-pub fn wasi(
-    runtime: &Runtime,
-    function: &CompiledFunction,
-    limits: &InvocationLimits,
-    args: &InvocationArgs,
-) -> Result<String, RuntimeError> {
-    let deadline = Instant::now() + limits.timeout;
-    let mut budget = limits.fuel;
-    let input = args.to_json();
-    let stdout = Arc::new(RwLock::new(CappedBuffer::new(limits.max_output_bytes)));
-    let stderr = Arc::new(RwLock::new(CappedBuffer::new(limits.max_output_bytes)));
-    let wasi = WasiCtxBuilder::new()
-        .arg(&input)
-        .map_err(|error| RuntimeError::BadArguments {
-            reason: format!("the arguments cannot be passed as argv: {error}"),
-        })?
-        .stdin(Box::new(ReadPipe::from(input.into_bytes())))
-        .stdout(Box::new(WritePipe::from_shared(stdout.clone())))
-        .stderr(Box::new(WritePipe::from_shared(stderr.clone())))
-        .build();
-    let mut store = Store::new(
-        &runtime.engine,
-        WasiState {
-            limits: InstanceLimiter::new(limits.memory_limit_bytes),
-            wasi,
-        },
-    );
-    store.limiter(|state| &mut state.limits);
-    store
-        .set_fuel(INSTANTIATION_FUEL)
-        .expect("the engine meters fuel");
-    let instance = runtime
-        .wasi_linker
-        .instantiate_and_start(&mut store, &function.module)
-        .map_err(|error| RuntimeError::Instantiation {
-            function: function.name.to_string(),
-            reason: error.to_string(),
-        })?;
-    let start = export(function, &instance, &store, "_start")?;
-    let outcome = call_until(&mut store, start, &[], &mut [], deadline, &mut budget);
-    let memory_refused = store.data().limits.memory_refused;
-    drop(store);
-    let take = |buffer: &Arc<RwLock<CappedBuffer>>| {
-        std::mem::take(
-            &mut *buffer
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        )
-    };
-    let (stdout, stderr) = (take(&stdout), take(&stderr));
-    for (stream, buffer) in [("stdout", &stdout), ("stderr", &stderr)] {
-        if buffer.overflowed {
-            return Err(RuntimeError::OutputTooLarge {
-                function: function.name.to_string(),
-                stream,
-                limit_bytes: limits.max_output_bytes,
-            });
-        }
-    }
-    match outcome {
-        Ok(())
-        | Err(Stop::Failed {
-            exit_status: Some(0),
-            ..
-        }) => {
-            let mut output = stdout.bytes;
-            if output.last() == Some(&b'\n') {
-                output.pop();
-            }
-            Ok(String::from_utf8_lossy(&output).into_owned())
-        }
-        Err(Stop::Failed {
-            exit_status: Some(exit_code),
-            ..
-        }) => {
-            let stderr = stderr.bytes;
-            let tail = &stderr[stderr.len().saturating_sub(STDERR_TAIL_BYTES)..];
-            Err(RuntimeError::NonZeroExit {
-                function: function.name.to_string(),
-                exit_code,
-                stderr_tail: String::from_utf8_lossy(tail).trim().to_owned(),
-            })
-        }
-        Err(stop) => Err(stop.into_error(function, limits, memory_refused)),
     }
 }
 

@@ -71,13 +71,30 @@ impl CompiledFunction {
 
 /// Store data of a non-WASI invocation.
 struct PlainState {
-    limits: InstanceLimiter,
+    limiter: InstanceLimiter,
 }
 
 /// Store data of a WASI invocation.
 struct WasiState {
-    limits: InstanceLimiter,
+    limiter: InstanceLimiter,
     wasi: WasiCtx,
+}
+
+/// Store data that carries an [`InstanceLimiter`] (every invocation's does).
+trait Limited: 'static {
+    fn limiter(&mut self) -> &mut InstanceLimiter;
+}
+
+impl Limited for PlainState {
+    fn limiter(&mut self) -> &mut InstanceLimiter {
+        &mut self.limiter
+    }
+}
+
+impl Limited for WasiState {
+    fn limiter(&mut self) -> &mut InstanceLimiter {
+        &mut self.limiter
+    }
 }
 
 /// The interpreter: engine, linkers and the server's default limits.
@@ -85,10 +102,10 @@ pub struct Runtime {
     engine: Engine,
     plain_linker: Linker<PlainState>,
     wasi_linker: Linker<WasiState>,
-    defaults: InvocationLimits,
+    defaults: CallLimits,
 }
 
-/// The server-wide defaults of [`InvocationLimits`]. Every field documents its default.
+/// The server-wide defaults of [`CallLimits`]. Every field documents its default.
 #[derive(Clone, Copy, Debug)]
 pub struct RuntimeOptions {
     /// Wall-clock time one invocation may run before it is stopped (504).
@@ -114,7 +131,7 @@ impl Default for RuntimeOptions {
 /// The limits one invocation runs under: the server's defaults with a
 /// function's own limits (set at deploy) on top.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InvocationLimits {
+pub struct CallLimits {
     /// Wall-clock limit of the call (504 beyond).
     pub timeout: Duration,
     /// Largest linear memory, in bytes; `memory.grow` beyond it returns -1.
@@ -227,7 +244,7 @@ impl Runtime {
             engine,
             plain_linker,
             wasi_linker,
-            defaults: InvocationLimits {
+            defaults: CallLimits {
                 timeout: options.timeout,
                 memory_limit_bytes: options.memory_limit_bytes,
                 fuel: None,
@@ -237,8 +254,8 @@ impl Runtime {
     }
 
     /// The limits a function with these deploy-time limits runs under.
-    pub fn limits_for(&self, limits: &FunctionLimits) -> InvocationLimits {
-        InvocationLimits {
+    pub fn limits_for(&self, limits: &FunctionLimits) -> CallLimits {
+        CallLimits {
             timeout: limits
                 .timeout_ms
                 .map_or(self.defaults.timeout, Duration::from_millis),
@@ -312,23 +329,15 @@ impl Runtime {
     /// at deploy (and at restore) instead of failing every call or holding
     /// the deploy forever.
     fn instantiate_once(&self, module: &Module, wasi_cap: bool) -> Result<(), RuntimeError> {
-        let limits = InstanceLimiter::new(self.defaults.memory_limit_bytes);
+        let limiter = InstanceLimiter::new(self.defaults.memory_limit_bytes);
         let outcome = if wasi_cap {
             let wasi = wasmi_wasi::WasiCtxBuilder::new().build();
-            let mut store = wasmi::Store::new(&self.engine, WasiState { limits, wasi });
-            store.limiter(|state| &mut state.limits);
-            store
-                .set_fuel(invoke::INSTANTIATION_FUEL)
-                .expect("the engine meters fuel");
+            let mut store = invoke::new_store(&self.engine, WasiState { limiter, wasi });
             self.wasi_linker
                 .instantiate_and_start(&mut store, module)
                 .map(drop)
         } else {
-            let mut store = wasmi::Store::new(&self.engine, PlainState { limits });
-            store.limiter(|state| &mut state.limits);
-            store
-                .set_fuel(invoke::INSTANTIATION_FUEL)
-                .expect("the engine meters fuel");
+            let mut store = invoke::new_store(&self.engine, PlainState { limiter });
             self.plain_linker
                 .instantiate_and_start(&mut store, module)
                 .map(drop)
@@ -358,16 +367,22 @@ impl Runtime {
     pub fn invoke(
         &self,
         function: &CompiledFunction,
-        limits: &InvocationLimits,
+        limits: &CallLimits,
         args: &InvocationArgs,
     ) -> Result<String, RuntimeError> {
         match &function.abi {
-            Abi::String(returns) => invoke::string_abi(self, function, limits, *returns, args),
+            Abi::String(returns) => {
+                invoke::Invocation::start(self, function, limits).string(*returns, args)
+            }
             Abi::Numeric {
                 params,
                 param_names,
-            } => invoke::numeric_abi(self, function, limits, params, param_names.as_deref(), args),
-            Abi::Wasi => invoke::wasi(self, function, limits, args),
+            } => invoke::Invocation::start(self, function, limits).numeric(
+                params,
+                param_names.as_deref(),
+                args,
+            ),
+            Abi::Wasi => invoke::Invocation::start(self, function, limits).wasi(args),
         }
     }
 }
