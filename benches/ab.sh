@@ -16,17 +16,10 @@ rounds=${ROUNDS:-5}
 secs=${SECONDS_PER_RUN:-5}
 workers=${WORKERS:-$(nproc)}
 work=$(mktemp -d /tmp/wasmengine-ab.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source scripts/lib.sh
+on_exit_remove "$work"
 
 cargo build --release --quiet --example bare_server
-source scripts/registry.sh
 registry=127.0.0.1:$(free_port)
 start_registry "$registry" "$work/registry"
 wat2wasm benches/gcd.wat -o "$work/gcd.wasm"
@@ -37,17 +30,17 @@ for variant in a b; do
   binary=$engine_a; [[ $variant == b ]] && binary=$engine_b
   port=$(free_port)
   RUST_LOG=off "$binary" --listen "127.0.0.1:$port" --data-dir "$work/data-$variant" --workers "$workers" &
-  pids+=($!); pid[$variant]=$!
-  for _ in $(seq 500); do curl -fs "http://127.0.0.1:$port/function/list" >/dev/null && break; sleep 0.01; done
+  on_exit_kill $!; pid[$variant]=$!
+  wait_for 30 "engine $variant" curl -fs "http://127.0.0.1:$port/function/list"
   curl -fs -o /dev/null -X POST "http://127.0.0.1:$port/function/deploy" \
     -d "{\"function_name\": \"gcd\", \"function_image\": \"$registry/gcd-wasm:v1\"}"
   url[$variant]="http://127.0.0.1:$port/function/invoke"
 done
 bare_port=$(free_port)
 target/release/examples/bare_server "127.0.0.1:$bare_port" "$workers" >/dev/null &
-pids+=($!); pid[bare]=$!
+on_exit_kill $!; pid[bare]=$!
 url[bare]="http://127.0.0.1:$bare_port/"
-sleep 0.3
+wait_for 30 "the bare server" port_in_use "$bare_port"
 
 body='{"function_name": "gcd", "args": {"a": "1071", "b": "462"}}'
 cat >"$work/post.lua" <<LUA

@@ -413,10 +413,13 @@ impl FunctionService {
             pulled.wasm.contents.len(),
             compiled.describe_abi()
         );
+        // A fixed format (docs/development.md, "Benchmarks") that
+        // benches/cold_start.sh reads: milliseconds, three decimals.
         log::debug!(
-            "install {name}: pull {pulled_at:?}, validate and stage {:?}, commit {:?}",
-            validated_at - pulled_at,
-            started.elapsed() - validated_at
+            "install phases: function={name} pull_ms={:.3} stage_ms={:.3} commit_ms={:.3}",
+            pulled_at.as_secs_f64() * 1e3,
+            (validated_at - pulled_at).as_secs_f64() * 1e3,
+            (started.elapsed() - validated_at).as_secs_f64() * 1e3
         );
         let replaced = self.get(name).ok();
         let deployed = self.deployed_function(entry.clone(), compiled, replaced.as_deref());
@@ -480,6 +483,8 @@ impl FunctionService {
                 };
             }
         };
+        // Tests wait for this line to know a call holds its module.
+        log::debug!("calling {name}");
         let mut stderr = Vec::new();
         let started = Instant::now();
         let output = self.runtime.invoke_keeping_stderr(

@@ -329,7 +329,7 @@ fn dispatch(request: tiny_http::Request, call: Call, shared: &Arc<Shared>) {
                     handle(next, call, shared);
                 }
             }
-            Admit::Queued => {}
+            Admit::Queued => log::debug!("invocation queued: every slot is held"),
             Admit::Full {
                 call: (request, call),
                 running,

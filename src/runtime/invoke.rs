@@ -622,3 +622,351 @@ impl std::io::Write for CappedBuffer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::function::{FunctionLimits, FunctionName};
+
+    fn args(pairs: &[(&str, &str)]) -> InvocationArgs {
+        InvocationArgs::from_pairs(
+            pairs
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
+        )
+    }
+
+    /// Deploys `wat` as the export `function` (not WASI) and invokes it.
+    fn invoke(
+        wat: &str,
+        function: &str,
+        limits: &FunctionLimits,
+        pairs: &[(&str, &str)],
+    ) -> Result<String, RuntimeError> {
+        let runtime = Runtime::default();
+        let name = FunctionName::new(function).expect("a valid function name");
+        let compiled = runtime
+            .prepare(&name, false, &wat::parse_str(wat).expect("valid WAT"))
+            .expect("the module deploys");
+        runtime.invoke(&compiled, &runtime.limits_for(limits), &args(pairs))
+    }
+
+    fn parsed(raw: &str, ty: ValType) -> Option<String> {
+        parse_number(raw, &ty).map(|value| format_number(&value))
+    }
+
+    #[test]
+    fn integers_take_the_signed_and_the_unsigned_range_and_nothing_beyond() {
+        let table = [
+            ("0", ValType::I32, Some("0")),
+            ("-2147483648", ValType::I32, Some("-2147483648")),
+            ("2147483647", ValType::I32, Some("2147483647")),
+            // The unsigned range wraps to the same bits.
+            ("4294967295", ValType::I32, Some("-1")),
+            ("2147483648", ValType::I32, Some("-2147483648")),
+            ("4294967296", ValType::I32, None),
+            ("-2147483649", ValType::I32, None),
+            ("18446744073709551615", ValType::I64, Some("-1")),
+            (
+                "-9223372036854775808",
+                ValType::I64,
+                Some("-9223372036854775808"),
+            ),
+            ("18446744073709551616", ValType::I64, None),
+            // Surrounding whitespace is trimmed; nothing else is forgiven.
+            (" 7\n", ValType::I32, Some("7")),
+            ("+7", ValType::I32, Some("7")),
+            ("", ValType::I32, None),
+            ("1.5", ValType::I32, None),
+            ("0x10", ValType::I64, None),
+            ("1_000", ValType::I64, None),
+            ("7 8", ValType::I32, None),
+        ];
+        for (raw, ty, expected) in table {
+            assert_eq!(
+                parsed(raw, ty),
+                expected.map(str::to_owned),
+                "{raw:?} as {ty:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn floats_take_rust_float_syntax_including_infinities_and_nan() {
+        let table = [
+            ("1.5", ValType::F32, Some("1.5")),
+            ("1e3", ValType::F64, Some("1000")),
+            ("-0.0", ValType::F64, Some("-0")),
+            ("inf", ValType::F64, Some("inf")),
+            ("-infinity", ValType::F32, Some("-inf")),
+            ("NaN", ValType::F64, Some("NaN")),
+            // Out of f32's range: infinity, as Rust parses it.
+            ("1e39", ValType::F32, Some("inf")),
+            ("1,5", ValType::F64, None),
+            ("", ValType::F32, None),
+        ];
+        for (raw, ty, expected) in table {
+            assert_eq!(
+                parsed(raw, ty),
+                expected.map(str::to_owned),
+                "{raw:?} as {ty:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reference_types_never_parse() {
+        assert_eq!(parsed("0", ValType::FuncRef), None);
+        assert_eq!(parsed("0", ValType::ExternRef), None);
+    }
+
+    #[test]
+    fn arguments_bind_by_name_when_the_request_uses_exactly_the_parameter_names() {
+        let params = [ValType::I32, ValType::I64];
+        let names = ["a".to_owned(), "b".to_owned()];
+        let request = args(&[("b", "2"), ("a", "1")]);
+        let bound = bind_arguments("f", &params, Some(&names), &request).expect("binds");
+        assert_eq!(bound, [("a".to_owned(), "1"), ("b".to_owned(), "2")]);
+    }
+
+    #[test]
+    fn arguments_bind_by_position_when_the_names_differ_or_the_module_names_none() {
+        let params = [ValType::I32, ValType::I32];
+        let names = ["a".to_owned(), "b".to_owned()];
+        let request = args(&[("y", "1"), ("x", "2")]);
+        for names in [Some(&names[..]), None] {
+            let bound = bind_arguments("f", &params, names, &request).expect("binds");
+            assert_eq!(bound, [("y".to_owned(), "1"), ("x".to_owned(), "2")]);
+        }
+        // One name right and one wrong is not "by name".
+        let mixed = args(&[("b", "1"), ("x", "2")]);
+        let bound = bind_arguments("f", &params, Some(&names), &mixed).expect("binds");
+        assert_eq!(bound, [("b".to_owned(), "1"), ("x".to_owned(), "2")]);
+    }
+
+    #[test]
+    fn a_wrong_argument_count_names_the_parameters_and_what_came() {
+        let params = [ValType::I32, ValType::F64];
+        let names = ["a".to_owned(), "b".to_owned()];
+        let request = args(&[("a", "1")]);
+        let error = bind_arguments("gcd", &params, Some(&names), &request).expect_err("one short");
+        assert_eq!(
+            error.to_string(),
+            RuntimeError::BadArguments {
+                reason: "function gcd takes 2 argument(s) (a: i32, b: f64), got 1 (a); pass them in order or by parameter name".into()
+            }
+            .to_string()
+        );
+        let error = bind_arguments("gcd", &params, None, &args(&[])).expect_err("none given");
+        assert!(
+            error
+                .to_string()
+                .contains("takes 2 argument(s) (i32, f64), got 0 ()"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_numeric_abi_binds_parameter_names_from_the_name_section() {
+        let wat = r#"(module (func (export "sub") (param $a i32) (param $b i32) (result i32)
+                       (i32.sub (local.get $a) (local.get $b))))"#;
+        let limits = FunctionLimits::default();
+        assert_eq!(
+            invoke(wat, "sub", &limits, &[("b", "3"), ("a", "10")]).unwrap(),
+            "7"
+        );
+        assert_eq!(
+            invoke(wat, "sub", &limits, &[("x", "3"), ("y", "10")]).unwrap(),
+            "-7"
+        );
+        let error =
+            invoke(wat, "sub", &limits, &[("a", "1"), ("b", "x")]).expect_err("not a number");
+        assert!(
+            error
+                .to_string()
+                .contains("argument b = \"x\" is not a valid i32 for function sub"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_numeric_abi_prints_every_result_separated_by_spaces() {
+        let wat = r#"(module (func (export "many") (result i32 i64 f32 f64)
+                       (i32.const -1) (i64.const 5000000000) (f32.const 0.5) (f64.const -2.25)))"#;
+        let output = invoke(wat, "many", &FunctionLimits::default(), &[]);
+        assert_eq!(output.unwrap(), "-1 5000000000 0.5 -2.25");
+    }
+
+    #[test]
+    fn a_capped_buffer_keeps_writes_up_to_the_cap_and_refuses_the_rest_whole() {
+        let mut buffer = CappedBuffer::new(8);
+        buffer.write_all(b"12345").expect("within the cap");
+        buffer.write_all(b"678").expect("exactly at the cap");
+        assert!(!buffer.overflowed);
+        let error = buffer.write(b"9").expect_err("past the cap");
+        assert_eq!(error.to_string(), "output limit reached");
+        assert!(buffer.overflowed);
+        assert_eq!(buffer.bytes, b"12345678");
+    }
+
+    #[test]
+    fn a_capped_buffer_takes_vectored_writes_all_or_nothing() {
+        let mut buffer = CappedBuffer::new(6);
+        let written = buffer
+            .write_vectored(&[std::io::IoSlice::new(b"ab"), std::io::IoSlice::new(b"cd")])
+            .expect("within the cap");
+        assert_eq!(written, 4);
+        buffer
+            .write_vectored(&[std::io::IoSlice::new(b"e"), std::io::IoSlice::new(b"fg")])
+            .expect_err("one byte past the cap");
+        assert!(buffer.overflowed);
+        assert_eq!(
+            buffer.bytes, b"abcd",
+            "nothing of the refused write is kept"
+        );
+    }
+
+    #[test]
+    fn a_string_result_must_lie_inside_memory_fit_the_cap_and_be_utf8() {
+        let memory = b"hello, world\xff";
+        let read = |ptr, len, cap| read_result("f", memory, ptr, len, cap);
+        assert_eq!(read(0, 5, 100).unwrap(), "hello");
+        assert_eq!(read(7, 5, 5).unwrap(), "world", "exactly the cap");
+        assert_eq!(read(13, 0, 0).unwrap(), "", "empty, at the very end");
+        assert!(matches!(
+            read(0, 6, 5),
+            Err(RuntimeError::OutputTooLarge { limit_bytes: 5, .. })
+        ));
+        assert!(matches!(
+            read(9, 5, 100),
+            Err(RuntimeError::OutputOutOfBounds {
+                ptr: 9,
+                len: 5,
+                memory_bytes: 13,
+                ..
+            })
+        ));
+        assert!(matches!(
+            read(u32::MAX, 1, 100),
+            Err(RuntimeError::OutputOutOfBounds { .. })
+        ));
+        assert!(matches!(
+            read(12, 1, 100),
+            Err(RuntimeError::OutputNotUtf8 { .. })
+        ));
+        // The cap is checked first: a huge length costs nothing.
+        assert!(matches!(
+            read(0, u32::MAX, 100),
+            Err(RuntimeError::OutputTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn a_packed_result_splits_into_pointer_and_length() {
+        assert_eq!(unpack_pointer_and_length(0x0000_0010_0000_0005), (16, 5));
+        assert_eq!(unpack_pointer_and_length(-1), (u32::MAX, u32::MAX));
+        assert_eq!(u32_bits(i32_bits(0xffff_fff0)), 0xffff_fff0);
+    }
+
+    /// A loop of `n` iterations, each a few instructions (a little fuel).
+    const COUNTDOWN: &str = r#"(module (func (export "countdown") (param $n i64) (result i64)
+        (block $done (loop $again
+          (br_if $done (i64.eqz (local.get $n)))
+          (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+          (br $again)))
+        (local.get $n)))"#;
+
+    /// Limits whose time limit only turns a hang into a failure (debug
+    /// builds interpret slowly), with an optional fuel budget.
+    fn generous_time(fuel: Option<u64>) -> FunctionLimits {
+        FunctionLimits {
+            timeout_ms: Some(600_000),
+            fuel,
+            ..FunctionLimits::default()
+        }
+    }
+
+    #[test]
+    fn calls_longer_than_one_fuel_slice_run_to_the_end_without_a_budget() {
+        // Several instructions an iteration: a few slices' worth of fuel.
+        let iterations = (FUEL_SLICE / 2).to_string();
+        let output = invoke(
+            COUNTDOWN,
+            "countdown",
+            &generous_time(None),
+            &[("n", &iterations)],
+        );
+        assert_eq!(output.unwrap(), "0");
+    }
+
+    #[test]
+    fn a_fuel_budget_is_spent_across_slices_and_then_stops_the_call() {
+        let with_fuel = |fuel| generous_time(Some(fuel));
+        // A budget of several slices stops a call needing more than that...
+        let error = invoke(
+            COUNTDOWN,
+            "countdown",
+            &with_fuel(3 * FUEL_SLICE + 7),
+            &[("n", "100000000")],
+        )
+        .expect_err("the budget runs out");
+        assert!(
+            matches!(error, RuntimeError::FuelExhausted { fuel, .. } if fuel == 3 * FUEL_SLICE + 7),
+            "{error}"
+        );
+        // ...and lets one needing less finish, even past one slice (one
+        // slice's fuel is not enough for it).
+        let iterations = (FUEL_SLICE / 2).to_string();
+        let error = invoke(
+            COUNTDOWN,
+            "countdown",
+            &with_fuel(FUEL_SLICE),
+            &[("n", &iterations)],
+        )
+        .expect_err("the call needs more than one slice");
+        assert!(
+            matches!(error, RuntimeError::FuelExhausted { .. }),
+            "{error}"
+        );
+        let output = invoke(
+            COUNTDOWN,
+            "countdown",
+            &with_fuel(20 * FUEL_SLICE),
+            &[("n", &iterations)],
+        );
+        assert_eq!(output.unwrap(), "0");
+        // A budget below one slice is still a budget.
+        let error = invoke(
+            COUNTDOWN,
+            "countdown",
+            &with_fuel(1_000),
+            &[("n", "100000")],
+        )
+        .expect_err("a thousand fuel is not enough");
+        assert!(
+            matches!(error, RuntimeError::FuelExhausted { fuel: 1_000, .. }),
+            "{error}"
+        );
+        assert_eq!(
+            invoke(COUNTDOWN, "countdown", &with_fuel(1_000), &[("n", "10")]).unwrap(),
+            "0"
+        );
+    }
+
+    #[test]
+    fn the_deadline_is_checked_between_fuel_slices() {
+        let spin = r#"(module (func (export "spin") (loop $again (br $again))))"#;
+        let limits = FunctionLimits {
+            timeout_ms: Some(1),
+            ..FunctionLimits::default()
+        };
+        let error = invoke(spin, "spin", &limits, &[]).expect_err("an endless loop times out");
+        assert!(
+            matches!(error, RuntimeError::Timeout { timeout_ms: 1, .. }),
+            "{error}"
+        );
+    }
+}

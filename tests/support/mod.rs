@@ -1,6 +1,7 @@
-//! Shared test harness: a real registry (Debian's `docker-registry`) in a
-//! temporary directory, the real `wasm_engine` binary on an ephemeral port,
-//! fixtures compiled from WAT and pushed with `wasm_engine push`.
+//! Shared test harness: a registry (in memory by default, or Debian's
+//! `docker-registry` in a temporary directory for the interoperability
+//! tests), the real `wasm_engine` binary on an ephemeral port, fixtures
+//! compiled from WAT and pushed with `wasm_engine push`.
 //!
 //! `WASM_ENGINE_BIN` points the harness at another binary (a cross build) and
 //! `WASM_ENGINE_RUNNER` runs it through a command such as `qemu-aarch64`.
@@ -8,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod fake_registry;
+pub mod memory_registry;
 pub mod prometheus;
 
 use std::io::{BufRead, BufReader};
@@ -63,18 +65,44 @@ pub(crate) fn forward(
     });
 }
 
-/// A `docker-registry` serving a temporary directory on 127.0.0.1; killed on drop.
+/// A registry on 127.0.0.1: the in-memory one ([`Registry::start`]) or a
+/// `docker-registry` serving a temporary directory ([`Registry::start_real`]);
+/// stopped on drop.
 pub struct Registry {
-    child: Child,
+    child: Option<Child>,
     pub address: String,
-    _root: tempfile::TempDir,
+    _root: Option<tempfile::TempDir>,
+    _memory: Option<memory_registry::MemoryRegistry>,
 }
 
 impl Registry {
+    /// Starts the in-memory registry (`support::memory_registry`): enough
+    /// of the distribution API for pushes and pulls, no outside program.
     pub fn start() -> Self {
+        let memory = memory_registry::MemoryRegistry::start();
+        Self {
+            child: None,
+            address: memory.address.clone(),
+            _root: None,
+            _memory: Some(memory),
+        }
+    }
+
+    /// Starts Debian's `docker-registry`, for the tests of how the engine
+    /// works with a real registry (indexes, digests, host names, the
+    /// walkthrough).
+    pub fn start_real() -> Self {
+        Self::start_real_on(std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// Starts Debian's `docker-registry` listening on `ip` (a local address).
+    pub fn start_real_on(ip: std::net::IpAddr) -> Self {
         let root = tempfile::tempdir().expect("temporary directory");
-        let port = free_port();
-        let address = format!("127.0.0.1:{port}");
+        let port = TcpListener::bind((ip, 0))
+            .and_then(|listener| listener.local_addr())
+            .unwrap_or_else(|error| panic!("binding an ephemeral port on {ip}: {error}"))
+            .port();
+        let address = std::net::SocketAddr::new(ip, port).to_string();
         let config = root.path().join("config.yml");
         std::fs::write(
             &config,
@@ -108,10 +136,16 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         Self {
-            child,
+            child: Some(child),
             address,
-            _root: root,
+            _root: Some(root),
+            _memory: None,
         }
+    }
+
+    /// Whether this is Debian's `docker-registry` rather than the in-memory one.
+    pub fn is_real(&self) -> bool {
+        self.child.is_some()
     }
 
     /// `<address>/<repository>:<tag>`.
@@ -143,8 +177,12 @@ impl Registry {
         let path = dir.path().join(file_name);
         std::fs::write(&path, wasm).expect("writing the wasm");
         let image = self.image(repository_and_tag);
+        // Named so that a registry on a non-loopback address
+        // (`start_real_on`) is spoken to in plain HTTP too.
         let output = engine_command()
             .arg("push")
+            .arg("--insecure-registry")
+            .arg(&self.address)
             .arg(&path)
             .arg(&image)
             .output()
@@ -219,8 +257,10 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -543,6 +583,45 @@ pub fn run_engine(args: &[&str]) -> Output {
             let _ = child.kill();
             panic!("wasm_engine {args:?} did not exit");
         }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// This machine's host name and the local IPv4 address it resolves to, for
+/// tests that need a registry named by a host name that is not loopback by
+/// its spelling. Resolved through the system resolver as the engine does
+/// (`/etc/hosts` lists the host name on Debian and in containers); nothing
+/// is edited.
+pub fn machine_host_name() -> (String, std::net::IpAddr) {
+    use std::net::ToSocketAddrs;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("reading the host name")
+        .trim()
+        .to_owned();
+    let ip = (name.as_str(), 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.find(|address| address.is_ipv4()))
+        .map(|address| address.ip())
+        .unwrap_or_else(|| {
+            panic!("this machine's host name {name:?} does not resolve to an IPv4 address")
+        });
+    (name, ip)
+}
+
+/// Calls `condition` until it gives a value (every 20 ms), bounded only to
+/// turn a hang into a failure.
+#[track_caller]
+pub fn wait_until<T>(mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the condition never held (waited {STARTUP_TIMEOUT:?})"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
