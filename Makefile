@@ -6,7 +6,7 @@ REGISTRY ?= 127.0.0.1:5000
 VERSION ?= v1
 CARGO ?= cargo
 
-.PHONY: all build deps apps images demo test hosts lint bench load clean registry
+.PHONY: all build deps apps images demo test lint bench load clean registry
 
 all: build
 
@@ -15,7 +15,7 @@ build:
 	@ls -l target/release/wasm_engine
 
 deps:
-	scripts/install-deps.sh docker-registry curl clang lld wasi-libc libclang-rt-14-dev-wasm32 hey systemd skopeo apache2-utils python3-jwt python3-cryptography
+	scripts/install-deps.sh docker-registry curl clang lld wasi-libc libclang-rt-14-dev-wasm32 hey systemd prometheus skopeo apache2-utils python3-jwt python3-cryptography
 
 apps: deps
 	experiments/build-apps.sh
@@ -23,10 +23,7 @@ apps: deps
 # Pushes every example as $(REGISTRY)/<name>-wasm:$(VERSION).
 images: apps
 	$(CARGO) build --release
-	@for app in authentication:wasm32-unknown-unknown authentication-wasi:wasm32-wasip1 \
-	            hello:wasm32-wasip1 fibonacci:wasm32-wasip1 \
-	            echo-string:wasm32-unknown-unknown gcd:wasm32-unknown-unknown; do \
-	  name=$${app%%:*}; target=$${app##*:}; \
+	@grep -v '^[[:space:]]*\(#\|$$\)' experiments/apps.txt | while read -r name target abi wasi_cap; do \
 	  printf '%-40s ' "$(REGISTRY)/$$name-wasm:$(VERSION)"; \
 	  target/release/wasm_engine push experiments/application/$$name/target/$$target/release/$$name.wasm \
 	    $(REGISTRY)/$$name-wasm:$(VERSION) || exit 1; \
@@ -40,14 +37,9 @@ demo: deps
 registry: deps
 	scripts/run-registry.sh $(REGISTRY)
 
-test: deps apps hosts
+test: deps apps
 	$(CARGO) test --all-targets
 	tests/load_check.sh
-
-# A host name for 127.0.0.1 that is not `localhost`, for the name-resolution test.
-hosts:
-	@grep -qw wasmengine-registry.test /etc/hosts || \
-	  echo '127.0.0.1 wasmengine-registry.test' | $$( [ "$$(id -u)" = 0 ] || echo sudo ) tee -a /etc/hosts >/dev/null
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -13,8 +13,9 @@
 # with ptr = len = 0 is answered with a 500, which still times a full
 # instantiate-and-call).
 #
-# Environment: ROUNDS (default 20), PHASES=1 (engine logs each deploy's
-# phases at debug level to $work/engine.log and prints them), ENGINE (the
+# Environment: ROUNDS (default 20), PHASES=1 (the engine logs each deploy's
+# phases at debug level, as the "install phases:" line of
+# docs/development.md, to $work/engine.log; their medians are printed), ENGINE (the
 # binary to measure, default the release build; for comparing two builds),
 # KEEP=1 (leave the work directory, with the engine's log, in place).
 set -euo pipefail
@@ -22,18 +23,12 @@ cd "$(dirname "$0")/.."
 
 rounds=${ROUNDS:-20}
 work=$(mktemp -d /tmp/wasmengine-cold.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/lib.sh
+on_exit_remove "$work"
 
 for tool in docker-registry curl python3; do
   command -v "$tool" >/dev/null || { echo "cold_start.sh: $tool is missing (make load installs it)" >&2; exit 1; }
 done
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ns() { date +%s%N; }
 ms_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.1f", (b - a) / 1000000 }'; }
 
@@ -49,7 +44,6 @@ cp "$work/big2/wasm32-unknown-unknown/debug/authentication.wasm" "$work/big2.was
 engine=${ENGINE:-target/release/wasm_engine}
 
 registry=127.0.0.1:$(free_port)
-source scripts/registry.sh
 start_registry "$registry" "$work/registry"
 for module in hello big big2; do "$engine" push "$work/$module.wasm" "$registry/$module-wasm:v1" >/dev/null; done
 
@@ -58,11 +52,11 @@ log_level=off
 start_engine() { # port
   RUST_LOG=$log_level "$engine" --listen "127.0.0.1:$1" --data-dir "$work/data" >>"$work/engine.log" 2>&1 &
   engine_pid=$!
-  pids+=("$engine_pid")
+  on_exit_kill "$engine_pid"
   engine_url=http://127.0.0.1:$1
 }
 start_engine "$(free_port)"
-for _ in $(seq 500); do curl -fs "$engine_url/function/list" >/dev/null && break; sleep 0.01; done
+wait_for 30 "the engine" curl -fs "$engine_url/function/list"
 
 post() { # path body -> "status seconds"
   curl -s -o /dev/null -w '%{http_code} %{time_total}' -X POST "$engine_url/function/$1" -d "$2"
@@ -119,9 +113,11 @@ echo "restart (3 functions restored): serving after $serving ms (curl retries ev
 if [ "${PHASES:-0}" = 1 ]; then
   echo
   echo "== deploy phases, median of $rounds (engine debug log)"
-  sed -n 's/^.*install \([a-z_0-9]*\): pull \([0-9.]*\)\(m\?s\|µs\), validate and stage \([0-9.]*\)\(m\?s\|µs\), commit \([0-9.]*\)\(m\?s\|µs\)$/\1 \2 \3 \4 \5 \6 \7/p' "$work/engine.log" |
-    awk 'function ms(v, u) { return u == "µs" ? v / 1000 : (u == "s" ? v * 1000 : v) }
-         { n[$1]++; pull[$1, n[$1]] = ms($2, $3); stage[$1, n[$1]] = ms($4, $5); commit[$1, n[$1]] = ms($6, $7) }
+  # "install phases: function=NAME pull_ms=X stage_ms=Y commit_ms=Z"
+  grep -o 'install phases: .*' "$work/engine.log" |
+    awk '{ for (i = 3; i <= NF; i++) { split($i, kv, "="); field[kv[1]] = kv[2] }
+           f = field["function"]; n[f]++
+           pull[f, n[f]] = field["pull_ms"]; stage[f, n[f]] = field["stage_ms"]; commit[f, n[f]] = field["commit_ms"] }
          function median(a, f, k,   i, j, t, v) { for (i = 1; i <= k; i++) v[i] = a[f, i]
            for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
            return v[int((k + 1) / 2)] }

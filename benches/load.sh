@@ -20,19 +20,12 @@ hey_requests=${HEY_REQUESTS:-5000}
 compare_rounds=${COMPARE_ROUNDS:-5}
 workers=${WORKERS:-$(nproc)}
 work=$(mktemp -d /tmp/wasmengine-load.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/lib.sh
+on_exit_remove "$work"
 
 for tool in wrk hey docker-registry curl; do
   command -v "$tool" >/dev/null || { echo "load.sh: $tool is missing (make load installs it)" >&2; exit 1; }
 done
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 echo "== building (release engine, bare server, examples)"
 cargo build --release --quiet --bin wasm_engine --example bare_server
@@ -41,7 +34,6 @@ engine=target/release/wasm_engine
 
 registry_port=$(free_port)
 registry=127.0.0.1:$registry_port
-source scripts/registry.sh
 start_registry "$registry" "$work/registry"
 
 app=experiments/application
@@ -53,9 +45,9 @@ push $app/gcd/target/wasm32-unknown-unknown/release/gcd.wasm gcd-wasm:v1
 engine_port=$(free_port)
 RUST_LOG=off "$engine" --listen "127.0.0.1:$engine_port" --data-dir "$work/data" --workers "$workers" &
 engine_pid=$!
-pids+=("$engine_pid")
+on_exit_kill "$engine_pid"
 engine_url=http://127.0.0.1:$engine_port
-for _ in $(seq 500); do curl -fs "$engine_url/function/list" >/dev/null && break; sleep 0.01; done
+wait_for 30 "the engine" curl -fs "$engine_url/function/list"
 deploy() { # name image wasi_cap
   curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -X POST "$engine_url/function/deploy" \
     -d "{\"function_name\": \"$1\", \"function_image\": \"$registry/$2\", \"wasi_cap\": $3}"
@@ -71,8 +63,8 @@ curl -fs -X POST "$engine_url/function/invoke" -d "$auth_body" | grep -q "Auth F
 
 bare_port=$(free_port)
 target/release/examples/bare_server "127.0.0.1:$bare_port" "$workers" >/dev/null &
-pids+=($!)
-sleep 0.3
+on_exit_kill $!
+wait_for 30 "the bare server" curl -fs -X POST -d x "http://127.0.0.1:$bare_port/"
 
 post_lua() { # body: the wrk script posting it
   cat >"$work/post.lua" <<LUA

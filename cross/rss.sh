@@ -17,35 +17,34 @@ else
 fi
 [[ -x $binary ]] || { echo "build $binary first (cross/build $target)" >&2; exit 1; }
 work=$(mktemp -d /tmp/wasmengine-rss.XXXXXX)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source scripts/lib.sh
+on_exit_remove "$work"
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-registry=127.0.0.1:$(port)
-source scripts/registry.sh
+registry=127.0.0.1:$(free_port)
 start_registry "$registry" "$work/registry"
 
-engine_port=$(port)
+engine_port=$(free_port)
 # shellcheck disable=SC2086
-RUST_LOG=warn $runner "$binary" --listen "127.0.0.1:$engine_port" --data-dir "$work/data" & pids+=($!)
+RUST_LOG=warn $runner "$binary" --listen "127.0.0.1:$engine_port" --data-dir "$work/data" &
 engine_pid=$!
-for _ in $(seq 300); do curl -fs "http://127.0.0.1:$engine_port/function/list" >/dev/null && break; sleep 0.1; done
+on_exit_kill "$engine_pid"
+wait_for 60 "the engine" curl -fs "http://127.0.0.1:$engine_port/function/list"
+# Settling, not ordering: RSS is read after the start has quietened.
 sleep 1
 echo "after start:                     $(rss_kb "$engine_pid") KiB"
 
 app=experiments/application
-for spec in authentication:wasm32-unknown-unknown:false authentication-wasi:wasm32-wasip1:true \
-            hello:wasm32-wasip1:true fibonacci:wasm32-wasip1:true \
-            echo-string:wasm32-unknown-unknown:false gcd:wasm32-unknown-unknown:false; do
-  IFS=: read -r name wasm_target wasi <<<"$spec"
+count=0
+while read -r name wasm_target _ wasi; do
+  count=$((count + 1))
   target/release/wasm_engine push "$app/$name/target/$wasm_target/release/$name.wasm" "$registry/$name:v1" >/dev/null 2>&1 ||
     cargo run --release --quiet --bin wasm_engine -- push "$app/$name/target/$wasm_target/release/$name.wasm" "$registry/$name:v1" >/dev/null
   curl -fs -o /dev/null -X POST "http://127.0.0.1:$engine_port/function/deploy" \
     -d "{\"function_name\": \"$name\", \"function_image\": \"$registry/$name:v1\", \"wasi_cap\": $wasi}"
-done
+done < <(example_apps)
 sleep 1
-echo "after deploying the 6 examples:  $(rss_kb "$engine_pid") KiB"
+echo "after deploying the $count examples:  $(rss_kb "$engine_pid") KiB"
 curl -fs -o /dev/null -X POST "http://127.0.0.1:$engine_port/function/invoke" \
   -d '{"function_name": "authentication-wasi", "args": {"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"}}'
 echo "after one invoke (WASI):         $(rss_kb "$engine_pid") KiB"

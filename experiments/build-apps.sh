@@ -23,19 +23,11 @@ done
 # for wasm32-wasip1 and natively, land in experiments/thirdparty/build/.
 "$here/thirdparty/build.sh"
 
-# name target abi
-apps=(
-  "authentication wasm32-unknown-unknown string"
-  "authentication-wasi wasm32-wasip1 wasi"
-  "hello wasm32-wasip1 wasi"
-  "fibonacci wasm32-wasip1 wasi"
-  "echo-string wasm32-unknown-unknown string"
-  "gcd wasm32-unknown-unknown numeric"
-)
-for app in "${apps[@]}"; do
-  read -r name target abi <<<"$app"
+source "$here/../scripts/lib.sh"
+# The list in experiments/apps.txt: name target abi wasi_cap.
+while read -r name target abi _; do
   dir="$here/application/$name"
-  (cd "$dir" && cargo build --quiet --release --target "$target")
+  (cd "$dir" && cargo build --quiet --release --target "$target" </dev/null)
   release="$dir/target/$target/release"
   case $abi in
     # A library is built as <name, with _ for ->.wasm.
@@ -44,7 +36,7 @@ for app in "${apps[@]}"; do
   esac
   printf '%-22s %-24s %-8s %8d bytes  %s\n' "$name" "$target" "$abi" \
     "$(stat -c %s "$release/$name.wasm")" "${release#"$here/"}/$name.wasm"
-done
+done < <(example_apps)
 
 # Stock builds: the same sources with the toolchain's default linker settings
 # (Rust's 1 MiB shadow stack, so 17 initial pages instead of 2), as most

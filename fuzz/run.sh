@@ -7,6 +7,7 @@
 # fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")"
+source ../scripts/lib.sh
 seconds=${1:-20}
 shift || true
 targets=("$@")
@@ -16,7 +17,7 @@ fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 rustup toolchain list | grep -q '^nightly' || { echo "fuzz/run.sh: the nightly toolchain is missing (rustup toolchain install nightly)" >&2; exit 1; }
 work=$(mktemp -d /tmp/wasmengine-fuzz.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+on_exit_remove "$work"
 cargo +nightly fuzz build
 for target in "${targets[@]}"; do
   mkdir -p "$work/$target"

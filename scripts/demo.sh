@@ -13,18 +13,11 @@ engine_port=${ENGINE_PORT:-10000}
 registry=127.0.0.1:$registry_port
 engine_url=http://127.0.0.1:$engine_port
 work=/tmp/wasmengine-demo
-pids=()
+source scripts/lib.sh
+on_exit_remove "$work"
 
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for port in "$registry_port" "$engine_port"; do
-  port_free "$port" || { echo "demo: port $port is in use; set REGISTRY_PORT or ENGINE_PORT" >&2; exit 1; }
+  ! port_in_use "$port" || { echo "demo: port $port is in use; set REGISTRY_PORT or ENGINE_PORT" >&2; exit 1; }
 done
 
 echo "== building the engine and the example functions (the first build takes a few minutes)"
@@ -32,7 +25,6 @@ cargo build --release
 experiments/build-apps.sh
 
 rm -rf "$work" && mkdir -p "$work"
-source scripts/registry.sh
 start_registry "$registry" "$work/registry"
 
 echo
@@ -46,8 +38,8 @@ target/release/wasm_engine push $app/hello/target/wasm32-wasip1/release/hello.wa
 echo
 echo "== starting the engine"
 target/release/wasm_engine --listen "127.0.0.1:$engine_port" --data-dir "$work/data" >"$work/engine.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do grep -q "listening on" "$work/engine.log" && break; sleep 0.1; done
+on_exit_kill $!
+wait_for 10 "the engine to listen" grep -q "listening on" "$work/engine.log"
 cat "$work/engine.log" | sed 's/^\[[^]]*\] */  /'
 
 call() { # METHOD PATH [BODY]

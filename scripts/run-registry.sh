@@ -5,19 +5,20 @@
 # in a temporary directory, in the foreground; Ctrl-C stops it and deletes
 # the storage.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 address=${1:-127.0.0.1:5000}
 command -v docker-registry >/dev/null || {
   echo "run-registry: docker-registry not found; install Debian's docker-registry package (make deps does)" >&2
   exit 1
 }
 port=${address##*:}
-if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+if port_in_use "$port"; then
   echo "run-registry: port $port is in use (Debian's own docker-registry service listens on :5000;" >&2
   echo "  'systemctl disable --now docker-registry' stops it), or pick another: make registry REGISTRY=127.0.0.1:5001" >&2
   exit 1
 fi
 dir=$(mktemp -d /tmp/wasmengine-registry.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+on_exit_remove "$dir"
 cat >"$dir/config.yml" <<YAML
 version: 0.1
 log: {level: error, accesslog: {disabled: true}}

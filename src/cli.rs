@@ -83,7 +83,15 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   deploy, update and delete need
                                   'Authorization: Bearer <first line of FILE>'
     --protect-all                 WASM_ENGINE_PROTECT_ALL=true
-                                  the admin token also guards invoke, list and query
+                                  the admin token also guards invoke, list, query,
+                                  logs and /metrics (never /healthz and /readyz)
+    --function-log-lines N        WASM_ENGINE_FUNCTION_LOG_LINES [default: 1000]
+                                  log lines kept in memory per function (0: none)
+    --function-log-bytes N        WASM_ENGINE_FUNCTION_LOG_BYTES [default: 65536]
+                                  bytes of log text kept in memory per function
+    --access-log                  WASM_ENGINE_ACCESS_LOG=true
+                                  log one line per request (method, route, function,
+                                  status, duration, call id) [default: off]
 
 PUSH OPTIONS:
     --insecure-registry HOST[:PORT]   as above
@@ -92,7 +100,7 @@ PUSH OPTIONS:
 
 GENERAL:
     -h, --help       print this help
-    -V, --version    print the version
+    -V, --version    print the version, commit and target
 
 Registry proxies: HTTPS_PROXY, HTTP_PROXY and NO_PROXY (either case) are
 honoured for registry requests; loopback registries are never proxied.
@@ -167,7 +175,7 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Command::Version => {
-            println!("wasm_engine {}", env!("CARGO_PKG_VERSION"));
+            println!("wasm_engine {}", crate::build_info::describe());
             Ok(())
         }
         Command::Serve {
@@ -202,18 +210,22 @@ fn serve(
 }
 
 /// Logs to stderr as `[2026-11-23T23:56:56Z INFO] message`, filtered by
-/// `RUST_LOG` (default `wasm_engine=info`).
+/// `RUST_LOG` (default `wasm_engine=info`); a line written while a request
+/// is handled ends with ` call_id=<id>`.
 fn init_logging() {
     use std::io::Write;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("wasm_engine=info"))
         .format(|buf, record| {
-            writeln!(
-                buf,
-                "[{} {}] {}",
-                utc_timestamp(std::time::SystemTime::now()),
-                record.level(),
-                record.args()
-            )
+            let timestamp = utc_timestamp(std::time::SystemTime::now());
+            crate::call::with_current(|call_id| match call_id {
+                Some(call_id) => writeln!(
+                    buf,
+                    "[{timestamp} {}] {} call_id={call_id}",
+                    record.level(),
+                    record.args()
+                ),
+                None => writeln!(buf, "[{timestamp} {}] {}", record.level(), record.args()),
+            })
         })
         .init();
 }
@@ -346,6 +358,8 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("registry-auth-file", "WASM_ENGINE_REGISTRY_AUTH_FILE"),
     ("registry-certs-dir", "WASM_ENGINE_REGISTRY_CERTS_DIR"),
     ("blob-cache-mb", "WASM_ENGINE_BLOB_CACHE_MB"),
+    ("function-log-lines", "WASM_ENGINE_FUNCTION_LOG_LINES"),
+    ("function-log-bytes", "WASM_ENGINE_FUNCTION_LOG_BYTES"),
 ];
 
 /// Parses the arguments (without the program name). `env` looks up an
@@ -372,6 +386,10 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
                 .collect()
         })
         .unwrap_or_default();
+    let mut access_log = env("WASM_ENGINE_ACCESS_LOG")
+        .map(|value| parse_bool("WASM_ENGINE_ACCESS_LOG", &value))
+        .transpose()?
+        .unwrap_or(false);
     let mut insecure_registries: Vec<String> = env("WASM_ENGINE_INSECURE_REGISTRIES")
         .map(|list| {
             list.split(',')
@@ -393,6 +411,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
                 mirror_specs.push(string_value(&mut parser, "--registry-mirror")?)
             }
             Long("protect-all") => protect_all = true,
+            Long("access-log") => access_log = true,
             Long(name) => {
                 let Some(&(flag, _)) = VALUE_FLAGS.iter().find(|&&(flag, _)| flag == name) else {
                     return Err(unknown_flag(name));
@@ -426,6 +445,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
                 .map(|spec| parse_mirror(spec))
                 .collect::<Result<_, _>>()?;
             config.protect_all = protect_all;
+            config.access_log = access_log;
             let admin_token_file = values.get("admin-token-file").cloned();
             if config.protect_all && admin_token_file.is_none() {
                 return Err("--protect-all needs --admin-token-file".into());
@@ -603,6 +623,12 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
     if let Some(n) = number("blob-cache-mb", "MiB", 0..=1_048_576)? {
         config.blob_cache_max_bytes = n << 20;
     }
+    if let Some(n) = number("function-log-lines", "lines", 0..=1_000_000)? {
+        config.function_log.max_lines = usize_saturating(n);
+    }
+    if let Some(n) = number("function-log-bytes", "bytes", 1..=MAX)? {
+        config.function_log.max_bytes = usize_saturating(n);
+    }
     Ok(config)
 }
 
@@ -612,6 +638,7 @@ fn known_flags() -> impl Iterator<Item = &'static str> {
         "insecure-registry",
         "registry-mirror",
         "protect-all",
+        "access-log",
         "help",
         "version",
     ])
@@ -840,6 +867,45 @@ mod tests {
     }
 
     #[test]
+    fn observability_flags_and_their_twins() {
+        let Command::Serve {
+            config: defaults, ..
+        } = parse_with(&[], &[]).unwrap()
+        else {
+            panic!("expected serve")
+        };
+        assert!(!defaults.access_log);
+        assert_eq!(
+            defaults.function_log,
+            crate::function_log::LogLimits::default()
+        );
+        let Command::Serve { config, .. } = parse_with(
+            &["--access-log", "--function-log-lines", "10"],
+            &[
+                ("WASM_ENGINE_FUNCTION_LOG_LINES", "99"),
+                ("WASM_ENGINE_FUNCTION_LOG_BYTES", "2048"),
+            ],
+        )
+        .unwrap() else {
+            panic!("expected serve")
+        };
+        assert!(config.access_log);
+        assert_eq!(config.function_log.max_lines, 10);
+        assert_eq!(config.function_log.max_bytes, 2048);
+        let Command::Serve { config, .. } =
+            parse_with(&[], &[("WASM_ENGINE_ACCESS_LOG", "true")]).unwrap()
+        else {
+            panic!("expected serve")
+        };
+        assert!(config.access_log);
+        assert!(
+            parse_with(&["--function-log-bytes", "0"], &[])
+                .unwrap_err()
+                .contains("--function-log-bytes must be a number of bytes")
+        );
+    }
+
+    #[test]
     fn a_short_admin_token_is_refused() {
         let token = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(token.path(), "short\n").unwrap();
@@ -891,6 +957,7 @@ mod tests {
             ("data-dri", "data-dir"),
             ("insecure-registries", "insecure-registry"),
             ("protectall", "protect-all"),
+            ("acess-log", "access-log"),
         ] {
             assert_eq!(
                 parse_with(&[&format!("--{typed}")], &[]).unwrap_err(),

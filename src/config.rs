@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::function_log::LogLimits;
 use crate::registry::{CredentialFiles, ProxySettings, RegistryOptions, TlsSettings};
 
 /// Default listen address.
@@ -100,6 +101,12 @@ pub struct ServeConfig {
     /// Timeout for one registry request (connect, send, and receive the
     /// response headers). Defaults to 10 s.
     pub registry_timeout: Duration,
+    /// How much of each function's log (WASI stderr and failure reasons) is
+    /// kept in memory. Defaults to 1000 lines and 64 KiB per function.
+    pub function_log: LogLimits,
+    /// Whether every request is logged (method, route, function, status,
+    /// duration, call id) at info level. Defaults to false.
+    pub access_log: bool,
 }
 
 impl Default for ServeConfig {
@@ -126,6 +133,8 @@ impl Default for ServeConfig {
             max_queue: 64,
             admin_token: None,
             protect_all: false,
+            function_log: LogLimits::default(),
+            access_log: false,
         }
     }
 }

@@ -8,9 +8,14 @@
 //! Table of contents:
 //! - [`cli`]: the command line (`serve`, `push`) and process exit codes.
 //! - [`config`]: the server's settings and their defaults.
+//! - [`build_info`]: version, commit and target of this binary.
 //! - [`function`]: the validated domain types shared by every layer.
+//! - [`call`]: call ids and the log context that carries them.
 //! - [`api`]: the only module that speaks HTTP: routes, request parsing, responses.
 //! - [`service`]: deploy, update, delete, list, query and invoke, tying the layers together.
+//! - [`metrics`]: the counters behind `GET /metrics` and their text format.
+//! - [`function_log`]: each function's bounded in-memory log.
+//! - [`rfc3339`]: timestamps of function log lines.
 //! - [`registry`]: the only module that talks to container registries (pull and push).
 //! - [`store`]: the only module that writes the data directory.
 //! - [`runtime`]: wasmi engine, module validation, the invocation ABIs and WASI.
@@ -26,10 +31,15 @@
 )]
 
 pub mod api;
+pub mod build_info;
+pub mod call;
 pub mod cli;
 pub mod config;
 pub mod function;
+pub mod function_log;
+pub mod metrics;
 pub mod registry;
+pub mod rfc3339;
 pub mod runtime;
 pub mod service;
 pub mod store;

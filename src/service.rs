@@ -6,15 +6,23 @@
 //! swap an `Arc`, so a deploy (which pulls and fsyncs) never blocks
 //! invocations, list or query, and an update swaps the module atomically:
 //! calls already running keep the old module, new calls get the new one.
+//!
+//! It also keeps what operators look at: each deployed function's
+//! [`FunctionMetrics`] and [`FunctionLog`] (kept across updates, dropped
+//! with the function), and the counters of changes and pulls.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
 
+use crate::call::CallId;
 use crate::config::ServeConfig;
 use crate::function::{FunctionEntry, FunctionLimits, FunctionName, InvocationArgs};
+use crate::function_log::{FunctionLog, LogLimits, LogLine};
+use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
 use crate::registry::{ImageReference, RegistryClient, RegistryError};
-use crate::runtime::{CompiledFunction, InvocationLimits, Runtime, RuntimeError, RuntimeOptions};
+use crate::runtime::{CallLimits, CompiledFunction, Runtime, RuntimeError, RuntimeOptions};
 use crate::store::{BlobCache, FunctionStore, StoreError};
 
 /// A failure of one service operation.
@@ -76,12 +84,33 @@ impl From<StoreError> for ServiceError {
     }
 }
 
-/// A function ready to invoke: its entry, its compiled module and the
-/// limits its calls run under.
+/// A function ready to invoke: its entry, its compiled module, the limits
+/// its calls run under, and its metrics and log (shared with the entry it
+/// replaced, if any).
 struct DeployedFunction {
     entry: FunctionEntry,
     compiled: CompiledFunction,
-    limits: InvocationLimits,
+    limits: CallLimits,
+    /// The image digest, as function log lines carry it.
+    version: Arc<str>,
+    metrics: Arc<FunctionMetrics>,
+    log: Arc<FunctionLog>,
+}
+
+/// The outcome of [`FunctionService::invoke`], with the function's metrics
+/// (when it is deployed) so that the caller can count the status it answers.
+pub struct Invocation {
+    pub output: Result<String, ServiceError>,
+    pub metrics: Option<Arc<FunctionMetrics>>,
+}
+
+/// A query of a function's log.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogQuery {
+    /// Only lines written at or after this time.
+    pub since: Option<SystemTime>,
+    /// Only the last this many (of those).
+    pub tail: Option<usize>,
 }
 
 /// What a deploy or update asks for.
@@ -103,6 +132,8 @@ pub struct FunctionService {
     deployed: RwLock<BTreeMap<FunctionName, Arc<DeployedFunction>>>,
     /// Names with a deploy, update or delete under way.
     changing: Mutex<HashSet<FunctionName>>,
+    change_metrics: ChangeMetrics,
+    log_limits: LogLimits,
 }
 
 /// Marks a name as changing for as long as it lives.
@@ -158,6 +189,8 @@ impl FunctionService {
             runtime,
             deployed: RwLock::new(BTreeMap::new()),
             changing: Mutex::new(HashSet::new()),
+            change_metrics: ChangeMetrics::default(),
+            log_limits: config.function_log,
         };
         service.restore();
         Ok(service)
@@ -182,15 +215,8 @@ impl FunctionService {
                 .and_then(|wasm| Ok(self.runtime.prepare(&name, entry.wasi_cap, &wasm)?));
             match compiled {
                 Ok(compiled) => {
-                    let limits = self.runtime.limits_for(&entry.limits);
-                    restored.insert(
-                        name,
-                        Arc::new(DeployedFunction {
-                            entry,
-                            compiled,
-                            limits,
-                        }),
-                    );
+                    let deployed = self.deployed_function(entry, compiled, None);
+                    restored.insert(name, Arc::new(deployed));
                 }
                 Err(error) => log::error!(
                     "not restoring function {name}: {error}; deploy it again to replace it"
@@ -207,6 +233,27 @@ impl FunctionService {
                 .join(", ")
         );
         *self.write_deployed() = restored;
+    }
+
+    /// A deployed function from its parts, keeping the metrics and log of
+    /// the version it replaces.
+    fn deployed_function(
+        &self,
+        entry: FunctionEntry,
+        compiled: CompiledFunction,
+        replaced: Option<&DeployedFunction>,
+    ) -> DeployedFunction {
+        DeployedFunction {
+            limits: self.runtime.limits_for(&entry.limits),
+            version: entry.image_digest.as_str().into(),
+            metrics: replaced.map_or_else(Arc::default, |old| old.metrics.clone()),
+            log: replaced.map_or_else(
+                || Arc::new(FunctionLog::new(self.log_limits)),
+                |old| old.log.clone(),
+            ),
+            entry,
+            compiled,
+        }
     }
 
     fn read_deployed(
@@ -251,6 +298,14 @@ impl FunctionService {
         name: &FunctionName,
         spec: &DeploySpec,
     ) -> Result<FunctionEntry, ServiceError> {
+        self.counted(ChangeOp::Deploy, || self.try_deploy(name, spec))
+    }
+
+    fn try_deploy(
+        &self,
+        name: &FunctionName,
+        spec: &DeploySpec,
+    ) -> Result<FunctionEntry, ServiceError> {
         let _guard = self.begin_change(name)?;
         if let Ok(existing) = self.get(name) {
             return Err(ServiceError::AlreadyDeployed {
@@ -271,17 +326,40 @@ impl FunctionService {
         name: &FunctionName,
         spec: &DeploySpec,
     ) -> Result<FunctionEntry, ServiceError> {
-        let _guard = self.begin_change(name)?;
-        let old = self.get(name)?;
-        let entry = self.install(name, spec)?;
-        log::info!(
-            "updated {name}: {}@{} -> {}@{}",
-            old.entry.func_image_name,
-            old.entry.image_digest,
-            entry.func_image_name,
-            entry.image_digest
-        );
-        Ok(entry)
+        self.counted(ChangeOp::Update, || {
+            let _guard = self.begin_change(name)?;
+            let old = self.get(name)?;
+            let entry = self.install(name, spec)?;
+            log::info!(
+                "updated {name}: {}@{} -> {}@{}",
+                old.entry.func_image_name,
+                old.entry.image_digest,
+                entry.func_image_name,
+                entry.image_digest
+            );
+            Ok(entry)
+        })
+    }
+
+    /// Runs a change and counts it by its result.
+    fn counted<T>(
+        &self,
+        op: ChangeOp,
+        change: impl FnOnce() -> Result<T, ServiceError>,
+    ) -> Result<T, ServiceError> {
+        let result = change();
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(ServiceError::NotDeployed { .. }) => "not_found",
+            Err(ServiceError::AlreadyDeployed { .. } | ServiceError::ChangeInProgress { .. }) => {
+                "conflict"
+            }
+            Err(ServiceError::Registry(_)) => "registry_error",
+            Err(ServiceError::Runtime(_)) => "invalid_module",
+            Err(ServiceError::Store(_)) => "store_error",
+        };
+        self.change_metrics.count_change(op, outcome);
+        result
     }
 
     fn install(
@@ -295,9 +373,17 @@ impl FunctionService {
             limits,
         } = spec;
         let wasi_cap = *wasi_cap;
-        let started = std::time::Instant::now();
-        let pulled = self.registry.pull_using(image, &self.blobs)?;
+        let started = Instant::now();
+        let pulled = self.registry.pull_using(image, &self.blobs);
         let pulled_at = started.elapsed();
+        self.change_metrics.record_pull(
+            pulled_at,
+            pulled
+                .as_ref()
+                .map(|pulled| pulled.layer_bytes)
+                .map_err(RegistryError::kind),
+        );
+        let pulled = pulled?;
         let wasm = &pulled.wasm.contents;
         // Validating and writing (with its fsync) take similar time: overlap them.
         let (staged, compiled) = std::thread::scope(|scope| {
@@ -334,19 +420,18 @@ impl FunctionService {
             pulled.wasm.contents.len(),
             compiled.describe_abi()
         );
+        // A fixed format (docs/development.md, "Benchmarks") that
+        // benches/cold_start.sh reads: milliseconds, three decimals.
         log::debug!(
-            "install {name}: pull {pulled_at:?}, validate and stage {:?}, commit {:?}",
-            validated_at - pulled_at,
-            started.elapsed() - validated_at
+            "install phases: function={name} pull_ms={:.3} stage_ms={:.3} commit_ms={:.3}",
+            pulled_at.as_secs_f64() * 1e3,
+            (validated_at - pulled_at).as_secs_f64() * 1e3,
+            (started.elapsed() - validated_at).as_secs_f64() * 1e3
         );
-        self.write_deployed().insert(
-            name.clone(),
-            Arc::new(DeployedFunction {
-                entry: entry.clone(),
-                compiled,
-                limits: self.runtime.limits_for(limits),
-            }),
-        );
+        let replaced = self.get(name).ok();
+        let deployed = self.deployed_function(entry.clone(), compiled, replaced.as_deref());
+        self.write_deployed()
+            .insert(name.clone(), Arc::new(deployed));
         self.blobs.keep(name, &pulled.referenced, &pulled.fetched);
         Ok(entry)
     }
@@ -356,13 +441,15 @@ impl FunctionService {
     /// # Errors
     /// [`ServiceError::NotDeployed`], or a store failure.
     pub fn delete(&self, name: &FunctionName) -> Result<(), ServiceError> {
-        let _guard = self.begin_change(name)?;
-        self.get(name)?;
-        self.store.remove(name)?;
-        self.write_deployed().remove(name);
-        self.blobs.forget(name);
-        log::info!("deleted function {name}");
-        Ok(())
+        self.counted(ChangeOp::Delete, || {
+            let _guard = self.begin_change(name)?;
+            self.get(name)?;
+            self.store.remove(name)?;
+            self.write_deployed().remove(name);
+            self.blobs.forget(name);
+            log::info!("deleted function {name}");
+            Ok(())
+        })
     }
 
     /// Every deployed function, sorted by name.
@@ -379,26 +466,107 @@ impl FunctionService {
     ///
     /// # Errors
     /// [`ServiceError::NotDeployed`].
-    pub fn query(
-        &self,
-        name: &FunctionName,
-    ) -> Result<(FunctionEntry, InvocationLimits), ServiceError> {
+    pub fn query(&self, name: &FunctionName) -> Result<(FunctionEntry, CallLimits), ServiceError> {
         let deployed = self.get(name)?;
         Ok((deployed.entry.clone(), deployed.limits))
     }
 
-    /// Runs a function in a fresh instance and returns its output.
+    /// Runs a function in a fresh instance: its output, or
+    /// [`ServiceError::NotDeployed`] or the invocation's [`RuntimeError`].
     ///
-    /// # Errors
-    /// [`ServiceError::NotDeployed`], or the invocation's [`RuntimeError`].
+    /// The run is counted in the function's metrics (duration, limits hit);
+    /// what a WASI function wrote to stderr, and the reason of a failure at
+    /// run time, go to its log under `call_id`.
     pub fn invoke(
         &self,
         name: &FunctionName,
         args: &InvocationArgs,
-    ) -> Result<String, ServiceError> {
-        let deployed = self.get(name)?;
-        Ok(self
-            .runtime
-            .invoke(&deployed.compiled, &deployed.limits, args)?)
+        call_id: &CallId,
+    ) -> Invocation {
+        let deployed = match self.get(name) {
+            Ok(deployed) => deployed,
+            Err(error) => {
+                return Invocation {
+                    output: Err(error),
+                    metrics: None,
+                };
+            }
+        };
+        // Tests wait for this line to know a call holds its module.
+        log::debug!("calling {name}");
+        let mut stderr = Vec::new();
+        let started = Instant::now();
+        let output = self.runtime.invoke_keeping_stderr(
+            &deployed.compiled,
+            &deployed.limits,
+            args,
+            &mut stderr,
+        );
+        let outcome = match &output {
+            Err(RuntimeError::Timeout { .. }) => InvocationOutcome::Timeout,
+            Err(RuntimeError::FuelExhausted { .. }) => InvocationOutcome::FuelExhausted,
+            Err(RuntimeError::MemoryLimit { .. }) => InvocationOutcome::MemoryLimit,
+            Err(RuntimeError::OutputTooLarge { .. }) => InvocationOutcome::OutputLimit,
+            _ => InvocationOutcome::Ended,
+        };
+        deployed.metrics.record_run(started.elapsed(), outcome);
+        deployed
+            .log
+            .append_stderr(call_id, &deployed.version, &stderr);
+        if let Err(error) = &output {
+            if let Some(reason) = failure_log_line(error) {
+                deployed
+                    .log
+                    .append_engine(call_id, &deployed.version, &reason);
+            }
+        }
+        Invocation {
+            output: output.map_err(ServiceError::from),
+            metrics: Some(deployed.metrics.clone()),
+        }
+    }
+
+    /// A function's recent log lines, oldest first.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotDeployed`].
+    pub fn logs(&self, name: &FunctionName, query: LogQuery) -> Result<Vec<LogLine>, ServiceError> {
+        Ok(self.get(name)?.log.query(query.since, query.tail))
+    }
+
+    /// Every deployed function's metrics, sorted by name.
+    pub fn function_samples(&self) -> Vec<FunctionSample> {
+        self.read_deployed()
+            .iter()
+            .map(|(name, deployed)| FunctionSample {
+                name: name.clone(),
+                metrics: deployed.metrics.clone(),
+                memory_peak_bytes: deployed.compiled.memory_peak_bytes() as u64,
+            })
+            .collect()
+    }
+
+    /// The counters of deploys, updates, deletes and pulls.
+    pub fn change_metrics(&self) -> &ChangeMetrics {
+        &self.change_metrics
+    }
+
+    /// Bytes the data directory's functions take on disk.
+    pub fn data_dir_bytes(&self) -> u64 {
+        self.store.disk_usage_bytes()
+    }
+}
+
+/// The engine's line in a function's log about a call that failed at run
+/// time, or `None` for failures that are the caller's (bad arguments, whose
+/// message would hold them). It never holds arguments or output.
+fn failure_log_line(error: &RuntimeError) -> Option<String> {
+    match error {
+        RuntimeError::BadArguments { .. } => None,
+        // The stderr it names is in the log already, line by line.
+        RuntimeError::NonZeroExit { exit_code, .. } => {
+            Some(format!("call failed: exited with code {exit_code}"))
+        }
+        other => Some(format!("call failed: {other}")),
     }
 }

@@ -24,7 +24,7 @@ fn cached_blobs(engine: &Engine) -> Vec<String> {
 
 #[test]
 fn kept_blobs_are_not_fetched_again_and_unused_ones_are_removed() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     registry.push_fixture("numeric", "fn:v1");
     registry.push_fixture("string", "other:v1");
     let proxy = FaultProxy::start(&registry.address, vec![]);
@@ -77,7 +77,7 @@ fn kept_blobs_are_not_fetched_again_and_unused_ones_are_removed() {
 
 #[test]
 fn a_zero_cache_keeps_nothing() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     let image = registry.push_fixture("numeric", "fn:v1");
     let engine = Engine::start_with(&["--blob-cache-mb", "0"]);
     engine.deploy("gcd", &image, false);

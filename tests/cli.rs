@@ -22,10 +22,17 @@ fn help_and_version_exit_zero() {
     assert_eq!(help_command.stdout, help.stdout);
     let version = run_engine(&["--version"]);
     assert!(version.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
-        format!("wasm_engine {}", env!("CARGO_PKG_VERSION"))
-    );
+    // `wasm_engine 0.1.0 (commit 0123456789ab, target x86_64-unknown-linux-gnu)`
+    let version = String::from_utf8_lossy(&version.stdout);
+    let version = version.trim();
+    let expected_start = format!("wasm_engine {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&expected_start), "{version}");
+    let (commit, target) = version[expected_start.len()..]
+        .trim_end_matches(')')
+        .split_once(", target ")
+        .unwrap_or_else(|| panic!("{version} names no target"));
+    assert!(!commit.is_empty() && !commit.contains(' '), "{version}");
+    assert!(target.contains("-linux-"), "{version}");
 }
 
 #[test]

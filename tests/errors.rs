@@ -10,8 +10,57 @@ use wasm_engine::registry::{DOCKER_LAYER_GZIP, Digest, OCI_LAYER_TAR};
 use crate::support::fake_registry::{Answer, FakeRegistry};
 use crate::support::{Engine, Registry, assert_error};
 
-/// `(method, path, body, status, message fragment)`.
-type Case = (&'static str, &'static str, String, u16, &'static str);
+/// One row of the hostile-input table: a request and what it must get.
+struct Row {
+    /// How `HOSTILE_ROW=<name>` picks this row alone.
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: String,
+    status: u16,
+    /// A part of the answer's message.
+    fragment: &'static str,
+}
+
+fn row(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: String,
+    status: u16,
+    fragment: &'static str,
+) -> Row {
+    Row {
+        name,
+        method,
+        path,
+        body,
+        status,
+        fragment,
+    }
+}
+
+/// Sends a row's request; says what differs from what the row expects.
+fn check_row(engine: &Engine, row: &Row) -> Result<(), String> {
+    let reply = engine.request(row.method, row.path, &row.body, false);
+    let message = std::panic::catch_unwind(|| reply.message().to_owned()).map_err(|_| {
+        format!(
+            "the answer {:?} is not a text answer with one newline",
+            reply.body
+        )
+    })?;
+    if reply.status != row.status || !message.contains(row.fragment) {
+        let request: String = format!("{} {} {}", row.method, row.path, row.body)
+            .chars()
+            .take(200)
+            .collect();
+        return Err(format!(
+            "{request}: expected {} with a message containing {:?}, got {} {message:?}",
+            row.status, row.fragment, reply.status
+        ));
+    }
+    Ok(())
+}
 
 fn deploy_body(name: &str, image: &str, wasi_cap: bool) -> String {
     json!({"function_name": name, "function_image": image, "wasi_cap": wasi_cap}).to_string()
@@ -169,463 +218,124 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
         200
     );
     let invoke = |name: &str| json!({"function_name": name, "args": {}}).to_string();
+    let deploy = |name: &str, image: &str| deploy_body(name, image, false);
+    let deploy_wasi = |name: &str, image: &str| deploy_body(name, image, true);
+    let body = |text: &str| text.to_owned();
 
-    let cases: Vec<Case> = vec![
+    #[rustfmt::skip]
+    let rows: Vec<Row> = vec![
         // 400: malformed or mistyped bodies, invalid names and references.
-        (
-            "POST",
-            "/function/deploy",
-            "".into(),
-            400,
-            "request body is empty",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            "{\"function_name\":".into(),
-            400,
-            "not valid JSON",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            "[1, 2]".into(),
-            400,
-            "invalid type",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            r#"{"function_image": "r/x"}"#.into(),
-            400,
-            "missing field `function_name`",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            r#"{"function_name": "x"}"#.into(),
-            400,
-            "missing field `function_image`",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            r#"{"function_name": 7, "function_image": "r/x"}"#.into(),
-            400,
-            "invalid type: integer `7`",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("a/b", &numeric, false),
-            400,
-            "function_name contains '/'",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("..", &numeric, false),
-            400,
-            "function_name starts with '.'",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body(&"n".repeat(65), &numeric, false),
-            400,
-            "65 characters long",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", "127.0.0.1:5000/UPPER:v1", false),
-            400,
-            "invalid image reference",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            // Unknown fields are ignored; a known one of the wrong type is not.
-            r#"{"function_name": "x", "function_image": "r/x", "extra": 1, "wasi_cap": 1}"#.into(),
-            400,
-            "invalid type: integer `1`, expected a boolean",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            r#"{"function_name": "gcd", "args": {"a": 1}}"#.into(),
-            400,
-            "args.a must be a string",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            r#"{"function_name": "gcd", "args": {"a": "1", "b": "x"}}"#.into(),
-            400,
-            "argument b",
-        ),
-        (
-            "POST",
-            "/function/query",
-            r#"{"function_name": "bad name"}"#.into(),
-            400,
-            "contains ' '",
-        ),
+        row("empty_body",             "POST", "/function/deploy", body(""), 400, "request body is empty"),
+        row("truncated_json",         "POST", "/function/deploy", body("{\"function_name\":"), 400, "not valid JSON"),
+        row("array_body",             "POST", "/function/deploy", body("[1, 2]"), 400, "invalid type"),
+        row("no_function_name",       "POST", "/function/deploy", body(r#"{"function_image": "r/x"}"#), 400, "missing field `function_name`"),
+        row("no_function_image",      "POST", "/function/deploy", body(r#"{"function_name": "x"}"#), 400, "missing field `function_image`"),
+        row("name_is_a_number",       "POST", "/function/deploy", body(r#"{"function_name": 7, "function_image": "r/x"}"#), 400, "invalid type: integer `7`"),
+        row("name_with_slash",        "POST", "/function/deploy", deploy("a/b", &numeric), 400, "function_name contains '/'"),
+        row("name_dot_dot",           "POST", "/function/deploy", deploy("..", &numeric), 400, "function_name starts with '.'"),
+        row("name_too_long",          "POST", "/function/deploy", deploy(&"n".repeat(65), &numeric), 400, "65 characters long"),
+        row("reference_uppercase",    "POST", "/function/deploy", deploy("x", "127.0.0.1:5000/UPPER:v1"), 400, "invalid image reference"),
+        // Unknown fields are ignored; a known one of the wrong type is not.
+        row("known_field_wrong_type", "POST", "/function/deploy", body(r#"{"function_name": "x", "function_image": "r/x", "extra": 1, "wasi_cap": 1}"#), 400, "invalid type: integer `1`, expected a boolean"),
+        row("argument_not_a_string",  "POST", "/function/invoke", body(r#"{"function_name": "gcd", "args": {"a": 1}}"#), 400, "args.a must be a string"),
+        row("argument_not_a_number",  "POST", "/function/invoke", body(r#"{"function_name": "gcd", "args": {"a": "1", "b": "x"}}"#), 400, "argument b"),
+        row("query_name_with_space",  "POST", "/function/query", body(r#"{"function_name": "bad name"}"#), 400, "contains ' '"),
         // 404: unknown function or route.
-        (
-            "POST",
-            "/function/invoke",
-            r#"{"function_name": "missing"}"#.into(),
-            404,
-            "function missing is not deployed",
-        ),
-        (
-            "POST",
-            "/function/query",
-            r#"{"function_name": "missing"}"#.into(),
-            404,
-            "not deployed",
-        ),
-        (
-            "POST",
-            "/function/delete",
-            r#"{"function_name": "missing"}"#.into(),
-            404,
-            "not deployed",
-        ),
-        (
-            "POST",
-            "/function/update",
-            deploy_body("missing", &numeric, false),
-            404,
-            "not deployed",
-        ),
-        (
-            "GET",
-            "/nowhere",
-            "".into(),
-            404,
-            "no route for GET /nowhere",
-        ),
+        row("invoke_missing",         "POST", "/function/invoke", body(r#"{"function_name": "missing"}"#), 404, "function missing is not deployed"),
+        row("query_missing",          "POST", "/function/query", body(r#"{"function_name": "missing"}"#), 404, "not deployed"),
+        row("delete_missing",         "POST", "/function/delete", body(r#"{"function_name": "missing"}"#), 404, "not deployed"),
+        row("update_missing",         "POST", "/function/update", deploy("missing", &numeric), 404, "not deployed"),
+        row("unknown_route",          "GET",  "/nowhere", body(""), 404, "no route for GET /nowhere"),
         // 405: known route, wrong method.
-        (
-            "GET",
-            "/function/deploy",
-            "".into(),
-            405,
-            "does not accept GET; use POST",
-        ),
-        (
-            "POST",
-            "/function/list",
-            "".into(),
-            405,
-            "does not accept POST; use GET",
-        ),
+        row("deploy_by_get",          "GET",  "/function/deploy", body(""), 405, "does not accept GET; use POST"),
+        row("list_by_post",           "POST", "/function/list", body(""), 405, "does not accept POST; use GET"),
         // 409: already deployed.
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("gcd", &numeric, false),
-            409,
-            "already deployed",
-        ),
+        row("deploy_twice",           "POST", "/function/deploy", deploy("gcd", &numeric), 409, "already deployed"),
         // 422: images without exactly one valid, supported .wasm.
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", &no_wasm, false),
-            422,
-            "holds no .wasm file",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", &two_wasm, false),
-            422,
-            "holds 2 .wasm files (a.wasm, lib/b.wasm)",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", &invalid, false),
-            422,
-            "not a valid WebAssembly module",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("wasi_echo", &wasi, false),
-            422,
-            "deploy it with wasi_cap: true",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("imports_env", &imports_env, false),
-            422,
-            "imports env::log",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("imports_env", &imports_env, true),
-            422,
-            "only wasi_snapshot_preview1",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("nothere", &numeric, false),
-            422,
-            "no exported function named nothere (its exports: busy (i64) -> (i64), count () -> (i32)",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("not_a_function", &numeric, false),
-            422,
-            "not_a_function (global)",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("takes_ref", &numeric, false),
-            422,
-            "(externref) -> (i32), which no ABI supports",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("echo", &string, true),
-            422,
-            "does not export _start",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", &registry.image("absent:v1"), false),
-            422,
-            "not found in the registry",
-        ),
+        row("image_without_wasm",     "POST", "/function/deploy", deploy("x", &no_wasm), 422, "holds no .wasm file"),
+        row("image_with_two_wasm",    "POST", "/function/deploy", deploy("x", &two_wasm), 422, "holds 2 .wasm files (a.wasm, lib/b.wasm)"),
+        row("image_not_wasm",         "POST", "/function/deploy", deploy("x", &invalid), 422, "not a valid WebAssembly module"),
+        row("wasi_without_wasi_cap",  "POST", "/function/deploy", deploy("wasi_echo", &wasi), 422, "deploy it with wasi_cap: true"),
+        row("imports_env",            "POST", "/function/deploy", deploy("imports_env", &imports_env), 422, "imports env::log"),
+        row("imports_env_with_wasi",  "POST", "/function/deploy", deploy_wasi("imports_env", &imports_env), 422, "only wasi_snapshot_preview1"),
+        row("export_missing",         "POST", "/function/deploy", deploy("nothere", &numeric), 422, "no exported function named nothere (its exports: busy (i64) -> (i64), count () -> (i32)"),
+        row("export_is_a_global",     "POST", "/function/deploy", deploy("not_a_function", &numeric), 422, "not_a_function (global)"),
+        row("export_takes_externref", "POST", "/function/deploy", deploy("takes_ref", &numeric), 422, "(externref) -> (i32), which no ABI supports"),
+        row("wasi_cap_without_start", "POST", "/function/deploy", deploy_wasi("echo", &string), 422, "does not export _start"),
+        row("image_absent",           "POST", "/function/deploy", deploy("x", &registry.image("absent:v1")), 422, "not found in the registry"),
         // 502: registry unreachable.
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", unreachable_registry, false),
-            502,
-            "registry unreachable",
-        ),
+        row("registry_unreachable",   "POST", "/function/deploy", deploy("x", unreachable_registry), 502, "registry unreachable"),
         // Functions that misbehave: traps, runaway loops, memory and output.
-        (
-            "POST",
-            "/function/invoke",
-            invoke("unreachable"),
-            500,
-            "unreachable",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            json!({"function_name": "div", "args": {"a": "1", "b": "0"}}).to_string(),
-            500,
-            "integer divide by zero",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            invoke("oob_load"),
-            500,
-            "out of bounds",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            invoke("recurse"),
-            500,
-            "call stack exhausted",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            invoke("spin"),
-            504,
-            "300 ms time limit",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            invoke("grow_forever"),
-            500,
-            "hit its memory limit of 8 MiB",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            invoke("big_result"),
-            500,
-            "result is larger than the 65536 byte output limit",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            invoke("flood"),
-            500,
-            "stdout is larger than the 65536 byte output limit",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            invoke("out_of_bounds"),
-            500,
-            "lies outside its 131072 byte memory",
-        ),
-        ("POST", "/function/invoke", invoke("not_utf8"), 500, "UTF-8"),
-        (
-            "POST",
-            "/function/invoke",
-            invoke("exit_3"),
-            500,
-            "exited with code 3",
-        ),
+        row("trap_unreachable",       "POST", "/function/invoke", invoke("unreachable"), 500, "unreachable"),
+        row("trap_divide_by_zero",    "POST", "/function/invoke", body(r#"{"function_name": "div", "args": {"a": "1", "b": "0"}}"#), 500, "integer divide by zero"),
+        row("trap_out_of_bounds",     "POST", "/function/invoke", invoke("oob_load"), 500, "out of bounds"),
+        row("call_stack_exhausted",   "POST", "/function/invoke", invoke("recurse"), 500, "call stack exhausted"),
+        row("time_limit",             "POST", "/function/invoke", invoke("spin"), 504, "300 ms time limit"),
+        row("memory_limit",           "POST", "/function/invoke", invoke("grow_forever"), 500, "hit its memory limit of 8 MiB"),
+        row("result_over_output_cap", "POST", "/function/invoke", invoke("big_result"), 500, "result is larger than the 65536 byte output limit"),
+        row("stdout_over_output_cap", "POST", "/function/invoke", invoke("flood"), 500, "stdout is larger than the 65536 byte output limit"),
+        row("result_outside_memory",  "POST", "/function/invoke", invoke("out_of_bounds"), 500, "lies outside its 131072 byte memory"),
+        row("result_not_utf8",        "POST", "/function/invoke", invoke("not_utf8"), 500, "UTF-8"),
+        row("wasi_exit_code",         "POST", "/function/invoke", invoke("exit_3"), 500, "exited with code 3"),
         // More hostile request bodies and names.
-        (
-            "POST",
-            "/function/invoke",
-            r#"{"function_name": "gcd", "args": {"a": "1""#.into(),
-            400,
-            "not valid JSON",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            json!({"function_name": "a\u{0}b"}).to_string(),
-            400,
-            "contains '\\0'",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            json!({"function_name": "fünf"}).to_string(),
-            400,
-            "contains 'ü'",
-        ),
-        (
-            "POST",
-            "/function/query",
-            json!({"function_name": ".."}).to_string(),
-            400,
-            "starts with '.'",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            json!({"function_name": "gcd", "args": ["1", "2"]}).to_string(),
-            400,
-            "invalid type: sequence, expected an object whose values are strings",
-        ),
-        (
-            "POST",
-            "/function/invoke",
-            json!({"function_name": "gcd", "args": {"pad": "x".repeat(2 << 20)}}).to_string(),
-            413,
-            "larger than the 1048576 byte limit",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            json!({"function_name": "x", "function_image": numeric, "timeout_ms": 0}).to_string(),
-            400,
-            "timeout_ms must be from 1",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            json!({"function_name": "x", "function_image": numeric, "fuel": "lots"}).to_string(),
-            400,
-            "invalid type: string",
-        ),
+        row("invoke_truncated_json",  "POST", "/function/invoke", body(r#"{"function_name": "gcd", "args": {"a": "1""#), 400, "not valid JSON"),
+        row("name_with_nul",          "POST", "/function/invoke", json!({"function_name": "a\u{0}b"}).to_string(), 400, "contains '\\0'"),
+        row("name_not_ascii",         "POST", "/function/invoke", json!({"function_name": "fünf"}).to_string(), 400, "contains 'ü'"),
+        row("query_name_dot_dot",     "POST", "/function/query", json!({"function_name": ".."}).to_string(), 400, "starts with '.'"),
+        row("args_an_array",          "POST", "/function/invoke", json!({"function_name": "gcd", "args": ["1", "2"]}).to_string(), 400, "invalid type: sequence, expected an object whose values are strings"),
+        row("body_over_the_cap",      "POST", "/function/invoke", json!({"function_name": "gcd", "args": {"pad": "x".repeat(2 << 20)}}).to_string(), 413, "larger than the 1048576 byte limit"),
+        row("timeout_zero",           "POST", "/function/deploy", json!({"function_name": "x", "function_image": numeric, "timeout_ms": 0}).to_string(), 400, "timeout_ms must be from 1"),
+        row("fuel_a_string",          "POST", "/function/deploy", json!({"function_name": "x", "function_image": numeric, "fuel": "lots"}).to_string(), 400, "invalid type: string"),
         // Hostile images.
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", &symlink, false),
-            422,
-            "ignored, not regular files: fn.wasm",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", &climbing, false),
-            422,
-            "unsafe path \"../../fn.wasm\"",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", &bomb, false),
-            422,
-            "larger than the 134217728 byte limit",
-        ),
+        row("image_symlink",          "POST", "/function/deploy", deploy("x", &symlink), 422, "ignored, not regular files: fn.wasm"),
+        row("image_climbing_path",    "POST", "/function/deploy", deploy("x", &climbing), 422, "unsafe path \"../../fn.wasm\""),
+        row("image_gzip_bomb",        "POST", "/function/deploy", deploy("x", &bomb), 422, "larger than the 134217728 byte limit"),
         // A start function that never returns, under each ABI.
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("start_forever", &start_forever, false),
-            422,
-            "start function did not finish",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("start_forever", &start_forever_wasi, true),
-            422,
-            "start function did not finish",
-        ),
+        row("start_forever",          "POST", "/function/deploy", deploy("start_forever", &start_forever), 422, "start function did not finish"),
+        row("start_forever_wasi",     "POST", "/function/deploy", deploy_wasi("start_forever", &start_forever_wasi), 422, "start function did not finish"),
         // A registry that fails, lies or stalls.
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", &broken.image("broken:500"), false),
-            502,
-            "registry answered 500",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", &broken.image("broken:html"), false),
-            502,
-            "registry sent an invalid manifest",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", &broken.image("broken:tampered"), false),
-            502,
-            "does not match its digest",
-        ),
-        (
-            "POST",
-            "/function/deploy",
-            deploy_body("x", &broken.image("broken:stall"), false),
-            502,
-            "registry unreachable",
-        ),
+        row("registry_500",           "POST", "/function/deploy", deploy("x", &broken.image("broken:500")), 502, "registry answered 500"),
+        row("registry_html_manifest", "POST", "/function/deploy", deploy("x", &broken.image("broken:html")), 502, "registry sent an invalid manifest"),
+        row("registry_tampered_blob", "POST", "/function/deploy", deploy("x", &broken.image("broken:tampered")), 502, "does not match its digest"),
+        row("registry_stall",         "POST", "/function/deploy", deploy("x", &broken.image("broken:stall")), 502, "registry unreachable"),
     ];
-    assert!(cases.len() >= 40, "{} cases", cases.len());
-    for (method, path, body, status, fragment) in cases {
-        let reply = engine.request(method, path, &body, false);
-        assert_eq!(
-            reply.status, status,
-            "{method} {path} {body}: expected {status}, got {}",
-            reply.body
-        );
+    assert!(rows.len() >= 40, "{} rows", rows.len());
+    let only = std::env::var("HOSTILE_ROW")
+        .ok()
+        .filter(|name| !name.is_empty());
+    if let Some(only) = &only {
         assert!(
-            reply.message().contains(fragment),
-            "{method} {path} {body}: message {:?} should contain {fragment:?}",
-            reply.message()
+            rows.iter().any(|row| row.name == only),
+            "HOSTILE_ROW={only} names no row; the rows: {:?}",
+            rows.iter().map(|row| row.name).collect::<Vec<_>>()
         );
-        engine.assert_output("gcd", json!({"a": "1071", "b": "462"}), "21");
+    }
+    let mut failures = Vec::new();
+    for row in rows
+        .iter()
+        .filter(|row| only.as_deref().is_none_or(|only| row.name == only))
+    {
+        if let Err(failure) = check_row(&engine, row) {
+            failures.push(format!("{}: {failure}", row.name));
+        }
+        // After every row, hostile or not, the engine still serves.
+        let after = engine.invoke("gcd", json!({"a": "1071", "b": "462"}));
+        if (after.status, after.body.as_str()) != (200, "status code: 200, message: 21") {
+            failures.push(format!(
+                "{}: the invoke after it answered {} {:?}",
+                row.name, after.status, after.body
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed (rerun one with HOSTILE_ROW=<name>):\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
+    if only.is_some() {
+        return;
     }
     // Failed deploys leave nothing behind.
     let listed = engine.request("GET", "/function/list", "", true).json();

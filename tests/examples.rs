@@ -11,15 +11,21 @@ const FORBIDDEN: &str = r#"{"status":"403","body":"<html><h1>Auth Forbidden!</h1
 const PASS: &str = r#"{"status":"200","body":"<html><h1>Auth Pass!</h1><p>hash c5187dd86a648a819f527c7a8a4f7bf4</p></html>"}"#;
 const SEED_ARGS: &str = r#"{"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"}"#;
 
-/// `(name, target, wasi_cap)` of every example.
-const EXAMPLES: &[(&str, &str, bool)] = &[
-    ("authentication", "wasm32-unknown-unknown", false),
-    ("authentication-wasi", "wasm32-wasip1", true),
-    ("hello", "wasm32-wasip1", true),
-    ("fibonacci", "wasm32-wasip1", true),
-    ("echo-string", "wasm32-unknown-unknown", false),
-    ("gcd", "wasm32-unknown-unknown", false),
-];
+/// `(name, target, wasi_cap)` of every example, from `experiments/apps.txt`
+/// (the list `make apps` builds).
+fn examples() -> Vec<(&'static str, &'static str, bool)> {
+    include_str!("../experiments/apps.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(
+            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [name, target, _abi, wasi_cap] => (name, target, wasi_cap == "true"),
+                _ => panic!("experiments/apps.txt: {line:?} is not `name target abi wasi_cap`"),
+            },
+        )
+        .collect()
+}
 
 pub fn example_wasm(name: &str, target: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -40,13 +46,13 @@ pub fn example_wasm(name: &str, target: &str) -> Vec<u8> {
 fn deploy_examples() -> (Registry, Engine) {
     let registry = Registry::start();
     let engine = Engine::start();
-    for (name, target, wasi_cap) in EXAMPLES {
+    for (name, target, wasi_cap) in examples() {
         let image = registry.push_wasm_bytes(
             &example_wasm(name, target),
             &format!("{name}.wasm"),
             &format!("{name}-wasm:v1"),
         );
-        engine.deploy(name, &image, *wasi_cap);
+        engine.deploy(name, &image, wasi_cap);
     }
     (registry, engine)
 }

@@ -265,7 +265,7 @@ fn cases() -> Vec<(&'static str, Shape, Expect)> {
 
 #[test]
 fn every_wasm_image_format_deploys_and_runs() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     let engine = Engine::start();
     for (number, (what, shape, expect)) in cases().into_iter().enumerate() {
         let image = registry.image(&format!("format{number}:v1"));

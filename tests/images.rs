@@ -8,7 +8,7 @@ use wasm_engine::registry::{
     DOCKER_LAYER_GZIP, DOCKER_MANIFEST, Digest, OCI_INDEX, OCI_LAYER_TAR, build_gzip_tar,
 };
 
-use crate::support::{Engine, Registry, assert_error, fixture_path, run_engine};
+use crate::support::{Engine, Registry, assert_error, fixture_path, machine_host_name, run_engine};
 
 fn index_entry(
     registry: &Registry,
@@ -43,7 +43,7 @@ fn push_index(registry: &Registry, entries: &[(&str, &str, &str)]) -> (String, S
 
 #[test]
 fn an_index_resolves_to_its_wasi_wasm_entry() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     let (index, image) = push_index(
         &registry,
         &[
@@ -68,7 +68,7 @@ fn an_index_resolves_to_its_wasi_wasm_entry() {
 
 #[test]
 fn an_index_without_a_runnable_choice_names_its_platforms() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     let (_, image) = push_index(
         &registry,
         &[
@@ -86,7 +86,7 @@ fn an_index_without_a_runnable_choice_names_its_platforms() {
 
 #[test]
 fn a_reference_pinned_by_digest_is_pulled_and_verified() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     registry.push_fixture("numeric", "fn:v1");
     let digest = Digest::of(&registry.manifest_bytes("fn:v1"));
     let engine = Engine::start();
@@ -104,7 +104,7 @@ fn a_reference_pinned_by_digest_is_pulled_and_verified() {
 
 #[test]
 fn plain_tar_layers_and_later_layers_with_whiteouts_are_read() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     let numeric = wat::parse_file(crate::support::fixture_path("numeric")).unwrap();
     let string = wat::parse_file(crate::support::fixture_path("string")).unwrap();
     let mut tar = tar::Builder::new(Vec::new());
@@ -134,32 +134,25 @@ fn plain_tar_layers_and_later_layers_with_whiteouts_are_read() {
     engine.assert_output("gcd", json!({"a": "9", "b": "6"}), "3");
 }
 
-/// The name `make test` (and `.ci/run`) adds to /etc/hosts for 127.0.0.1.
-const HOSTS_FILE_ALIAS: &str = "wasmengine-registry.test";
-
-fn hosts_file_alias() -> &'static str {
-    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    let present = hosts.lines().any(|line| {
-        let mut fields = line.split_whitespace();
-        fields.next() == Some("127.0.0.1") && fields.any(|name| name == HOSTS_FILE_ALIAS)
-    });
-    assert!(
-        present,
-        "/etc/hosts lacks `127.0.0.1 {HOSTS_FILE_ALIAS}`; `make test` adds it"
-    );
-    HOSTS_FILE_ALIAS
-}
-
 #[test]
 fn registries_named_by_host_name_resolve() {
-    let registry = Registry::start();
+    // The registry listens on the address the machine's host name resolves
+    // to; `localhost` names a second one on 127.0.0.1.
+    let (alias, ip) = machine_host_name();
+    let registry = Registry::start_real_on(ip);
     registry.push_fixture("numeric", "numeric:v1");
     let port = registry.address.rsplit(':').next().unwrap().to_owned();
-    let alias = hosts_file_alias();
     // A name that is not loopback by its spelling needs --insecure-registry
     // for plain HTTP; without it the engine insists on HTTPS.
     let engine = Engine::start_with(&["--insecure-registry", &format!("{alias}:{port}")]);
-    engine.deploy("gcd", &format!("localhost:{port}/numeric:v1"), false);
+    let loopback = Registry::start();
+    loopback.push_fixture("numeric", "numeric:v1");
+    let loopback_port = loopback.address.rsplit(':').next().unwrap();
+    engine.deploy(
+        "gcd",
+        &format!("localhost:{loopback_port}/numeric:v1"),
+        false,
+    );
     engine.deploy("sub", &format!("{alias}:{port}/numeric:v1"), false);
     engine.assert_output("gcd", json!({"a": "1071", "b": "462"}), "21");
     engine.assert_output("sub", json!({"a": "5", "b": "3"}), "2");
@@ -175,9 +168,9 @@ fn registries_named_by_host_name_resolve() {
 
 #[test]
 fn push_says_what_it_pushed_and_suggests_insecure_registry_for_plain_http() {
-    let registry = Registry::start();
+    let (alias, ip) = machine_host_name();
+    let registry = Registry::start_real_on(ip);
     let port = registry.address.rsplit(':').next().unwrap().to_owned();
-    let alias = hosts_file_alias();
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join("gcd.wasm");
     std::fs::write(&wasm, wat::parse_file(fixture_path("numeric")).unwrap()).unwrap();

@@ -2,11 +2,11 @@
 //! update while calls are running.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::json;
 
-use crate::support::{Engine, Registry, run_engine};
+use crate::support::{Engine, Registry, run_engine, wait_until};
 
 /// Pushes the `versioned` fixture printing `version` after `sleep_ms` of monotonic time.
 fn push_version(registry: &Registry, version: &str, sleep_ms: u64, tag: &str) -> String {
@@ -96,8 +96,8 @@ fn update_lets_running_calls_finish_on_the_old_module() {
             reply
         })
     };
-    // Let the slow call start before updating.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Update once the slow call holds the old module.
+    engine.wait_for_log("calling versioned");
     let update = engine.post(
         "/function/update",
         &json!({"function_name": "versioned", "function_image": fast_v2, "wasi_cap": true})
@@ -127,25 +127,32 @@ fn callers_see_the_old_version_then_the_new_one_and_never_an_error() {
     engine.deploy("versioned", &v1, true);
 
     let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
     let caller = {
         let engine = engine.clone();
         let stop = stop.clone();
+        let answered = answered.clone();
         std::thread::spawn(move || {
             let mut outputs = Vec::new();
-            while !stop.load(Ordering::SeqCst) || outputs.is_empty() {
+            while !stop.load(Ordering::SeqCst) {
                 let reply = engine.invoke("versioned", json!({}));
                 outputs.push((reply.status, reply.message().to_owned()));
+                answered.fetch_add(1, Ordering::SeqCst);
             }
             outputs
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Update after the caller has seen the old version at least once...
+    wait_until(|| (answered.load(Ordering::SeqCst) >= 1).then_some(()));
     let update = engine.post(
         "/function/update",
         &json!({"function_name": "versioned", "function_image": v2, "wasi_cap": true}).to_string(),
     );
     assert_eq!(update.status, 200, "{}", update.body);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // ...and stop it after a call that started after the update answered
+    // (the one running then may have been answered either way).
+    let at_update = answered.load(Ordering::SeqCst);
+    wait_until(|| (answered.load(Ordering::SeqCst) >= at_update + 2).then_some(()));
     stop.store(true, Ordering::SeqCst);
     let outputs = caller.join().unwrap();
 

@@ -15,16 +15,9 @@ for tool in hey docker-registry curl; do
   command -v "$tool" >/dev/null || { echo "load_check: $tool is missing (scripts/install-deps.sh $tool)" >&2; exit 1; }
 done
 work=$(mktemp -d /tmp/wasmengine-load-check.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source scripts/lib.sh
+on_exit_remove "$work"
 
-source scripts/registry.sh
 registry=127.0.0.1:$(free_port)
 start_registry "$registry" "$work/registry"
 gcd=experiments/application/gcd/target/wasm32-unknown-unknown/release/gcd.wasm
@@ -34,9 +27,9 @@ $engine push "$gcd" "$registry/gcd-wasm:v1" >/dev/null
 port=$(free_port)
 RUST_LOG=warn $engine --listen "127.0.0.1:$port" --data-dir "$work/data" --workers 4 --max-queue 256 \
   2>"$work/engine.log" &
-pids+=($!)
+on_exit_kill $!
 url=http://127.0.0.1:$port
-for _ in $(seq 200); do curl -fs "$url/function/list" >/dev/null && break; sleep 0.05; done
+wait_for 60 "the engine" curl -fs "$url/function/list"
 curl -fs -X POST "$url/function/deploy" \
   -d "{\"function_name\": \"gcd\", \"function_image\": \"$registry/gcd-wasm:v1\"}" >/dev/null
 

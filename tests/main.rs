@@ -18,6 +18,7 @@ mod lifecycle;
 mod limits;
 mod mirrors;
 mod newcomer;
+mod observability;
 mod proxy;
 mod serving;
 mod thirdparty;

@@ -15,7 +15,7 @@ fn gets(registry: &Registry, path: &str) -> usize {
 
 #[test]
 fn a_pull_through_mirror_spares_the_origin_after_the_first_pull() {
-    let origin = Registry::start();
+    let origin = Registry::start_real();
     origin.push_fixture("numeric", "fn:v1");
     let manifest: serde_json::Value =
         serde_json::from_slice(&origin.manifest_bytes("fn:v1")).unwrap();
@@ -71,7 +71,7 @@ fn a_pull_through_mirror_spares_the_origin_after_the_first_pull() {
 
 #[test]
 fn a_mirror_that_is_down_falls_back_to_the_origin() {
-    let origin = Registry::start();
+    let origin = Registry::start_real();
     origin.push_fixture("numeric", "fn:v1");
     // A port nothing listens on.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

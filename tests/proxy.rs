@@ -2,23 +2,19 @@
 //! `NO_PROXY`), and loopback never proxied.
 
 use crate::support::fault_proxy::ConnectProxy;
-use crate::support::{Engine, Registry};
-
-fn hosts_file_alias() -> &'static str {
-    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    assert!(
-        hosts.contains("wasmengine-registry.test"),
-        "/etc/hosts lacks `127.0.0.1 wasmengine-registry.test`; `make hosts` adds it"
-    );
-    "wasmengine-registry.test"
-}
+use crate::support::{Engine, Registry, machine_host_name};
 
 #[test]
 fn registry_requests_go_through_the_proxy_unless_no_proxy_or_loopback() {
-    let registry = Registry::start();
+    // A registry named by this machine's host name: not loopback by its
+    // spelling, so proxied.
+    let (name, ip) = machine_host_name();
+    let registry = Registry::start_real_on(ip);
     registry.push_fixture("numeric", "fn:v1");
     let port = registry.address.rsplit(':').next().unwrap().to_owned();
-    let named = format!("{}:{port}", hosts_file_alias());
+    let named = format!("{name}:{port}");
+    let loopback = Registry::start_real();
+    loopback.push_fixture("numeric", "fn:v1");
     let proxy = ConnectProxy::start();
     let proxy_url = format!("http://{}", proxy.address);
 
@@ -36,7 +32,7 @@ fn registry_requests_go_through_the_proxy_unless_no_proxy_or_loopback() {
     );
     // Loopback by its spelling: never proxied.
     let before = proxy.seen.lock().unwrap().len();
-    engine.deploy("sub", &registry.image("fn:v1"), false);
+    engine.deploy("sub", &loopback.image("fn:v1"), false);
     assert_eq!(
         proxy.seen.lock().unwrap().len(),
         before,
@@ -47,7 +43,7 @@ fn registry_requests_go_through_the_proxy_unless_no_proxy_or_loopback() {
         &["--insecure-registry", &named],
         &[
             ("HTTP_PROXY", &proxy_url),
-            ("NO_PROXY", ".registry.test,wasmengine-registry.test"),
+            ("NO_PROXY", &format!(".example.test,{name}")),
         ],
     );
     let before = proxy.seen.lock().unwrap().len();

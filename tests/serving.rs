@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Engine, Registry, assert_error, deploy_body, http_agent};
+use crate::support::{Engine, Registry, assert_error, deploy_body, http_agent, wait_until};
 
 /// Sends `request` on a fresh connection and returns everything the server
 /// sends back before closing (or before `wait` passes).
@@ -32,23 +32,24 @@ fn beyond_the_slots_and_the_queue_invocations_get_503_at_once_while_control_rout
     engine.deploy_with("spin", &string, json!({"timeout_ms": 3000}));
     engine.deploy("gcd", &numeric, false);
 
-    // One call takes the only slot, a second waits in the queue.
-    let spinning: Vec<_> = (0..2)
-        .map(|_| {
-            let url = format!("{}/function/invoke", engine.url);
-            std::thread::spawn(move || {
-                let mut response = http_agent()
-                    .post(&url)
-                    .send(r#"{"function_name": "spin", "args": {}}"#)
-                    .unwrap();
-                (
-                    response.status().as_u16(),
-                    response.body_mut().read_to_string().unwrap(),
-                )
-            })
+    // One call takes the only slot, then a second waits in the queue.
+    let spin = || {
+        let url = format!("{}/function/invoke", engine.url);
+        std::thread::spawn(move || {
+            let mut response = http_agent()
+                .post(&url)
+                .send(r#"{"function_name": "spin", "args": {}}"#)
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.body_mut().read_to_string().unwrap(),
+            )
         })
-        .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    };
+    let mut spinning = vec![spin()];
+    engine.wait_for_log("calling spin");
+    spinning.push(spin());
+    engine.wait_for_log("invocation queued");
 
     let mut refused = http_agent()
         .post(&format!("{}/function/invoke", engine.url))
@@ -220,34 +221,29 @@ fn connections_beyond_the_limit_get_503() {
     let held: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(engine.address()).unwrap())
         .collect();
-    // Give the accept thread time to register the three (ordering only).
-    std::thread::sleep(Duration::from_millis(300));
-    let answer = raw_exchange(
-        engine.address(),
-        b"GET /function/list HTTP/1.1\r\nHost: x\r\n\r\n",
-        Duration::from_secs(30),
-    );
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
-    assert!(answer.contains("Retry-After: 1"), "{answer:?}");
-    drop(held);
-    // Closed connections free their places again.
-    let mut answered = false;
-    for _ in 0..100 {
-        let reply = raw_exchange(
+    // Until the accept thread has registered the three, a fourth may still
+    // be served (and closes again): ask until one is refused.
+    let answer = wait_until(|| {
+        let answer = raw_exchange(
             engine.address(),
             b"GET /function/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             Duration::from_secs(30),
         );
-        if reply.starts_with("HTTP/1.1 200") {
-            answered = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        answered,
-        "the engine never served again after the connections closed"
-    );
+        (!answer.starts_with("HTTP/1.1 200")).then_some(answer)
+    });
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(answer.contains("Retry-After: 1"), "{answer:?}");
+    drop(held);
+    // Closed connections free their places again.
+    wait_until(|| {
+        raw_exchange(
+            engine.address(),
+            b"GET /function/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(30),
+        )
+        .starts_with("HTTP/1.1 200")
+        .then_some(())
+    });
 }
 
 #[test]
@@ -270,10 +266,10 @@ fn sigterm_lets_running_calls_finish_refuses_new_ones_and_exits_zero() {
             response.body_mut().read_to_string().unwrap(),
         )
     });
-    std::thread::sleep(Duration::from_millis(500));
+    engine.wait_for_log("calling busy");
     assert!(!long_call.is_finished());
     engine.signal("TERM");
-    std::thread::sleep(Duration::from_millis(300));
+    engine.wait_for_log("stopping: finishing running calls");
     // A new request during the drain is refused (or finds the port closed).
     if let Ok(mut response) = http_agent()
         .post(&format!("{}/function/invoke", engine.url))
@@ -316,8 +312,8 @@ fn sigterm_during_a_deploy_whose_start_function_never_returns_still_exits_zero()
             response.body_mut().read_to_string().unwrap(),
         )
     });
-    // Ordering only: let the deploy reach the engine before the signal.
-    std::thread::sleep(Duration::from_millis(300));
+    // Signal once the deploy has reached the engine and pulled the image.
+    engine.wait_for_log("pulled ");
     engine.signal("TERM");
     let (status, body) = deploy.join().unwrap();
     assert_eq!(status, 422, "{body}");

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::{Engine, Registry, assert_error, run_engine};
+use crate::support::{Engine, Registry, assert_error, machine_host_name, run_engine};
 
 #[track_caller]
 fn openssl(directory: &Path, args: &[&str]) {
@@ -88,16 +88,22 @@ struct TlsRegistry {
     pki: tempfile::TempDir,
 }
 
-/// A registry serving TLS with a certificate for 127.0.0.1 and
-/// wasmengine-registry.test from a fresh CA; with `mutual`, it also asks
-/// for a client certificate from a second CA.
+/// A registry on 127.0.0.1 serving TLS with a certificate from a fresh CA;
+/// with `mutual`, it also asks for a client certificate from a second CA.
 fn tls_registry(mutual: bool) -> TlsRegistry {
+    tls_registry_on(std::net::Ipv4Addr::LOCALHOST.into(), "localhost", mutual)
+}
+
+/// As [`tls_registry`], listening on `ip`, its certificate also naming `name`.
+fn tls_registry_on(ip: std::net::IpAddr, name: &str, mutual: bool) -> TlsRegistry {
     let pki = tempfile::tempdir().expect("temporary directory");
     make_pki(
         pki.path(),
         "server",
-        "127.0.0.1",
-        "subjectAltName=IP:127.0.0.1,DNS:wasmengine-registry.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        &ip.to_string(),
+        &format!(
+            "subjectAltName=IP:{ip},DNS:{name}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        ),
     );
     make_pki(
         pki.path(),
@@ -113,7 +119,7 @@ fn tls_registry(mutual: bool) -> TlsRegistry {
     if mutual {
         tls.push_str("  clientcas:\n    - {root}/client-ca.crt\n");
     }
-    let registry = Registry::prepare(root, "", &tls);
+    let registry = Registry::prepare_on(ip, root, "", &tls);
     TlsRegistry { registry, pki }
 }
 
@@ -178,7 +184,10 @@ fn a_registry_with_a_private_ca_is_reached_over_https_with_its_certs_entry() {
 
 #[test]
 fn the_system_roots_come_from_ssl_cert_file() {
-    let TlsRegistry { mut registry, pki } = tls_registry(false);
+    // A registry named by this machine's host name (not loopback by its
+    // spelling, so HTTPS with the system roots).
+    let (name, ip) = machine_host_name();
+    let TlsRegistry { mut registry, pki } = tls_registry_on(ip, &name, false);
     let (_dir, good) = certs_dir(
         pki.path(),
         &registry.address,
@@ -186,13 +195,8 @@ fn the_system_roots_come_from_ssl_cert_file() {
     );
     registry.push_certs_dir = Some(good);
     registry.push_fixture("numeric", "fn:v1");
-    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    assert!(
-        hosts.contains("wasmengine-registry.test"),
-        "/etc/hosts lacks `127.0.0.1 wasmengine-registry.test`; `make hosts` adds it"
-    );
     let port = registry.address.rsplit(':').next().unwrap();
-    let image = format!("wasmengine-registry.test:{port}/fn:v1");
+    let image = format!("{name}:{port}/fn:v1");
     let empty = tempfile::tempdir().expect("temporary directory");
     let ca = pki.path().join("server-ca.crt");
     let engine = Engine::start_with_env(

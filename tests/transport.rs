@@ -80,7 +80,7 @@ fn authorization_follows_a_same_host_redirect_and_not_one_to_another_host() {
 
 #[test]
 fn retry_after_and_transient_failures_are_retried() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     registry.push_fixture("numeric", "fn:v1");
     let layer = layer_digest(&registry, "fn:v1");
     let proxy = FaultProxy::start(
@@ -109,7 +109,7 @@ fn retry_after_and_transient_failures_are_retried() {
 
 #[test]
 fn a_registry_that_keeps_failing_gets_a_502_naming_the_last_status() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     registry.push_fixture("numeric", "fn:v1");
     let proxy = FaultProxy::start(
         &registry.address,
@@ -131,7 +131,7 @@ fn a_registry_that_keeps_failing_gets_a_502_naming_the_last_status() {
 
 #[test]
 fn a_connection_cut_mid_blob_resumes_with_a_range_request() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     // A module large enough that the cut falls inside the blob.
     let mut wat = String::from(
         "(module (func (export \"gcd\") (param i32 i32) (result i32) local.get 0)\n(data (i32.const 0) \"",
@@ -168,7 +168,7 @@ fn a_connection_cut_mid_blob_resumes_with_a_range_request() {
 
 #[test]
 fn a_manifest_that_does_not_match_its_digest_is_refused() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     registry.push_fixture("numeric", "fn:v1");
     let proxy = FaultProxy::start(
         &registry.address,

@@ -7,7 +7,7 @@ use crate::support::{Engine, Registry};
 
 #[test]
 fn deploy_list_query_invoke_delete_in_the_text_format() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     let numeric = registry.push_fixture("numeric", "gcd-wasm:v1");
     let echo = registry.push_fixture("wasi_echo", "echo-wasi:v2");
     let engine = Engine::start();
@@ -57,7 +57,7 @@ fn deploy_list_query_invoke_delete_in_the_text_format() {
 
 #[test]
 fn accept_json_gives_structured_answers() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     let numeric = registry.push_fixture("numeric", "gcd-wasm:v1");
     let engine = Engine::start();
 
@@ -111,7 +111,7 @@ fn accept_json_gives_structured_answers() {
 
 #[test]
 fn curl_commands_with_two_content_types_work_verbatim() {
-    let registry = Registry::start();
+    let registry = Registry::start_real();
     let numeric = registry.push_fixture("numeric", "gcd-wasm:v1");
     let engine = Engine::start();
     engine.deploy("gcd", &numeric, false);

@@ -131,6 +131,12 @@ impl<T> Admission<T> {
         state.running >= self.slots && state.finished == progress.0
     }
 
+    /// Invocations running and waiting now (for the metrics).
+    pub fn load(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.running, state.waiting.len())
+    }
+
     /// True when nothing runs and nothing waits.
     pub fn is_idle(&self) -> bool {
         let state = self.lock();

@@ -33,6 +33,8 @@ pub enum ApiError {
     TooManyChanges { limit: usize },
     /// The engine is stopping and takes no new requests.
     ShuttingDown,
+    /// `/readyz` while the engine does not take work (it is draining).
+    NotReady { reason: &'static str },
     /// The operation itself failed.
     Service(ServiceError),
     /// The handler panicked; the worker carries on.
@@ -56,7 +58,10 @@ impl ApiError {
             Self::Unauthorized { .. } => 401,
             Self::RequestTimeout { .. } => 408,
             Self::PayloadTooLarge { .. } => 413,
-            Self::Overloaded { .. } | Self::TooManyChanges { .. } | Self::ShuttingDown => 503,
+            Self::Overloaded { .. }
+            | Self::TooManyChanges { .. }
+            | Self::ShuttingDown
+            | Self::NotReady { .. } => 503,
             Self::Internal => 500,
             Self::Service(error) => match error {
                 ServiceError::NotDeployed { .. } => 404,
@@ -127,7 +132,7 @@ impl fmt::Display for ApiError {
             Self::BadRequest(message) => f.write_str(message),
             Self::RouteNotFound { method, path } => write!(
                 f,
-                "no route for {method} {path}; the routes are POST /function/deploy, /function/update, /function/delete, /function/query, /function/invoke and GET /function/list"
+                "no route for {method} {path}; the routes are POST /function/deploy, /function/update, /function/delete, /function/query, /function/invoke, /function/logs and GET /function/list, /metrics, /healthz, /readyz"
             ),
             Self::MethodNotAllowed {
                 method,
@@ -160,6 +165,7 @@ impl fmt::Display for ApiError {
             Self::ShuttingDown => {
                 f.write_str("the engine is shutting down and takes no new requests; retry against another instance or after it restarts")
             }
+            Self::NotReady { reason } => write!(f, "not ready: {reason}"),
             Self::Service(error) => error.fmt(f),
             Self::Internal => f.write_str(
                 "internal error while handling the request (the engine logged the details); the engine is still serving",

@@ -11,11 +11,18 @@
 //! long call); deploys, updates and deletes run on threads of their own;
 //! [`auth`] guards routes with the optional admin token. SIGTERM or SIGINT
 //! make [`Server::run`] drain and return.
+//!
+//! [`observe`] serves what operators look at: `/metrics`, the `/healthz` and
+//! `/readyz` probes (never behind the token, answered while draining) and a
+//! function's log. Every answer carries the call's `X-Call-Id`, every error
+//! message and engine log line written while handling it names the id, and
+//! with `--access-log` each request is logged once.
 
 mod accept;
 mod admission;
 mod auth;
 mod error;
+mod observe;
 mod request;
 mod response;
 
@@ -32,11 +39,13 @@ use serde_json::json;
 use admission::{Admission, Admit};
 use auth::Access;
 pub use error::ApiError;
+use observe::{CALL_ID_HEADER, Call};
 pub use request::parse_route_body;
 use request::{DeployRequest, IgnoredFields, InvokeRequest, NameRequest, parse_json};
 use response::{Reply, limits_json, list_item, query_item};
 
 use crate::config::ServeConfig;
+use crate::metrics::{Rejection, Rejections};
 use crate::service::FunctionService;
 use crate::store::StoreError;
 
@@ -86,7 +95,14 @@ pub struct Server {
 /// What every worker thread uses.
 struct Shared {
     service: FunctionService,
-    admission: Admission<tiny_http::Request>,
+    /// For the connection counts in the metrics.
+    http: Arc<tiny_http::Server>,
+    admission: Admission<(tiny_http::Request, Call)>,
+    rejections: Rejections,
+    access_log: bool,
+    slots: usize,
+    max_queue: usize,
+    max_connections: usize,
     access: Access,
     /// Deploys, updates and deletes under way, each on its own thread.
     changes: AtomicUsize,
@@ -109,8 +125,10 @@ const RETRY_AFTER_SECONDS: &str = "1";
 /// A [`StartupError`] when the data directory or the address is unusable.
 pub fn serve(config: ServeConfig) -> Result<(), StartupError> {
     log::info!(
-        "WasmEngine {} starting, data directory {}",
-        env!("CARGO_PKG_VERSION"),
+        "WasmEngine {} starting (commit {}, target {}), data directory {}",
+        crate::build_info::VERSION,
+        crate::build_info::COMMIT,
+        crate::build_info::TARGET,
         config.data_dir.display()
     );
     let server = Server::bind(&config)?;
@@ -154,11 +172,18 @@ impl Server {
             .map_err(|e| bind_error(e.to_string()))?;
         let slots = config.invocation_slots();
         let stop = Arc::new(AtomicBool::new(false));
+        let http = Arc::new(http);
         Ok(Self {
-            http: Arc::new(http),
+            http: http.clone(),
             shared: Arc::new(Shared {
                 service,
+                http,
                 admission: Admission::new(slots, config.max_queue),
+                rejections: Rejections::default(),
+                access_log: config.access_log,
+                slots,
+                max_queue: config.max_queue,
+                max_connections: config.max_connections,
                 access: Access::new(config.admin_token.as_ref(), config.protect_all),
                 changes: AtomicUsize::new(0),
                 max_body_bytes: config.max_body_bytes,
@@ -268,12 +293,22 @@ fn standby(http: &tiny_http::Server, shared: &Arc<Shared>) {
 }
 
 /// Waits at most `wait` for one request and handles it: dispatched, or
-/// refused with 503 once the server is stopping.
+/// refused with 503 once the server is stopping (probes and the metrics are
+/// still answered then).
 fn receive(http: &tiny_http::Server, shared: &Arc<Shared>, wait: Duration) {
-    let stopping = shared.stopping();
     match http.recv_timeout(wait) {
-        Ok(Some(request)) if stopping => respond(request, &Reply::error(&ApiError::ShuttingDown)),
-        Ok(Some(request)) => dispatch(request, shared),
+        Ok(Some(request)) => {
+            let call = Call::begin(&request);
+            // Checked after the wait: a request taken once the stop flag is
+            // set is refused, as /readyz already says.
+            if shared.stopping() && !observe::served_while_draining(&call.path) {
+                shared.rejections.count(Rejection::Draining);
+                let reply = Reply::error(&ApiError::ShuttingDown);
+                finish(request, &call, Answer::Reply(reply), shared);
+            } else {
+                dispatch(request, call, shared);
+            }
+        }
         Ok(None) => {}
         Err(error) => {
             log::error!("accepting a request failed: {error}");
@@ -284,41 +319,40 @@ fn receive(http: &tiny_http::Server, shared: &Arc<Shared>, wait: Duration) {
 
 /// Sends a request where it runs: invocations through [`Admission`],
 /// deploys, updates and deletes on a thread of their own, the rest here.
-fn dispatch(request: tiny_http::Request, shared: &Arc<Shared>) {
-    let path = request.url().split('?').next().unwrap_or("");
+fn dispatch(request: tiny_http::Request, call: Call, shared: &Arc<Shared>) {
     let is_post = *request.method() == tiny_http::Method::Post;
-    match path {
-        "/function/invoke" if is_post => match shared.admission.admit(request) {
-            Admit::Run(request) => {
-                handle(request, shared);
-                while let Some(next) = shared.admission.finish() {
-                    handle(next, shared);
+    match call.path.as_str() {
+        "/function/invoke" if is_post => match shared.admission.admit((request, call)) {
+            Admit::Run((request, call)) => {
+                handle(request, call, shared);
+                while let Some((next, call)) = shared.admission.finish() {
+                    handle(next, call, shared);
                 }
             }
-            Admit::Queued => {}
+            Admit::Queued => log::debug!("invocation queued: every slot is held"),
             Admit::Full {
-                call,
+                call: (request, call),
                 running,
                 waiting,
-            } => respond(
-                call,
-                &Reply::error(&ApiError::Overloaded { running, waiting }),
-            ),
+            } => {
+                shared.rejections.count(Rejection::Overload);
+                let reply = Reply::error(&ApiError::Overloaded { running, waiting });
+                finish(request, &call, Answer::Reply(reply), shared);
+            }
         },
         "/function/deploy" | "/function/update" | "/function/delete" if is_post => {
             if shared.changes.fetch_add(1, Ordering::AcqRel) >= MAX_CHANGES {
                 shared.changes.fetch_sub(1, Ordering::AcqRel);
-                respond(
-                    request,
-                    &Reply::error(&ApiError::TooManyChanges { limit: MAX_CHANGES }),
-                );
+                shared.rejections.count(Rejection::ChangesBusy);
+                let reply = Reply::error(&ApiError::TooManyChanges { limit: MAX_CHANGES });
+                finish(request, &call, Answer::Reply(reply), shared);
                 return;
             }
             let worker_shared = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name("change".into())
                 .spawn(move || {
-                    handle(request, &worker_shared);
+                    handle(request, call, &worker_shared);
                     worker_shared.changes.fetch_sub(1, Ordering::AcqRel);
                 });
             if let Err(error) = spawned {
@@ -327,21 +361,35 @@ fn dispatch(request: tiny_http::Request, shared: &Arc<Shared>) {
                 shared.changes.fetch_sub(1, Ordering::AcqRel);
             }
         }
-        _ => handle(request, shared),
+        _ => handle(request, call, shared),
     }
 }
 
-fn handle(mut request: tiny_http::Request, shared: &Shared) {
-    let started = Instant::now();
-    let method = request.method().to_string();
-    let path = request.url().split('?').next().unwrap_or("").to_owned();
+/// What a route answers.
+enum Answer {
+    /// A status and message, rendered as text or JSON.
+    Reply(Reply),
+    /// A 200 whose body has a format of its own (metrics, NDJSON logs).
+    Raw {
+        content_type: &'static str,
+        body: String,
+    },
+}
+
+fn handle(mut request: tiny_http::Request, mut call: Call, shared: &Shared) {
+    // Engine log lines written from here to the answer carry the call id.
+    let _scope = crate::call::enter(&call.id);
     let mut ignored_fields = IgnoredFields::default();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        route(&mut request, &method, &path, shared, &mut ignored_fields)
+        route(&mut request, &mut call, shared, &mut ignored_fields)
     }));
-    let mut reply = match outcome {
-        Ok(Ok(reply)) => reply,
+    let (method, path) = (&call.method, &call.path);
+    let mut answer = match outcome {
+        Ok(Ok(answer)) => answer,
         Ok(Err(error)) => {
+            if matches!(error, ApiError::RequestTimeout { .. }) {
+                shared.rejections.count(Rejection::RequestTimeout);
+            }
             let reply = Reply::error(&error);
             // Failed changes and refused tokens matter to an operator even
             // when they are the client's fault.
@@ -353,7 +401,7 @@ fn handle(mut request: tiny_http::Request, shared: &Shared) {
             } else {
                 log::debug!("{method} {path}: {}: {error}", reply.status);
             }
-            reply
+            Answer::Reply(reply)
         }
         Err(panic) => {
             let what = panic
@@ -362,7 +410,7 @@ fn handle(mut request: tiny_http::Request, shared: &Shared) {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             log::error!("{method} {path}: handler panicked: {what}");
-            Reply::error(&ApiError::Internal)
+            Answer::Reply(Reply::error(&ApiError::Internal))
         }
     };
     if !ignored_fields.0.is_empty() {
@@ -370,16 +418,56 @@ fn handle(mut request: tiny_http::Request, shared: &Shared) {
             "{method} {path}: ignored unknown field(s): {}",
             ignored_fields.0.join(", ")
         );
-        reply = reply.with("ignored_fields", json!(ignored_fields.0));
+        if let Answer::Reply(reply) = answer {
+            answer = Answer::Reply(reply.with("ignored_fields", json!(ignored_fields.0)));
+        }
     }
-    let status = reply.status;
-    respond(request, &reply);
-    log::debug!("{method} {path} -> {status} in {:?}", started.elapsed());
+    finish(request, &call, answer, shared);
+}
+
+/// Sends the answer of `call` and writes its access log line.
+fn finish(request: tiny_http::Request, call: &Call, answer: Answer, shared: &Shared) {
+    // Refusals are answered outside `handle`: their lines need the id too.
+    let _scope = crate::call::with_current(|current| current.is_none())
+        .then(|| crate::call::enter(&call.id));
+    let status = match answer {
+        Answer::Reply(reply) => {
+            let status = reply.status;
+            respond(request, reply, &call.id);
+            status
+        }
+        Answer::Raw { content_type, body } => {
+            let response = tiny_http::Response::from_string(body)
+                .with_header(header("Content-Type", content_type))
+                .with_header(header(CALL_ID_HEADER, call.id.as_str()));
+            if let Err(error) = request.respond(response) {
+                log::debug!("could not send the response: {error}");
+            }
+            200
+        }
+    };
+    // Read the clock only for a line that will be written.
+    if !shared.access_log && !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
+    let elapsed = call.started.elapsed();
+    if shared.access_log {
+        // The logger adds the call id.
+        log::info!(
+            "access: {} {} function={} status={status} duration_ms={:.3}",
+            call.method,
+            call.path,
+            call.function.as_ref().map_or("-", |name| name.as_str()),
+            elapsed.as_secs_f64() * 1000.0,
+        );
+    } else {
+        log::debug!("{} {} -> {status} in {elapsed:?}", call.method, call.path);
+    }
 }
 
 /// Renders `reply` (JSON when the client prefers it) with the headers its
-/// status calls for, and sends it.
-fn respond(request: tiny_http::Request, reply: &Reply) {
+/// status calls for, and sends it. An error's message names the call id.
+fn respond(request: tiny_http::Request, mut reply: Reply, call_id: &crate::call::CallId) {
     let wants_json = accept::prefers_json(
         request
             .headers()
@@ -387,18 +475,19 @@ fn respond(request: tiny_http::Request, reply: &Reply) {
             .filter(|header| header.field.equiv("Accept"))
             .map(|header| header.value.as_str()),
     );
+    if reply.status >= 400 {
+        reply.message.push_str(&format!(" (call id {call_id})"));
+        reply = reply.with("call_id", json!(call_id.as_str()));
+    }
     let (body, content_type) = reply.render(wants_json);
     let mut response = tiny_http::Response::from_string(body)
         .with_status_code(reply.status)
-        .with_header(header("Content-Type", content_type));
+        .with_header(header("Content-Type", content_type))
+        .with_header(header(CALL_ID_HEADER, call_id.as_str()));
     match reply.status {
         405 => {
-            let allowed = if request.url().starts_with("/function/list") {
-                "GET"
-            } else {
-                "POST"
-            };
-            response.add_header(header("Allow", allowed));
+            let path = request.url().split('?').next().unwrap_or("");
+            response.add_header(header("Allow", allowed_methods(path).unwrap_or("GET")));
         }
         401 => response.add_header(header("WWW-Authenticate", "Bearer realm=\"wasm_engine\"")),
         503 => response.add_header(header("Retry-After", RETRY_AFTER_SECONDS)),
@@ -418,54 +507,74 @@ fn header(name: &str, value: &str) -> tiny_http::Header {
         .expect("static header names and values are valid")
 }
 
+/// The methods a route takes, or `None` for no such route.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/function/list" | "/metrics" => "GET",
+        "/healthz" | "/readyz" => "GET, HEAD",
+        "/function/deploy" | "/function/update" | "/function/delete" | "/function/query"
+        | "/function/invoke" | "/function/logs" => "POST",
+        _ => return None,
+    })
+}
+
 /// Answers one request. Fields of its body that the route does not know are
 /// left in `ignored_fields`, for the answer to name whatever the outcome.
 fn route(
     request: &mut tiny_http::Request,
-    method: &str,
-    path: &str,
+    call: &mut Call,
     shared: &Shared,
     ignored_fields: &mut IgnoredFields,
-) -> Result<Reply, ApiError> {
+) -> Result<Answer, ApiError> {
     let service = &shared.service;
-    let expected = match path {
-        "/function/list" => "GET",
-        "/function/deploy" | "/function/update" | "/function/delete" | "/function/query"
-        | "/function/invoke" => "POST",
-        _ => {
-            return Err(ApiError::RouteNotFound {
-                method: method.to_owned(),
-                path: path.to_owned(),
-            });
-        }
+    let (method, path) = (call.method.as_str(), call.path.as_str());
+    let Some(allowed) = allowed_methods(path) else {
+        return Err(ApiError::RouteNotFound {
+            method: method.to_owned(),
+            path: path.to_owned(),
+        });
     };
-    if method != expected {
+    if !allowed.split(", ").any(|allowed| allowed == method) {
         return Err(ApiError::MethodNotAllowed {
             method: method.to_owned(),
             path: path.to_owned(),
-            allowed: expected,
+            allowed,
         });
     }
-    let authorization = request
-        .headers()
-        .iter()
-        .find(|header| header.field.equiv("Authorization"))
-        .map(|header| header.value.as_str());
-    shared.access.check(path, authorization)?;
+    // Probes never need the token: a kubelet or systemd does not carry it.
+    if matches!(path, "/healthz" | "/readyz") {
+        return observe::health(path, shared);
+    }
+    let header_value = |request: &tiny_http::Request, name: &'static str| {
+        request
+            .headers()
+            .iter()
+            .find(|header| header.field.equiv(name))
+            .map(|header| header.value.as_str().to_owned())
+    };
+    shared
+        .access
+        .check(path, header_value(request, "Authorization").as_deref())?;
+    if path == "/metrics" {
+        return Ok(observe::metrics(shared));
+    }
     if path == "/function/list" {
         let entries = service.list();
         let items: Vec<String> = entries.iter().map(list_item).collect();
-        return Ok(Reply::ok(format!(
-            "all deployed function info: [{}]",
-            items.join(", ")
-        ))
-        .with("functions", json!(entries)));
+        return Ok(Answer::Reply(
+            Reply::ok(format!(
+                "all deployed function info: [{}]",
+                items.join(", ")
+            ))
+            .with("functions", json!(entries)),
+        ));
     }
     let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
-    match path {
+    let reply = match path {
         "/function/deploy" | "/function/update" => {
             let mut deploy = DeployRequest::parse(&body)?;
             *ignored_fields = std::mem::take(&mut deploy.ignored_fields);
+            call.function = Some(deploy.function_name.clone());
             let (verb, entry) = if path == "/function/deploy" {
                 (
                     "deploy",
@@ -477,11 +586,9 @@ fn route(
                     service.update(&deploy.function_name, &deploy.spec)?,
                 )
             };
-            Ok(
-                Reply::ok(format!("{verb} function {} successfully!", entry.func_name))
-                    .with("image_digest", json!(entry.image_digest))
-                    .with("function", json!(entry)),
-            )
+            Reply::ok(format!("{verb} function {} successfully!", entry.func_name))
+                .with("image_digest", json!(entry.image_digest))
+                .with("function", json!(entry))
         }
         "/function/delete" => {
             let NameRequest {
@@ -489,11 +596,10 @@ fn route(
                 ignored_fields: ignored,
             } = parse_json(&body)?;
             *ignored_fields = ignored;
+            call.function = Some(function_name.clone());
             service.delete(&function_name)?;
-            Ok(
-                Reply::ok(format!("delete function {function_name} successfully!"))
-                    .with("function_name", json!(function_name)),
-            )
+            Reply::ok(format!("delete function {function_name} successfully!"))
+                .with("function_name", json!(function_name))
         }
         "/function/query" => {
             let NameRequest {
@@ -501,12 +607,11 @@ fn route(
                 ignored_fields: ignored,
             } = parse_json(&body)?;
             *ignored_fields = ignored;
+            call.function = Some(function_name.clone());
             let (entry, limits) = service.query(&function_name)?;
-            Ok(
-                Reply::ok(format!("queried function info: {}", query_item(&entry)))
-                    .with("function", json!(entry))
-                    .with("limits_in_force", limits_json(&limits)),
-            )
+            Reply::ok(format!("queried function info: {}", query_item(&entry)))
+                .with("function", json!(entry))
+                .with("limits_in_force", limits_json(&limits))
         }
         "/function/invoke" => {
             let InvokeRequest {
@@ -515,11 +620,21 @@ fn route(
                 ignored_fields: ignored,
             } = parse_json(&body)?;
             *ignored_fields = ignored;
-            let output = service.invoke(&function_name, &args)?;
-            Ok(Reply::output(output))
+            call.function = Some(function_name.clone());
+            let invocation = service.invoke(&function_name, &args, &call.id);
+            let output = invocation.output.map_err(ApiError::from);
+            if let Some(metrics) = &invocation.metrics {
+                metrics.count_status(output.as_ref().map_or_else(ApiError::status, |_| 200));
+            }
+            Reply::output(output?)
+        }
+        "/function/logs" => {
+            let accept = header_value(request, "Accept");
+            return observe::logs(&body, accept.as_deref(), call, shared, ignored_fields);
         }
         _ => unreachable!("every POST route is matched above"),
-    }
+    };
+    Ok(Answer::Reply(reply))
 }
 
 /// Reads the body, refusing with 413 before reading more than the cap and

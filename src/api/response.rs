@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use crate::function::FunctionEntry;
-use crate::runtime::InvocationLimits;
+use crate::runtime::CallLimits;
 
 /// A status, a message, and structured fields for the JSON form.
 #[derive(Debug)]
@@ -103,7 +103,7 @@ pub fn query_item(entry: &FunctionEntry) -> String {
 }
 
 /// The limits a function's calls run under, as query shows them.
-pub fn limits_json(limits: &InvocationLimits) -> Value {
+pub fn limits_json(limits: &CallLimits) -> Value {
     json!({
         "timeout_ms": u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
         "memory_limit_mb": limits.memory_limit_bytes >> 20,

@@ -100,6 +100,10 @@ pub struct PulledImage {
     /// The blobs fetched from the registry (not found in the `BlobSource`),
     /// digest-checked, for the caller to keep.
     pub fetched: Vec<(Digest, Vec<u8>)>,
+    /// The sizes of the layers fetched from the registry (not those the
+    /// cache had), as their descriptors declare them (every blob was checked
+    /// against its digest).
+    pub layer_bytes: u64,
 }
 
 /// Where a pull finds blobs it already has: the store's cache. The
@@ -129,6 +133,7 @@ impl BlobSource for NoBlobSource {
 struct PullRecord {
     referenced: Vec<Digest>,
     fetched: Vec<(Digest, Vec<u8>)>,
+    layer_bytes: u64,
 }
 
 /// Largest blob a pull keeps a copy of for the cache, in bytes.
@@ -404,6 +409,7 @@ impl RegistryClient {
                 )?;
                 continue;
             }
+            record.layer_bytes += layer.size.unwrap_or(0);
             let keep_copy = cache.enabled()
                 && layer
                     .size
@@ -434,6 +440,7 @@ impl RegistryClient {
             digest: top_digest,
             referenced: record.referenced,
             fetched: record.fetched,
+            layer_bytes: record.layer_bytes,
         })
     }
 

@@ -248,6 +248,36 @@ impl fmt::Display for RegistryError {
 
 impl std::error::Error for RegistryError {}
 
+impl RegistryError {
+    /// A short, stable name of the variant, for the
+    /// `wasmengine_registry_errors_total{kind}` metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidReference { .. } => "invalid_reference",
+            Self::Unreachable { .. } => "unreachable",
+            Self::UnexpectedStatus { .. } => "unexpected_status",
+            Self::ManifestNotFound { .. } => "manifest_not_found",
+            Self::AccessDenied { .. } => "access_denied",
+            Self::InvalidManifest { .. } => "invalid_manifest",
+            Self::UnsupportedManifest { .. } => "unsupported_manifest",
+            Self::NoMatchingPlatform { .. } => "no_matching_platform",
+            Self::UnsupportedLayer { .. } => "unsupported_layer",
+            Self::DigestMismatch { .. } => "digest_mismatch",
+            Self::TooLarge { .. } => "too_large",
+            Self::InvalidLayer { .. } => "invalid_layer",
+            Self::UnsafeEntryPath { .. } => "unsafe_entry_path",
+            Self::WasmFileCount { .. } => "wasm_file_count",
+            Self::PushRejected { .. } => "push_rejected",
+            Self::UntrustedCertificate { .. } => "untrusted_certificate",
+            Self::TlsSettings { .. } => "tls_settings",
+            Self::CredentialsRequired { .. } => "credentials_required",
+            Self::CredentialStore { .. } => "credential_store",
+            Self::EntrypointMissing { .. } => "entrypoint_missing",
+            Self::ComponentNotSupported { .. } => "component_not_supported",
+        }
+    }
+}
+
 /// This machine's `linux/<arch>` platform, in OCI terms.
 pub(crate) fn host_platform() -> String {
     let arch = match std::env::consts::ARCH {

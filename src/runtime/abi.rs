@@ -221,3 +221,95 @@ fn param_names(wasm: &[u8], function: &str, count: usize) -> Option<Vec<String>>
     }
     Some(params)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(wat: &str, function: &str, count: usize) -> Option<Vec<String>> {
+        param_names(&wat::parse_str(wat).expect("valid WAT"), function, count)
+    }
+
+    fn classify(wat: &str, function: &str) -> Result<Abi, RuntimeError> {
+        let wasm = wat::parse_str(wat).expect("valid WAT");
+        let engine = wasmi::Engine::default();
+        let module = Module::new(&engine, &wasm).expect("a valid module");
+        classify_export(&module, function, &wasm)
+    }
+
+    #[test]
+    fn parameter_names_come_from_the_name_section_of_the_export() {
+        let wat = r#"(module
+            (func $helper (param $x i32) (param $y i32))
+            (func (export "gcd") (param $a i32) (param $b i32) (result i32) (local $t i32)
+              (local.get $a)))"#;
+        // The export's own names, not the helper's before it.
+        assert_eq!(names(wat, "gcd", 2), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(names(wat, "nothere", 2), None);
+    }
+
+    #[test]
+    fn parameters_named_only_in_part_or_not_at_all_have_no_names() {
+        let partly = r#"(module (func (export "f") (param $a i32) (param i32)))"#;
+        assert_eq!(names(partly, "f", 2), None);
+        let unnamed = r#"(module (func (export "f") (param i32 i32)))"#;
+        assert_eq!(names(unnamed, "f", 2), None);
+        let no_parameters = r#"(module (func (export "f")))"#;
+        assert_eq!(names(no_parameters, "f", 0), Some(vec![]));
+    }
+
+    #[test]
+    fn a_module_without_a_name_section_has_no_names() {
+        // The binary format written by hand: one function `(i32) -> ()`
+        // exported as "f", no custom sections.
+        let wasm = [
+            0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+            0x01, 0x05, 0x01, 0x60, 0x01, 0x7f, 0x00, // type section
+            0x03, 0x02, 0x01, 0x00, // function section
+            0x07, 0x05, 0x01, 0x01, b'f', 0x00, 0x00, // export section
+            0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code section
+        ];
+        assert_eq!(param_names(&wasm, "f", 1), None);
+        assert_eq!(param_names(b"not wasm", "f", 1), None);
+    }
+
+    #[test]
+    fn the_export_signature_picks_the_abi() {
+        let with_memory = |func: &str| format!(r#"(module (memory (export "memory") 1) {func})"#);
+        let two_results = with_memory(
+            r#"(func (export "f") (param i32 i32) (result i32 i32) (local.get 0) (local.get 1))"#,
+        );
+        assert_eq!(
+            classify(&two_results, "f").unwrap(),
+            Abi::String(StringReturn::TwoResults)
+        );
+        let packed =
+            with_memory(r#"(func (export "f") (param i32 i32) (result i64) (i64.const 0))"#);
+        assert_eq!(
+            classify(&packed, "f").unwrap(),
+            Abi::String(StringReturn::Packed)
+        );
+        // Two i32 in and one i32 out is numbers, not strings.
+        let numeric = r#"(module (func (export "f") (param $a i32) (param $b i32) (result i32) (local.get 0)))"#;
+        assert_eq!(
+            classify(numeric, "f").unwrap(),
+            Abi::Numeric {
+                params: vec![ValType::I32, ValType::I32],
+                param_names: Some(vec!["a".into(), "b".into()]),
+            }
+        );
+        // The string shape needs an exported memory.
+        let no_memory =
+            r#"(module (func (export "f") (param i32 i32) (result i64) (i64.const 0)))"#;
+        assert!(matches!(
+            classify(no_memory, "f"),
+            Err(RuntimeError::MissingMemory { .. })
+        ));
+        let reference = r#"(module (func (export "f") (param externref)))"#;
+        let error = classify(reference, "f").expect_err("no ABI takes a reference");
+        assert!(
+            matches!(&error, RuntimeError::UnsupportedSignature { signature, .. } if signature == "(externref) -> ()"),
+            "{error}"
+        );
+    }
+}

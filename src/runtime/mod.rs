@@ -13,6 +13,8 @@ mod abi;
 mod error;
 mod invoke;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmi::{
@@ -55,6 +57,9 @@ pub struct CompiledFunction {
     /// Whether a non-WASI module exports `_initialize: () -> ()` (a reactor,
     /// as clang builds with `-mexec-model=reactor`), called before the function.
     calls_initialize: bool,
+    /// The largest linear memory any instance of this module has reached,
+    /// in bytes (shared by the clones, so by every invocation).
+    memory_peak_bytes: Arc<AtomicUsize>,
 }
 
 impl CompiledFunction {
@@ -67,17 +72,40 @@ impl CompiledFunction {
     pub fn describe_abi(&self) -> String {
         self.abi.describe(&self.module, self.name.as_str())
     }
+
+    /// The largest linear memory an instance of this module has reached so
+    /// far, in bytes (its initial memory once it has been called).
+    pub fn memory_peak_bytes(&self) -> usize {
+        self.memory_peak_bytes.load(Ordering::Relaxed)
+    }
 }
 
 /// Store data of a non-WASI invocation.
 struct PlainState {
-    limits: InstanceLimiter,
+    limiter: InstanceLimiter,
 }
 
 /// Store data of a WASI invocation.
 struct WasiState {
-    limits: InstanceLimiter,
+    limiter: InstanceLimiter,
     wasi: WasiCtx,
+}
+
+/// Store data that carries an [`InstanceLimiter`] (every invocation's does).
+trait Limited: 'static {
+    fn limiter(&mut self) -> &mut InstanceLimiter;
+}
+
+impl Limited for PlainState {
+    fn limiter(&mut self) -> &mut InstanceLimiter {
+        &mut self.limiter
+    }
+}
+
+impl Limited for WasiState {
+    fn limiter(&mut self) -> &mut InstanceLimiter {
+        &mut self.limiter
+    }
 }
 
 /// The interpreter: engine, linkers and the server's default limits.
@@ -85,10 +113,10 @@ pub struct Runtime {
     engine: Engine,
     plain_linker: Linker<PlainState>,
     wasi_linker: Linker<WasiState>,
-    defaults: InvocationLimits,
+    defaults: CallLimits,
 }
 
-/// The server-wide defaults of [`InvocationLimits`]. Every field documents its default.
+/// The server-wide defaults of [`CallLimits`]. Every field documents its default.
 #[derive(Clone, Copy, Debug)]
 pub struct RuntimeOptions {
     /// Wall-clock time one invocation may run before it is stopped (504).
@@ -114,7 +142,7 @@ impl Default for RuntimeOptions {
 /// The limits one invocation runs under: the server's defaults with a
 /// function's own limits (set at deploy) on top.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InvocationLimits {
+pub struct CallLimits {
     /// Wall-clock limit of the call (504 beyond).
     pub timeout: Duration,
     /// Largest linear memory, in bytes; `memory.grow` beyond it returns -1.
@@ -130,9 +158,20 @@ pub struct InvocationLimits {
 struct InstanceLimiter {
     inner: StoreLimits,
     memory_refused: bool,
+    /// Where the function's memory high-water mark is kept, if anywhere.
+    memory_peak_bytes: Option<Arc<AtomicUsize>>,
 }
 
 impl InstanceLimiter {
+    /// The limiter of an invocation of `function`, which also keeps its
+    /// memory high-water mark.
+    fn for_function(function: &CompiledFunction, memory_limit_bytes: u64) -> Self {
+        Self {
+            memory_peak_bytes: Some(function.memory_peak_bytes.clone()),
+            ..Self::new(memory_limit_bytes)
+        }
+    }
+
     fn new(memory_limit_bytes: u64) -> Self {
         Self {
             inner: StoreLimitsBuilder::new()
@@ -143,6 +182,7 @@ impl InstanceLimiter {
                 .tables(4)
                 .build(),
             memory_refused: false,
+            memory_peak_bytes: None,
         }
     }
 }
@@ -177,6 +217,9 @@ impl wasmi::ResourceLimiter for InstanceLimiter {
     ) -> Result<bool, wasmi_core::LimiterError> {
         let allowed = self.inner.memory_growing(current, desired, maximum)?;
         self.memory_refused |= !allowed;
+        if let (true, Some(peak)) = (allowed, &self.memory_peak_bytes) {
+            peak.fetch_max(desired, Ordering::Relaxed);
+        }
         Ok(allowed)
     }
 
@@ -227,7 +270,7 @@ impl Runtime {
             engine,
             plain_linker,
             wasi_linker,
-            defaults: InvocationLimits {
+            defaults: CallLimits {
                 timeout: options.timeout,
                 memory_limit_bytes: options.memory_limit_bytes,
                 fuel: None,
@@ -237,8 +280,8 @@ impl Runtime {
     }
 
     /// The limits a function with these deploy-time limits runs under.
-    pub fn limits_for(&self, limits: &FunctionLimits) -> InvocationLimits {
-        InvocationLimits {
+    pub fn limits_for(&self, limits: &FunctionLimits) -> CallLimits {
+        CallLimits {
             timeout: limits
                 .timeout_ms
                 .map_or(self.defaults.timeout, Duration::from_millis),
@@ -284,6 +327,7 @@ impl Runtime {
             module,
             abi,
             calls_initialize,
+            memory_peak_bytes: Arc::default(),
         })
     }
 
@@ -312,23 +356,15 @@ impl Runtime {
     /// at deploy (and at restore) instead of failing every call or holding
     /// the deploy forever.
     fn instantiate_once(&self, module: &Module, wasi_cap: bool) -> Result<(), RuntimeError> {
-        let limits = InstanceLimiter::new(self.defaults.memory_limit_bytes);
+        let limiter = InstanceLimiter::new(self.defaults.memory_limit_bytes);
         let outcome = if wasi_cap {
             let wasi = wasmi_wasi::WasiCtxBuilder::new().build();
-            let mut store = wasmi::Store::new(&self.engine, WasiState { limits, wasi });
-            store.limiter(|state| &mut state.limits);
-            store
-                .set_fuel(invoke::INSTANTIATION_FUEL)
-                .expect("the engine meters fuel");
+            let mut store = invoke::new_store(&self.engine, WasiState { limiter, wasi });
             self.wasi_linker
                 .instantiate_and_start(&mut store, module)
                 .map(drop)
         } else {
-            let mut store = wasmi::Store::new(&self.engine, PlainState { limits });
-            store.limiter(|state| &mut state.limits);
-            store
-                .set_fuel(invoke::INSTANTIATION_FUEL)
-                .expect("the engine meters fuel");
+            let mut store = invoke::new_store(&self.engine, PlainState { limiter });
             self.plain_linker
                 .instantiate_and_start(&mut store, module)
                 .map(drop)
@@ -358,16 +394,38 @@ impl Runtime {
     pub fn invoke(
         &self,
         function: &CompiledFunction,
-        limits: &InvocationLimits,
+        limits: &CallLimits,
         args: &InvocationArgs,
     ) -> Result<String, RuntimeError> {
+        self.invoke_keeping_stderr(function, limits, args, &mut Vec::new())
+    }
+
+    /// Like [`Runtime::invoke`], and appends what a WASI function wrote to
+    /// stderr (up to the output cap, whether the call succeeded or not) to
+    /// `stderr`; the other ABIs have no stderr.
+    ///
+    /// # Errors
+    /// As [`Runtime::invoke`].
+    pub fn invoke_keeping_stderr(
+        &self,
+        function: &CompiledFunction,
+        limits: &CallLimits,
+        args: &InvocationArgs,
+        stderr: &mut Vec<u8>,
+    ) -> Result<String, RuntimeError> {
         match &function.abi {
-            Abi::String(returns) => invoke::string_abi(self, function, limits, *returns, args),
+            Abi::String(returns) => {
+                invoke::Invocation::start(self, function, limits).string(*returns, args)
+            }
             Abi::Numeric {
                 params,
                 param_names,
-            } => invoke::numeric_abi(self, function, limits, params, param_names.as_deref(), args),
-            Abi::Wasi => invoke::wasi(self, function, limits, args),
+            } => invoke::Invocation::start(self, function, limits).numeric(
+                params,
+                param_names.as_deref(),
+                args,
+            ),
+            Abi::Wasi => invoke::Invocation::start(self, function, limits).wasi(args, stderr),
         }
     }
 }

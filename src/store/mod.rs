@@ -23,6 +23,7 @@
 mod blobs;
 mod error;
 mod reference;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};

@@ -1,6 +1,7 @@
-//! Shared test harness: a real registry (Debian's `docker-registry`) in a
-//! temporary directory, the real `wasm_engine` binary on an ephemeral port,
-//! fixtures compiled from WAT and pushed with `wasm_engine push`.
+//! Shared test harness: a registry (in memory by default, or Debian's
+//! `docker-registry` in a temporary directory for the interoperability
+//! tests), the real `wasm_engine` binary on an ephemeral port, fixtures
+//! compiled from WAT and pushed with `wasm_engine push`.
 //!
 //! `WASM_ENGINE_BIN` points the harness at another binary (a cross build) and
 //! `WASM_ENGINE_RUNNER` runs it through a command such as `qemu-aarch64`.
@@ -9,7 +10,9 @@
 
 pub mod fake_registry;
 pub mod fault_proxy;
+pub mod memory_registry;
 pub mod oci;
+pub mod prometheus;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -40,7 +43,7 @@ pub fn engine_command() -> Command {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("binding an ephemeral port")
@@ -49,7 +52,7 @@ fn free_port() -> u16 {
 
 /// Forwards a child's output to the test's stderr with a prefix, and sends
 /// each line to `lines` as well.
-fn forward(
+pub(crate) fn forward(
     stream: impl std::io::Read + Send + 'static,
     prefix: &'static str,
     lines: Option<mpsc::Sender<String>>,
@@ -82,11 +85,14 @@ fn forward_to_file(stream: impl std::io::Read + Send + 'static, path: PathBuf) {
     });
 }
 
-/// A `docker-registry` serving a temporary directory on 127.0.0.1; killed on drop.
+/// A registry on 127.0.0.1: the in-memory one ([`Registry::start`]) or a
+/// `docker-registry` serving a temporary directory ([`Registry::start_real`]);
+/// stopped on drop.
 pub struct Registry {
-    child: Child,
+    child: Option<Child>,
     pub address: String,
-    _root: tempfile::TempDir,
+    _root: Option<tempfile::TempDir>,
+    _memory: Option<memory_registry::MemoryRegistry>,
     /// A docker config.json the push helpers use (for registries with auth).
     pub push_auth_file: Option<PathBuf>,
     /// A certs directory `wasm_engine push` uses (for TLS registries).
@@ -94,14 +100,41 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Starts the in-memory registry (`support::memory_registry`): enough
+    /// of the distribution API for pushes and pulls, no outside program.
     pub fn start() -> Self {
-        Self::start_with_config("", "")
+        let memory = memory_registry::MemoryRegistry::start();
+        Self {
+            child: None,
+            address: memory.address.clone(),
+            _root: None,
+            _memory: Some(memory),
+            push_auth_file: None,
+            push_certs_dir: None,
+        }
     }
 
-    /// Starts a registry with extra top-level configuration `sections`
-    /// (YAML such as `auth:` or `proxy:`) and extra lines under `http:`
-    /// (such as `tls:`), each indented as at the top level; `{root}` in
-    /// either is replaced by the registry's temporary directory (to place
+    /// Starts Debian's `docker-registry`, for the tests of how the engine
+    /// works with a real registry (indexes, digests, host names, the
+    /// walkthrough).
+    pub fn start_real() -> Self {
+        Self::start_real_on(std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// Starts Debian's `docker-registry` listening on `ip` (a local address).
+    pub fn start_real_on(ip: std::net::IpAddr) -> Self {
+        Self::prepare_on(
+            ip,
+            tempfile::tempdir().expect("temporary directory"),
+            "",
+            "",
+        )
+    }
+
+    /// Starts Debian's `docker-registry` with extra top-level configuration
+    /// `sections` (YAML such as `auth:` or `proxy:`) and extra lines under
+    /// `http:` (such as `tls:`), each indented as at the top level; `{root}`
+    /// in either is replaced by the registry's temporary directory (to place
     /// htpasswd files, certificates and keys there first, see
     /// [`Registry::prepare`]).
     pub fn start_with_config(sections: &str, http_extra: &str) -> Self {
@@ -115,8 +148,26 @@ impl Registry {
     /// As [`Registry::start_with_config`], in a directory the caller has
     /// filled already.
     pub fn prepare(root: tempfile::TempDir, sections: &str, http_extra: &str) -> Self {
-        let port = free_port();
-        let address = format!("127.0.0.1:{port}");
+        Self::prepare_on(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            root,
+            sections,
+            http_extra,
+        )
+    }
+
+    /// As [`Registry::prepare`], listening on `ip`.
+    pub fn prepare_on(
+        ip: std::net::IpAddr,
+        root: tempfile::TempDir,
+        sections: &str,
+        http_extra: &str,
+    ) -> Self {
+        let port = TcpListener::bind((ip, 0))
+            .and_then(|listener| listener.local_addr())
+            .unwrap_or_else(|error| panic!("binding an ephemeral port on {ip}: {error}"))
+            .port();
+        let address = std::net::SocketAddr::new(ip, port).to_string();
         let config = root.path().join("config.yml");
         let root_text = root.path().display().to_string();
         let indent = |text: &str, by: &str| {
@@ -135,6 +186,7 @@ impl Registry {
             ),
         )
         .expect("writing the registry config");
+        // Its output (the access log included) goes to files the tests read.
         let log_path = root.path().join("registry.log");
         let mut child = Command::new("docker-registry")
             .arg("serve")
@@ -145,6 +197,7 @@ impl Registry {
             .expect("docker-registry is not installed: run `make test`, which installs Debian's docker-registry package");
         forward_to_file(child.stdout.take().unwrap(), log_path.clone());
         forward_to_file(child.stderr.take().unwrap(), log_path.with_extension("err"));
+        // Ready once it accepts connections (a /v2/ probe would meet auth or TLS).
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             if std::net::TcpStream::connect(&address).is_ok() {
@@ -160,25 +213,34 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         Self {
-            child,
+            child: Some(child),
             address,
-            _root: root,
+            _root: Some(root),
+            _memory: None,
             push_auth_file: None,
             push_certs_dir: None,
         }
     }
 
-    /// The registry's temporary directory.
+    /// The real registry's temporary directory.
     pub fn root(&self) -> &Path {
-        self._root.path()
+        self._root
+            .as_ref()
+            .expect("a real registry (start_real, start_with_config)")
+            .path()
     }
 
-    /// Everything the registry logged so far (its access log included).
+    /// Everything the real registry logged so far (its access log included).
     pub fn log(&self) -> String {
         let path = self.root().join("registry.log");
         let mut text = std::fs::read_to_string(&path).unwrap_or_default();
         text.push_str(&std::fs::read_to_string(path.with_extension("err")).unwrap_or_default());
         text
+    }
+
+    /// Whether this is Debian's `docker-registry` rather than the in-memory one.
+    pub fn is_real(&self) -> bool {
+        self.child.is_some()
     }
 
     /// `<address>/<repository>:<tag>`.
@@ -210,13 +272,21 @@ impl Registry {
         let path = dir.path().join(file_name);
         std::fs::write(&path, wasm).expect("writing the wasm");
         let image = self.image(repository_and_tag);
+        // Named so that a registry on a non-loopback address
+        // (`start_real_on`) is spoken to in plain HTTP too.
         let mut command = engine_command();
         command.arg("push");
         if let Some(auth_file) = &self.push_auth_file {
             command.arg("--registry-auth-file").arg(auth_file);
         }
-        if let Some(certs_dir) = &self.push_certs_dir {
-            command.arg("--registry-certs-dir").arg(certs_dir);
+        match &self.push_certs_dir {
+            // A TLS registry: HTTPS with the certs entry.
+            Some(certs_dir) => {
+                command.arg("--registry-certs-dir").arg(certs_dir);
+            }
+            None => {
+                command.arg("--insecure-registry").arg(&self.address);
+            }
         }
         let output = command
             .arg(&path)
@@ -293,8 +363,10 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -376,6 +448,11 @@ impl Engine {
         engine
     }
 
+    /// Starts an engine on an existing data directory (to test restore).
+    pub fn start_in(data_dir: &Path, extra_args: &[&str]) -> Self {
+        Self::start_in_with_env(data_dir, extra_args, &[])
+    }
+
     /// Starts an engine with a fresh data directory, extra flags and extra
     /// environment variables (such as `PATH` for a credential helper).
     pub fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Self {
@@ -384,11 +461,6 @@ impl Engine {
         let mut engine = Self::start_in_with_env(&path, extra_args, env);
         engine._owned_data_dir = Some(data_dir);
         engine
-    }
-
-    /// Starts an engine on an existing data directory (to test restore).
-    pub fn start_in(data_dir: &Path, extra_args: &[&str]) -> Self {
-        Self::start_in_with_env(data_dir, extra_args, &[])
     }
 
     fn start_in_with_env(data_dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
@@ -632,6 +704,45 @@ pub fn run_engine(args: &[&str]) -> Output {
             let _ = child.kill();
             panic!("wasm_engine {args:?} did not exit");
         }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// This machine's host name and the local IPv4 address it resolves to, for
+/// tests that need a registry named by a host name that is not loopback by
+/// its spelling. Resolved through the system resolver as the engine does
+/// (`/etc/hosts` lists the host name on Debian and in containers); nothing
+/// is edited.
+pub fn machine_host_name() -> (String, std::net::IpAddr) {
+    use std::net::ToSocketAddrs;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("reading the host name")
+        .trim()
+        .to_owned();
+    let ip = (name.as_str(), 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.find(|address| address.is_ipv4()))
+        .map(|address| address.ip())
+        .unwrap_or_else(|| {
+            panic!("this machine's host name {name:?} does not resolve to an IPv4 address")
+        });
+    (name, ip)
+}
+
+/// Calls `condition` until it gives a value (every 20 ms), bounded only to
+/// turn a hang into a failure.
+#[track_caller]
+pub fn wait_until<T>(mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the condition never held (waited {STARTUP_TIMEOUT:?})"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -38,6 +38,9 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // Patched (WasmEngine): where a 408 for stalled headers is counted
+    counters: Option<std::sync::Arc<crate::ConnectionCounters>>,
 }
 
 /// Error that can happen when reading a request.
@@ -70,7 +73,17 @@ impl ClientConnection {
             no_more_requests: false,
             between_requests: true,
             secure,
+            counters: None,
         }
+    }
+
+    /// Patched (WasmEngine): counts the 408s this connection answers.
+    pub(crate) fn with_timeout_counter(
+        mut self,
+        counters: std::sync::Arc<crate::ConnectionCounters>,
+    ) -> ClientConnection {
+        self.counters = Some(counters);
+        self
     }
 
     /// true if the connection is HTTPS
@@ -218,6 +231,11 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::ReadIoError(ref err)) if is_timeout(err) => {
                     // request timeout
+                    if let Some(counters) = &self.counters {
+                        counters
+                            .header_timeouts
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     let writer = self.sink.next().unwrap();
                     let response = Response::new_empty(StatusCode(408));
                     response

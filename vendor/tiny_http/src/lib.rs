@@ -100,7 +100,7 @@ use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -141,6 +141,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // Patched (WasmEngine): what the connection limits did, for metrics
+    connection_counters: Arc<ConnectionCounters>,
 }
 
 enum Message {
@@ -255,7 +258,8 @@ impl Server {
         limits: ConnectionLimits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
-        let open_connections = Arc::new(AtomicUsize::new(0));
+        let counters = Arc::new(ConnectionCounters::default());
+        let open_connections = counters.clone();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -310,8 +314,9 @@ impl Server {
                         }
                         if limits
                             .max_connections
-                            .map_or(false, |max| open_connections.load(Relaxed) >= max)
+                            .map_or(false, |max| open_connections.open.load(Relaxed) >= max)
                         {
+                            open_connections.refused.fetch_add(1, Relaxed);
                             refuse_connection(sock);
                             continue;
                         }
@@ -333,7 +338,8 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable)
+                            .with_timeout_counter(open_connections.clone()))
                     }
                     Err(e) => Err(e),
                 };
@@ -342,7 +348,7 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
-                        open_connections.fetch_add(1, Relaxed);
+                        open_connections.open.fetch_add(1, Relaxed);
                         let open = OpenConnection(open_connections.clone());
                         tasks_pool.spawn(Box::new(move || {
                             let _open = &open;
@@ -378,6 +384,7 @@ impl Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            connection_counters: counters,
         })
     }
 
@@ -387,6 +394,18 @@ impl Server {
     #[inline]
     pub fn incoming_requests(&self) -> IncomingRequests<'_> {
         IncomingRequests { server: self }
+    }
+
+    /// Patched (WasmEngine): connections open now, connections refused at
+    /// `max_connections`, and requests answered `408` because their headers
+    /// stalled, since the server started.
+    pub fn connection_stats(&self) -> ConnectionStats {
+        let counters = &self.connection_counters;
+        ConnectionStats {
+            open: counters.open.load(Relaxed),
+            refused: counters.refused.load(Relaxed),
+            header_timeouts: counters.header_timeouts.load(Relaxed),
+        }
     }
 
     /// Returns the address the server is listening to.
@@ -474,12 +493,31 @@ impl ConnectionLimits {
     }
 }
 
+/// Patched (WasmEngine): the counters behind [`ConnectionStats`].
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionCounters {
+    pub(crate) open: AtomicUsize,
+    pub(crate) refused: AtomicU64,
+    pub(crate) header_timeouts: AtomicU64,
+}
+
+/// Patched (WasmEngine): see [`Server::connection_stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Connections open now.
+    pub open: usize,
+    /// Connections refused with `503` at `max_connections`.
+    pub refused: u64,
+    /// Requests answered `408` because their headers stalled.
+    pub header_timeouts: u64,
+}
+
 /// Counts an open connection until the task serving it ends.
-struct OpenConnection(Arc<AtomicUsize>);
+struct OpenConnection(Arc<ConnectionCounters>);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
+        self.0.open.fetch_sub(1, Relaxed);
     }
 }
 
