@@ -20,8 +20,9 @@ case "$target" in
     ;;
   riscv64gc-unknown-linux-gnu)
     # No musl standard library for riscv64 is installable here: static glibc.
-    # Without the zstd layer decoder (69,632 B): static glibc leaves no room
-    # for it under the 4 MiB budget (docs/registries.md, "Size").
+    # Without the zstd layer decoder and the registry blob cache: static
+    # glibc leaves no room for them under the 4 MiB budget
+    # (docs/registries.md, "Size").
     cargo_features="--no-default-features"
     deb="gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user"
     linker=riscv64-linux-gnu-gcc

@@ -5,7 +5,7 @@
 //! helpers; it never writes anything, and no secret it handles reaches a log
 //! line or an error message ([`Secret`]'s `Debug` hides it).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -61,9 +61,9 @@ pub struct CredentialFiles {
 #[derive(Debug, Default, Deserialize)]
 struct ConfigFile {
     #[serde(default)]
-    auths: HashMap<String, AuthEntry>,
+    auths: BTreeMap<String, AuthEntry>,
     #[serde(rename = "credHelpers", default)]
-    cred_helpers: HashMap<String, String>,
+    cred_helpers: BTreeMap<String, String>,
     #[serde(rename = "credsStore", default)]
     creds_store: Option<String>,
 }
@@ -369,7 +369,7 @@ pub fn parse_parameters(challenge: &str) -> Vec<(String, String)> {
 /// Bearer tokens by registry and scope, until they expire.
 #[derive(Default)]
 pub struct TokenCache {
-    tokens: Mutex<HashMap<(String, String), (Secret, Instant)>>,
+    tokens: Mutex<BTreeMap<(String, String), (Secret, Instant)>>,
 }
 
 impl TokenCache {

@@ -8,7 +8,7 @@
 //! ureq, so `Authorization` goes to the same host only; connection errors,
 //! 408, 429 and 5xx are retried with backoff, bounded in count and time.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -145,7 +145,7 @@ pub struct RegistryClient {
     options: RegistryOptions,
     tokens: Arc<TokenCache>,
     /// One agent per `host[:port]` (its TLS trust may differ), made on first use.
-    agents: Arc<Mutex<HashMap<String, ureq::Agent>>>,
+    agents: Arc<Mutex<BTreeMap<String, ureq::Agent>>>,
 }
 
 impl RegistryClient {
@@ -153,7 +153,7 @@ impl RegistryClient {
         Self {
             options,
             tokens: Arc::new(TokenCache::default()),
-            agents: Arc::new(Mutex::new(HashMap::new())),
+            agents: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }
 
@@ -320,10 +320,10 @@ impl RegistryClient {
     ///
     /// # Errors
     /// As [`RegistryClient::pull`].
-    pub fn pull_using(
+    pub fn pull_using<S: BlobSource + ?Sized>(
         &self,
         reference: &ImageReference,
-        cache: &dyn BlobSource,
+        cache: &S,
     ) -> Result<PulledImage, RegistryError> {
         // Mirrors first, in order, then the origin (registries.conf semantics).
         for mirror in self.mirrors_of(&reference.registry) {
@@ -357,10 +357,12 @@ impl RegistryClient {
             .collect()
     }
 
-    fn pull_from(
+    // Generic over the cache rather than `dyn`: a build whose cache is the
+    // disabled stub (no `blob-cache` feature) compiles the cache paths out.
+    fn pull_from<S: BlobSource + ?Sized>(
         &self,
         reference: &ImageReference,
-        cache: &dyn BlobSource,
+        cache: &S,
     ) -> Result<PulledImage, RegistryError> {
         let mut session = self.session(reference, "pull");
         let mut record = PullRecord::default();
@@ -820,10 +822,10 @@ impl Session<'_> {
     /// The manifest at `reference` from `cache` when it has it (a digest
     /// reference, or a tag whose `HEAD` names a digest it has), else from
     /// the registry.
-    fn manifest_cached(
+    fn manifest_cached<S: BlobSource + ?Sized>(
         &mut self,
         reference: &str,
-        cache: &dyn BlobSource,
+        cache: &S,
         record: &mut PullRecord,
     ) -> Result<(Digest, Manifest), RegistryError> {
         let display = format!(
@@ -948,10 +950,10 @@ impl Session<'_> {
     /// Fetches and parses an image config (at most 1 MiB, digest checked).
     /// A config that is not the JSON the engine reads counts as empty: only
     /// its entrypoint matters here, and artifacts put anything in it.
-    fn image_config(
+    fn image_config<S: BlobSource + ?Sized>(
         &mut self,
         config: &Descriptor,
-        cache: &dyn BlobSource,
+        cache: &S,
         record: &mut PullRecord,
     ) -> Result<ImageConfig, RegistryError> {
         let digest = parse_descriptor_digest(self.reference, &config.digest)?;
@@ -960,7 +962,8 @@ impl Session<'_> {
             return Ok(serde_json::from_slice(&bytes).unwrap_or_default());
         }
         let limit: u64 = 1 << 20;
-        let mut reader = HashingReader::for_digest(self.blob(&digest)?, &digest, limit);
+        let mut blob = self.blob(&digest)?;
+        let mut reader = HashingReader::for_digest(&mut blob as &mut dyn Read, &digest, limit);
         let mut bytes = Vec::new();
         let read = reader.read_to_end(&mut bytes);
         if reader.limit_exceeded() {

@@ -17,21 +17,28 @@
 //! of truth, and a restart never pulls.
 
 use std::collections::BTreeSet;
+#[cfg(feature = "blob-cache")]
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(feature = "blob-cache")]
+use std::path::PathBuf;
+#[cfg(feature = "blob-cache")]
 use std::sync::Mutex;
 
+#[cfg(feature = "blob-cache")]
 use super::{StoreError, TEMP_SUFFIX};
 use crate::function::FunctionName;
 use crate::registry::{BlobSource, Digest};
 
 /// The blob cache. Cheap to share; writers serialise on a lock.
+#[cfg(feature = "blob-cache")]
 pub struct BlobCache {
     directory: PathBuf,
     max_bytes: u64,
     lock: Mutex<()>,
 }
 
+#[cfg(feature = "blob-cache")]
 impl BlobCache {
     /// The cache under `data_dir/blobs`, holding at most `max_bytes`
     /// (0 turns it off).
@@ -168,6 +175,7 @@ impl BlobCache {
     }
 }
 
+#[cfg(feature = "blob-cache")]
 impl BlobSource for BlobCache {
     fn enabled(&self) -> bool {
         self.max_bytes > 0
@@ -183,8 +191,41 @@ impl BlobSource for BlobCache {
     }
 }
 
+/// A build without the `blob-cache` feature (the riscv64 one, for size):
+/// a cache that keeps nothing, so every pull fetches.
+#[cfg(not(feature = "blob-cache"))]
+pub struct BlobCache;
+
+#[cfg(not(feature = "blob-cache"))]
+impl BlobCache {
+    pub fn new(_data_dir: &Path, max_bytes: u64) -> Self {
+        if max_bytes > 0 {
+            log::debug!("this build has no blob cache (cargo feature `blob-cache`)");
+        }
+        Self
+    }
+
+    pub fn keep(&self, _: &FunctionName, _: &[Digest], _: &[(Digest, Vec<u8>)]) {}
+
+    pub fn forget(&self, _: &FunctionName) {}
+
+    pub fn collect_garbage(&self, _: &BTreeSet<String>) {}
+}
+
+#[cfg(not(feature = "blob-cache"))]
+impl BlobSource for BlobCache {
+    fn enabled(&self) -> bool {
+        false
+    }
+
+    fn cached(&self, _: &Digest) -> Option<Vec<u8>> {
+        None
+    }
+}
+
 /// Writes `bytes` to a temporary file next to `path` and renames it into
 /// place (no fsync: see the module's comment).
+#[cfg(feature = "blob-cache")]
 fn write_renamed(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let file_name = path
         .file_name()
@@ -199,13 +240,14 @@ fn write_renamed(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         })
 }
 
+#[cfg(feature = "blob-cache")]
 fn list(directory: &Path) -> Vec<PathBuf> {
     fs::read_dir(directory)
         .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "blob-cache"))]
 mod tests {
     use super::*;
 
