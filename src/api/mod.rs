@@ -45,6 +45,7 @@ use request::{DeployRequest, IgnoredFields, InvokeRequest, NameRequest, parse_js
 use response::{Reply, limits_json, list_item, query_item};
 
 use crate::config::ServeConfig;
+use crate::function::Input;
 use crate::metrics::{Rejection, Rejections};
 use crate::service::FunctionService;
 use crate::store::StoreError;
@@ -621,7 +622,7 @@ fn route(
             } = parse_json(&body)?;
             *ignored_fields = ignored;
             call.function = Some(function_name.clone());
-            let invocation = service.invoke(&function_name, &args, &call.id);
+            let invocation = service.invoke(&function_name, &Input::Args(args), &call.id);
             let output = invocation.output.map_err(ApiError::from);
             if let Some(metrics) = &invocation.metrics {
                 metrics.count_status(output.as_ref().map_or_else(ApiError::status, |_| 200));
