@@ -211,7 +211,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request.function_name.as_str(), "authentication");
-        assert!(!request.spec.wasi_cap);
+        assert_eq!(request.spec.wasi_cap, crate::service::WasiCap::Off);
         assert_eq!(
             request.ignored_fields,
             IgnoredFields(vec!["description".into(), "labels".into()])
