@@ -96,7 +96,7 @@ const EXIT_STARTUP: u8 = 3;
 #[derive(Debug)]
 enum Command {
     Serve {
-        config: ServeConfig,
+        config: Box<ServeConfig>,
         /// Read after parsing: an unreadable file is a startup error, not a
         /// usage error.
         admin_token_file: Option<String>,
@@ -158,7 +158,7 @@ pub fn main() -> ExitCode {
             admin_token_file,
             provider_secrets_dir,
         } => serve(
-            config,
+            *config,
             admin_token_file.as_deref(),
             provider_secrets_dir.as_deref(),
         )
@@ -417,7 +417,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
                 return Err("--provider-secrets-dir needs --provider-listen".into());
             }
             Ok(Command::Serve {
-                config,
+                config: Box::new(config),
                 admin_token_file,
                 provider_secrets_dir,
             })

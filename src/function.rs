@@ -247,7 +247,9 @@ impl Input {
             Self::Raw(body) => {
                 let text = std::str::from_utf8(body).ok()?;
                 let value: serde_json::Value = serde_json::from_str(text).ok()?;
-                value.is_object().then_some(std::borrow::Cow::Borrowed(text))
+                value
+                    .is_object()
+                    .then_some(std::borrow::Cow::Borrowed(text))
             }
         }
     }
@@ -355,12 +357,21 @@ mod tests {
     fn raw_input_is_passed_on_and_read_as_arguments_only_when_asked() {
         let raw = Input::Raw(br#"{"a": "12", "b": "18"}"#.to_vec());
         assert_eq!(&*raw.bytes(), br#"{"a": "12", "b": "18"}"#);
-        assert_eq!(raw.json_object_text().as_deref(), Some(r#"{"a": "12", "b": "18"}"#));
+        assert_eq!(
+            raw.json_object_text().as_deref(),
+            Some(r#"{"a": "12", "b": "18"}"#)
+        );
         assert_eq!(raw.arguments().unwrap().get("b"), Some("18"));
         let text = Input::Raw(b"hello".to_vec());
         assert_eq!(text.json_object_text(), None);
         assert!(text.arguments().unwrap_err().contains("JSON object"));
-        assert!(Input::Raw(Vec::new()).arguments().unwrap().pairs().is_empty());
+        assert!(
+            Input::Raw(Vec::new())
+                .arguments()
+                .unwrap()
+                .pairs()
+                .is_empty()
+        );
         let args = Input::Args(InvocationArgs::from_pairs(vec![("a".into(), "1".into())]));
         assert_eq!(&*args.bytes(), br#"{"a":"1"}"#);
         assert_eq!(args.json_object_text().as_deref(), Some(r#"{"a":"1"}"#));

@@ -523,7 +523,10 @@ impl FunctionService {
     /// Every deployed function as [`FunctionService::status`] describes it, by name.
     pub fn statuses(&self) -> Vec<FunctionStatus> {
         let deployed: Vec<Arc<DeployedFunction>> = self.read_deployed().values().cloned().collect();
-        deployed.iter().map(|deployed| Self::status_of(deployed)).collect()
+        deployed
+            .iter()
+            .map(|deployed| Self::status_of(deployed))
+            .collect()
     }
 
     fn status_of(deployed: &DeployedFunction) -> FunctionStatus {
@@ -542,12 +545,7 @@ impl FunctionService {
     /// The run is counted in the function's metrics (duration, limits hit);
     /// what a WASI function wrote to stderr, and the reason of a failure at
     /// run time, go to its log under `call_id`.
-    pub fn invoke(
-        &self,
-        name: &FunctionName,
-        input: &Input,
-        call_id: &CallId,
-    ) -> Invocation {
+    pub fn invoke(&self, name: &FunctionName, input: &Input, call_id: &CallId) -> Invocation {
         let deployed = match self.get(name) {
             Ok(deployed) => deployed,
             Err(error) => {

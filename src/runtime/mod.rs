@@ -301,9 +301,9 @@ impl Runtime {
         for payload in wasmparser::Parser::new(0).parse_all(wasm) {
             match payload {
                 Ok(wasmparser::Payload::ImportSection(imports)) => {
-                    return imports
-                        .into_iter()
-                        .any(|import| import.is_ok_and(|import| import.module == abi::WASI_MODULE));
+                    return imports.into_iter().any(|import| {
+                        import.is_ok_and(|import| import.module == abi::WASI_MODULE)
+                    });
                 }
                 Ok(wasmparser::Payload::CodeSectionStart { .. }) | Err(_) => return false,
                 Ok(_) => {}
