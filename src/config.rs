@@ -29,6 +29,29 @@ impl std::fmt::Debug for AdminToken {
     }
 }
 
+/// The OpenFaaS provider API's listener (`--provider-listen`) and its
+/// credentials (`--provider-secrets-dir`).
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    /// Address of the faas-provider API, such as `0.0.0.0:8081`.
+    pub listen: String,
+    /// Basic-auth credentials for `/system/*`; `None`: open.
+    pub credentials: Option<BasicCredentials>,
+}
+
+/// A user name and password for HTTP basic auth. Its `Debug` hides them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicCredentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BasicCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BasicCredentials(..)")
+    }
+}
+
 /// Everything `wasm_engine serve` needs to run.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -107,6 +130,9 @@ pub struct ServeConfig {
     /// Whether every request is logged (method, route, function, status,
     /// duration, call id) at info level. Defaults to false.
     pub access_log: bool,
+    /// The OpenFaaS faas-provider API on a listener of its own. Defaults to
+    /// none (off).
+    pub provider: Option<ProviderConfig>,
 }
 
 impl Default for ServeConfig {
@@ -135,6 +161,7 @@ impl Default for ServeConfig {
             protect_all: false,
             function_log: LogLimits::default(),
             access_log: false,
+            provider: None,
         }
     }
 }

@@ -19,6 +19,7 @@ mod limits;
 mod mirrors;
 mod newcomer;
 mod observability;
+mod provider;
 mod proxy;
 mod serving;
 mod thirdparty;
