@@ -253,10 +253,13 @@ fn cases() -> Vec<(&'static str, Shape, Expect)> {
             Expect::Refused(422, "only core modules run here"),
         ),
         (
-            "an entrypoint naming a missing file",
+            "an entrypoint naming a missing file, among several .wasm",
             Shape::Image(OciImage::new(
                 image_config("wasip1", Some("/missing.wasm")),
-                vec![Blob::new(OCI_LAYER_GZIP, gzip_tar(&[("gcd.wasm", &gcd())]))],
+                vec![Blob::new(
+                    OCI_LAYER_GZIP,
+                    gzip_tar(&[("gcd.wasm", &gcd()), ("other.wasm", &string_module())]),
+                )],
             )),
             Expect::Refused(422, "entrypoint names /missing.wasm"),
         ),

@@ -113,6 +113,11 @@ pub trait BlobSource {
     fn enabled(&self) -> bool;
     /// The blob `digest`, if kept and still matching it.
     fn cached(&self, digest: &Digest) -> Option<Vec<u8>>;
+    /// Whether the cache holds any image at all (else a pull skips the
+    /// `HEAD` of a tag's manifest). Defaults to [`BlobSource::enabled`].
+    fn holds_any(&self) -> bool {
+        self.enabled()
+    }
 }
 
 /// No cache: every blob is fetched.
@@ -384,14 +389,68 @@ impl RegistryClient {
                 }
             }
         };
-        let entrypoint = match &config {
-            Some(config) if manifest::config_is_readable(&config.media_type) => session
-                .image_config(config, cache, &mut record)?
-                .entrypoint_path(),
-            _ => None,
-        };
+        // The config is read only when the layers leave the choice open
+        // (no raw module, not exactly one `.wasm`): one request fewer for
+        // the common image. An entrypoint naming a file that is not a
+        // `.wasm` (so not kept) means reading the layers again.
+        let mut files =
+            self.read_layers(&mut session, reference, &layers, None, cache, &mut record)?;
+        if !files.is_settled() {
+            let entrypoint = match &config {
+                Some(config) if manifest::config_is_readable(&config.media_type) => session
+                    .image_config(config, cache, &mut record)?
+                    .entrypoint_path(),
+                _ => None,
+            };
+            if let Some(entrypoint) = entrypoint {
+                if files.holds(&entrypoint) {
+                    files.set_entrypoint(entrypoint);
+                } else {
+                    files = self.read_layers(
+                        &mut session,
+                        reference,
+                        &layers,
+                        Some(entrypoint),
+                        cache,
+                        &mut record,
+                    )?;
+                }
+            }
+        }
+        let wasm = files.into_single(&reference.to_string())?;
+        if is_component(&wasm.contents) {
+            return Err(RegistryError::ComponentNotSupported {
+                reference: reference.to_string(),
+                path: wasm.path,
+            });
+        }
+        log::debug!(
+            "pulled {reference} ({top_digest}): {} ({} bytes)",
+            wasm.path,
+            wasm.contents.len()
+        );
+        Ok(PulledImage {
+            wasm,
+            digest: top_digest,
+            referenced: record.referenced,
+            fetched: record.fetched,
+            layer_bytes: record.layer_bytes,
+        })
+    }
+
+    /// Reads the image's layers, bottom first, from the cache or the
+    /// registry, keeping `.wasm` files (and `entrypoint`).
+    fn read_layers<S: BlobSource + ?Sized>(
+        &self,
+        session: &mut Session<'_>,
+        reference: &ImageReference,
+        layers: &[Descriptor],
+        entrypoint: Option<String>,
+        cache: &S,
+        record: &mut PullRecord,
+    ) -> Result<WasmFiles, RegistryError> {
         let mut files = WasmFiles::with_entrypoint(entrypoint);
-        for layer in &layers {
+        for layer in layers {
             if manifest::layer_kind(&layer.media_type) == LayerKind::Other {
                 log::debug!(
                     "{reference}: ignoring layer {} of type {:?}",
@@ -425,25 +484,7 @@ impl RegistryClient {
                 record.fetched.push((digest, copy));
             }
         }
-        let wasm = files.into_single(&reference.to_string())?;
-        if is_component(&wasm.contents) {
-            return Err(RegistryError::ComponentNotSupported {
-                reference: reference.to_string(),
-                path: wasm.path,
-            });
-        }
-        log::debug!(
-            "pulled {reference} ({top_digest}): {} ({} bytes)",
-            wasm.path,
-            wasm.contents.len()
-        );
-        Ok(PulledImage {
-            wasm,
-            digest: top_digest,
-            referenced: record.referenced,
-            fetched: record.fetched,
-            layer_bytes: record.layer_bytes,
-        })
+        Ok(files)
     }
 
     pub(super) fn session<'a>(
@@ -833,9 +874,12 @@ impl Session<'_> {
             self.reference.registry, self.reference.repository
         );
         if cache.enabled() {
+            // A HEAD costs a round trip: only worth it when the cache
+            // holds some image already.
             let known = match Digest::parse(reference) {
                 Some(digest) => Some(digest),
-                None => self.manifest_digest(reference)?,
+                None if cache.holds_any() => self.manifest_digest(reference)?,
+                None => None,
             };
             if let Some(digest) = known {
                 if let Some(bytes) = cache.cached(&digest) {

@@ -62,6 +62,24 @@ impl WasmFiles {
         }
     }
 
+    /// Whether the module is decided without the image config: one
+    /// raw-module layer, or no such layer and exactly one `.wasm` file
+    /// (several raw modules are an error the config cannot help with).
+    pub fn is_settled(&self) -> bool {
+        !self.raw_modules.is_empty() || self.files.len() == 1
+    }
+
+    /// Whether the image holds the file `path` (a `.wasm` one: others are
+    /// not kept unless named as the entrypoint beforehand).
+    pub fn holds(&self, path: &str) -> bool {
+        self.files.contains_key(path)
+    }
+
+    /// Names the entrypoint after the layers were read (it must be held).
+    pub fn set_entrypoint(&mut self, entrypoint: String) {
+        self.entrypoint = Some(entrypoint);
+    }
+
     /// Reads one layer blob from `blob`, verifying it hashes to `digest`.
     /// The content decides how it is read: a raw module (`\0asm`, as `oras`
     /// pushes a `.wasm` under a tar media type, and as every wasm artifact

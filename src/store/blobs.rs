@@ -181,6 +181,12 @@ impl BlobSource for BlobCache {
         self.max_bytes > 0
     }
 
+    fn holds_any(&self) -> bool {
+        self.max_bytes > 0
+            && fs::read_dir(self.refs_dir())
+                .is_ok_and(|mut entries| entries.any(|entry| entry.is_ok()))
+    }
+
     fn cached(&self, digest: &Digest) -> Option<Vec<u8>> {
         if self.max_bytes == 0 {
             return None;
