@@ -65,13 +65,18 @@ pub fn served_while_draining(path: &str) -> bool {
 
 /// `/healthz`: 200 while the process serves. `/readyz`: 200 while it takes
 /// work (workers start once the store is restored), 503
-/// with the reason while it drains.
+/// with the reason while it drains, and while entries of the functions
+/// file have never been deployed (their names).
 pub fn health(path: &str, shared: &Shared) -> Result<Answer, ApiError> {
     if path == "/readyz" {
         if shared.stopping() {
             return Err(ApiError::NotReady {
-                reason: "draining: the engine is shutting down and finishes the calls it has",
+                reason: "draining: the engine is shutting down and finishes the calls it has"
+                    .into(),
             });
+        }
+        if let Some(reason) = shared.functions_file.as_ref().and_then(|s| s.not_ready()) {
+            return Err(ApiError::NotReady { reason });
         }
         return Ok(Answer::Reply(Reply::ok("ready".into())));
     }
