@@ -77,13 +77,15 @@ struct RawEntry {
 /// Why the file is broken (JSON and its position, a bad name, image or
 /// limit, a name listed twice), naming the entry.
 pub fn parse(bytes: &[u8]) -> Result<Vec<FileEntry>, String> {
-    let raw: Vec<RawEntry> = serde_json::from_slice(bytes).map_err(|error| {
+    let values: Vec<serde_json::Value> = serde_json::from_slice(bytes).map_err(|error| {
         format!("not a JSON array of {{\"name\", \"image\", ...}} entries: {error}")
     })?;
     let mut names = HashSet::new();
-    raw.into_iter()
+    values
+        .into_iter()
         .enumerate()
-        .map(|(index, raw)| {
+        .map(|(index, value)| {
+            let raw = RawEntry::deserialize(value).map_err(|e| format!("entry {index}: {e}"))?;
             let at = |reason: String| format!("entry {index} ({}): {reason}", raw.name);
             if !names.insert(raw.name.clone()) {
                 return Err(at("the name is listed twice".into()));
@@ -495,7 +497,7 @@ mod tests {
         for (text, fragment) in [
             (&b"{"[..], "not a JSON array"),
             (b"{}", "not a JSON array"),
-            (b"[{\"name\": \"a\"}]", "missing field `image`"),
+            (b"[{\"name\": \"a\"}]", "entry 0: missing field `image`"),
             (b"[{\"name\": \"a\", \"image\": \"r/a:1\", \"wasi\": true}]", "unknown field `wasi`"),
             (b"[{\"name\": \"../a\", \"image\": \"r/a:1\"}]", "function_name contains '/'"),
             (b"[{\"name\": \"a\", \"image\": \"r/a:1\"}, {\"name\": \"a\", \"image\": \"r/b:1\"}]", "entry 1 (a): the name is listed twice"),
