@@ -95,7 +95,7 @@ const EXIT_STARTUP: u8 = 3;
 #[derive(Debug)]
 enum Command {
     Serve {
-        config: ServeConfig,
+        config: Box<ServeConfig>,
         /// Read after parsing: an unreadable file is a startup error, not a
         /// usage error.
         admin_token_file: Option<String>,
@@ -153,7 +153,7 @@ pub fn main() -> ExitCode {
         Command::Serve {
             config,
             admin_token_file,
-        } => serve(config, admin_token_file.as_deref()).map_err(|error| (EXIT_STARTUP, error)),
+        } => serve(*config, admin_token_file.as_deref()).map_err(|error| (EXIT_STARTUP, error)),
         Command::Push {
             wasm_file,
             image,
@@ -322,7 +322,10 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("function-log-lines", "WASM_ENGINE_FUNCTION_LOG_LINES"),
     ("function-log-bytes", "WASM_ENGINE_FUNCTION_LOG_BYTES"),
     ("functions-file", "WASM_ENGINE_FUNCTIONS_FILE"),
-    ("functions-file-poll-ms", "WASM_ENGINE_FUNCTIONS_FILE_POLL_MS"),
+    (
+        "functions-file-poll-ms",
+        "WASM_ENGINE_FUNCTIONS_FILE_POLL_MS",
+    ),
 ];
 
 /// Parses the arguments (without the program name). `env` looks up an
@@ -395,7 +398,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
                 return Err("--protect-all needs --admin-token-file".into());
             }
             Ok(Command::Serve {
-                config,
+                config: Box::new(config),
                 admin_token_file,
             })
         }
@@ -692,6 +695,27 @@ mod tests {
             parse_with(&["--function-log-bytes", "0"], &[])
                 .unwrap_err()
                 .contains("--function-log-bytes must be a number of bytes")
+        );
+    }
+
+    #[test]
+    fn the_functions_file_flags_and_their_twins() {
+        let Command::Serve { config, .. } = parse_with(
+            &["--functions-file", "/etc/wasmengine/functions.json"],
+            &[("WASM_ENGINE_FUNCTIONS_FILE_POLL_MS", "250")],
+        )
+        .unwrap() else {
+            panic!("expected serve")
+        };
+        assert_eq!(
+            config.functions_file,
+            Some(PathBuf::from("/etc/wasmengine/functions.json"))
+        );
+        assert_eq!(config.functions_file_poll, Duration::from_millis(250));
+        assert!(
+            parse_with(&["--functions-file-poll-ms", "0"], &[])
+                .unwrap_err()
+                .contains("--functions-file-poll-ms must be a number of milliseconds from 10")
         );
     }
 

@@ -114,7 +114,12 @@ fn the_functions_file_is_applied_at_start_and_on_every_swap_and_leaves_api_funct
     // A broken file changes nothing and says why.
     map.swap("[{\"name\": \"versioned\"}]");
     engine.wait_for_log("is broken, nothing was changed: entry");
-    assert!(metric(&engine, "wasmengine_functions_file_reconciles_total{result=\"invalid\"}") >= 1.0);
+    assert!(
+        metric(
+            &engine,
+            "wasmengine_functions_file_reconciles_total{result=\"invalid\"}"
+        ) >= 1.0
+    );
     engine.assert_output("versioned", json!({}), "v2");
     assert_eq!(engine.get("/readyz").status, 200);
 
@@ -142,11 +147,22 @@ fn a_failing_entry_is_retried_and_keeps_readyz_503_until_it_first_succeeds() {
         let ready = engine.get("/readyz");
         (ready.status == 503 && ready.body.contains("not deployed yet")).then_some(ready.body)
     });
-    assert!(reason.contains("late") && !reason.contains("ok,"), "{reason}");
+    assert!(
+        reason.contains("late") && !reason.contains("ok,"),
+        "{reason}"
+    );
     engine.assert_output("ok", json!({}), "v1");
     engine.wait_for_log("deploying late from");
-    assert_eq!(metric(&engine, "wasmengine_functions_file_entries_failing "), 1.0);
-    assert!(metric(&engine, "wasmengine_functions_file_reconciles_total{result=\"partial\"}") >= 1.0);
+    assert_eq!(
+        metric(&engine, "wasmengine_functions_file_entries_failing "),
+        1.0
+    );
+    assert!(
+        metric(
+            &engine,
+            "wasmengine_functions_file_reconciles_total{result=\"partial\"}"
+        ) >= 1.0
+    );
 
     // The image appears: the next retry (backoff, no file change) deploys it.
     let wat = std::fs::read_to_string(crate::support::fixture_path("versioned"))
@@ -157,7 +173,10 @@ fn a_failing_entry_is_retried_and_keeps_readyz_503_until_it_first_succeeds() {
     registry.push_wat(&wat, "versioned.wasm", "versioned:late");
     wait_until(|| (engine.get("/readyz").status == 200).then_some(()));
     engine.assert_output("late", json!({}), "late");
-    assert_eq!(metric(&engine, "wasmengine_functions_file_entries_failing "), 0.0);
+    assert_eq!(
+        metric(&engine, "wasmengine_functions_file_entries_failing "),
+        0.0
+    );
 }
 
 #[test]

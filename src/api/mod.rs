@@ -173,9 +173,10 @@ impl Server {
         let listener =
             std::net::TcpListener::bind(&config.listen).map_err(|e| bind_error(e.to_string()))?;
         let service = Arc::new(FunctionService::open(config)?);
-        let reconciler = config.functions_file.as_ref().map(|path| {
-            Reconciler::new(path.clone(), config.functions_file_poll, service.clone())
-        });
+        let reconciler = config
+            .functions_file
+            .as_ref()
+            .map(|path| Reconciler::new(path.clone(), config.functions_file_poll, service.clone()));
         let limits = tiny_http::ConnectionLimits {
             read_timeout: Some(config.client_timeout),
             write_timeout: Some(config.client_timeout),
