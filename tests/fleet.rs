@@ -231,3 +231,41 @@ fn a_fleet_converges_through_one_pull_through_cache() {
         mirror.blob_fetches().values().sum::<usize>()
     );
 }
+
+/// `cross/kubernetes/check.sh` against the binary under test: the manifests
+/// decode (kubectl, offline) and agree; and a broken copy is caught.
+#[test]
+fn kubernetes_manifests_decode_and_agree() {
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("cross/kubernetes");
+    let binary = env!("CARGO_BIN_EXE_wasm_engine");
+    let run = |dir: &Path| {
+        Command::new(dir.join("check.sh"))
+            .arg(binary)
+            .output()
+            .expect("running cross/kubernetes/check.sh")
+    };
+    let output = run(&manifests);
+    assert!(
+        output.status.success(),
+        "check.sh failed (make deps installs kubectl and python3-yaml): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let broken = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&manifests).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace("  functions.json: |", "  function.json: |");
+        let target = broken.path().join(path.file_name().unwrap());
+        std::fs::write(&target, text).unwrap();
+        std::fs::set_permissions(&target, std::fs::metadata(&path).unwrap().permissions())
+            .unwrap();
+    }
+    let output = run(broken.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a missing ConfigMap key passed");
+    assert!(
+        stderr.contains("ConfigMap wasmengine-functions has no key functions.json"),
+        "{stderr}"
+    );
+}
