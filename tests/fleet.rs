@@ -199,9 +199,11 @@ fn a_fleet_converges_through_one_pull_through_cache() {
     for engine in &engines {
         engine.assert_output("versioned", json!({}), "v2");
     }
-    // A cold miss costs the origin up to one fetch per engine that asks
-    // before the mirror has stored the blob, plus the mirror's own.
-    assert_only_the_mirror_fetched(&origin, size + 1);
+    // distribution 2.8's proxy fetches a missing blob twice (to answer and
+    // to store) and streams every request that arrives before the store
+    // has finished from the origin too: the bound is per engine, not one.
+    let bound = 2 * (size + 1);
+    assert_only_the_mirror_fetched(&origin, bound);
 
     // One engine dies hard; the file changes while it is down.
     engines[0].kill();
@@ -217,7 +219,7 @@ fn a_fleet_converges_through_one_pull_through_cache() {
         std::thread::sleep(Duration::from_millis(500));
         (origin.blob_fetches() == before).then_some(())
     });
-    let warm = assert_only_the_mirror_fetched(&origin, size + 1);
+    let warm = assert_only_the_mirror_fetched(&origin, bound);
     engines[0] = start_engine(&data_dir(0), &map.path());
     converge(&engines[..1], &v3_digest);
     engines[0].assert_output("versioned", json!({}), "v3");
@@ -225,7 +227,7 @@ fn a_fleet_converges_through_one_pull_through_cache() {
     engines.push(start_engine(&data_dir(size), &map.path()));
     converge(&engines[size..], &v3_digest);
     // Served from the cache: the origin saw no new fetch.
-    assert_eq!(assert_only_the_mirror_fetched(&origin, size + 1), warm);
+    assert_eq!(assert_only_the_mirror_fetched(&origin, bound), warm);
     eprintln!(
         "fleet of {size}: origin blob fetches {warm:?}; mirror blob fetches {}",
         mirror.blob_fetches().values().sum::<usize>()
@@ -258,8 +260,7 @@ fn kubernetes_manifests_decode_and_agree() {
         let text = text.replace("  functions.json: |", "  function.json: |");
         let target = broken.path().join(path.file_name().unwrap());
         std::fs::write(&target, text).unwrap();
-        std::fs::set_permissions(&target, std::fs::metadata(&path).unwrap().permissions())
-            .unwrap();
+        std::fs::set_permissions(&target, std::fs::metadata(&path).unwrap().permissions()).unwrap();
     }
     let output = run(broken.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
