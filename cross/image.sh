@@ -11,7 +11,9 @@
 #   linux/arm64 (aarch64-unknown-linux-musl), linux/riscv64
 #   (riscv64gc-unknown-linux-gnu), linux/arm/v7 (armv7-unknown-linux-gnueabihf),
 #   linux/amd64 (x86_64-unknown-linux-musl).
-# Binaries missing under target/<triple>/release/ are built with cross/build.
+# Each binary is (re)built with cross/build first, a no-op when it is up to
+# date, so the image never packs a stale one; IMAGE_NO_BUILD=1 packs
+# target/<triple>/release/wasm_engine as it is.
 # No container daemon: cross/oci_layout.py writes an OCI image layout
 # (reproducible: fixed timestamps and owners, so the same binaries give the
 # same digests) and skopeo pushes it with its index.
@@ -31,7 +33,7 @@ binaries=()
 for line in "${platforms[@]}"; do
   read -r target platform <<<"$line"
   binary=target/$target/release/wasm_engine
-  [[ -x $binary ]] || cross/build "$target" >&2
+  if [[ -z ${IMAGE_NO_BUILD:-} || ! -x $binary ]]; then cross/build "$target" >&2; fi
   binaries+=("$platform=$binary")
 done
 layout=$(mktemp -d /tmp/wasmengine-image.XXXXXX)
