@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wasm_engine::function::{FunctionLimits, FunctionName, InvocationArgs};
+use wasm_engine::function::{FunctionLimits, FunctionName, Input, InvocationArgs};
 use wasm_engine::runtime::{Runtime, RuntimeOptions};
 
 struct Case {
@@ -20,7 +20,7 @@ struct Case {
     function: &'static str,
     wasi_cap: bool,
     wasm: Vec<u8>,
-    args: InvocationArgs,
+    args: Input,
 }
 
 fn manifest_dir() -> &'static Path {
@@ -46,13 +46,13 @@ fn example(name: &str, build: &str, target: &str) -> Vec<u8> {
         .unwrap_or_else(|error| panic!("{}: {error}; run `make apps` first", path.display()))
 }
 
-fn args(pairs: &[(&str, &str)]) -> InvocationArgs {
-    InvocationArgs::from_pairs(
+fn args(pairs: &[(&str, &str)]) -> Input {
+    Input::Args(InvocationArgs::from_pairs(
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-    )
+    ))
 }
 
 fn cases() -> Vec<Case> {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::config::{AdminToken, ServeConfig};
+use crate::config::{AdminToken, BasicCredentials, ProviderConfig, ServeConfig};
 use crate::registry::{ImageReference, RegistryClient, RegistryOptions};
 use crate::runtime::{bytes_from_mib, usize_saturating};
 
@@ -69,6 +69,12 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
     --access-log                  WASM_ENGINE_ACCESS_LOG=true
                                   log one line per request (method, route, function,
                                   status, duration, call id) [default: off]
+    --provider-listen ADDR        WASM_ENGINE_PROVIDER_LISTEN [default: off]
+                                  serve the OpenFaaS faas-provider API on ADDR too
+                                  (such as 0.0.0.0:8081; see docs/openfaas.md)
+    --provider-secrets-dir DIR    WASM_ENGINE_PROVIDER_SECRETS_DIR
+                                  basic auth on the provider's /system/* from
+                                  DIR/basic-auth-user and DIR/basic-auth-password
 
 PUSH OPTIONS:
     --insecure-registry HOST[:PORT]   as above
@@ -99,6 +105,8 @@ enum Command {
         /// Read after parsing: an unreadable file is a startup error, not a
         /// usage error.
         admin_token_file: Option<String>,
+        /// Read after parsing, as the admin token file.
+        provider_secrets_dir: Option<String>,
     },
     Push {
         wasm_file: PathBuf,
@@ -153,7 +161,13 @@ pub fn main() -> ExitCode {
         Command::Serve {
             config,
             admin_token_file,
-        } => serve(*config, admin_token_file.as_deref()).map_err(|error| (EXIT_STARTUP, error)),
+            provider_secrets_dir,
+        } => serve(
+            *config,
+            admin_token_file.as_deref(),
+            provider_secrets_dir.as_deref(),
+        )
+        .map_err(|error| (EXIT_STARTUP, error)),
         Command::Push {
             wasm_file,
             image,
@@ -169,13 +183,18 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Reads the admin token, then serves; every error is a startup error.
+/// Reads the admin token and the provider's credentials, then serves;
+/// every error is a startup error.
 fn serve(
     mut config: ServeConfig,
     admin_token_file: Option<&str>,
+    provider_secrets_dir: Option<&str>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(path) = admin_token_file {
         config.admin_token = Some(read_admin_token(path)?);
+    }
+    if let (Some(provider), Some(directory)) = (config.provider.as_mut(), provider_secrets_dir) {
+        provider.credentials = Some(read_provider_credentials(directory)?);
     }
     Ok(crate::api::serve(config)?)
 }
@@ -326,6 +345,8 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
         "functions-file-poll-ms",
         "WASM_ENGINE_FUNCTIONS_FILE_POLL_MS",
     ),
+    ("provider-listen", "WASM_ENGINE_PROVIDER_LISTEN"),
+    ("provider-secrets-dir", "WASM_ENGINE_PROVIDER_SECRETS_DIR"),
 ];
 
 /// Parses the arguments (without the program name). `env` looks up an
@@ -397,9 +418,18 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             if config.protect_all && admin_token_file.is_none() {
                 return Err("--protect-all needs --admin-token-file".into());
             }
+            let provider_secrets_dir = values.get("provider-secrets-dir").cloned();
+            config.provider = values.get("provider-listen").map(|listen| ProviderConfig {
+                listen: listen.clone(),
+                credentials: None,
+            });
+            if provider_secrets_dir.is_some() && config.provider.is_none() {
+                return Err("--provider-secrets-dir needs --provider-listen".into());
+            }
             Ok(Command::Serve {
                 config: Box::new(config),
                 admin_token_file,
+                provider_secrets_dir,
             })
         }
         Some("push") => {
@@ -543,6 +573,33 @@ fn read_admin_token(path: &str) -> Result<AdminToken, String> {
     Ok(AdminToken(token.to_owned()))
 }
 
+/// Reads the provider's basic-auth credentials as OpenFaaS keeps them: the
+/// files `basic-auth-user` and `basic-auth-password` in `directory`, each
+/// trimmed, neither empty.
+fn read_provider_credentials(directory: &str) -> Result<BasicCredentials, String> {
+    let read = |file: &str| {
+        let path = std::path::Path::new(directory).join(file);
+        let text = std::fs::read_to_string(&path).map_err(|error| {
+            format!(
+                "--provider-secrets-dir {directory}: cannot read {}: {error}",
+                path.display()
+            )
+        })?;
+        let value = text.trim();
+        if value.is_empty() {
+            return Err(format!(
+                "--provider-secrets-dir {directory}: {} is empty",
+                path.display()
+            ));
+        }
+        Ok(value.to_owned())
+    };
+    Ok(BasicCredentials {
+        user: read("basic-auth-user")?,
+        password: read("basic-auth-password")?,
+    })
+}
+
 fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -628,6 +685,7 @@ mod tests {
         let Command::Serve {
             config,
             admin_token_file,
+            ..
         } = parse_with(
             &[
                 "--max-in-flight",
@@ -716,6 +774,48 @@ mod tests {
             parse_with(&["--functions-file-poll-ms", "0"], &[])
                 .unwrap_err()
                 .contains("--functions-file-poll-ms must be a number of milliseconds from 10")
+        );
+    }
+
+    #[test]
+    fn the_provider_listener_is_off_by_default_and_reads_openfaas_secrets() {
+        let Command::Serve { config, .. } = parse_with(&[], &[]).unwrap() else {
+            panic!("expected serve")
+        };
+        assert!(config.provider.is_none());
+        let secrets = tempfile::tempdir().unwrap();
+        let directory = secrets.path().to_str().unwrap();
+        let Command::Serve {
+            config,
+            provider_secrets_dir,
+            ..
+        } = parse_with(
+            &["--provider-listen", "127.0.0.1:8081"],
+            &[("WASM_ENGINE_PROVIDER_SECRETS_DIR", directory)],
+        )
+        .unwrap()
+        else {
+            panic!("expected serve")
+        };
+        assert_eq!(config.provider.unwrap().listen, "127.0.0.1:8081");
+        assert_eq!(provider_secrets_dir.as_deref(), Some(directory));
+        assert!(
+            read_provider_credentials(directory)
+                .unwrap_err()
+                .contains("basic-auth-user")
+        );
+        std::fs::write(secrets.path().join("basic-auth-user"), "admin\n").unwrap();
+        std::fs::write(secrets.path().join("basic-auth-password"), " s3cret \n").unwrap();
+        assert_eq!(
+            read_provider_credentials(directory).unwrap(),
+            BasicCredentials {
+                user: "admin".into(),
+                password: "s3cret".into()
+            }
+        );
+        assert_eq!(
+            parse_with(&["--provider-secrets-dir", directory], &[]).unwrap_err(),
+            "--provider-secrets-dir needs --provider-listen"
         );
     }
 

@@ -28,6 +28,29 @@ impl std::fmt::Debug for AdminToken {
     }
 }
 
+/// The OpenFaaS provider API's listener (`--provider-listen`) and its
+/// credentials (`--provider-secrets-dir`).
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    /// Address of the faas-provider API, such as `0.0.0.0:8081`.
+    pub listen: String,
+    /// Basic-auth credentials for `/system/*`; `None`: open.
+    pub credentials: Option<BasicCredentials>,
+}
+
+/// A user name and password for HTTP basic auth. Its `Debug` hides them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicCredentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BasicCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BasicCredentials(..)")
+    }
+}
+
 /// Everything `wasm_engine serve` needs to run.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -91,6 +114,9 @@ pub struct ServeConfig {
     /// How often the functions file is checked for a change, in
     /// milliseconds. Defaults to 2000.
     pub functions_file_poll: Duration,
+    /// The OpenFaaS faas-provider API on a listener of its own. Defaults to
+    /// none (off).
+    pub provider: Option<ProviderConfig>,
 }
 
 impl Default for ServeConfig {
@@ -116,6 +142,7 @@ impl Default for ServeConfig {
             access_log: false,
             functions_file: None,
             functions_file_poll: Duration::from_millis(2000),
+            provider: None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Domain types shared by every layer: a validated [`FunctionName`], the
-//! persisted [`FunctionEntry`], and the ordered [`InvocationArgs`].
+//! persisted [`FunctionEntry`], the ordered [`InvocationArgs`] and an
+//! invocation's [`Input`].
 //!
 //! Constructors validate, so code that holds one of these never re-checks the
 //! raw string it came from. This module does no I/O.
@@ -236,6 +237,67 @@ impl InvocationArgs {
     }
 }
 
+/// What an invocation hands the function: the seed API's `args`, or the raw
+/// request body of an OpenFaaS-style invocation (`api::provider`).
+///
+/// Each ABI reads it its own way (see `docs/abi.md`): the string ABI gets
+/// [`Input::bytes`], WASI gets them on stdin and, when they are a JSON object,
+/// as `argv[0]`, and the numeric ABI needs [`Input::arguments`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Named string arguments, rendered as a compact JSON object.
+    Args(InvocationArgs),
+    /// A request body, passed on byte for byte.
+    Raw(Vec<u8>),
+}
+
+impl Input {
+    /// The bytes the function reads: the arguments' JSON, or the raw body.
+    pub fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            Self::Args(args) => std::borrow::Cow::Owned(args.to_json().into_bytes()),
+            Self::Raw(body) => std::borrow::Cow::Borrowed(body),
+        }
+    }
+
+    /// The text of a JSON object input (the arguments, or a raw body that is
+    /// one), which a WASI function gets as `argv[0]` as the seed API's do.
+    /// `None` for any other body.
+    pub fn json_object_text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Self::Args(args) => Some(std::borrow::Cow::Owned(args.to_json())),
+            Self::Raw(body) => {
+                let text = std::str::from_utf8(body).ok()?;
+                let value: serde_json::Value = serde_json::from_str(text).ok()?;
+                value
+                    .is_object()
+                    .then_some(std::borrow::Cow::Borrowed(text))
+            }
+        }
+    }
+
+    /// The named arguments the numeric ABI binds: the arguments themselves,
+    /// or a raw body parsed as a JSON object of strings.
+    ///
+    /// # Errors
+    /// Why a raw body is not such an object.
+    pub fn arguments(&self) -> Result<std::borrow::Cow<'_, InvocationArgs>, String> {
+        match self {
+            Self::Args(args) => Ok(std::borrow::Cow::Borrowed(args)),
+            Self::Raw(body) if body.iter().all(u8::is_ascii_whitespace) => {
+                Ok(std::borrow::Cow::Owned(InvocationArgs::default()))
+            }
+            Self::Raw(body) => serde_json::from_slice(body)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|error| {
+                    format!(
+                        "the body must be a JSON object of string arguments, such as {{\"a\": \"12\"}}: {error}"
+                    )
+                }),
+        }
+    }
+}
+
 impl Serialize for InvocationArgs {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
@@ -311,6 +373,30 @@ mod tests {
         assert_eq!(args.pairs()[0].0, "b");
         assert_eq!(args.to_json(), r#"{"b":"2","a":"1"}"#);
         assert_eq!(args.get("a"), Some("1"));
+    }
+
+    #[test]
+    fn raw_input_is_passed_on_and_read_as_arguments_only_when_asked() {
+        let raw = Input::Raw(br#"{"a": "12", "b": "18"}"#.to_vec());
+        assert_eq!(&*raw.bytes(), br#"{"a": "12", "b": "18"}"#);
+        assert_eq!(
+            raw.json_object_text().as_deref(),
+            Some(r#"{"a": "12", "b": "18"}"#)
+        );
+        assert_eq!(raw.arguments().unwrap().get("b"), Some("18"));
+        let text = Input::Raw(b"hello".to_vec());
+        assert_eq!(text.json_object_text(), None);
+        assert!(text.arguments().unwrap_err().contains("JSON object"));
+        assert!(
+            Input::Raw(Vec::new())
+                .arguments()
+                .unwrap()
+                .pairs()
+                .is_empty()
+        );
+        let args = Input::Args(InvocationArgs::from_pairs(vec![("a".into(), "1".into())]));
+        assert_eq!(&*args.bytes(), br#"{"a":"1"}"#);
+        assert_eq!(args.json_object_text().as_deref(), Some(r#"{"a":"1"}"#));
     }
 
     #[test]

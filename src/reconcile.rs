@@ -423,7 +423,7 @@ impl Reconciler {
         let changer = Changer::Owner(ManagedBy::FunctionsFile);
         let spec = |entry: &FileEntry| DeploySpec {
             image: entry.image.clone(),
-            wasi_cap: entry.wasi_cap,
+            wasi_cap: entry.wasi_cap.into(),
             limits: entry.limits,
         };
         match action {

@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::call::CallId;
 use crate::config::ServeConfig;
-use crate::function::{FunctionEntry, FunctionLimits, FunctionName, InvocationArgs, ManagedBy};
+use crate::function::{FunctionEntry, FunctionLimits, FunctionName, Input, ManagedBy};
 use crate::function_log::{FunctionLog, LogLimits, LogLine};
 use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
 use crate::registry::{ImageReference, RegistryClient, RegistryError, RegistryOptions};
@@ -102,6 +102,23 @@ struct DeployedFunction {
     version: Arc<str>,
     metrics: Arc<FunctionMetrics>,
     log: Arc<FunctionLog>,
+    /// When this version was installed: kept in memory only (the index has
+    /// no such field); a restored function takes its module file's time.
+    installed_at: SystemTime,
+}
+
+/// A deployed function as the OpenFaaS provider API describes it.
+#[derive(Clone, Debug)]
+pub struct FunctionStatus {
+    pub entry: FunctionEntry,
+    /// The limits its calls run under.
+    pub limits: CallLimits,
+    /// When the version deployed now was installed.
+    pub installed_at: SystemTime,
+    /// Invocations answered since it was first deployed (kept across updates).
+    pub invocations: u64,
+    /// The largest linear memory an instance of it has reached, in bytes.
+    pub memory_peak_bytes: u64,
 }
 
 /// The outcome of [`FunctionService::invoke`], with the function's metrics
@@ -124,7 +141,7 @@ pub struct LogQuery {
 #[derive(Debug)]
 pub struct DeploySpec {
     pub image: ImageReference,
-    pub wasi_cap: bool,
+    pub wasi_cap: WasiCap,
     pub limits: FunctionLimits,
 }
 
@@ -153,6 +170,24 @@ impl Changer {
             }),
             _ => Ok(()),
         }
+    }
+}
+
+/// Whether a function runs as a WASI command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WasiCap {
+    /// The plain ABIs (string or numeric): the seed's `wasi_cap: false`.
+    Off,
+    /// WASI preview 1: the seed's `wasi_cap: true`.
+    On,
+    /// WASI when the module imports `wasi_snapshot_preview1`, else the plain
+    /// ABIs: for OpenFaaS deploys, which have no such field.
+    FromImports,
+}
+
+impl From<bool> for WasiCap {
+    fn from(wasi_cap: bool) -> Self {
+        if wasi_cap { Self::On } else { Self::Off }
     }
 }
 
@@ -243,7 +278,11 @@ impl FunctionService {
                 .and_then(|wasm| Ok(self.runtime.prepare(&name, entry.wasi_cap, &wasm)?));
             match compiled {
                 Ok(compiled) => {
-                    let deployed = self.deployed_function(entry, compiled, None);
+                    let installed_at = self
+                        .store
+                        .installed_at(&name)
+                        .unwrap_or_else(SystemTime::now);
+                    let deployed = self.deployed_function(entry, compiled, None, installed_at);
                     restored.insert(name, Arc::new(deployed));
                 }
                 Err(error) => log::error!(
@@ -270,8 +309,10 @@ impl FunctionService {
         entry: FunctionEntry,
         compiled: CompiledFunction,
         replaced: Option<&DeployedFunction>,
+        installed_at: SystemTime,
     ) -> DeployedFunction {
         DeployedFunction {
+            installed_at,
             limits: self.runtime.limits_for(&entry.limits),
             version: entry.image_digest.as_str().into(),
             metrics: replaced.map_or_else(Arc::default, |old| old.metrics.clone()),
@@ -426,7 +467,6 @@ impl FunctionService {
             wasi_cap,
             limits,
         } = spec;
-        let wasi_cap = *wasi_cap;
         let started = Instant::now();
         let pulled = self.registry.pull(image);
         let pulled_at = started.elapsed();
@@ -439,6 +479,11 @@ impl FunctionService {
         );
         let pulled = pulled?;
         let wasm = &pulled.wasm.contents;
+        let wasi_cap = match wasi_cap {
+            WasiCap::Off => false,
+            WasiCap::On => true,
+            WasiCap::FromImports => Runtime::imports_wasi(wasm),
+        };
         // Validating and writing (with its fsync) take similar time: overlap them.
         let (staged, compiled) = std::thread::scope(|scope| {
             let staging = scope.spawn(|| {
@@ -484,7 +529,12 @@ impl FunctionService {
             (started.elapsed() - validated_at).as_secs_f64() * 1e3
         );
         let replaced = self.get(name).ok();
-        let deployed = self.deployed_function(entry.clone(), compiled, replaced.as_deref());
+        let deployed = self.deployed_function(
+            entry.clone(),
+            compiled,
+            replaced.as_deref(),
+            SystemTime::now(),
+        );
         self.write_deployed()
             .insert(name.clone(), Arc::new(deployed));
         Ok(entry)
@@ -533,18 +583,40 @@ impl FunctionService {
         Ok((deployed.entry.clone(), deployed.limits))
     }
 
+    /// One function as the OpenFaaS provider API describes it.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotDeployed`].
+    pub fn status(&self, name: &FunctionName) -> Result<FunctionStatus, ServiceError> {
+        Ok(Self::status_of(&*self.get(name)?))
+    }
+
+    /// Every deployed function as [`FunctionService::status`] describes it, by name.
+    pub fn statuses(&self) -> Vec<FunctionStatus> {
+        let deployed: Vec<Arc<DeployedFunction>> = self.read_deployed().values().cloned().collect();
+        deployed
+            .iter()
+            .map(|deployed| Self::status_of(deployed))
+            .collect()
+    }
+
+    fn status_of(deployed: &DeployedFunction) -> FunctionStatus {
+        FunctionStatus {
+            entry: deployed.entry.clone(),
+            limits: deployed.limits,
+            installed_at: deployed.installed_at,
+            invocations: deployed.metrics.answered_total(),
+            memory_peak_bytes: deployed.compiled.memory_peak_bytes() as u64,
+        }
+    }
+
     /// Runs a function in a fresh instance: its output, or
     /// [`ServiceError::NotDeployed`] or the invocation's [`RuntimeError`].
     ///
     /// The run is counted in the function's metrics (duration, limits hit);
     /// what a WASI function wrote to stderr, and the reason of a failure at
     /// run time, go to its log under `call_id`.
-    pub fn invoke(
-        &self,
-        name: &FunctionName,
-        args: &InvocationArgs,
-        call_id: &CallId,
-    ) -> Invocation {
+    pub fn invoke(&self, name: &FunctionName, input: &Input, call_id: &CallId) -> Invocation {
         let deployed = match self.get(name) {
             Ok(deployed) => deployed,
             Err(error) => {
@@ -561,7 +633,7 @@ impl FunctionService {
         let output = self.runtime.invoke_keeping_stderr(
             &deployed.compiled,
             &deployed.limits,
-            args,
+            input,
             &mut stderr,
         );
         let outcome = match &output {

@@ -17,6 +17,7 @@ mod lifecycle;
 mod limits;
 mod newcomer;
 mod observability;
+mod provider;
 mod serving;
 mod thirdparty;
 mod walkthrough;

@@ -9,10 +9,6 @@ import sys
 
 import yaml
 
-# Flags of the provider API (another change, in progress): allowed in the
-# DaemonSet before the binary has them, with a warning.
-PENDING_FLAGS = {"--provider-listen", "--provider-secrets-dir"}
-
 problems = []
 
 
@@ -58,11 +54,7 @@ flags = dict(a.split("=", 1) if "=" in a else (a, None) for a in args[1:])
 
 # Flags exist in the binary.
 for flag in flags:
-    if re.search(rf"^\s+{re.escape(flag)}\b", help_text, re.M):
-        continue
-    if flag in PENDING_FLAGS:
-        print(f"check.py: warning: {flag} is not in this binary's --help yet (the provider API)", file=sys.stderr)
-    else:
+    if not re.search(rf"^\s+{re.escape(flag)}\b", help_text, re.M):
         problems.append(f"the DaemonSet passes {flag}, which wasm_engine --help does not list")
 
 # Ports: the flags, the container ports, the probes, the Service, the scrape annotation.

@@ -1,10 +1,87 @@
 //! The admin token check: which routes need it and whether a request's
-//! `Authorization: Bearer` header carries it, compared in constant time.
+//! `Authorization: Bearer` header carries it, compared in constant time; and
+//! [`BasicAccess`], the provider API's basic auth, compared the same way.
 
 use sha2::{Digest, Sha256};
 
 use super::ApiError;
-use crate::config::AdminToken;
+use crate::config::{AdminToken, BasicCredentials};
+
+/// The provider API's basic auth (`--provider-secrets-dir`).
+pub struct BasicAccess {
+    /// SHA-256 of `user:password`, when credentials are configured.
+    expected_digest: Option<[u8; 32]>,
+}
+
+impl BasicAccess {
+    pub fn new(credentials: Option<&BasicCredentials>) -> Self {
+        Self {
+            expected_digest: credentials.map(|credentials| {
+                sha256(format!("{}:{}", credentials.user, credentials.password).as_bytes())
+            }),
+        }
+    }
+
+    /// Checks an `Authorization` header against the credentials.
+    ///
+    /// # Errors
+    /// [`ApiError::BasicAuthRequired`] when credentials are configured and
+    /// the header does not carry them.
+    pub fn check(&self, authorization: Option<&str>) -> Result<(), ApiError> {
+        let Some(expected) = &self.expected_digest else {
+            return Ok(());
+        };
+        let presented = authorization.and_then(|value| {
+            let (scheme, encoded) = value.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("basic")
+                .then(|| decode_base64(encoded.trim()))?
+        });
+        match presented {
+            None => Err(ApiError::BasicAuthRequired {
+                credentials_sent: false,
+            }),
+            Some(pair) if constant_time_eq(&sha256(&pair), expected) => Ok(()),
+            Some(_) => Err(ApiError::BasicAuthRequired {
+                credentials_sent: true,
+            }),
+        }
+    }
+}
+
+/// Standard base64 with padding, as basic auth sends it; `None` when invalid.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let value = |byte: u8| -> Option<u32> {
+        Some(u32::from(match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let bytes = text.as_bytes();
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (index, chunk) in bytes.chunks(4).enumerate() {
+        let last = index == bytes.len() / 4 - 1;
+        let padding = chunk.iter().rev().take_while(|&&byte| byte == b'=').count();
+        if padding > 2 || (padding > 0 && !last) {
+            return None;
+        }
+        let mut group = 0u32;
+        for &byte in &chunk[..4 - padding] {
+            group = group << 6 | value(byte)?;
+        }
+        group <<= 6 * padding;
+        let decoded = group.to_be_bytes();
+        out.extend_from_slice(&decoded[1..4 - padding]);
+    }
+    Some(out)
+}
 
 /// Who may call what.
 pub struct Access {
@@ -110,6 +187,38 @@ mod tests {
         ));
         assert!(access.check("/function/invoke", None).is_ok());
         assert!(access.check("/function/list", None).is_ok());
+    }
+
+    #[test]
+    fn basic_auth_takes_the_openfaas_credentials_only() {
+        let open = BasicAccess::new(None);
+        assert!(open.check(None).is_ok());
+        let access = BasicAccess::new(Some(&BasicCredentials {
+            user: "admin".into(),
+            password: "s3cret".into(),
+        }));
+        // base64("admin:s3cret") and base64("admin:wrong").
+        assert!(access.check(Some("Basic YWRtaW46czNjcmV0")).is_ok());
+        assert!(access.check(Some("basic  YWRtaW46czNjcmV0 ")).is_ok());
+        assert!(matches!(
+            access.check(Some("Basic YWRtaW46d3Jvbmc=")),
+            Err(ApiError::BasicAuthRequired {
+                credentials_sent: true
+            })
+        ));
+        for header in [None, Some("Bearer YWRtaW46czNjcmV0"), Some("Basic !!!!")] {
+            assert!(matches!(
+                access.check(header),
+                Err(ApiError::BasicAuthRequired {
+                    credentials_sent: false
+                })
+            ));
+        }
+        assert_eq!(decode_base64("YQ==").unwrap(), b"a");
+        assert_eq!(decode_base64("YWI=").unwrap(), b"ab");
+        assert_eq!(decode_base64("").unwrap(), b"");
+        assert!(decode_base64("YQ=").is_none());
+        assert!(decode_base64("YQ==YQ==").is_none());
     }
 
     #[test]

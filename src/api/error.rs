@@ -25,6 +25,13 @@ pub enum ApiError {
     PayloadTooLarge { limit_bytes: u64 },
     /// The route needs the admin token and the request did not carry it.
     Unauthorized { token_sent: bool },
+    /// A provider route needs the basic-auth credentials
+    /// (`--provider-secrets-dir`) and the request did not carry them.
+    BasicAuthRequired { credentials_sent: bool },
+    /// No provider API route has this path.
+    NoProviderRoute { method: String, path: String },
+    /// A provider API route the engine does not implement.
+    NotImplemented { what: &'static str },
     /// The client stopped sending its request body before the end.
     RequestTimeout { limit: std::time::Duration },
     /// Too many invocations are running and waiting; retry later.
@@ -55,7 +62,9 @@ impl ApiError {
             Self::BadRequest(_) => 400,
             Self::RouteNotFound { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
-            Self::Unauthorized { .. } => 401,
+            Self::Unauthorized { .. } | Self::BasicAuthRequired { .. } => 401,
+            Self::NoProviderRoute { .. } => 404,
+            Self::NotImplemented { .. } => 501,
             Self::RequestTimeout { .. } => 408,
             Self::PayloadTooLarge { .. } => 413,
             Self::Overloaded { .. }
@@ -145,6 +154,21 @@ impl fmt::Display for ApiError {
             Self::Unauthorized { token_sent: true } => f.write_str(
                 "the bearer token is not the admin token (--admin-token-file); check the token you send",
             ),
+            Self::BasicAuthRequired {
+                credentials_sent: false,
+            } => f.write_str(
+                "this route needs basic auth: send the user and password of --provider-secrets-dir (faas-cli login)",
+            ),
+            Self::BasicAuthRequired {
+                credentials_sent: true,
+            } => f.write_str(
+                "the basic-auth user or password is wrong (see basic-auth-user and basic-auth-password in --provider-secrets-dir)",
+            ),
+            Self::NoProviderRoute { method, path } => write!(
+                f,
+                "no faas-provider route for {method} {path}; the routes are /system/functions, /system/function/NAME, /system/scale-function/NAME, /system/info, /system/namespaces, /system/logs, /system/secrets, /function/NAME, /healthz and /metrics (see docs/openfaas.md)"
+            ),
+            Self::NotImplemented { what } => write!(f, "{what}"),
             Self::RequestTimeout { limit } => write!(
                 f,
                 "the request body did not arrive in time ({} ms per read, --client-timeout-ms)",

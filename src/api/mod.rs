@@ -23,6 +23,7 @@ mod admission;
 mod auth;
 mod error;
 mod observe;
+mod provider;
 mod request;
 mod response;
 
@@ -39,12 +40,13 @@ use serde_json::json;
 use admission::{Admission, Admit};
 use auth::Access;
 pub use error::ApiError;
-use observe::{CALL_ID_HEADER, Call};
+use observe::{CALL_ID_HEADER, Call, Listener};
 pub use request::parse_route_body;
 use request::{DeployRequest, IgnoredFields, InvokeRequest, NameRequest, parse_json};
 use response::{Reply, limits_json, list_item, query_item};
 
 use crate::config::ServeConfig;
+use crate::function::Input;
 use crate::metrics::{Rejection, Rejections};
 use crate::reconcile::{FileStatus, Reconciler};
 use crate::service::FunctionService;
@@ -55,8 +57,12 @@ use crate::store::StoreError;
 pub enum StartupError {
     /// The data directory or its index is unusable.
     Store(StoreError),
-    /// The listen address could not be bound.
-    Bind { address: String, reason: String },
+    /// The listen address (of `flag`) could not be bound.
+    Bind {
+        flag: &'static str,
+        address: String,
+        reason: String,
+    },
     /// The SIGTERM and SIGINT handlers could not be installed.
     Signals(std::io::Error),
 }
@@ -65,9 +71,14 @@ impl fmt::Display for StartupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Store(error) => error.fmt(f),
-            Self::Bind { address, reason } => write!(
+            Self::Bind {
+                flag,
+                address,
+                reason,
+            } => write!(
                 f,
-                "cannot listen on {address}: {reason}; pass another address with --listen (or WASM_ENGINE_LISTEN)"
+                "cannot listen on {address}: {reason}; pass another address with --{flag} (or WASM_ENGINE_{})",
+                flag.to_ascii_uppercase().replace('-', "_")
             ),
             Self::Signals(error) => {
                 write!(f, "cannot install the SIGTERM/SIGINT handlers: {error}")
@@ -87,6 +98,8 @@ impl From<StoreError> for StartupError {
 /// A bound server: the listening socket, the service, and the worker settings.
 pub struct Server {
     http: Arc<tiny_http::Server>,
+    /// The faas-provider API's listener (`--provider-listen`), when on.
+    provider_http: Option<Arc<tiny_http::Server>>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     /// Receiving workers; [`Server::run`] adds the standby receiver.
@@ -114,6 +127,8 @@ struct Shared {
     max_body_bytes: u64,
     client_timeout: Duration,
     stop: Arc<AtomicBool>,
+    /// The faas-provider API's settings, when it is on.
+    provider: Option<provider::Settings>,
 }
 
 /// Most deploys, updates and deletes under way at once (each runs on its own
@@ -137,6 +152,13 @@ pub fn serve(config: ServeConfig) -> Result<(), StartupError> {
         config.data_dir.display()
     );
     let server = Server::bind(&config)?;
+    if let Some(address) = server.provider_addr() {
+        // Before the seed's line, which the test harness waits for.
+        log::info!(
+            "OpenFaaS faas-provider API on provider http://{address} ({})",
+            provider::access_summary(config.provider.as_ref())
+        );
+    }
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, server.stop_flag()).map_err(StartupError::Signals)?;
     }
@@ -166,29 +188,39 @@ impl Server {
     /// # Errors
     /// A [`StartupError`] when the address or the data directory is unusable.
     pub fn bind(config: &ServeConfig) -> Result<Self, StartupError> {
-        let bind_error = |reason: String| StartupError::Bind {
-            address: config.listen.clone(),
-            reason,
-        };
-        let listener =
-            std::net::TcpListener::bind(&config.listen).map_err(|e| bind_error(e.to_string()))?;
-        let service = Arc::new(FunctionService::open(config)?);
-        let reconciler = config
-            .functions_file
-            .as_ref()
-            .map(|path| Reconciler::new(path.clone(), config.functions_file_poll, service.clone()));
         let limits = tiny_http::ConnectionLimits {
             read_timeout: Some(config.client_timeout),
             write_timeout: Some(config.client_timeout),
             max_connections: Some(config.max_connections),
         };
-        let http = tiny_http::Server::from_listener_with_limits(listener, None, limits)
-            .map_err(|e| bind_error(e.to_string()))?;
+        let bind = |flag: &'static str, address: &str| {
+            let bind_error = |reason: String| StartupError::Bind {
+                flag,
+                address: address.to_owned(),
+                reason,
+            };
+            let listener =
+                std::net::TcpListener::bind(address).map_err(|e| bind_error(e.to_string()))?;
+            tiny_http::Server::from_listener_with_limits(listener, None, limits)
+                .map_err(|e| bind_error(e.to_string()))
+        };
+        let http = bind("listen", &config.listen)?;
+        let provider_http = config
+            .provider
+            .as_ref()
+            .map(|provider| bind("provider-listen", &provider.listen).map(Arc::new))
+            .transpose()?;
+        let service = Arc::new(FunctionService::open(config)?);
+        let reconciler = config
+            .functions_file
+            .as_ref()
+            .map(|path| Reconciler::new(path.clone(), config.functions_file_poll, service.clone()));
         let slots = config.invocation_slots();
         let stop = Arc::new(AtomicBool::new(false));
         let http = Arc::new(http);
         Ok(Self {
             http: http.clone(),
+            provider_http,
             shared: Arc::new(Shared {
                 service,
                 functions_file: reconciler.as_ref().map(Reconciler::status),
@@ -204,6 +236,10 @@ impl Server {
                 max_body_bytes: config.max_body_bytes,
                 client_timeout: config.client_timeout,
                 stop: stop.clone(),
+                provider: config
+                    .provider
+                    .as_ref()
+                    .map(|provider| provider::Settings::new(provider, config.protect_all)),
             }),
             stop,
             threads: config.workers.max(slots),
@@ -220,6 +256,15 @@ impl Server {
         }
     }
 
+    /// The faas-provider API's address, when it is on.
+    pub fn provider_addr(&self) -> Option<SocketAddr> {
+        match self.provider_http.as_ref()?.server_addr() {
+            tiny_http::ListenAddr::IP(address) => Some(address),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
     /// A flag that, once set, makes the server drain and [`Server::run`] return.
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         self.stop.clone()
@@ -230,18 +275,47 @@ impl Server {
     /// deploys under way finish (bounded by their own time limits), and only
     /// then does it return. Every write to the store is fsynced before its
     /// request is answered, so nothing is left to flush.
+    ///
+    /// With the provider API on, its listener gets a pool of its own of the
+    /// same shape (as many workers and a standby receiver); both pools share
+    /// the invocation slots and queue ([`Admission`]), the change threads and
+    /// the service, so one budget bounds the invocations of both APIs.
     pub fn run(self) {
-        let spawn = |name: String, body: fn(&tiny_http::Server, &Arc<Shared>)| {
-            let (http, shared) = (self.http.clone(), self.shared.clone());
+        type Body = fn(&tiny_http::Server, Listener, &Arc<Shared>);
+        let spawn = |name: String, http: &Arc<tiny_http::Server>, listener, body: Body| {
+            let (http, shared) = (http.clone(), self.shared.clone());
             std::thread::Builder::new()
                 .name(name)
-                .spawn(move || body(&http, &shared))
+                .spawn(move || body(&http, listener, &shared))
                 .expect("spawning a worker thread")
         };
         let mut handles: Vec<_> = (0..self.threads)
-            .map(|index| spawn(format!("worker-{index}"), worker))
+            .map(|index| {
+                spawn(
+                    format!("worker-{index}"),
+                    &self.http,
+                    Listener::Seed,
+                    worker,
+                )
+            })
             .collect();
-        handles.push(spawn("standby".into(), standby));
+        handles.push(spawn("standby".into(), &self.http, Listener::Seed, standby));
+        if let Some(http) = &self.provider_http {
+            handles.extend((0..self.threads).map(|index| {
+                spawn(
+                    format!("provider-{index}"),
+                    http,
+                    Listener::Provider,
+                    worker,
+                )
+            }));
+            handles.push(spawn(
+                "provider-standby".into(),
+                http,
+                Listener::Provider,
+                standby,
+            ));
+        }
         if let Some(reconciler) = self.reconciler {
             let stop = self.stop.clone();
             handles.push(
@@ -267,7 +341,7 @@ impl Shared {
     }
 }
 
-fn worker(http: &tiny_http::Server, shared: &Arc<Shared>) {
+fn worker(http: &tiny_http::Server, listener: Listener, shared: &Arc<Shared>) {
     let mut announced = false;
     loop {
         let stopping = shared.stopping();
@@ -282,6 +356,7 @@ fn worker(http: &tiny_http::Server, shared: &Arc<Shared>) {
         }
         receive(
             http,
+            listener,
             shared,
             Duration::from_millis(if stopping { 20 } else { 250 }),
         );
@@ -296,7 +371,7 @@ const STANDBY_GRACE: Duration = Duration::from_millis(5);
 /// slot is held by calls that last (see [`admission`]), so that deploys, list,
 /// query and 503 refusals are answered at once even then, without competing
 /// with the workers for requests the rest of the time.
-fn standby(http: &tiny_http::Server, shared: &Arc<Shared>) {
+fn standby(http: &tiny_http::Server, listener: Listener, shared: &Arc<Shared>) {
     while !shared.stopping() {
         let admission = &shared.admission;
         let Some(progress) = admission.wait_saturated(Duration::from_millis(250)) else {
@@ -310,26 +385,28 @@ fn standby(http: &tiny_http::Server, shared: &Arc<Shared>) {
             "every invocation slot is held by a running call: the standby receiver takes requests"
         );
         while admission.saturated() && !shared.stopping() {
-            receive(http, shared, STANDBY_GRACE);
+            receive(http, listener, shared, STANDBY_GRACE);
         }
     }
     // Draining: answer 503 and help finish like any worker.
-    worker(http, shared);
+    worker(http, listener, shared);
 }
 
 /// Waits at most `wait` for one request and handles it: dispatched, or
 /// refused with 503 once the server is stopping (probes and the metrics are
 /// still answered then).
-fn receive(http: &tiny_http::Server, shared: &Arc<Shared>, wait: Duration) {
+fn receive(http: &tiny_http::Server, listener: Listener, shared: &Arc<Shared>, wait: Duration) {
     match http.recv_timeout(wait) {
         Ok(Some(request)) => {
-            let call = Call::begin(&request);
+            let call = Call::begin(&request, listener);
             // Checked after the wait: a request taken once the stop flag is
             // set is refused, as /readyz already says.
             if shared.stopping() && !observe::served_while_draining(&call.path) {
                 shared.rejections.count(Rejection::Draining);
                 let reply = Reply::error(&ApiError::ShuttingDown);
                 finish(request, &call, Answer::Reply(reply), shared);
+            } else if listener == Listener::Provider {
+                provider::dispatch(request, call, shared);
             } else {
                 dispatch(request, call, shared);
             }
@@ -347,46 +424,66 @@ fn receive(http: &tiny_http::Server, shared: &Arc<Shared>, wait: Duration) {
 fn dispatch(request: tiny_http::Request, call: Call, shared: &Arc<Shared>) {
     let is_post = *request.method() == tiny_http::Method::Post;
     match call.path.as_str() {
-        "/function/invoke" if is_post => match shared.admission.admit((request, call)) {
-            Admit::Run((request, call)) => {
-                handle(request, call, shared);
-                while let Some((next, call)) = shared.admission.finish() {
-                    handle(next, call, shared);
-                }
-            }
-            Admit::Queued => log::debug!("invocation queued: every slot is held"),
-            Admit::Full {
-                call: (request, call),
-                running,
-                waiting,
-            } => {
-                shared.rejections.count(Rejection::Overload);
-                let reply = Reply::error(&ApiError::Overloaded { running, waiting });
-                finish(request, &call, Answer::Reply(reply), shared);
-            }
-        },
+        "/function/invoke" if is_post => admit(request, call, shared),
         "/function/deploy" | "/function/update" | "/function/delete" if is_post => {
-            if shared.changes.fetch_add(1, Ordering::AcqRel) >= MAX_CHANGES {
-                shared.changes.fetch_sub(1, Ordering::AcqRel);
-                shared.rejections.count(Rejection::ChangesBusy);
-                let reply = Reply::error(&ApiError::TooManyChanges { limit: MAX_CHANGES });
-                finish(request, &call, Answer::Reply(reply), shared);
-                return;
-            }
-            let worker_shared = shared.clone();
-            let spawned = std::thread::Builder::new()
-                .name("change".into())
-                .spawn(move || {
-                    handle(request, call, &worker_shared);
-                    worker_shared.changes.fetch_sub(1, Ordering::AcqRel);
-                });
-            if let Err(error) = spawned {
-                // The request went with the closure; nothing to answer here.
-                log::error!("cannot start a thread for a deploy: {error}");
-                shared.changes.fetch_sub(1, Ordering::AcqRel);
-            }
+            spawn_change(request, call, shared);
         }
         _ => handle(request, call, shared),
+    }
+}
+
+/// Runs an invocation (of either API) through [`Admission`]: now, after
+/// the calls ahead of it (run by the worker that frees a slot), or refused.
+fn admit(request: tiny_http::Request, call: Call, shared: &Arc<Shared>) {
+    match shared.admission.admit((request, call)) {
+        Admit::Run((request, call)) => {
+            run_admitted(request, call, shared);
+            while let Some((next, call)) = shared.admission.finish() {
+                run_admitted(next, call, shared);
+            }
+        }
+        Admit::Queued => log::debug!("invocation queued: every slot is held"),
+        Admit::Full {
+            call: (request, call),
+            running,
+            waiting,
+        } => {
+            shared.rejections.count(Rejection::Overload);
+            let reply = Reply::error(&ApiError::Overloaded { running, waiting });
+            finish(request, &call, Answer::Reply(reply), shared);
+        }
+    }
+}
+
+/// Handles an admitted invocation with its own API's handler.
+fn run_admitted(request: tiny_http::Request, call: Call, shared: &Arc<Shared>) {
+    match call.listener {
+        Listener::Seed => handle(request, call, shared),
+        Listener::Provider => provider::handle(request, call, shared),
+    }
+}
+
+/// Runs a deploy, update or delete (of either API) on a thread of its own,
+/// or refuses it when [`MAX_CHANGES`] are under way.
+fn spawn_change(request: tiny_http::Request, call: Call, shared: &Arc<Shared>) {
+    if shared.changes.fetch_add(1, Ordering::AcqRel) >= MAX_CHANGES {
+        shared.changes.fetch_sub(1, Ordering::AcqRel);
+        shared.rejections.count(Rejection::ChangesBusy);
+        let reply = Reply::error(&ApiError::TooManyChanges { limit: MAX_CHANGES });
+        finish(request, &call, Answer::Reply(reply), shared);
+        return;
+    }
+    let worker_shared = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("change".into())
+        .spawn(move || {
+            run_admitted(request, call, &worker_shared);
+            worker_shared.changes.fetch_sub(1, Ordering::AcqRel);
+        });
+    if let Err(error) = spawned {
+        // The request went with the closure; nothing to answer here.
+        log::error!("cannot start a thread for a deploy: {error}");
+        shared.changes.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -399,6 +496,8 @@ enum Answer {
         content_type: &'static str,
         body: String,
     },
+    /// A faas-provider API answer, sent as it is.
+    Provider(provider::Response),
 }
 
 fn handle(mut request: tiny_http::Request, mut call: Call, shared: &Shared) {
@@ -456,6 +555,10 @@ fn finish(request: tiny_http::Request, call: &Call, answer: Answer, shared: &Sha
     let _scope = crate::call::with_current(|current| current.is_none())
         .then(|| crate::call::enter(&call.id));
     let status = match answer {
+        Answer::Provider(response) => provider::send(request, response, &call.id),
+        Answer::Reply(reply) if call.listener == Listener::Provider => {
+            provider::send(request, provider::Response::error(&reply), &call.id)
+        }
         Answer::Reply(reply) => {
             let status = reply.status;
             respond(request, reply, &call.id);
@@ -646,7 +749,7 @@ fn route(
             } = parse_json(&body)?;
             *ignored_fields = ignored;
             call.function = Some(function_name.clone());
-            let invocation = service.invoke(&function_name, &args, &call.id);
+            let invocation = service.invoke(&function_name, &Input::Args(args), &call.id);
             let output = invocation.output.map_err(ApiError::from);
             if let Some(metrics) = &invocation.metrics {
                 metrics.count_status(output.as_ref().map_or_else(ApiError::status, |_| 200));

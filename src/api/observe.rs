@@ -25,9 +25,19 @@ pub const CALL_ID_HEADER: &str = "X-Call-Id";
 /// The media type of newline-delimited JSON log answers.
 const NDJSON: &str = "application/x-ndjson";
 
+/// Which listener a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// `--listen`: the seed's REST API.
+    Seed,
+    /// `--provider-listen`: the OpenFaaS faas-provider API.
+    Provider,
+}
+
 /// One request being answered.
 pub struct Call {
     pub id: CallId,
+    pub listener: Listener,
     pub started: Instant,
     pub method: String,
     pub path: String,
@@ -36,9 +46,9 @@ pub struct Call {
 }
 
 impl Call {
-    /// The call of `request`: its `X-Call-Id` when that is a sane id, else a
-    /// fresh one.
-    pub fn begin(request: &tiny_http::Request) -> Self {
+    /// The call of `request`, received on `listener`: its `X-Call-Id` when
+    /// that is a sane id, else a fresh one.
+    pub fn begin(request: &tiny_http::Request, listener: Listener) -> Self {
         let id = request
             .headers()
             .iter()
@@ -47,6 +57,7 @@ impl Call {
             .unwrap_or_else(CallId::generate);
         Self {
             id,
+            listener,
             started: Instant::now(),
             method: request.method().to_string(),
             path: request.url().split('?').next().unwrap_or("").to_owned(),
@@ -69,18 +80,24 @@ pub fn served_while_draining(path: &str) -> bool {
 /// file have never been deployed (their names).
 pub fn health(path: &str, shared: &Shared) -> Result<Answer, ApiError> {
     if path == "/readyz" {
-        if shared.stopping() {
-            return Err(ApiError::NotReady {
-                reason: "draining: the engine is shutting down and finishes the calls it has"
-                    .into(),
-            });
-        }
-        if let Some(reason) = shared.functions_file.as_ref().and_then(|s| s.not_ready()) {
+        if let Some(reason) = not_ready(shared) {
             return Err(ApiError::NotReady { reason });
         }
         return Ok(Answer::Reply(Reply::ok("ready".into())));
     }
     Ok(Answer::Reply(Reply::ok("alive".into())))
+}
+
+/// Why the engine is not ready, if it is not: it drains, or entries of its
+/// functions file have never been deployed. Both listeners' `/readyz` ask.
+pub fn not_ready(shared: &Shared) -> Option<String> {
+    if shared.stopping() {
+        return Some("draining: the engine is shutting down and finishes the calls it has".into());
+    }
+    shared
+        .functions_file
+        .as_ref()
+        .and_then(|status| status.not_ready())
 }
 
 /// `GET /metrics`: the Prometheus text exposition.

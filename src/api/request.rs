@@ -104,7 +104,7 @@ impl DeployRequest {
             function_name: raw.function_name,
             spec: DeploySpec {
                 image: function_image,
-                wasi_cap: raw.wasi_cap,
+                wasi_cap: raw.wasi_cap.into(),
                 limits,
             },
             ignored_fields: raw.ignored_fields,
@@ -170,7 +170,7 @@ mod tests {
         .unwrap();
         assert_eq!(request.function_name.as_str(), "hello");
         assert_eq!(request.spec.image.tag.as_deref(), Some("v2"));
-        assert!(request.spec.wasi_cap);
+        assert_eq!(request.spec.wasi_cap, crate::service::WasiCap::On);
         assert!(request.spec.limits.is_empty());
     }
 
@@ -211,7 +211,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request.function_name.as_str(), "authentication");
-        assert!(!request.spec.wasi_cap);
+        assert_eq!(request.spec.wasi_cap, crate::service::WasiCap::Off);
         assert_eq!(
             request.ignored_fields,
             IgnoredFields(vec!["description".into(), "labels".into()])

@@ -157,6 +157,14 @@ impl FunctionMetrics {
         }
     }
 
+    /// Invocations answered so far, whatever their status.
+    pub fn answered_total(&self) -> u64 {
+        self.statuses
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Invocations answered with `status` so far.
     pub fn status_count(&self, status: u16) -> u64 {
         STATUSES

@@ -15,7 +15,7 @@ use super::{
     CallLimits, CompiledFunction, InstanceLimiter, Limited, PlainState, Runtime, RuntimeError,
     StringReturn, WasiState,
 };
-use crate::function::InvocationArgs;
+use crate::function::{Input, InvocationArgs};
 
 const WASM_PAGE_BYTES: u64 = 65_536;
 /// Fuel granted per slice; the deadline is checked between slices. About a
@@ -99,13 +99,14 @@ impl<'a> Invocation<'a> {
         }
     }
 
-    /// The string ABI: write the args JSON at the start of freshly grown
-    /// pages, call `f(ptr, len)`, read the `(ptr, len)` it returns (as two
-    /// `i32`, or packed in one `i64` as `ptr << 32 | len`) as UTF-8.
+    /// The string ABI: write the input (the args JSON, or a raw body) at
+    /// the start of freshly grown pages, call `f(ptr, len)`, read the
+    /// `(ptr, len)` it returns (as two `i32`, or packed in one `i64` as
+    /// `ptr << 32 | len`) as UTF-8.
     pub(super) fn string(
         mut self,
         returns: StringReturn,
-        args: &InvocationArgs,
+        input: &Input,
     ) -> Result<String, RuntimeError> {
         let (mut store, instance) = self.plain_instance()?;
         let name = self.function.name.as_str();
@@ -117,7 +118,7 @@ impl<'a> Invocation<'a> {
                 })?;
         let entry = self.export(&instance, &store, name)?;
 
-        let input = args.to_json();
+        let input = input.bytes();
         let too_large = || RuntimeError::BadArguments {
             reason: format!(
                 "the {} byte arguments do not fit in function {name}'s 32-bit address space",
@@ -140,7 +141,7 @@ impl<'a> Invocation<'a> {
             .write(
                 &mut store,
                 usize::try_from(input_ptr).map_err(|_| too_large())?,
-                input.as_bytes(),
+                &input,
             )
             .map_err(|error| self.trap(error.into()))?;
 
@@ -176,10 +177,13 @@ impl<'a> Invocation<'a> {
         mut self,
         params: &[ValType],
         param_names: Option<&[String]>,
-        args: &InvocationArgs,
+        input: &Input,
     ) -> Result<String, RuntimeError> {
         let function = self.function;
-        let raw_values = bind_arguments(function.name.as_str(), params, param_names, args)?;
+        let args = input
+            .arguments()
+            .map_err(|reason| RuntimeError::BadArguments { reason })?;
+        let raw_values = bind_arguments(function.name.as_str(), params, param_names, &args)?;
         let mut values = Vec::with_capacity(params.len());
         for ((label, raw), ty) in raw_values.iter().zip(params) {
             values.push(
@@ -211,22 +215,25 @@ impl<'a> Invocation<'a> {
     /// WASI: run `_start` with `argv = [args JSON]`, the same JSON on stdin,
     /// no environment, no preopened directories; stdout (one trailing
     /// newline removed) is the output. What it wrote to stderr is appended
-    /// to `stderr_out`.
+    /// to `stderr_out`. A raw body is stdin as it is, and `argv[0]` when it
+    /// is a JSON object (else the function's name, as a program name).
     pub(super) fn wasi(
         mut self,
-        args: &InvocationArgs,
+        input: &Input,
         stderr_out: &mut Vec<u8>,
     ) -> Result<String, RuntimeError> {
         let (function, limits) = (self.function, self.limits);
-        let input = args.to_json();
+        let argv0 = input
+            .json_object_text()
+            .unwrap_or_else(|| function.name.as_str().into());
         let stdout = Arc::new(RwLock::new(CappedBuffer::new(limits.max_output_bytes)));
         let stderr = Arc::new(RwLock::new(CappedBuffer::new(limits.max_output_bytes)));
         let wasi = WasiCtxBuilder::new()
-            .arg(&input)
+            .arg(&argv0)
             .map_err(|error| RuntimeError::BadArguments {
                 reason: format!("the arguments cannot be passed as argv: {error}"),
             })?
-            .stdin(Box::new(ReadPipe::from(input.into_bytes())))
+            .stdin(Box::new(ReadPipe::from(input.bytes().into_owned())))
             .stdout(Box::new(WritePipe::from_shared(stdout.clone())))
             .stderr(Box::new(WritePipe::from_shared(stderr.clone())))
             .build();
@@ -651,7 +658,11 @@ mod tests {
         let compiled = runtime
             .prepare(&name, false, &wat::parse_str(wat).expect("valid WAT"))
             .expect("the module deploys");
-        runtime.invoke(&compiled, &runtime.limits_for(limits), &args(pairs))
+        runtime.invoke(
+            &compiled,
+            &runtime.limits_for(limits),
+            &Input::Args(args(pairs)),
+        )
     }
 
     fn parsed(raw: &str, ty: ValType) -> Option<String> {

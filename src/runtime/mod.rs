@@ -27,7 +27,7 @@ pub use abi::{Abi, StringReturn};
 pub use error::RuntimeError;
 pub use invoke::read_result as read_string_result;
 
-use crate::function::{FunctionLimits, FunctionName, InvocationArgs};
+use crate::function::{FunctionLimits, FunctionName, Input};
 
 /// `mib` MiB in bytes. Sizes are `u64` until they reach wasmi, where they
 /// are clamped to the target's address space ([`usize_saturating`]): on a
@@ -293,6 +293,25 @@ impl Runtime {
         }
     }
 
+    /// Whether `wasm` imports anything from WASI (`wasi_snapshot_preview1`):
+    /// how a deploy that does not say (an OpenFaaS deploy) chooses
+    /// `wasi_cap`. It reads only the import section; a module it cannot read
+    /// is `false`, and [`Runtime::prepare`] then says what is wrong with it.
+    pub fn imports_wasi(wasm: &[u8]) -> bool {
+        for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+            match payload {
+                Ok(wasmparser::Payload::ImportSection(imports)) => {
+                    return imports.into_iter().any(|import| {
+                        import.is_ok_and(|import| import.module == abi::WASI_MODULE)
+                    });
+                }
+                Ok(wasmparser::Payload::CodeSectionStart { .. }) | Err(_) => return false,
+                Ok(_) => {}
+            }
+        }
+        false
+    }
+
     /// Compiles and validates `wasm` for `function`, choosing its ABI.
     ///
     /// # Errors
@@ -389,15 +408,15 @@ impl Runtime {
     /// Runs one invocation of `function` in a fresh instance and returns its output.
     ///
     /// # Errors
-    /// [`RuntimeError::BadArguments`] when `args` do not fit the function;
+    /// [`RuntimeError::BadArguments`] when `input` does not fit the function;
     /// otherwise a trap, a non-zero exit, or output the engine cannot read.
     pub fn invoke(
         &self,
         function: &CompiledFunction,
         limits: &CallLimits,
-        args: &InvocationArgs,
+        input: &Input,
     ) -> Result<String, RuntimeError> {
-        self.invoke_keeping_stderr(function, limits, args, &mut Vec::new())
+        self.invoke_keeping_stderr(function, limits, input, &mut Vec::new())
     }
 
     /// Like [`Runtime::invoke`], and appends what a WASI function wrote to
@@ -410,12 +429,12 @@ impl Runtime {
         &self,
         function: &CompiledFunction,
         limits: &CallLimits,
-        args: &InvocationArgs,
+        input: &Input,
         stderr: &mut Vec<u8>,
     ) -> Result<String, RuntimeError> {
         match &function.abi {
             Abi::String(returns) => {
-                invoke::Invocation::start(self, function, limits).string(*returns, args)
+                invoke::Invocation::start(self, function, limits).string(*returns, input)
             }
             Abi::Numeric {
                 params,
@@ -423,9 +442,9 @@ impl Runtime {
             } => invoke::Invocation::start(self, function, limits).numeric(
                 params,
                 param_names.as_deref(),
-                args,
+                input,
             ),
-            Abi::Wasi => invoke::Invocation::start(self, function, limits).wasi(args, stderr),
+            Abi::Wasi => invoke::Invocation::start(self, function, limits).wasi(input, stderr),
         }
     }
 }
@@ -438,13 +457,13 @@ mod tests {
         FunctionName::new(name).expect("a valid function name")
     }
 
-    fn args(pairs: &[(&str, &str)]) -> InvocationArgs {
-        InvocationArgs::from_pairs(
+    fn args(pairs: &[(&str, &str)]) -> Input {
+        Input::Args(crate::function::InvocationArgs::from_pairs(
             pairs
                 .iter()
                 .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
                 .collect(),
-        )
+        ))
     }
 
     /// A module whose export `run(burn, which)` spins `burn` loop iterations

@@ -151,6 +151,14 @@ impl FunctionStore {
         &self.functions_dir
     }
 
+    /// When `name`'s module was last written (its deploy or update, or its
+    /// adoption), from the file's modification time; `None` if unknown.
+    pub fn installed_at(&self, name: &FunctionName) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.wasm_path(name))
+            .and_then(|metadata| metadata.modified())
+            .ok()
+    }
+
     /// Where a function's `.wasm` lives.
     pub fn wasm_path(&self, name: &FunctionName) -> PathBuf {
         self.functions_dir

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# scale.sh: what grows with the number of deployed functions (a benchmark,
+# not a test; docs/performance.md records its output).
+#
+# For each count in COUNTS (default "10 100 1000"), on a fresh data
+# directory: deploys that many copies of the small `gcd` example (numeric
+# ABI, 165 bytes) under their own names, then reports
+#   - RSS of the engine idle, after the deploys (no call yet) and after one
+#     call of each function, and the growth per function;
+#   - list and query latency (median of 21 curl requests);
+#   - invoke throughput of one function (wrk -t2 -c50, DURATION seconds);
+#   - restart: SIGTERM, start again, time until /readyz answers 200, the
+#     RSS then, and the first invoke's latency;
+#   - the data directory's size.
+#
+# Environment: COUNTS, DURATION (default 5), ENGINE (the binary, default
+# the release build), KEEP=1 (leave the work directory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+counts=${COUNTS:-10 100 1000}
+duration=${DURATION:-5}
+work=$(mktemp -d /tmp/wasmengine-scale.XXXXXX)
+on_exit_remove "$work"
+for tool in docker-registry curl wrk python3; do
+  command -v "$tool" >/dev/null || { echo "scale.sh: $tool is missing (make load installs it)" >&2; exit 1; }
+done
+
+echo "== building (release engine, examples)"
+[ -z "${ENGINE:-}" ] && cargo build --quiet --release
+engine=${ENGINE:-target/release/wasm_engine}
+gcd=experiments/application/gcd/target/wasm32-unknown-unknown/release/gcd.wasm
+[ -f "$gcd" ] || experiments/build-apps.sh >/dev/null
+
+registry=127.0.0.1:$(free_port)
+start_registry "$registry" "$work/registry"
+
+# One small module per function (a function's name must be its export's):
+# `add_NNNNN(i32, i32) -> i32`, 60 bytes each, pushed as its own image.
+max=$(echo "$counts" | tr ' ' '\n' | sort -n | tail -1)
+echo "== pushing $max one-function images"
+python3 - "$work/modules" "$max" <<'PY'
+import os, sys
+out, count = sys.argv[1], int(sys.argv[2])
+os.makedirs(out, exist_ok=True)
+def section(id, body): return bytes([id, len(body)]) + body
+for i in range(1, count + 1):
+    name = f"add_{i:05d}".encode()
+    wasm = (b"\0asm\1\0\0\0"
+        + section(1, bytes([1, 0x60, 2, 0x7f, 0x7f, 1, 0x7f]))
+        + section(3, bytes([1, 0]))
+        + section(7, bytes([1, len(name)]) + name + bytes([0, 0]))
+        + section(10, bytes([1, 7, 0, 0x20, 0, 0x20, 1, 0x6a, 0x0b])))
+    open(f"{out}/add_{i:05d}.wasm", "wb").write(wasm)
+PY
+pushes=()
+for i in $(seq -f '%05g' "$max"); do
+  "$engine" push "$work/modules/add_$i.wasm" "$registry/add-$i:v1" >/dev/null 2>&1 &
+  pushes+=($!)
+  if ((${#pushes[@]} == 16)); then
+    wait "${pushes[@]}"
+    pushes=()
+  fi
+done
+((${#pushes[@]} == 0)) || wait "${pushes[@]}"
+
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+median_ms() { # curl arguments...: median time_total of 21 requests, in ms
+  for _ in $(seq 21); do curl -s -o /dev/null -w '%{time_total}\n' "$@"; done |
+    sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", v[11] * 1000 }'
+}
+now_ns() { date +%s%N; }
+start_engine() { # data_dir port
+  RUST_LOG=off "$engine" --listen "127.0.0.1:$2" --data-dir "$1" >>"$work/engine.log" 2>&1 &
+  engine_pid=$!
+  on_exit_kill "$engine_pid"
+}
+post() { curl -s -o /dev/null -w '%{http_code}' -X POST "$url/function/$1" -d "$2"; }
+
+printf '\n%9s %9s %12s %10s %9s %8s %8s %9s %10s %11s %10s %9s\n' \
+  functions idle_KiB deployed_KiB called_KiB KiB/func list_ms query_ms invoke/s restart_ms restart_KiB first_ms data_KiB
+for count in $counts; do
+  data=$work/data-$count
+  port=$(free_port)
+  url=http://127.0.0.1:$port
+  start_engine "$data" "$port"
+  wait_for 30 "the engine" curl -fs "$url/readyz"
+  idle=$(rss_kib "$engine_pid")
+  for i in $(seq -f '%05g' "$count"); do
+    status=$(post deploy "{\"function_name\": \"add_$i\", \"function_image\": \"$registry/add-$i:v1\"}")
+    [ "$status" = 200 ] || { echo "deploy of add_$i answered $status" >&2; exit 1; }
+  done
+  deployed=$(rss_kib "$engine_pid")
+  for i in $(seq -f '%05g' "$count"); do
+    status=$(post invoke "{\"function_name\": \"add_$i\", \"args\": {\"a\": \"1\", \"b\": \"2\"}}")
+    [ "$status" = 200 ] || { echo "invoke of add_$i answered $status" >&2; exit 1; }
+  done
+  called=$(rss_kib "$engine_pid")
+  list_ms=$(median_ms "$url/function/list")
+  query_ms=$(median_ms -X POST "$url/function/query" -d '{"function_name": "add_00001"}')
+  body=$work/invoke.lua
+  printf 'wrk.method = "POST"\nwrk.body = [[{"function_name": "add_00001", "args": {"a": "1", "b": "2"}}]]\n' >"$body"
+  rate=$(wrk -t2 -c50 -d"${duration}s" -s "$body" "$url/function/invoke" | awk '/Requests\/sec/ { printf "%d", $2 }')
+  kill "$engine_pid"; wait "$engine_pid" 2>/dev/null || true
+
+  started=$(now_ns)
+  start_engine "$data" "$port"
+  wait_for 60 "the restarted engine" curl -fs "$url/readyz"
+  restart_ms=$(awk -v a="$started" -v b="$(now_ns)" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')
+  restart_rss=$(rss_kib "$engine_pid")
+  first_ms=$(curl -s -o /dev/null -w '%{time_total}' -X POST "$url/function/invoke" \
+    -d '{"function_name": "add_00001", "args": {"a": "1", "b": "2"}}' | awk '{ printf "%.2f", $1 * 1000 }')
+  kill "$engine_pid"; wait "$engine_pid" 2>/dev/null || true
+  data_kib=$(du -sk "$data" | cut -f1)
+  per=$(awk -v a="$idle" -v b="$deployed" -v n="$count" 'BEGIN { printf "%.1f", (b - a) / n }')
+  printf '%9s %9s %12s %10s %9s %8s %8s %9s %10s %11s %10s %9s\n' \
+    "$count" "$idle" "$deployed" "$called" "$per" "$list_ms" "$query_ms" "$rate" "$restart_ms" "$restart_rss" "$first_ms" "$data_kib"
+done

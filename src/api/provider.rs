@@ -1,0 +1,791 @@
+//! The OpenFaaS faas-provider API (`--provider-listen`), so that an OpenFaaS
+//! gateway (`functions_provider_url`) or `faas-cli` can drive a node. The
+//! contract is faas-provider's `serve.go` and `types/`; `docs/openfaas.md`
+//! says what is supported and what is not.
+//!
+//! It owns the provider's routes, the mapping between OpenFaaS's types
+//! (`FunctionDeployment`, `FunctionStatus`, ...) and the engine's, and how
+//! its answers look (JSON, or the function's output as the body). It does
+//! not own the server: its listener is a second `tiny_http::Server` served
+//! by a pool of the same shape as the seed's (`Server::run`: as many workers
+//! and a standby receiver), and every request goes through the same
+//! machinery: call ids, the drain, [`Admission`](super::admission) for
+//! invocations (one budget of slots and queue for both APIs), the change
+//! threads for deploys, updates and deletes, `finish` for the access log.
+//! Errors are [`ApiError`]s, so statuses still come from
+//! [`ApiError::status`] alone.
+//!
+//! Basic auth ([`BasicAccess`]) guards `/system/*` when
+//! `--provider-secrets-dir` is given; invocations too with `--protect-all`.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::auth::BasicAccess;
+use super::observe::{CALL_ID_HEADER, Call};
+use super::request::parse_json;
+use super::response::Reply;
+use super::{Answer, ApiError, RETRY_AFTER_SECONDS, Shared, header, read_body};
+use crate::call::CallId;
+use crate::config::ProviderConfig;
+use crate::function::{FunctionLimits, FunctionName, Input, MAX_MEMORY_LIMIT_MB};
+use crate::registry::ImageReference;
+use crate::rfc3339;
+use crate::service::{DeploySpec, FunctionStatus, LogQuery, WasiCap};
+
+/// The one namespace functions live in, as faasd names it.
+pub const NAMESPACE: &str = "openfaas-fn";
+/// Annotation that forces (`"true"`) or forbids (`"false"`) WASI; absent,
+/// the module's imports decide.
+pub const WASI_ANNOTATION: &str = "com.openfaas.wasm.wasi";
+/// Annotation with the function's `timeout_ms`.
+pub const TIMEOUT_ANNOTATION: &str = "com.openfaas.wasm.timeout_ms";
+/// Annotation with the function's `fuel` budget.
+pub const FUEL_ANNOTATION: &str = "com.openfaas.wasm.fuel";
+
+/// What the provider's routes need besides the service.
+pub struct Settings {
+    basic: BasicAccess,
+    /// Whether invocations and `/metrics` need the credentials too.
+    protect_all: bool,
+}
+
+impl Settings {
+    pub fn new(config: &ProviderConfig, protect_all: bool) -> Self {
+        Self {
+            basic: BasicAccess::new(config.credentials.as_ref()),
+            protect_all,
+        }
+    }
+}
+
+/// Who may call what on the provider's listener, for the startup log.
+pub fn access_summary(config: Option<&ProviderConfig>) -> String {
+    match config.map(|config| config.credentials.is_some()) {
+        Some(true) => "basic auth on /system/* (--provider-secrets-dir); invocations need it only with --protect-all".into(),
+        _ => "no basic auth: anyone who can reach it can deploy and run code (see --provider-secrets-dir)".into(),
+    }
+}
+
+/// A provider answer: status, content type and body as they are sent.
+#[derive(Debug)]
+pub struct Response {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+    /// An error message, which gets the call id and one newline appended.
+    is_error: bool,
+}
+
+impl Response {
+    fn json(status: u16, value: &Value) -> Self {
+        Self {
+            status,
+            content_type: "application/json".into(),
+            body: value.to_string().into_bytes(),
+            is_error: false,
+        }
+    }
+
+    fn empty(status: u16) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8".into(),
+            body: Vec::new(),
+            is_error: false,
+        }
+    }
+
+    /// An error (or a refusal made outside this module) as the provider
+    /// answers it: the message as plain text, no `status code:` prefix.
+    pub fn error(reply: &Reply) -> Self {
+        Self {
+            status: reply.status,
+            content_type: "text/plain; charset=utf-8".into(),
+            body: reply.message.clone().into_bytes(),
+            is_error: reply.status >= 400,
+        }
+    }
+}
+
+/// Sends `response` with the headers its status calls for; returns the status.
+pub fn send(request: tiny_http::Request, mut response: Response, call_id: &CallId) -> u16 {
+    if response.is_error {
+        response
+            .body
+            .extend_from_slice(format!(" (call id {call_id})\n").as_bytes());
+    }
+    let status = response.status;
+    let mut answer = tiny_http::Response::from_data(response.body)
+        .with_status_code(status)
+        .with_header(header("Content-Type", &response.content_type))
+        .with_header(header(CALL_ID_HEADER, call_id.as_str()));
+    match status {
+        401 => answer.add_header(header("WWW-Authenticate", "Basic realm=\"Restricted\"")),
+        405 => {
+            let path = request.url().split('?').next().unwrap_or("");
+            answer.add_header(header("Allow", allowed_methods(path).unwrap_or("GET")));
+        }
+        503 => answer.add_header(header("Retry-After", RETRY_AFTER_SECONDS)),
+        _ => {}
+    }
+    if matches!(status, 408 | 413) {
+        answer.add_header(header("Connection", "close"));
+    }
+    if let Err(error) = request.respond(answer) {
+        log::debug!("could not send the response: {error}");
+    }
+    status
+}
+
+/// Sends a provider request where it runs: invocations through admission,
+/// deploys, updates and deletes on a change thread, the rest here.
+pub fn dispatch(request: tiny_http::Request, call: Call, shared: &Arc<Shared>) {
+    if call.path.starts_with("/function/") {
+        super::admit(request, call, shared);
+    } else if call.path == "/system/functions"
+        && matches!(call.method.as_str(), "POST" | "PUT" | "DELETE")
+    {
+        super::spawn_change(request, call, shared);
+    } else {
+        handle(request, call, shared);
+    }
+}
+
+/// Answers one provider request (a panic answers 500, the worker lives on).
+pub fn handle(mut request: tiny_http::Request, mut call: Call, shared: &Shared) {
+    let _scope = crate::call::enter(&call.id);
+    let outcome = catch_unwind(AssertUnwindSafe(|| route(&mut request, &mut call, shared)));
+    let (method, path) = (&call.method, &call.path);
+    let answer = match outcome {
+        Ok(Ok(response)) => Answer::Provider(response),
+        Ok(Err(error)) => {
+            let reply = Reply::error(&error);
+            let is_change = path == "/system/functions" && method != "GET";
+            if reply.status >= 500 || reply.status == 401 || is_change {
+                log::warn!("{method} {path}: {}: {error}", reply.status);
+            } else {
+                log::debug!("{method} {path}: {}: {error}", reply.status);
+            }
+            Answer::Reply(reply)
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!("{method} {path}: handler panicked: {what}");
+            Answer::Reply(Reply::error(&ApiError::Internal))
+        }
+    };
+    super::finish(request, &call, answer, shared);
+}
+
+/// The methods a provider route takes, or `None` for no such route.
+/// Invocations (`/function/...`) take any.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/system/functions" | "/system/secrets" => "GET, POST, PUT, DELETE",
+        "/system/info" | "/system/namespaces" | "/system/logs" | "/metrics" => "GET",
+        "/healthz" | "/readyz" => "GET, HEAD",
+        _ if path_name(path, "/system/function/").is_some() => "GET",
+        _ if path_name(path, "/system/scale-function/").is_some() => "POST",
+        _ => return None,
+    })
+}
+
+/// The `{name}` of `prefix{name}`, when that is all the path holds.
+fn path_name<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    path.strip_prefix(prefix)
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+}
+
+fn header_value(request: &tiny_http::Request, name: &'static str) -> Option<String> {
+    request
+        .headers()
+        .iter()
+        .find(|header| header.field.equiv(name))
+        .map(|header| header.value.as_str().to_owned())
+}
+
+fn route(
+    request: &mut tiny_http::Request,
+    call: &mut Call,
+    shared: &Shared,
+) -> Result<Response, ApiError> {
+    let settings = shared
+        .provider
+        .as_ref()
+        .expect("provider requests come only from the provider's listener");
+    let authorization = header_value(request, "Authorization");
+    let (method, path) = (call.method.clone(), call.path.clone());
+    if path.starts_with("/function/") {
+        if settings.protect_all {
+            settings.basic.check(authorization.as_deref())?;
+        }
+        return invoke(request, call, shared);
+    }
+    let Some(allowed) = allowed_methods(&path) else {
+        return Err(ApiError::NoProviderRoute { method, path });
+    };
+    if !allowed.split(", ").any(|allowed| allowed == method) {
+        return Err(ApiError::MethodNotAllowed {
+            method,
+            path,
+            allowed,
+        });
+    }
+    match path.as_str() {
+        "/healthz" => return Ok(text(200, "OK")),
+        "/readyz" => {
+            if let Some(reason) = super::observe::not_ready(shared) {
+                return Err(ApiError::NotReady { reason });
+            }
+            return Ok(text(200, "OK"));
+        }
+        "/metrics" => {
+            if settings.protect_all {
+                settings.basic.check(authorization.as_deref())?;
+            }
+            return Ok(match super::observe::metrics(shared) {
+                Answer::Raw { content_type, body } => Response {
+                    status: 200,
+                    content_type: content_type.into(),
+                    body: body.into_bytes(),
+                    is_error: false,
+                },
+                _ => unreachable!("the metrics are a raw answer"),
+            });
+        }
+        _ => {}
+    }
+    settings.basic.check(authorization.as_deref())?;
+    let query = Query::parse(request.url());
+    let service = &shared.service;
+    match (method.as_str(), path.as_str()) {
+        ("GET", "/system/functions") => {
+            let statuses: Vec<Value> = service
+                .statuses()
+                .iter()
+                .map(|status| status_json(status, false))
+                .collect();
+            Ok(Response::json(200, &Value::Array(statuses)))
+        }
+        ("POST" | "PUT", "/system/functions") => {
+            let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
+            let (name, spec) = parse_deployment(&body)?;
+            call.function = Some(name.clone());
+            if method == "POST" {
+                service.deploy(&name, &spec)?;
+            } else {
+                service.update(&name, &spec)?;
+            }
+            Ok(Response::empty(200))
+        }
+        ("DELETE", "/system/functions") => {
+            let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
+            let DeleteFunctionRequest { function_name } = parse_json(&body)?;
+            call.function = Some(function_name.clone());
+            service.delete(&function_name)?;
+            Ok(Response::empty(200))
+        }
+        ("GET", "/system/info") => Ok(Response::json(
+            200,
+            &json!({
+                "provider": "wasm_engine",
+                "orchestration": "wasmi",
+                "version": {
+                    "release": crate::build_info::VERSION,
+                    "sha": crate::build_info::COMMIT,
+                },
+            }),
+        )),
+        ("GET", "/system/namespaces") => Ok(Response::json(200, &json!([NAMESPACE]))),
+        ("GET", "/system/logs") => logs(&query, call, shared),
+        (_, "/system/secrets") => Err(ApiError::NotImplemented {
+            what: "secrets are not supported: the engine has no secrets store, and WebAssembly functions get no files or environment (see docs/openfaas.md)",
+        }),
+        ("GET", _) => {
+            let name = function_name(path_name(&path, "/system/function/").unwrap_or(""))?;
+            call.function = Some(name.clone());
+            let usage = query.flag("usage");
+            Ok(Response::json(
+                200,
+                &status_json(&service.status(&name)?, usage),
+            ))
+        }
+        _ => {
+            // POST /system/scale-function/{name}: an engine instance per call
+            // has nothing to scale; the body is read for its syntax only.
+            let name = function_name(path_name(&path, "/system/scale-function/").unwrap_or(""))?;
+            call.function = Some(name.clone());
+            let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
+            if !body.iter().all(u8::is_ascii_whitespace) {
+                let _: ScaleServiceRequest = parse_json(&body)?;
+            }
+            service.status(&name)?;
+            Ok(Response::empty(202))
+        }
+    }
+}
+
+fn text(status: u16, text: &str) -> Response {
+    Response {
+        body: text.as_bytes().to_vec(),
+        ..Response::empty(status)
+    }
+}
+
+fn function_name(text: &str) -> Result<FunctionName, ApiError> {
+    FunctionName::new(text).map_err(|error| ApiError::BadRequest(error.to_string()))
+}
+
+/// `/function/{name}`, `/function/{name}.openfaas-fn`, `/function/{name}/{path...}`:
+/// the body is the function's input and the output is the answer's body.
+fn invoke(
+    request: &mut tiny_http::Request,
+    call: &mut Call,
+    shared: &Shared,
+) -> Result<Response, ApiError> {
+    let rest = call.path.strip_prefix("/function/").unwrap_or("");
+    let segment = rest.split('/').next().unwrap_or("");
+    let name = function_name(
+        segment
+            .strip_suffix(".openfaas-fn")
+            .filter(|name| !name.is_empty())
+            .unwrap_or(segment),
+    )?;
+    call.function = Some(name.clone());
+    let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
+    let content_type =
+        header_value(request, "Content-Type").unwrap_or_else(|| "text/plain".to_owned());
+    let invocation = shared.service.invoke(&name, &Input::Raw(body), &call.id);
+    let output = invocation.output.map_err(ApiError::from);
+    if let Some(metrics) = &invocation.metrics {
+        metrics.count_status(output.as_ref().map_or_else(ApiError::status, |_| 200));
+    }
+    Ok(Response {
+        status: 200,
+        content_type,
+        body: output?.into_bytes(),
+        is_error: false,
+    })
+}
+
+/// `GET /system/logs?name=N&tail=T&since=RFC3339&follow=B`: NDJSON of
+/// faas-provider's `logs.Message`, one per line of the function's log. The
+/// instance is the call id: every call runs in an instance of its own.
+/// `follow` is accepted, but the stream ends after the lines kept.
+fn logs(query: &Query, call: &mut Call, shared: &Shared) -> Result<Response, ApiError> {
+    let name =
+        function_name(query.get("name").ok_or_else(|| {
+            ApiError::BadRequest("name is required: /system/logs?name=NAME".into())
+        })?)?;
+    call.function = Some(name.clone());
+    let tail = query
+        .get("tail")
+        .map(|tail| tail.parse::<i64>())
+        .transpose()
+        .map_err(|error| ApiError::BadRequest(format!("tail: {error}")))?
+        .and_then(|tail| usize::try_from(tail).ok());
+    let since = query
+        .get("since")
+        .filter(|since| !since.is_empty())
+        .map(rfc3339::parse)
+        .transpose()
+        .map_err(|reason| ApiError::BadRequest(format!("since: {reason}")))?;
+    let lines = shared.service.logs(&name, LogQuery { since, tail })?;
+    let body: String = lines
+        .iter()
+        .map(|line| {
+            format!(
+                "{}\n",
+                json!({
+                    "name": name,
+                    "namespace": NAMESPACE,
+                    "instance": line.call_id.as_str(),
+                    "timestamp": rfc3339::format_millis(line.time),
+                    "text": line.text,
+                })
+            )
+        })
+        .collect();
+    Ok(Response {
+        status: 200,
+        content_type: "application/x-ndjson".into(),
+        body: body.into_bytes(),
+        is_error: false,
+    })
+}
+
+/// A function as `FunctionStatus`; `usage` adds `usage` (its memory high-water mark).
+fn status_json(status: &FunctionStatus, usage: bool) -> Value {
+    let entry = &status.entry;
+    let mut annotations = Map::new();
+    annotations.insert(WASI_ANNOTATION.into(), json!(entry.wasi_cap.to_string()));
+    if let Some(timeout_ms) = entry.limits.timeout_ms {
+        annotations.insert(TIMEOUT_ANNOTATION.into(), json!(timeout_ms.to_string()));
+    }
+    if let Some(fuel) = entry.limits.fuel {
+        annotations.insert(FUEL_ANNOTATION.into(), json!(fuel.to_string()));
+    }
+    let mut value = json!({
+        "name": entry.func_name,
+        "image": entry.func_image_name,
+        "namespace": NAMESPACE,
+        "envProcess": "",
+        "envVars": {},
+        "labels": {},
+        "annotations": annotations,
+        "limits": {"memory": format!("{}Mi", status.limits.memory_limit_bytes >> 20)},
+        "invocationCount": status.invocations,
+        // Every call gets an instance of its own: always ready, never scaled.
+        "replicas": 1,
+        "availableReplicas": 1,
+        "createdAt": rfc3339::format_millis(status.installed_at),
+    });
+    if usage {
+        value["usage"] = json!({"cpu": 0, "totalMemoryBytes": status.memory_peak_bytes});
+    }
+    value
+}
+
+/// faas-provider's `FunctionDeployment`; the fields the engine cannot use
+/// are accepted and, when set, logged as ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FunctionDeployment {
+    service: String,
+    image: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    env_process: Option<String>,
+    #[serde(default)]
+    env_vars: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    constraints: Option<Vec<String>>,
+    #[serde(default)]
+    secrets: Option<Vec<String>>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    limits: Option<FunctionResources>,
+    #[serde(default)]
+    requests: Option<FunctionResources>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FunctionResources {
+    #[serde(default)]
+    memory: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    cpu: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteFunctionRequest {
+    function_name: FunctionName,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct ScaleServiceRequest {
+    #[serde(default)]
+    service_name: String,
+    #[serde(default)]
+    replicas: u64,
+}
+
+/// A `FunctionDeployment` body as the function's name and what to deploy.
+fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError> {
+    let deployment: FunctionDeployment = parse_json(body)?;
+    let bad = |message: String| ApiError::BadRequest(message);
+    let name =
+        FunctionName::new(&deployment.service).map_err(|error| bad(format!("service: {error}")))?;
+    if let Some(namespace) = deployment.namespace.as_deref() {
+        if !namespace.is_empty() && namespace != NAMESPACE {
+            return Err(bad(format!(
+                "namespace {namespace:?} does not exist; the engine has one, {NAMESPACE}"
+            )));
+        }
+    }
+    let image = ImageReference::parse(&deployment.image).map_err(|error| bad(error.to_string()))?;
+    let annotations = deployment.annotations.unwrap_or_default();
+    let number = |key: &str| {
+        annotations
+            .get(key)
+            .map(|value| {
+                value.trim().parse::<u64>().map_err(|_| {
+                    bad(format!(
+                        "annotation {key} must be a whole number, got {value:?}"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let wasi_cap = match annotations.get(WASI_ANNOTATION).map(|value| value.trim()) {
+        None => WasiCap::FromImports,
+        Some("true") => WasiCap::On,
+        Some("false") => WasiCap::Off,
+        Some(other) => {
+            return Err(bad(format!(
+                "annotation {WASI_ANNOTATION} must be \"true\" or \"false\", got {other:?}"
+            )));
+        }
+    };
+    let memory_limit_mb = deployment
+        .limits
+        .as_ref()
+        .and_then(|limits| limits.memory.as_deref())
+        .filter(|memory| !memory.trim().is_empty())
+        .map(|memory| memory_mib(memory).map_err(|reason| bad(format!("limits.memory: {reason}"))))
+        .transpose()?;
+    let limits = FunctionLimits {
+        timeout_ms: number(TIMEOUT_ANNOTATION)?,
+        memory_limit_mb,
+        fuel: number(FUEL_ANNOTATION)?,
+    };
+    limits.validate().map_err(bad)?;
+    let ignored: Vec<&str> = [
+        (
+            "envProcess",
+            deployment
+                .env_process
+                .as_ref()
+                .is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "envVars",
+            deployment.env_vars.as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "secrets",
+            deployment.secrets.as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "constraints",
+            deployment
+                .constraints
+                .as_ref()
+                .is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "labels",
+            deployment.labels.as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+        ("requests", deployment.requests.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect();
+    if !ignored.is_empty() {
+        log::info!(
+            "deploy of {name}: ignored {} (not supported for WebAssembly functions, see docs/openfaas.md)",
+            ignored.join(", ")
+        );
+    }
+    Ok((
+        name,
+        DeploySpec {
+            image,
+            wasi_cap,
+            limits,
+        },
+    ))
+}
+
+/// A Kubernetes-style memory quantity (`128Mi`, `1Gi`, `500M`, `1048576`)
+/// in MiB, rounded up.
+fn memory_mib(quantity: &str) -> Result<u64, String> {
+    let quantity = quantity.trim();
+    let split = quantity
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(quantity.len());
+    let (digits, unit) = quantity.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{quantity:?} is not a quantity such as 128Mi"))?;
+    let unit_bytes: u64 = match unit {
+        "" => 1,
+        "K" | "k" => 1000,
+        "M" => 1000 * 1000,
+        "G" => 1000 * 1000 * 1000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unit {other:?} of {quantity:?} is not one of Ki, Mi, Gi, K, M, G"
+            ));
+        }
+    };
+    let bytes = number
+        .checked_mul(unit_bytes)
+        .ok_or_else(|| format!("{quantity:?} is too large"))?;
+    let mib = bytes.div_ceil(1 << 20);
+    if mib == 0 || mib > MAX_MEMORY_LIMIT_MB {
+        return Err(format!(
+            "{quantity:?} is {mib} MiB; it must be from 1 to {MAX_MEMORY_LIMIT_MB} MiB"
+        ));
+    }
+    Ok(mib)
+}
+
+/// A request's query string, percent-decoded.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(url: &str) -> Self {
+        let query = url.split_once('?').map_or("", |(_, query)| query);
+        Self(
+            query
+                .split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (percent_decode(key), percent_decode(value))
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// `?key=1`, `?key=true` (or `?key` alone).
+    fn flag(&self, key: &str) -> bool {
+        self.get(key)
+            .is_some_and(|value| matches!(value, "" | "1" | "true"))
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        let hex = bytes
+            .get(index + 1..index + 3)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (byte, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                index += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                index += 1;
+            }
+            _ => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_quantities_become_whole_mib() {
+        for (quantity, mib) in [
+            ("128Mi", 128),
+            ("1Gi", 1024),
+            ("512Ki", 1),
+            ("100M", 96),
+            ("1G", 954),
+            ("1048576", 1),
+            ("1048577", 2),
+            ("1k", 1),
+        ] {
+            assert_eq!(memory_mib(quantity), Ok(mib), "{quantity}");
+        }
+        for quantity in ["", "Mi", "12Xi", "5Gi", "0", "-1Mi", "99999999999999999999"] {
+            assert!(memory_mib(quantity).is_err(), "{quantity}");
+        }
+    }
+
+    #[test]
+    fn a_faas_cli_deployment_maps_to_a_deploy_spec() {
+        let body = br#"{"service":"gcd","image":"127.0.0.1:5000/gcd:v1","namespace":"openfaas-fn",
+            "envProcess":"","envVars":{},"labels":{},"annotations":{"com.openfaas.wasm.timeout_ms":"500",
+            "com.openfaas.wasm.fuel":"1000"},"limits":{"memory":"16Mi"},"requests":null,
+            "readOnlyRootFilesystem":false,"secrets":[],"constraints":[]}"#;
+        let (name, spec) = parse_deployment(body).unwrap();
+        assert_eq!(name.as_str(), "gcd");
+        assert_eq!(spec.wasi_cap, WasiCap::FromImports);
+        assert_eq!(
+            spec.limits,
+            FunctionLimits {
+                timeout_ms: Some(500),
+                memory_limit_mb: Some(16),
+                fuel: Some(1000)
+            }
+        );
+        let minimal = parse_deployment(
+            br#"{"service":"hello","image":"r/hello","annotations":{"com.openfaas.wasm.wasi":"false"}}"#,
+        )
+        .unwrap();
+        assert_eq!(minimal.1.wasi_cap, WasiCap::Off);
+        assert!(minimal.1.limits.is_empty());
+        for (body, fragment) in [
+            (r#"{"service":"../x","image":"r/x"}"#, "service"),
+            (
+                r#"{"service":"x","image":"r/x","namespace":"other"}"#,
+                "namespace",
+            ),
+            (
+                r#"{"service":"x","image":"r/x","limits":{"memory":"lots"}}"#,
+                "limits.memory",
+            ),
+            (
+                r#"{"service":"x","image":"r/x","annotations":{"com.openfaas.wasm.fuel":"0"}}"#,
+                "fuel",
+            ),
+            (
+                r#"{"service":"x","image":"r/x","annotations":{"com.openfaas.wasm.wasi":"yes"}}"#,
+                "wasi",
+            ),
+            (r#"{"image":"r/x"}"#, "service"),
+        ] {
+            let error = parse_deployment(body.as_bytes()).unwrap_err();
+            assert_eq!(error.status(), 400, "{body}");
+            assert!(error.to_string().contains(fragment), "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn queries_and_paths_are_read_as_the_gateway_sends_them() {
+        let query =
+            Query::parse("/system/logs?name=gcd&tail=5&since=2026-01-02T03%3A04%3A05Z&follow");
+        assert_eq!(query.get("name"), Some("gcd"));
+        assert_eq!(query.get("since"), Some("2026-01-02T03:04:05Z"));
+        assert!(query.flag("follow"));
+        assert!(!query.flag("usage"));
+        assert!(Query::parse("/system/function/gcd?usage=1").flag("usage"));
+        assert_eq!(allowed_methods("/system/function/gcd"), Some("GET"));
+        assert_eq!(allowed_methods("/system/function/"), None);
+        assert_eq!(allowed_methods("/system/scale-function/gcd"), Some("POST"));
+        assert_eq!(allowed_methods("/system/nope"), None);
+    }
+}
