@@ -9,6 +9,8 @@ mod compat;
 mod crash;
 mod errors;
 mod examples;
+mod fleet;
+mod functions_file;
 mod images;
 mod lazy_translation;
 mod lifecycle;
