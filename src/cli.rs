@@ -89,6 +89,11 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   log lines kept in memory per function (0: none)
     --function-log-bytes N        WASM_ENGINE_FUNCTION_LOG_BYTES [default: 65536]
                                   bytes of log text kept in memory per function
+    --functions-file FILE         WASM_ENGINE_FUNCTIONS_FILE
+                                  the functions this node runs (JSON, docs/fleet.md),
+                                  reconciled at start, on change and on SIGHUP
+    --functions-file-poll-ms N    WASM_ENGINE_FUNCTIONS_FILE_POLL_MS [default: 2000]
+                                  how often the functions file is checked for a change
     --access-log                  WASM_ENGINE_ACCESS_LOG=true
                                   log one line per request (method, route, function,
                                   status, duration, call id) [default: off]
@@ -379,6 +384,11 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("blob-cache-mb", "WASM_ENGINE_BLOB_CACHE_MB"),
     ("function-log-lines", "WASM_ENGINE_FUNCTION_LOG_LINES"),
     ("function-log-bytes", "WASM_ENGINE_FUNCTION_LOG_BYTES"),
+    ("functions-file", "WASM_ENGINE_FUNCTIONS_FILE"),
+    (
+        "functions-file-poll-ms",
+        "WASM_ENGINE_FUNCTIONS_FILE_POLL_MS",
+    ),
     ("provider-listen", "WASM_ENGINE_PROVIDER_LISTEN"),
     ("provider-secrets-dir", "WASM_ENGINE_PROVIDER_SECRETS_DIR"),
 ];
@@ -658,6 +668,10 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
     }
     if let Some(n) = number("function-log-bytes", "bytes", 1..=MAX)? {
         config.function_log.max_bytes = usize_saturating(n);
+    }
+    config.functions_file = values.get("functions-file").map(PathBuf::from);
+    if let Some(n) = number("functions-file-poll-ms", "milliseconds", 10..=3_600_000)? {
+        config.functions_file_poll = Duration::from_millis(n);
     }
     Ok(config)
 }
@@ -960,6 +974,27 @@ mod tests {
             parse_with(&["--function-log-bytes", "0"], &[])
                 .unwrap_err()
                 .contains("--function-log-bytes must be a number of bytes")
+        );
+    }
+
+    #[test]
+    fn the_functions_file_flags_and_their_twins() {
+        let Command::Serve { config, .. } = parse_with(
+            &["--functions-file", "/etc/wasmengine/functions.json"],
+            &[("WASM_ENGINE_FUNCTIONS_FILE_POLL_MS", "250")],
+        )
+        .unwrap() else {
+            panic!("expected serve")
+        };
+        assert_eq!(
+            config.functions_file,
+            Some(PathBuf::from("/etc/wasmengine/functions.json"))
+        );
+        assert_eq!(config.functions_file_poll, Duration::from_millis(250));
+        assert!(
+            parse_with(&["--functions-file-poll-ms", "0"], &[])
+                .unwrap_err()
+                .contains("--functions-file-poll-ms must be a number of milliseconds from 10")
         );
     }
 

@@ -130,6 +130,13 @@ pub struct ServeConfig {
     /// Whether every request is logged (method, route, function, status,
     /// duration, call id) at info level. Defaults to false.
     pub access_log: bool,
+    /// The declarative functions file (`docs/fleet.md`): the functions this
+    /// node runs, reconciled at start, when it changes and on SIGHUP.
+    /// Defaults to none.
+    pub functions_file: Option<PathBuf>,
+    /// How often the functions file is checked for a change, in
+    /// milliseconds. Defaults to 2000.
+    pub functions_file_poll: Duration,
     /// The OpenFaaS faas-provider API on a listener of its own. Defaults to
     /// none (off).
     pub provider: Option<ProviderConfig>,
@@ -161,6 +168,8 @@ impl Default for ServeConfig {
             protect_all: false,
             function_log: LogLimits::default(),
             access_log: false,
+            functions_file: None,
+            functions_file_poll: Duration::from_millis(2000),
             provider: None,
         }
     }

@@ -125,6 +125,28 @@ pub struct FunctionEntry {
     /// [`UNKNOWN_IMAGE_DIGEST`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted_from_reference: Option<Adoption>,
+    /// Who owns the function: absent for a function deployed through the
+    /// API, `"functions-file"` for one the `--functions-file` reconciler
+    /// deployed (it updates and deletes only those, and the API refuses to
+    /// change them). Absent in indexes written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<ManagedBy>,
+}
+
+/// The owner of a function other than the API (see [`FunctionEntry::managed_by`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ManagedBy {
+    /// The declarative functions file (`--functions-file`).
+    FunctionsFile,
+}
+
+impl ManagedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FunctionsFile => "functions-file",
+        }
+    }
 }
 
 /// The `image_digest` of a function adopted from the reference engine,

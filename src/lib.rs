@@ -13,6 +13,7 @@
 //! - [`call`]: call ids and the log context that carries them.
 //! - [`api`]: the only module that speaks HTTP: routes, request parsing, responses.
 //! - [`service`]: deploy, update, delete, list, query and invoke, tying the layers together.
+//! - [`reconcile`]: the declarative functions file, kept deployed on a thread of its own.
 //! - [`metrics`]: the counters behind `GET /metrics` and their text format.
 //! - [`function_log`]: each function's bounded in-memory log.
 //! - [`rfc3339`]: timestamps of function log lines.
@@ -38,6 +39,7 @@ pub mod config;
 pub mod function;
 pub mod function_log;
 pub mod metrics;
+pub mod reconcile;
 pub mod registry;
 pub mod rfc3339;
 pub mod runtime;

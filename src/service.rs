@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::call::CallId;
 use crate::config::ServeConfig;
-use crate::function::{FunctionEntry, FunctionLimits, FunctionName, Input};
+use crate::function::{FunctionEntry, FunctionLimits, FunctionName, Input, ManagedBy};
 use crate::function_log::{FunctionLog, LogLimits, LogLine};
 use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
 use crate::registry::{ImageReference, RegistryClient, RegistryError};
@@ -34,6 +34,9 @@ pub enum ServiceError {
     AlreadyDeployed { name: FunctionName, image: String },
     /// Another deploy, update or delete of the same function is under way.
     ChangeInProgress { name: FunctionName },
+    /// An update or delete through the API named a function the functions
+    /// file manages: only a change of the file changes it.
+    ManagedByFile { name: FunctionName },
     /// Pulling the image failed.
     Registry(RegistryError),
     /// The module was refused, or the invocation failed.
@@ -56,6 +59,10 @@ impl fmt::Display for ServiceError {
             Self::ChangeInProgress { name } => write!(
                 f,
                 "another deploy, update or delete of function {name} is in progress; retry when it has finished"
+            ),
+            Self::ManagedByFile { name } => write!(
+                f,
+                "function {name} is managed by the functions file (--functions-file); change it there, or remove it from the file first"
             ),
             Self::Registry(error) => error.fmt(f),
             Self::Runtime(error) => error.fmt(f),
@@ -136,6 +143,34 @@ pub struct DeploySpec {
     pub image: ImageReference,
     pub wasi_cap: WasiCap,
     pub limits: FunctionLimits,
+}
+
+/// Who asks for a change: the API, or an owner of its own such as the
+/// functions file. The API may not update or delete what another owner
+/// manages; an owner takes over a function of the API's when it names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Changer {
+    Api,
+    Owner(ManagedBy),
+}
+
+impl Changer {
+    fn managed_by(self) -> Option<ManagedBy> {
+        match self {
+            Self::Api => None,
+            Self::Owner(owner) => Some(owner),
+        }
+    }
+
+    /// Refuses an API change of a function another owner manages.
+    fn may_change(self, existing: &FunctionEntry) -> Result<(), ServiceError> {
+        match (self, existing.managed_by) {
+            (Self::Api, Some(ManagedBy::FunctionsFile)) => Err(ServiceError::ManagedByFile {
+                name: existing.func_name.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Whether a function runs as a WASI command.
@@ -339,22 +374,29 @@ impl FunctionService {
         name: &FunctionName,
         spec: &DeploySpec,
     ) -> Result<FunctionEntry, ServiceError> {
-        self.counted(ChangeOp::Deploy, || self.try_deploy(name, spec))
+        self.deploy_as(Changer::Api, name, spec)
     }
 
-    fn try_deploy(
+    /// [`deploy`](Self::deploy) on behalf of `changer`, whom the entry records.
+    ///
+    /// # Errors
+    /// As [`deploy`](Self::deploy).
+    pub fn deploy_as(
         &self,
+        changer: Changer,
         name: &FunctionName,
         spec: &DeploySpec,
     ) -> Result<FunctionEntry, ServiceError> {
-        let _guard = self.begin_change(name)?;
-        if let Ok(existing) = self.get(name) {
-            return Err(ServiceError::AlreadyDeployed {
-                name: name.clone(),
-                image: existing.entry.func_image_name.clone(),
-            });
-        }
-        self.install(name, spec)
+        self.counted(ChangeOp::Deploy, || {
+            let _guard = self.begin_change(name)?;
+            if let Ok(existing) = self.get(name) {
+                return Err(ServiceError::AlreadyDeployed {
+                    name: name.clone(),
+                    image: existing.entry.func_image_name.clone(),
+                });
+            }
+            self.install(name, spec, changer.managed_by())
+        })
     }
 
     /// Replaces a deployed function's image. Calls already running finish on
@@ -367,10 +409,26 @@ impl FunctionService {
         name: &FunctionName,
         spec: &DeploySpec,
     ) -> Result<FunctionEntry, ServiceError> {
+        self.update_as(Changer::Api, name, spec)
+    }
+
+    /// [`update`](Self::update) on behalf of `changer`, whom the entry then
+    /// records (an owner takes over a function the API deployed).
+    ///
+    /// # Errors
+    /// As [`update`](Self::update), and [`ServiceError::ManagedByFile`] when
+    /// the API names a function the functions file manages.
+    pub fn update_as(
+        &self,
+        changer: Changer,
+        name: &FunctionName,
+        spec: &DeploySpec,
+    ) -> Result<FunctionEntry, ServiceError> {
         self.counted(ChangeOp::Update, || {
             let _guard = self.begin_change(name)?;
             let old = self.get(name)?;
-            let entry = self.install(name, spec)?;
+            changer.may_change(&old.entry)?;
+            let entry = self.install(name, spec, changer.managed_by())?;
             log::info!(
                 "updated {name}: {}@{} -> {}@{}",
                 old.entry.func_image_name,
@@ -392,9 +450,11 @@ impl FunctionService {
         let outcome = match &result {
             Ok(_) => "success",
             Err(ServiceError::NotDeployed { .. }) => "not_found",
-            Err(ServiceError::AlreadyDeployed { .. } | ServiceError::ChangeInProgress { .. }) => {
-                "conflict"
-            }
+            Err(
+                ServiceError::AlreadyDeployed { .. }
+                | ServiceError::ChangeInProgress { .. }
+                | ServiceError::ManagedByFile { .. },
+            ) => "conflict",
             Err(ServiceError::Registry(_)) => "registry_error",
             Err(ServiceError::Runtime(_)) => "invalid_module",
             Err(ServiceError::Store(_)) => "store_error",
@@ -407,6 +467,7 @@ impl FunctionService {
         &self,
         name: &FunctionName,
         spec: &DeploySpec,
+        managed_by: Option<ManagedBy>,
     ) -> Result<FunctionEntry, ServiceError> {
         let DeploySpec {
             image,
@@ -457,6 +518,7 @@ impl FunctionService {
             pulled.digest.as_str(),
             wasi_cap,
             *limits,
+            managed_by,
         )?;
         log::info!(
             "installed function {name} from {image} ({}, {} from the image, {} bytes, {})",
@@ -491,9 +553,18 @@ impl FunctionService {
     /// # Errors
     /// [`ServiceError::NotDeployed`], or a store failure.
     pub fn delete(&self, name: &FunctionName) -> Result<(), ServiceError> {
+        self.delete_as(Changer::Api, name)
+    }
+
+    /// [`delete`](Self::delete) on behalf of `changer`.
+    ///
+    /// # Errors
+    /// As [`delete`](Self::delete), and [`ServiceError::ManagedByFile`] when
+    /// the API names a function the functions file manages.
+    pub fn delete_as(&self, changer: Changer, name: &FunctionName) -> Result<(), ServiceError> {
         self.counted(ChangeOp::Delete, || {
             let _guard = self.begin_change(name)?;
-            self.get(name)?;
+            changer.may_change(&self.get(name)?.entry)?;
             self.store.remove(name)?;
             self.write_deployed().remove(name);
             self.blobs.forget(name);

@@ -41,7 +41,7 @@ pub enum ApiError {
     /// The engine is stopping and takes no new requests.
     ShuttingDown,
     /// `/readyz` while the engine does not take work (it is draining).
-    NotReady { reason: &'static str },
+    NotReady { reason: String },
     /// The operation itself failed.
     Service(ServiceError),
     /// The handler panicked; the worker carries on.
@@ -74,7 +74,9 @@ impl ApiError {
             Self::Internal => 500,
             Self::Service(error) => match error {
                 ServiceError::NotDeployed { .. } => 404,
-                ServiceError::AlreadyDeployed { .. } | ServiceError::ChangeInProgress { .. } => 409,
+                ServiceError::AlreadyDeployed { .. }
+                | ServiceError::ChangeInProgress { .. }
+                | ServiceError::ManagedByFile { .. } => 409,
                 ServiceError::Registry(error) => match error {
                     RegistryError::InvalidReference { .. } => 400,
                     RegistryError::ManifestNotFound { .. }

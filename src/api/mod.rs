@@ -48,6 +48,7 @@ use response::{Reply, limits_json, list_item, query_item};
 use crate::config::ServeConfig;
 use crate::function::Input;
 use crate::metrics::{Rejection, Rejections};
+use crate::reconcile::{FileStatus, Reconciler};
 use crate::service::FunctionService;
 use crate::store::StoreError;
 
@@ -103,11 +104,15 @@ pub struct Server {
     stop: Arc<AtomicBool>,
     /// Receiving workers; [`Server::run`] adds the standby receiver.
     threads: usize,
+    /// The functions file's reconciler, started by [`Server::run`].
+    reconciler: Option<Reconciler>,
 }
 
 /// What every worker thread uses.
 struct Shared {
-    service: FunctionService,
+    service: Arc<FunctionService>,
+    /// What the functions file's reconciler says of readiness.
+    functions_file: Option<Arc<FileStatus>>,
     /// For the connection counts in the metrics.
     http: Arc<tiny_http::Server>,
     admission: Admission<(tiny_http::Request, Call)>,
@@ -157,6 +162,11 @@ pub fn serve(config: ServeConfig) -> Result<(), StartupError> {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, server.stop_flag()).map_err(StartupError::Signals)?;
     }
+    // Without a functions file SIGHUP keeps its default action.
+    if let Some(reload) = server.reconciler.as_ref().map(Reconciler::reload_flag) {
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, reload)
+            .map_err(StartupError::Signals)?;
+    }
     log::info!(
         "{}",
         config.access_summary(&server.local_addr().to_string())
@@ -200,7 +210,11 @@ impl Server {
             .as_ref()
             .map(|provider| bind("provider-listen", &provider.listen).map(Arc::new))
             .transpose()?;
-        let service = FunctionService::open(config)?;
+        let service = Arc::new(FunctionService::open(config)?);
+        let reconciler = config
+            .functions_file
+            .as_ref()
+            .map(|path| Reconciler::new(path.clone(), config.functions_file_poll, service.clone()));
         let slots = config.invocation_slots();
         let stop = Arc::new(AtomicBool::new(false));
         let http = Arc::new(http);
@@ -209,6 +223,7 @@ impl Server {
             provider_http,
             shared: Arc::new(Shared {
                 service,
+                functions_file: reconciler.as_ref().map(Reconciler::status),
                 http,
                 admission: Admission::new(slots, config.max_queue),
                 rejections: Rejections::default(),
@@ -228,6 +243,7 @@ impl Server {
             }),
             stop,
             threads: config.workers.max(slots),
+            reconciler,
         })
     }
 
@@ -299,6 +315,15 @@ impl Server {
                 Listener::Provider,
                 standby,
             ));
+        }
+        if let Some(reconciler) = self.reconciler {
+            let stop = self.stop.clone();
+            handles.push(
+                std::thread::Builder::new()
+                    .name("functions-file".into())
+                    .spawn(move || reconciler.run(&stop))
+                    .expect("spawning the functions file thread"),
+            );
         }
         for handle in handles {
             let _ = handle.join();

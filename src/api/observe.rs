@@ -76,17 +76,28 @@ pub fn served_while_draining(path: &str) -> bool {
 
 /// `/healthz`: 200 while the process serves. `/readyz`: 200 while it takes
 /// work (workers start once the store is restored), 503
-/// with the reason while it drains.
+/// with the reason while it drains, and while entries of the functions
+/// file have never been deployed (their names).
 pub fn health(path: &str, shared: &Shared) -> Result<Answer, ApiError> {
     if path == "/readyz" {
-        if shared.stopping() {
-            return Err(ApiError::NotReady {
-                reason: "draining: the engine is shutting down and finishes the calls it has",
-            });
+        if let Some(reason) = not_ready(shared) {
+            return Err(ApiError::NotReady { reason });
         }
         return Ok(Answer::Reply(Reply::ok("ready".into())));
     }
     Ok(Answer::Reply(Reply::ok("alive".into())))
+}
+
+/// Why the engine is not ready, if it is not: it drains, or entries of its
+/// functions file have never been deployed. Both listeners' `/readyz` ask.
+pub fn not_ready(shared: &Shared) -> Option<String> {
+    if shared.stopping() {
+        return Some("draining: the engine is shutting down and finishes the calls it has".into());
+    }
+    shared
+        .functions_file
+        .as_ref()
+        .and_then(|status| status.not_ready())
 }
 
 /// `GET /metrics`: the Prometheus text exposition.

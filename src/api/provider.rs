@@ -243,10 +243,8 @@ fn route(
     match path.as_str() {
         "/healthz" => return Ok(text(200, "OK")),
         "/readyz" => {
-            if shared.stopping() {
-                return Err(ApiError::NotReady {
-                    reason: "draining: the engine is shutting down and finishes the calls it has",
-                });
+            if let Some(reason) = super::observe::not_ready(shared) {
+                return Err(ApiError::NotReady { reason });
             }
             return Ok(text(200, "OK"));
         }

@@ -127,6 +127,7 @@ mod tests {
             image_digest: "sha256:00".into(),
             limits: Default::default(),
             adopted_from_reference: None,
+            managed_by: None,
         }
     }
 

@@ -202,6 +202,7 @@ pub struct ChangeMetrics {
     pulled_bytes: AtomicU64,
     /// Failed pulls by the registry error's kind.
     registry_errors: Mutex<BTreeMap<&'static str, u64>>,
+    functions_file: FunctionsFileMetrics,
 }
 
 impl Default for ChangeMetrics {
@@ -211,7 +212,44 @@ impl Default for ChangeMetrics {
             pull_duration: Histogram::new(PULL_BUCKETS_SECONDS),
             pulled_bytes: AtomicU64::new(0),
             registry_errors: Mutex::new(BTreeMap::new()),
+            functions_file: FunctionsFileMetrics::default(),
         }
+    }
+}
+
+/// How one pass of the functions file reconciler ended, for
+/// `wasmengine_functions_file_reconciles_total{result}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReconcileResult {
+    /// Every entry of the file is deployed as the file says.
+    Success,
+    /// At least one entry failed (it is retried with backoff).
+    Partial,
+    /// The file could not be read or parsed: nothing was changed.
+    Invalid,
+}
+
+/// The functions file reconciler's counters (see `reconcile`).
+#[derive(Default)]
+pub struct FunctionsFileMetrics {
+    reconciles: [AtomicU64; 3],
+    entries_failing: AtomicU64,
+}
+
+impl FunctionsFileMetrics {
+    const RESULTS: [(ReconcileResult, &'static str); 3] = [
+        (ReconcileResult::Success, "success"),
+        (ReconcileResult::Partial, "partial"),
+        (ReconcileResult::Invalid, "invalid"),
+    ];
+
+    /// Counts one pass and how many entries are failing after it.
+    pub fn record(&self, result: ReconcileResult, entries_failing: usize) {
+        if let Some(index) = Self::RESULTS.iter().position(|(r, _)| *r == result) {
+            self.reconciles[index].fetch_add(1, Ordering::Relaxed);
+        }
+        self.entries_failing
+            .store(entries_failing as u64, Ordering::Relaxed);
     }
 }
 
@@ -222,6 +260,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ChangeMetrics {
+    /// The functions file reconciler's counters.
+    pub fn functions_file(&self) -> &FunctionsFileMetrics {
+        &self.functions_file
+    }
+
     pub fn count_change(&self, op: ChangeOp, result: &'static str) {
         *lock(&self.changes).entry((op, result)).or_default() += 1;
     }
@@ -518,6 +561,26 @@ fn render_changes(text: &mut Exposition, changes: &ChangeMetrics) {
     for (kind, count) in lock(&changes.registry_errors).iter() {
         text.sample(name, &[("kind", kind)], count);
     }
+    let file = &changes.functions_file;
+    let name = "wasmengine_functions_file_reconciles_total";
+    text.family(
+        name,
+        Kind::Counter,
+        "Passes of the --functions-file reconciler, by result: success, partial (an entry failed), invalid (the file was unreadable or broken; nothing changed).",
+    );
+    for (index, (_, result)) in FunctionsFileMetrics::RESULTS.iter().enumerate() {
+        text.sample(
+            name,
+            &[("result", result)],
+            file.reconciles[index].load(Ordering::Relaxed),
+        );
+    }
+    text.single(
+        "wasmengine_functions_file_entries_failing",
+        Kind::Gauge,
+        "Entries of the --functions-file whose last deploy, update or delete failed.",
+        file.entries_failing.load(Ordering::Relaxed),
+    );
 }
 
 fn render_process(text: &mut Exposition, process: &ProcessStats) {

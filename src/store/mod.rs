@@ -36,7 +36,7 @@ pub use blobs::BlobCache;
 pub use error::StoreError;
 pub use reference::ModuleCheck;
 
-use crate::function::{FunctionEntry, FunctionLimits, FunctionName};
+use crate::function::{FunctionEntry, FunctionLimits, FunctionName, ManagedBy};
 
 const INDEX_FILE: &str = "persist.json";
 const TEMP_SUFFIX: &str = ".tmp";
@@ -222,6 +222,7 @@ impl FunctionStore {
         image_digest: &str,
         wasi_cap: bool,
         limits: FunctionLimits,
+        managed_by: Option<ManagedBy>,
     ) -> Result<FunctionEntry, StoreError> {
         let mut index = self.lock_index();
         let name = staged.name.clone();
@@ -242,6 +243,7 @@ impl FunctionStore {
             image_digest: image_digest.to_owned(),
             limits,
             adopted_from_reference: None,
+            managed_by,
         };
         let mut next = index.clone();
         next.insert(name, entry.clone());
@@ -274,6 +276,7 @@ impl FunctionStore {
             image_digest,
             wasi_cap,
             FunctionLimits::default(),
+            None,
         )
     }
 
@@ -563,7 +566,7 @@ mod tests {
 
         let staged = store.stage(&name("f"), b"new").unwrap();
         let entry = store
-            .commit(staged, "i", "d", false, FunctionLimits::default())
+            .commit(staged, "i", "d", false, FunctionLimits::default(), None)
             .unwrap();
         assert_eq!(store.entries(), vec![entry]);
         assert_eq!(store.read_wasm(&name("f")).unwrap(), b"new");

@@ -178,6 +178,7 @@ impl FunctionStore {
                 reference_local_path: path.to_string_lossy().into_owned(),
                 wasm_digest,
             }),
+            managed_by: None,
         };
         Ok(Ok(Adopted { staged, entry }))
     }

@@ -238,6 +238,19 @@ impl Registry {
         text
     }
 
+    /// A registry started elsewhere (such as a test's own
+    /// `docker-registry`), to push to with these helpers; not stopped on drop.
+    pub fn named(address: &str) -> Self {
+        Self {
+            child: None,
+            address: address.to_owned(),
+            _root: None,
+            _memory: None,
+            push_auth_file: None,
+            push_certs_dir: None,
+        }
+    }
+
     /// Whether this is Debian's `docker-registry` rather than the in-memory one.
     pub fn is_real(&self) -> bool {
         self.child.is_some()
@@ -268,6 +281,17 @@ impl Registry {
         file_name: &str,
         repository_and_tag: &str,
     ) -> String {
+        self.push_wasm_pinned(wasm, file_name, repository_and_tag).0
+    }
+
+    /// As [`Registry::push_wasm_bytes`], also returning the manifest digest
+    /// the push printed (`sha256:...`), to pin references by digest.
+    pub fn push_wasm_pinned(
+        &self,
+        wasm: &[u8],
+        file_name: &str,
+        repository_and_tag: &str,
+    ) -> (String, String) {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join(file_name);
         std::fs::write(&path, wasm).expect("writing the wasm");
@@ -300,7 +324,7 @@ impl Registry {
         );
         let digest = String::from_utf8_lossy(&output.stdout).trim().to_owned();
         assert!(digest.starts_with("sha256:"), "push printed {digest:?}");
-        image
+        (image, digest)
     }
 
     /// Pushes an image whose single layer holds `files` (for image shapes

@@ -1,0 +1,544 @@
+//! The declarative functions file (`--functions-file`, `docs/fleet.md`):
+//! the functions this node should run, kept deployed by a [`Reconciler`] on
+//! a thread of its own.
+//!
+//! This module owns the file's schema ([`parse`]), watching it (its
+//! identity polled every `--functions-file-poll-ms`, so a Kubernetes
+//! ConfigMap's symlink swap is seen, and SIGHUP), the plan that turns the
+//! file and the deployed functions into changes ([`plan`]), the retries of
+//! failing entries with backoff, and the readiness it reports
+//! ([`FileStatus`], which `/readyz` reads). It does not change anything
+//! itself: every deploy, update and delete goes through [`FunctionService`]
+//! exactly as the API's do (durability, metrics, the per-name change
+//! guard), on behalf of [`ManagedBy::FunctionsFile`], which the index
+//! records. It never touches a function the API deployed unless the file
+//! names it (then the file takes it over), and the service refuses API
+//! updates and deletes of the functions the file manages.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::function::{FunctionEntry, FunctionLimits, FunctionName, ManagedBy};
+use crate::metrics::ReconcileResult;
+use crate::registry::ImageReference;
+use crate::service::{Changer, DeploySpec, FunctionService};
+
+/// First wait before a failing entry is tried again; it doubles per failure.
+pub const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// Longest wait between two tries of a failing entry.
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// One function the file asks for, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileEntry {
+    pub name: FunctionName,
+    pub image: ImageReference,
+    pub wasi_cap: bool,
+    pub limits: FunctionLimits,
+}
+
+impl FileEntry {
+    /// Whether the deployed `entry` is what this file entry asks for, owned
+    /// by the file.
+    fn is_deployed_as(&self, entry: &FunctionEntry) -> bool {
+        entry.managed_by == Some(ManagedBy::FunctionsFile)
+            && entry.func_image_name == self.image.to_string()
+            && entry.wasi_cap == self.wasi_cap
+            && entry.limits == self.limits
+    }
+}
+
+/// An entry as written: `{"name", "image", "wasi_cap"?, "timeout_ms"?,
+/// "memory_limit_mb"?, "fuel"?}`. Unknown fields are refused: a typo must
+/// not silently deploy with defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    name: FunctionName,
+    image: String,
+    #[serde(default)]
+    wasi_cap: bool,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    memory_limit_mb: Option<u64>,
+    #[serde(default)]
+    fuel: Option<u64>,
+}
+
+/// Parses a functions file: a JSON array of entries with distinct names.
+///
+/// # Errors
+/// Why the file is broken (JSON and its position, a bad name, image or
+/// limit, a name listed twice), naming the entry.
+pub fn parse(bytes: &[u8]) -> Result<Vec<FileEntry>, String> {
+    let values: Vec<serde_json::Value> = serde_json::from_slice(bytes).map_err(|error| {
+        format!("not a JSON array of {{\"name\", \"image\", ...}} entries: {error}")
+    })?;
+    let mut names = HashSet::new();
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let raw = RawEntry::deserialize(value).map_err(|e| format!("entry {index}: {e}"))?;
+            let at = |reason: String| format!("entry {index} ({}): {reason}", raw.name);
+            if !names.insert(raw.name.clone()) {
+                return Err(at("the name is listed twice".into()));
+            }
+            let image = ImageReference::parse(&raw.image).map_err(|e| at(e.to_string()))?;
+            let limits = FunctionLimits {
+                timeout_ms: raw.timeout_ms,
+                memory_limit_mb: raw.memory_limit_mb,
+                fuel: raw.fuel,
+            };
+            limits.validate().map_err(at)?;
+            Ok(FileEntry {
+                name: raw.name.clone(),
+                image,
+                wasi_cap: raw.wasi_cap,
+                limits,
+            })
+        })
+        .collect()
+}
+
+/// One change the file calls for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// The name is not deployed.
+    Deploy(FileEntry),
+    /// The name is deployed otherwise (image, limits, `wasi_cap`), or by the API.
+    Update(FileEntry),
+    /// The file deployed the name and no longer lists it.
+    Delete(FunctionName),
+}
+
+impl Action {
+    fn name(&self) -> &FunctionName {
+        match self {
+            Self::Deploy(entry) | Self::Update(entry) => &entry.name,
+            Self::Delete(name) => name,
+        }
+    }
+}
+
+/// The changes that make `deployed` what `desired` says; functions the file
+/// does not list and did not deploy are left alone.
+pub fn plan(desired: &[FileEntry], deployed: &[FunctionEntry]) -> Vec<Action> {
+    let by_name: BTreeMap<&FunctionName, &FunctionEntry> = deployed
+        .iter()
+        .map(|entry| (&entry.func_name, entry))
+        .collect();
+    let mut actions: Vec<Action> = desired
+        .iter()
+        .filter_map(|wanted| match by_name.get(&wanted.name) {
+            None => Some(Action::Deploy(wanted.clone())),
+            Some(entry) if !wanted.is_deployed_as(entry) => Some(Action::Update(wanted.clone())),
+            Some(_) => None,
+        })
+        .collect();
+    let listed: HashSet<&FunctionName> = desired.iter().map(|entry| &entry.name).collect();
+    actions.extend(
+        deployed
+            .iter()
+            .filter(|entry| entry.managed_by == Some(ManagedBy::FunctionsFile))
+            .filter(|entry| !listed.contains(&entry.func_name))
+            .map(|entry| Action::Delete(entry.func_name.clone())),
+    );
+    actions
+}
+
+/// What `/readyz` learns from the reconciler.
+#[derive(Debug)]
+pub struct FileStatus {
+    not_ready: Mutex<Option<String>>,
+}
+
+impl FileStatus {
+    fn new(path: &Path) -> Self {
+        Self {
+            not_ready: Mutex::new(Some(format!(
+                "functions file {} not reconciled yet",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Why the node does not yet run what the file says: the file was never
+    /// read successfully, or entries have never been deployed. `None` once
+    /// every entry has succeeded once.
+    pub fn not_ready(&self) -> Option<String> {
+        lock(&self.not_ready).clone()
+    }
+
+    fn set(&self, reason: Option<String>) {
+        *lock(&self.not_ready) = reason;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A failing action and when to try it again.
+struct Failure {
+    action: Action,
+    attempts: u32,
+    retry_at: Instant,
+}
+
+/// The file's identity: its device, inode, modification time and size (of
+/// what the path resolves to) and the resolved path itself, so that an
+/// in-place write and a symlink swap are both seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Signature(Result<(u64, u64, i64, i64, u64, PathBuf), String>);
+
+impl Signature {
+    fn of(path: &Path) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self(
+            std::fs::metadata(path)
+                .and_then(|meta| {
+                    Ok((
+                        meta.dev(),
+                        meta.ino(),
+                        meta.mtime(),
+                        meta.mtime_nsec(),
+                        meta.size(),
+                        std::fs::canonicalize(path)?,
+                    ))
+                })
+                .map_err(|error| error.to_string()),
+        )
+    }
+}
+
+/// Keeps the deployed functions what the functions file says.
+pub struct Reconciler {
+    path: PathBuf,
+    poll: Duration,
+    service: Arc<FunctionService>,
+    status: Arc<FileStatus>,
+    reload: Arc<AtomicBool>,
+    /// The last file that parsed; `None` until one has.
+    desired: Option<Vec<FileEntry>>,
+    seen: Option<Signature>,
+    failures: BTreeMap<FunctionName, Failure>,
+    /// Names listed in the file that have been deployed as it says at
+    /// least once (a later failed update leaves the old version serving).
+    succeeded: HashSet<FunctionName>,
+}
+
+impl Reconciler {
+    /// A reconciler of the file at `path`, checked every `poll`.
+    pub fn new(path: PathBuf, poll: Duration, service: Arc<FunctionService>) -> Self {
+        Self {
+            status: Arc::new(FileStatus::new(&path)),
+            path,
+            poll,
+            service,
+            reload: Arc::new(AtomicBool::new(false)),
+            desired: None,
+            seen: None,
+            failures: BTreeMap::new(),
+            succeeded: HashSet::new(),
+        }
+    }
+
+    /// What `/readyz` reads.
+    pub fn status(&self) -> Arc<FileStatus> {
+        self.status.clone()
+    }
+
+    /// Setting it (the SIGHUP handler does) rereads the file and retries
+    /// failing entries at once.
+    pub fn reload_flag(&self) -> Arc<AtomicBool> {
+        self.reload.clone()
+    }
+
+    /// Reconciles at once, then whenever the file changes, on reload, and
+    /// when a failing entry's retry is due; returns once `stop` is set (a
+    /// change under way finishes first).
+    pub fn run(mut self, stop: &AtomicBool) {
+        log::info!(
+            "functions file {}: checked every {} ms and on SIGHUP",
+            self.path.display(),
+            self.poll.as_millis()
+        );
+        let tick = self.poll.min(Duration::from_millis(50));
+        let mut next_poll = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let reload = self.reload.swap(false, Ordering::Relaxed);
+            if reload {
+                log::info!("SIGHUP: rereading {}", self.path.display());
+                for failure in self.failures.values_mut() {
+                    failure.retry_at = now;
+                }
+            }
+            let mut changed = reload;
+            if now >= next_poll {
+                next_poll = now + self.poll;
+                let signature = Signature::of(&self.path);
+                changed |= self.seen.as_ref() != Some(&signature);
+                self.seen = Some(signature);
+            }
+            let retry_due = self.failures.values().any(|f| f.retry_at <= now);
+            if changed || retry_due {
+                self.pass(changed, stop);
+            }
+            std::thread::sleep(tick);
+        }
+    }
+
+    /// One pass: reread the file if it changed, then apply what differs.
+    fn pass(&mut self, reread: bool, stop: &AtomicBool) {
+        let metrics = self.service.change_metrics().functions_file();
+        if reread {
+            match std::fs::read(&self.path)
+                .map_err(|error| format!("cannot read it: {error}"))
+                .and_then(|bytes| parse(&bytes))
+            {
+                Ok(desired) => {
+                    if self.desired.as_ref() != Some(&desired) {
+                        log::info!(
+                            "functions file {}: {} function(s): {}",
+                            self.path.display(),
+                            desired.len(),
+                            desired
+                                .iter()
+                                .map(|entry| format!("{}={}", entry.name, entry.image))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                    }
+                    self.desired = Some(desired);
+                }
+                Err(reason) => {
+                    log::error!(
+                        "functions file {} is broken, nothing was changed: {reason}",
+                        self.path.display()
+                    );
+                    metrics.record(ReconcileResult::Invalid, self.failures.len());
+                    if self.desired.is_none() {
+                        self.status.set(Some(format!(
+                            "functions file {} is broken: {reason}",
+                            self.path.display()
+                        )));
+                    }
+                    return;
+                }
+            }
+        }
+        let Some(desired) = self.desired.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        let actions = plan(&desired, &self.service.list());
+        let planned: HashSet<FunctionName> = actions.iter().map(|a| a.name().clone()).collect();
+        // A failure the file no longer calls for (fixed by hand, or removed
+        // from the file) is forgotten.
+        self.failures.retain(|name, _| planned.contains(name));
+        for action in actions {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let name = action.name().clone();
+            let previous = self.failures.remove(&name);
+            let attempts = match previous {
+                // A changed entry is tried at once, its backoff started afresh.
+                Some(failure) if failure.action == action => {
+                    if failure.retry_at > now {
+                        self.failures.insert(name, failure);
+                        continue;
+                    }
+                    failure.attempts
+                }
+                _ => 0,
+            };
+            match self.apply(&action) {
+                Ok(()) => {
+                    if attempts > 0 {
+                        log::info!("functions file: {name} succeeded after {attempts} failure(s)");
+                    }
+                    match action {
+                        Action::Delete(_) => self.succeeded.remove(&name),
+                        _ => self.succeeded.insert(name),
+                    };
+                }
+                Err(error) => {
+                    let attempts = attempts + 1;
+                    let backoff = RETRY_FIRST
+                        .saturating_mul(1 << attempts.saturating_sub(1).min(16))
+                        .min(RETRY_MAX);
+                    log::error!(
+                        "functions file: {} failed (attempt {attempts}, next in {} s): {error}",
+                        describe(&action),
+                        backoff.as_secs()
+                    );
+                    self.failures.insert(
+                        name,
+                        Failure {
+                            action,
+                            attempts,
+                            retry_at: Instant::now() + backoff,
+                        },
+                    );
+                }
+            }
+        }
+        // Names already deployed as the file says count as succeeded.
+        for entry in &desired {
+            if !self.failures.contains_key(&entry.name) {
+                self.succeeded.insert(entry.name.clone());
+            }
+        }
+        let result = if self.failures.is_empty() {
+            ReconcileResult::Success
+        } else {
+            ReconcileResult::Partial
+        };
+        metrics.record(result, self.failures.len());
+        let never: Vec<&str> = desired
+            .iter()
+            .filter(|entry| !self.succeeded.contains(&entry.name))
+            .map(|entry| entry.name.as_str())
+            .collect();
+        self.status.set((!never.is_empty()).then(|| {
+            format!(
+                "functions file entries not deployed yet: {} (see the engine log)",
+                never.join(", ")
+            )
+        }));
+    }
+
+    fn apply(&self, action: &Action) -> Result<(), crate::service::ServiceError> {
+        let changer = Changer::Owner(ManagedBy::FunctionsFile);
+        let spec = |entry: &FileEntry| DeploySpec {
+            image: entry.image.clone(),
+            wasi_cap: entry.wasi_cap.into(),
+            limits: entry.limits,
+        };
+        match action {
+            Action::Deploy(entry) => self
+                .service
+                .deploy_as(changer, &entry.name, &spec(entry))
+                .map(drop),
+            Action::Update(entry) => self
+                .service
+                .update_as(changer, &entry.name, &spec(entry))
+                .map(drop),
+            Action::Delete(name) => self.service.delete_as(changer, name),
+        }
+    }
+}
+
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Deploy(entry) => format!("deploying {} from {}", entry.name, entry.image),
+        Action::Update(entry) => format!("updating {} to {}", entry.name, entry.image),
+        Action::Delete(name) => format!("deleting {name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> FunctionName {
+        FunctionName::new(text).unwrap()
+    }
+
+    fn wanted(function: &str, image: &str) -> FileEntry {
+        FileEntry {
+            name: name(function),
+            image: ImageReference::parse(image).unwrap(),
+            wasi_cap: false,
+            limits: FunctionLimits::default(),
+        }
+    }
+
+    fn deployed(function: &str, image: &str, managed_by: Option<ManagedBy>) -> FunctionEntry {
+        FunctionEntry {
+            func_name: name(function),
+            func_image_name: image.into(),
+            func_local_path: String::new(),
+            wasi_cap: false,
+            image_digest: "sha256:00".into(),
+            limits: FunctionLimits::default(),
+            adopted_from_reference: None,
+            managed_by,
+        }
+    }
+
+    #[test]
+    fn a_file_parses_into_validated_entries() {
+        let entries = parse(
+            br#"[{"name": "hello", "image": "reg:5000/hello@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+                 {"name": "cat", "image": "reg:5000/cat:v1", "wasi_cap": true, "timeout_ms": 500, "fuel": 1000}]"#,
+        )
+        .unwrap();
+        assert_eq!(entries.len(), 2);
+        assert!(entries[1].wasi_cap);
+        assert_eq!(entries[1].limits.timeout_ms, Some(500));
+        assert_eq!(entries[1].limits.fuel, Some(1000));
+        assert_eq!(parse(b"[]").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_broken_file_says_why() {
+        for (text, fragment) in [
+            (&b"{"[..], "not a JSON array"),
+            (b"{}", "not a JSON array"),
+            (b"[{\"name\": \"a\"}]", "entry 0: missing field `image`"),
+            (b"[{\"name\": \"a\", \"image\": \"r/a:1\", \"wasi\": true}]", "unknown field `wasi`"),
+            (b"[{\"name\": \"../a\", \"image\": \"r/a:1\"}]", "function_name contains '/'"),
+            (b"[{\"name\": \"a\", \"image\": \"r/a:1\"}, {\"name\": \"a\", \"image\": \"r/b:1\"}]", "entry 1 (a): the name is listed twice"),
+            (b"[{\"name\": \"a\", \"image\": \"r/A:1\"}]", "entry 0 (a):"),
+            (b"[{\"name\": \"a\", \"image\": \"r/a:1\", \"memory_limit_mb\": 0}]", "memory_limit_mb must be from 1"),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(error.contains(fragment), "{error:?} should contain {fragment:?}");
+        }
+    }
+
+    #[test]
+    fn the_plan_deploys_updates_and_deletes_only_what_the_file_owns() {
+        let file = Some(ManagedBy::FunctionsFile);
+        let desired = [
+            wanted("new", "r/new:1"),
+            wanted("same", "r/same:1"),
+            wanted("moved", "r/moved:2"),
+            wanted("taken", "r/taken:1"),
+        ];
+        let current = [
+            deployed("same", "r/same:1", file),
+            deployed("moved", "r/moved:1", file),
+            deployed("taken", "r/taken:1", None),
+            deployed("dropped", "r/dropped:1", file),
+            deployed("api", "r/api:1", None),
+        ];
+        assert_eq!(
+            plan(&desired, &current),
+            vec![
+                Action::Deploy(desired[0].clone()),
+                Action::Update(desired[2].clone()),
+                Action::Update(desired[3].clone()),
+                Action::Delete(name("dropped")),
+            ]
+        );
+        let mut limited = desired[1].clone();
+        limited.limits.fuel = Some(5);
+        assert_eq!(
+            plan(std::slice::from_ref(&limited), &current[..1]),
+            vec![Action::Update(limited)]
+        );
+    }
+}
