@@ -4,10 +4,12 @@
 # crates that build C, such as ring), rustflags, strip (the binutils strip for
 # the target), qemu (the qemu-user command that runs the binary), qemu_prefix
 # (the sysroot qemu-user needs, if any), cargo_features (extra cargo feature
-# flags for the build, such as --no-default-features).
+# flags for the build, such as --no-default-features), cargo_config (extra
+# `--config` settings for the build, such as profile overrides).
 # shellcheck shell=bash
 
 cargo_features=""
+cargo_config=""
 case "$target" in
   aarch64-unknown-linux-musl)
     deb="gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
@@ -23,7 +25,11 @@ case "$target" in
     # Without the zstd layer decoder and the registry blob cache: static
     # glibc leaves no room for them under the 4 MiB budget
     # (docs/registries.md, "Size").
-    cargo_features="--no-default-features"
+    cargo_features=""
+    # Size over speed outside the interpreter: the engine's own code, the
+    # WASI host functions, the validator, JSON, inflate and digests at "z"/"s"
+    # (wasmi stays at 3). docs/performance.md ("Binary size") measures it.
+    cargo_config="--config=profile.release.opt-level=\"z\" --config=profile.release.package.wasi-common.opt-level=\"z\" --config=profile.release.package.wiggle.opt-level=\"z\" --config=profile.release.package.wasmi_wasi.opt-level=\"z\" --config=profile.release.package.wasmparser.opt-level=\"z\" --config=profile.release.package.serde_json.opt-level=\"z\" --config=profile.release.package.zlib-rs.opt-level=\"s\" --config=profile.release.package.sha2.opt-level=\"s\""
     deb="gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user"
     linker=riscv64-linux-gnu-gcc
     cc=riscv64-linux-gnu-gcc

@@ -322,11 +322,13 @@ impl Reconciler {
                     self.desired = Some(desired);
                 }
                 Err(reason) => {
+                    // Counted before it is logged: a reader of the log line
+                    // then finds the count already there.
+                    metrics.record(ReconcileResult::Invalid, self.failures.len());
                     log::error!(
                         "functions file {} is broken, nothing was changed: {reason}",
                         self.path.display()
                     );
-                    metrics.record(ReconcileResult::Invalid, self.failures.len());
                     if self.desired.is_none() {
                         self.status.set(Some(format!(
                             "functions file {} is broken: {reason}",
