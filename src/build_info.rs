@@ -9,6 +9,18 @@ pub const COMMIT: &str = env!("WASM_ENGINE_COMMIT");
 /// The target triple the binary was built for.
 pub const TARGET: &str = env!("WASM_ENGINE_TARGET");
 
+/// The optional cargo features this binary was built with, space-separated
+/// (`zstd blob-cache` by default; the riscv64 build leaves out `zstd`), or
+/// `none`.
+pub fn features() -> &'static str {
+    match (cfg!(feature = "zstd"), cfg!(feature = "blob-cache")) {
+        (true, true) => "zstd blob-cache",
+        (true, false) => "zstd",
+        (false, true) => "blob-cache",
+        (false, false) => "none",
+    }
+}
+
 /// `0.1.0 (commit 0123456789ab, target x86_64-unknown-linux-gnu)`.
 pub fn describe() -> String {
     format!("{VERSION} (commit {COMMIT}, target {TARGET})")

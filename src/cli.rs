@@ -111,7 +111,7 @@ PUSH OPTIONS:
 
 GENERAL:
     -h, --help       print this help
-    -V, --version    print the version, commit and target
+    -V, --version    print the version, commit, target and optional features
 
 Registry proxies: HTTPS_PROXY, HTTP_PROXY and NO_PROXY (either case) are
 honoured for registry requests; loopback registries are never proxied.
@@ -188,7 +188,11 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Command::Version => {
-            println!("wasm_engine {}", crate::build_info::describe());
+            println!(
+                "wasm_engine {}\nfeatures: {}",
+                crate::build_info::describe(),
+                crate::build_info::features()
+            );
             Ok(())
         }
         Command::Serve {

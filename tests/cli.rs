@@ -23,8 +23,11 @@ fn help_and_version_exit_zero() {
     let version = run_engine(&["--version"]);
     assert!(version.status.success());
     // `wasm_engine 0.1.0 (commit 0123456789ab, target x86_64-unknown-linux-gnu)`
-    let version = String::from_utf8_lossy(&version.stdout);
-    let version = version.trim();
+    let output = String::from_utf8_lossy(&version.stdout);
+    let mut lines = output.lines();
+    let version = lines.next().unwrap_or_default();
+    let features = lines.next().unwrap_or_default();
+    assert!(features.starts_with("features: "), "{output}");
     let expected_start = format!("wasm_engine {} (commit ", env!("CARGO_PKG_VERSION"));
     assert!(version.starts_with(&expected_start), "{version}");
     let (commit, target) = version[expected_start.len()..]

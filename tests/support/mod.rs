@@ -43,6 +43,19 @@ pub fn engine_command() -> Command {
     }
 }
 
+/// Whether the engine under test was built with the optional cargo
+/// feature `feature` (its `--version` lists them).
+pub fn engine_has_feature(feature: &str) -> bool {
+    let output = engine_command()
+        .arg("--version")
+        .output()
+        .expect("running wasm_engine --version");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix("features: "))
+        .any(|features| features.split(' ').any(|name| name == feature))
+}
+
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
