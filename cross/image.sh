@@ -38,7 +38,7 @@ for line in "${platforms[@]}"; do
 done
 layout=$(mktemp -d /tmp/wasmengine-image.XXXXXX)
 on_exit_remove "$layout"
-version=$(target/x86_64-unknown-linux-musl/release/wasm_engine --version | awk '{print $2}')
+version=$(target/x86_64-unknown-linux-musl/release/wasm_engine --version | awk 'NR == 1 { print $2 }')
 python3 cross/oci_layout.py "$layout" "$version" "${binaries[@]}" >&2
 digest_file=$layout.digest
 on_exit_remove "$digest_file"
