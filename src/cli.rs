@@ -244,7 +244,7 @@ fn init_logging() {
     use std::io::Write;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("wasm_engine=info"))
         .format(|buf, record| {
-            let timestamp = utc_timestamp(std::time::SystemTime::now());
+            let timestamp = crate::rfc3339::format_seconds(std::time::SystemTime::now());
             crate::call::with_current(|call_id| match call_id {
                 Some(call_id) => writeln!(
                     buf,
@@ -256,36 +256,6 @@ fn init_logging() {
             })
         })
         .init();
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` in UTC. Written here rather than pulling a date
-/// library into an embedded binary (it was about 70 KB of it).
-fn utc_timestamp(time: std::time::SystemTime) -> String {
-    let seconds = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = i64::try_from(days).unwrap_or(i64::MAX / 2) + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60
-    )
 }
 
 /// Renders an error and its sources as `outer: inner: innermost`, skipping a
@@ -798,7 +768,9 @@ mod tests {
     #[test]
     fn log_timestamps_are_utc_rfc3339() {
         let at = |seconds: u64| {
-            utc_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds))
+            crate::rfc3339::format_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
+            )
         };
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");

@@ -1,22 +1,36 @@
-//! RFC 3339 timestamps in UTC, for function log lines and the `since` of a
-//! log query: [`format_millis`] and [`parse`]. Hand-written, as `cli`'s log
-//! timestamps are, rather than pulling a date library into the binary.
+//! RFC 3339 timestamps in UTC, for the engine's log lines ([`format_seconds`]),
+//! function log lines ([`format_millis`]) and the `since` of a log query
+//! ([`parse`]). Hand-written rather than pulling a date library into an
+//! embedded binary (one was about 70 KB).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `2026-11-28T19:07:00.123Z`.
 pub fn format_millis(time: SystemTime) -> String {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since_epoch.as_secs();
+    format!(
+        "{}.{:03}Z",
+        date_and_time(since_epoch.as_secs()),
+        since_epoch.subsec_millis()
+    )
+}
+
+/// `2026-11-28T19:07:00Z`: whole seconds, as the engine's log lines show.
+pub fn format_seconds(time: SystemTime) -> String {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}Z", date_and_time(since_epoch.as_secs()))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a count of seconds since 1970-01-01 UTC.
+fn date_and_time(seconds: u64) -> String {
     let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
     // At most u64::MAX / 86400 days: always an i64.
     let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(i64::MAX));
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         second_of_day / 3600,
         second_of_day / 60 % 60,
-        second_of_day % 60,
-        since_epoch.subsec_millis()
+        second_of_day % 60
     )
 }
 
