@@ -514,28 +514,10 @@ fn handle(mut request: tiny_http::Request, mut call: Call, shared: &Shared) {
             if matches!(error, ApiError::RequestTimeout { .. }) {
                 shared.rejections.count(Rejection::RequestTimeout);
             }
-            let reply = Reply::error(&error);
-            // Failed changes and refused tokens matter to an operator even
-            // when they are the client's fault.
-            let operator_should_know = reply.status >= 500
-                || reply.status == 401
-                || matches!(path.as_str(), "/function/deploy" | "/function/update");
-            if operator_should_know {
-                log::warn!("{method} {path}: {}: {error}", reply.status);
-            } else {
-                log::debug!("{method} {path}: {}: {error}", reply.status);
-            }
-            Answer::Reply(reply)
+            let is_change = matches!(path.as_str(), "/function/deploy" | "/function/update");
+            failed(method, path, &error, is_change)
         }
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            log::error!("{method} {path}: handler panicked: {what}");
-            Answer::Reply(Reply::error(&ApiError::Internal))
-        }
+        Err(panic) => panicked(method, path, panic.as_ref()),
     };
     if !ignored_fields.0.is_empty() {
         log::debug!(
@@ -547,6 +529,30 @@ fn handle(mut request: tiny_http::Request, mut call: Call, shared: &Shared) {
         }
     }
     finish(request, &call, answer, shared);
+}
+
+/// The answer to a route that failed with `error`, logged at warn when an
+/// operator should know (a 5xx, a refused token, or a failed change, which
+/// matter even when the client caused them), else at debug.
+fn failed(method: &str, path: &str, error: &ApiError, is_change: bool) -> Answer {
+    let reply = Reply::error(error);
+    if reply.status >= 500 || reply.status == 401 || is_change {
+        log::warn!("{method} {path}: {}: {error}", reply.status);
+    } else {
+        log::debug!("{method} {path}: {}: {error}", reply.status);
+    }
+    Answer::Reply(reply)
+}
+
+/// The answer to a route whose handler panicked (500); the worker lives on.
+fn panicked(method: &str, path: &str, panic: &(dyn std::any::Any + Send)) -> Answer {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    log::error!("{method} {path}: handler panicked: {what}");
+    Answer::Reply(Reply::error(&ApiError::Internal))
 }
 
 /// Sends the answer of `call` and writes its access log line.

@@ -164,24 +164,10 @@ pub fn handle(mut request: tiny_http::Request, mut call: Call, shared: &Shared) 
     let answer = match outcome {
         Ok(Ok(response)) => Answer::Provider(response),
         Ok(Err(error)) => {
-            let reply = Reply::error(&error);
             let is_change = path == "/system/functions" && method != "GET";
-            if reply.status >= 500 || reply.status == 401 || is_change {
-                log::warn!("{method} {path}: {}: {error}", reply.status);
-            } else {
-                log::debug!("{method} {path}: {}: {error}", reply.status);
-            }
-            Answer::Reply(reply)
+            super::failed(method, path, &error, is_change)
         }
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            log::error!("{method} {path}: handler panicked: {what}");
-            Answer::Reply(Reply::error(&ApiError::Internal))
-        }
+        Err(panic) => super::panicked(method, path, panic.as_ref()),
     };
     super::finish(request, &call, answer, shared);
 }
