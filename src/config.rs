@@ -103,6 +103,9 @@ pub struct ServeConfig {
     /// stderr (WASI) in one invocation; beyond it the call fails with 500.
     /// Defaults to 1 MiB.
     pub max_output_bytes: usize,
+    /// How deep calls between functions (`wasm_engine::call`) may nest
+    /// below the function a request invoked. Defaults to 8.
+    pub max_call_depth: usize,
     /// Longest wait for each read from a client: a request that stalls longer
     /// is answered 408, an idle keep-alive connection is closed. Also bounds
     /// each write of a response. Defaults to 10 s.
@@ -160,6 +163,7 @@ impl Default for ServeConfig {
             invocation_timeout: Duration::from_secs(10),
             memory_limit_bytes: 64 << 20,
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            max_call_depth: crate::runtime::DEFAULT_MAX_CALL_DEPTH,
             client_timeout: Duration::from_secs(10),
             max_connections: 256,
             max_in_flight: None,

@@ -1,10 +1,11 @@
 //! Domain types shared by every layer: a validated [`FunctionName`], the
-//! persisted [`FunctionEntry`], the ordered [`InvocationArgs`] and an
-//! invocation's [`Input`].
+//! persisted [`FunctionEntry`] (with its [`Environment`] and the functions
+//! it may call), the ordered [`InvocationArgs`] and an invocation's [`Input`].
 //!
 //! Constructors validate, so code that holds one of these never re-checks the
 //! raw string it came from. This module does no I/O.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{MapAccess, Visitor};
@@ -131,6 +132,113 @@ pub struct FunctionEntry {
     /// change them). Absent in indexes written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_by: Option<ManagedBy>,
+    /// The functions it may call through `wasm_engine::call` (the deploy's
+    /// `calls`). Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<FunctionName>,
+    /// The environment variables a WASI function sees (the deploy's `env`).
+    /// Absent when empty.
+    #[serde(default, skip_serializing_if = "Environment::is_empty")]
+    pub env: Environment,
+}
+
+/// What a deploy gives a function besides its image and limits: the
+/// functions it may call and its environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FunctionWiring {
+    pub calls: Vec<FunctionName>,
+    pub env: Environment,
+}
+
+/// Most names a deploy's `calls` may list.
+pub const MAX_CALLS: usize = 256;
+
+/// Checks a deploy's `calls`: at most [`MAX_CALLS`] names, none twice (each
+/// is a [`FunctionName`] already).
+///
+/// # Errors
+/// A message naming the rule broken.
+pub fn validate_calls(calls: &[FunctionName]) -> Result<(), String> {
+    if calls.len() > MAX_CALLS {
+        return Err(format!(
+            "calls lists {} functions; at most {MAX_CALLS} may be listed",
+            calls.len()
+        ));
+    }
+    for (index, name) in calls.iter().enumerate() {
+        if calls[..index].contains(name) {
+            return Err(format!("calls lists {name} twice"));
+        }
+    }
+    Ok(())
+}
+
+/// Most variables an [`Environment`] may hold.
+pub const MAX_ENV_VARS: usize = 1_000;
+/// Most bytes its keys and values may take together.
+pub const MAX_ENV_BYTES: usize = 64 * 1024;
+
+/// A WASI function's environment variables, sorted by key: each key
+/// non-empty and without `=` or NUL, each value without NUL, at most
+/// [`MAX_ENV_VARS`] of them and [`MAX_ENV_BYTES`] in all.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Environment(BTreeMap<String, String>);
+
+impl Environment {
+    /// Validates `variables`.
+    ///
+    /// # Errors
+    /// A message naming the first rule broken (and the key, when one breaks it).
+    pub fn new(variables: BTreeMap<String, String>) -> Result<Self, String> {
+        if variables.len() > MAX_ENV_VARS {
+            return Err(format!(
+                "env has {} variables; at most {MAX_ENV_VARS} are allowed",
+                variables.len()
+            ));
+        }
+        let mut bytes = 0usize;
+        for (key, value) in &variables {
+            if key.is_empty() {
+                return Err("env has an empty key; a variable needs a name".into());
+            }
+            if key.contains(['=', '\0']) {
+                return Err(format!(
+                    "env key {key:?} contains '=' or a NUL character, which an environment variable's name cannot hold"
+                ));
+            }
+            if value.contains('\0') {
+                return Err(format!(
+                    "env value of {key:?} contains a NUL character, which an environment variable cannot hold"
+                ));
+            }
+            bytes = bytes.saturating_add(key.len() + value.len());
+        }
+        if bytes > MAX_ENV_BYTES {
+            return Err(format!(
+                "env takes {bytes} bytes (keys and values); at most {MAX_ENV_BYTES} are allowed"
+            ));
+        }
+        Ok(Self(variables))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The variables as `(key, value)` pairs, sorted by key.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for Environment {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let variables = BTreeMap::<String, String>::deserialize(deserializer)?;
+        Environment::new(variables).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The owner of a function other than the API (see [`FunctionEntry::managed_by`]).

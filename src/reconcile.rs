@@ -427,6 +427,7 @@ impl Reconciler {
             image: entry.image.clone(),
             wasi_cap: entry.wasi_cap.into(),
             limits: entry.limits,
+            wiring: Default::default(),
         };
         match action {
             Action::Deploy(entry) => self
@@ -477,6 +478,8 @@ mod tests {
             limits: FunctionLimits::default(),
             adopted_from_reference: None,
             managed_by,
+            calls: Vec::new(),
+            env: Default::default(),
         }
     }
 

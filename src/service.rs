@@ -10,6 +10,11 @@
 //! It also keeps what operators look at: each deployed function's
 //! [`FunctionMetrics`] and [`FunctionLog`] (kept across updates, dropped
 //! with the function), and the counters of changes and pulls.
+//!
+//! Calls between functions (`wasm_engine::call`) reach the deployed map
+//! through [`CallRouter`], the runtime's [`Callees`]: each callee's run is
+//! counted in its own metrics and logged in its own log, under the call id
+//! of the request that started the tree.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -18,11 +23,16 @@ use std::time::{Instant, SystemTime};
 
 use crate::call::CallId;
 use crate::config::ServeConfig;
-use crate::function::{FunctionEntry, FunctionLimits, FunctionName, Input, ManagedBy};
+use crate::function::{
+    FunctionEntry, FunctionLimits, FunctionName, FunctionWiring, Input, ManagedBy,
+};
 use crate::function_log::{FunctionLog, LogLimits, LogLine};
 use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
 use crate::registry::{ImageReference, RegistryClient, RegistryError};
-use crate::runtime::{CallLimits, CompiledFunction, Runtime, RuntimeError, RuntimeOptions};
+use crate::runtime::{
+    CallLimits, CallSetup, Callees, CompiledFunction, Run, Runtime, RuntimeError, RuntimeOptions,
+    Within,
+};
 use crate::store::{BlobCache, FunctionStore, StoreError};
 
 /// A failure of one service operation.
@@ -105,7 +115,13 @@ struct DeployedFunction {
     /// When this version was installed: kept in memory only (the index has
     /// no such field); a restored function takes its module file's time.
     installed_at: SystemTime,
+    /// The entry's `calls` and `env`, as the runtime takes them.
+    calls: Arc<[FunctionName]>,
+    env: Vec<(String, String)>,
 }
+
+/// The deployed functions by name.
+type DeployedMap = BTreeMap<FunctionName, Arc<DeployedFunction>>;
 
 /// A deployed function as the OpenFaaS provider API describes it.
 #[derive(Clone, Debug)]
@@ -143,6 +159,8 @@ pub struct DeploySpec {
     pub image: ImageReference,
     pub wasi_cap: WasiCap,
     pub limits: FunctionLimits,
+    /// The functions it may call and its environment.
+    pub wiring: FunctionWiring,
 }
 
 /// Who asks for a change: the API, or an owner of its own such as the
@@ -198,8 +216,10 @@ pub struct FunctionService {
     /// Registry blobs by digest, so an image whose blobs are kept is not
     /// fetched again.
     blobs: BlobCache,
-    runtime: Runtime,
-    deployed: RwLock<BTreeMap<FunctionName, Arc<DeployedFunction>>>,
+    runtime: Arc<Runtime>,
+    deployed: Arc<RwLock<DeployedMap>>,
+    /// Runs the callees of `wasm_engine::call`, over the same map.
+    callees: Arc<dyn Callees>,
     /// Names with a deploy, update or delete under way.
     changing: Mutex<HashSet<FunctionName>>,
     change_metrics: ChangeMetrics,
@@ -230,11 +250,12 @@ impl FunctionService {
     /// # Errors
     /// A [`StoreError`] when the data directory is unusable or the index corrupt.
     pub fn open(config: &ServeConfig) -> Result<Self, StoreError> {
-        let runtime = Runtime::new(RuntimeOptions {
+        let runtime = Arc::new(Runtime::new(RuntimeOptions {
             timeout: config.invocation_timeout,
             memory_limit_bytes: config.memory_limit_bytes,
             max_output_bytes: config.max_output_bytes,
-        });
+            max_call_depth: config.max_call_depth,
+        }));
         // Modules adopted from the reference engine's data directory must
         // pass the same checks as a deploy's.
         let check_module = |name: &FunctionName, wasi_cap: bool, wasm: &[u8]| {
@@ -252,12 +273,18 @@ impl FunctionService {
             .map(|entry| entry.func_name.to_string())
             .collect();
         blobs.collect_garbage(&indexed);
+        let deployed = Arc::new(RwLock::new(BTreeMap::new()));
+        let callees = Arc::new(CallRouter {
+            runtime: runtime.clone(),
+            deployed: Arc::clone(&deployed),
+        });
         let service = Self {
             registry,
             store,
             blobs,
             runtime,
-            deployed: RwLock::new(BTreeMap::new()),
+            deployed,
+            callees,
             changing: Mutex::new(HashSet::new()),
             change_metrics: ChangeMetrics::default(),
             log_limits: config.function_log,
@@ -320,6 +347,8 @@ impl FunctionService {
     ) -> DeployedFunction {
         DeployedFunction {
             installed_at,
+            calls: entry.calls.iter().cloned().collect(),
+            env: entry.env.pairs(),
             limits: self.runtime.limits_for(&entry.limits),
             version: entry.image_digest.as_str().into(),
             metrics: replaced.map_or_else(Arc::default, |old| old.metrics.clone()),
@@ -332,17 +361,11 @@ impl FunctionService {
         }
     }
 
-    fn read_deployed(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, BTreeMap<FunctionName, Arc<DeployedFunction>>> {
-        self.deployed
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn read_deployed(&self) -> std::sync::RwLockReadGuard<'_, DeployedMap> {
+        read(&self.deployed)
     }
 
-    fn write_deployed(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<FunctionName, Arc<DeployedFunction>>> {
+    fn write_deployed(&self) -> std::sync::RwLockWriteGuard<'_, DeployedMap> {
         self.deployed
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -473,6 +496,7 @@ impl FunctionService {
             image,
             wasi_cap,
             limits,
+            wiring,
         } = spec;
         let started = Instant::now();
         let pulled = self.registry.pull_using(image, &self.blobs);
@@ -510,6 +534,18 @@ impl FunctionService {
             (staged, compiled)
         });
         let compiled = compiled?;
+        if compiled.imports_calls() && wiring.calls.is_empty() {
+            return Err(RuntimeError::CallsNotListed {
+                function: name.to_string(),
+            }
+            .into());
+        }
+        if !wasi_cap && !wiring.env.is_empty() {
+            return Err(RuntimeError::EnvWithoutWasi {
+                function: name.to_string(),
+            }
+            .into());
+        }
         let staged = staged?;
         let validated_at = started.elapsed();
         let entry = self.store.commit(
@@ -519,6 +555,7 @@ impl FunctionService {
             wasi_cap,
             *limits,
             managed_by,
+            wiring.clone(),
         )?;
         log::info!(
             "installed function {name} from {image} ({}, {} from the image, {} bytes, {})",
@@ -637,34 +674,16 @@ impl FunctionService {
         };
         // Tests wait for this line to know a call holds its module.
         log::debug!("calling {name}");
-        let mut stderr = Vec::new();
-        let started = Instant::now();
-        let output = self.runtime.invoke_keeping_stderr(
-            &deployed.compiled,
-            &deployed.limits,
+        let run = run_deployed(
+            &self.runtime,
+            &deployed,
             input,
-            &mut stderr,
+            call_id,
+            None,
+            &self.callees,
         );
-        let outcome = match &output {
-            Err(RuntimeError::Timeout { .. }) => InvocationOutcome::Timeout,
-            Err(RuntimeError::FuelExhausted { .. }) => InvocationOutcome::FuelExhausted,
-            Err(RuntimeError::MemoryLimit { .. }) => InvocationOutcome::MemoryLimit,
-            Err(RuntimeError::OutputTooLarge { .. }) => InvocationOutcome::OutputLimit,
-            _ => InvocationOutcome::Ended,
-        };
-        deployed.metrics.record_run(started.elapsed(), outcome);
-        deployed
-            .log
-            .append_stderr(call_id, &deployed.version, &stderr);
-        if let Err(error) = &output {
-            if let Some(reason) = failure_log_line(error) {
-                deployed
-                    .log
-                    .append_engine(call_id, &deployed.version, &reason);
-            }
-        }
         Invocation {
-            output: output.map_err(ServiceError::from),
+            output: run.output.map_err(ServiceError::from),
             metrics: Some(deployed.metrics.clone()),
         }
     }
@@ -697,6 +716,87 @@ impl FunctionService {
     /// Bytes the data directory's functions take on disk.
     pub fn data_dir_bytes(&self) -> u64 {
         self.store.disk_usage_bytes()
+    }
+}
+
+fn read(deployed: &RwLock<DeployedMap>) -> std::sync::RwLockReadGuard<'_, DeployedMap> {
+    deployed
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `deployed` in a fresh instance (for a request, or for a
+/// `wasm_engine::call` when `within` is set), counts the run in its metrics
+/// and logs its stderr and failure under `call_id`.
+fn run_deployed(
+    runtime: &Runtime,
+    deployed: &DeployedFunction,
+    input: &Input,
+    call_id: &CallId,
+    within: Option<&Within>,
+    callees: &Arc<dyn Callees>,
+) -> Run {
+    let mut stderr = Vec::new();
+    let started = Instant::now();
+    let setup = CallSetup {
+        env: &deployed.env,
+        calls: &deployed.calls,
+        callees: Some(callees),
+        call_id,
+    };
+    let run = runtime.run(
+        &deployed.compiled,
+        &deployed.limits,
+        input,
+        &setup,
+        within,
+        &mut stderr,
+    );
+    let outcome = match &run.output {
+        Err(RuntimeError::Timeout { .. }) => InvocationOutcome::Timeout,
+        Err(RuntimeError::FuelExhausted { .. }) => InvocationOutcome::FuelExhausted,
+        Err(RuntimeError::MemoryLimit { .. }) => InvocationOutcome::MemoryLimit,
+        Err(RuntimeError::OutputTooLarge { .. }) => InvocationOutcome::OutputLimit,
+        _ => InvocationOutcome::Ended,
+    };
+    deployed.metrics.record_run(started.elapsed(), outcome);
+    deployed
+        .log
+        .append_stderr(call_id, &deployed.version, &stderr);
+    if let Err(error) = &run.output {
+        if let Some(reason) = failure_log_line(error) {
+            deployed
+                .log
+                .append_engine(call_id, &deployed.version, &reason);
+        }
+    }
+    run
+}
+
+/// The runtime's [`Callees`]: finds a callee in the deployed map and runs
+/// it as a request would, counted and logged as the callee's.
+struct CallRouter {
+    runtime: Arc<Runtime>,
+    deployed: Arc<RwLock<DeployedMap>>,
+}
+
+impl Callees for CallRouter {
+    fn call(&self, callee: &FunctionName, input: &Input, within: &Within) -> Option<Run> {
+        let deployed = read(&self.deployed).get(callee).cloned()?;
+        log::debug!(
+            "calling {callee} from {} (depth {})",
+            within.caller(),
+            within.depth()
+        );
+        deployed.metrics.count_nested_call();
+        Some(run_deployed(
+            &self.runtime,
+            &deployed,
+            input,
+            within.call_id(),
+            Some(within),
+            within.callees(),
+        ))
     }
 }
 

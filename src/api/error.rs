@@ -110,7 +110,9 @@ impl ApiError {
                     | RuntimeError::MissingMemory { .. }
                     | RuntimeError::MissingStart { .. }
                     | RuntimeError::StartDidNotFinish { .. }
-                    | RuntimeError::StartFailed { .. } => 422,
+                    | RuntimeError::StartFailed { .. }
+                    | RuntimeError::CallsNotListed { .. }
+                    | RuntimeError::EnvWithoutWasi { .. } => 422,
                     RuntimeError::BadArguments { .. } => 400,
                     RuntimeError::Timeout { .. } | RuntimeError::FuelExhausted { .. } => 504,
                     RuntimeError::Instantiation { .. }

@@ -587,6 +587,7 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
             image,
             wasi_cap,
             limits,
+            wiring: Default::default(),
         },
     ))
 }

@@ -13,7 +13,9 @@ use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
-use crate::function::{FunctionLimits, FunctionName, InvocationArgs};
+use crate::function::{
+    Environment, FunctionLimits, FunctionName, FunctionWiring, InvocationArgs, validate_calls,
+};
 use crate::registry::ImageReference;
 use crate::service::DeploySpec;
 
@@ -85,6 +87,12 @@ struct RawDeployRequest {
     memory_limit_mb: Option<u64>,
     #[serde(default)]
     fuel: Option<u64>,
+    /// The functions it may call through `wasm_engine::call`.
+    #[serde(default)]
+    calls: Vec<FunctionName>,
+    /// Environment variables for a WASI function (validated as it is read).
+    #[serde(default)]
+    env: Environment,
     #[serde(flatten)]
     ignored_fields: IgnoredFields,
 }
@@ -100,12 +108,17 @@ impl DeployRequest {
             fuel: raw.fuel,
         };
         limits.validate().map_err(ApiError::BadRequest)?;
+        validate_calls(&raw.calls).map_err(ApiError::BadRequest)?;
         Ok(Self {
             function_name: raw.function_name,
             spec: DeploySpec {
                 image: function_image,
                 wasi_cap: raw.wasi_cap.into(),
                 limits,
+                wiring: FunctionWiring {
+                    calls: raw.calls,
+                    env: raw.env,
+                },
             },
             ignored_fields: raw.ignored_fields,
         })

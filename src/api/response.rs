@@ -128,6 +128,8 @@ mod tests {
             limits: Default::default(),
             adopted_from_reference: None,
             managed_by: None,
+            calls: Vec::new(),
+            env: Default::default(),
         }
     }
 

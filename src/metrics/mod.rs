@@ -121,6 +121,7 @@ pub struct FunctionMetrics {
     fuel_exhausted: AtomicU64,
     memory_limit: AtomicU64,
     output_limit: AtomicU64,
+    nested_calls: AtomicU64,
 }
 
 impl Default for FunctionMetrics {
@@ -132,6 +133,7 @@ impl Default for FunctionMetrics {
             fuel_exhausted: AtomicU64::new(0),
             memory_limit: AtomicU64::new(0),
             output_limit: AtomicU64::new(0),
+            nested_calls: AtomicU64::new(0),
         }
     }
 }
@@ -148,6 +150,12 @@ impl FunctionMetrics {
             InvocationOutcome::OutputLimit => &self.output_limit,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one run of the function that another function's
+    /// `wasm_engine::call` asked for (its run is counted by `record_run`).
+    pub fn count_nested_call(&self) {
+        self.nested_calls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one answered invocation by its status code.
@@ -420,7 +428,7 @@ fn render_functions(text: &mut Exposition, functions: &[FunctionSample]) {
             .write(text, name, &[("function", function.name.as_str())]);
     }
     type Field = fn(&FunctionMetrics) -> &AtomicU64;
-    let limit_counters: [(&str, &str, Field); 4] = [
+    let limit_counters: [(&str, &str, Field); 5] = [
         (
             "wasmengine_function_timeouts_total",
             "Invocations stopped at their time limit (504).",
@@ -440,6 +448,11 @@ fn render_functions(text: &mut Exposition, functions: &[FunctionSample]) {
             "wasmengine_function_output_limit_total",
             "Invocations whose result, stdout or stderr passed --max-output-bytes (500).",
             |metrics| &metrics.output_limit,
+        ),
+        (
+            "wasmengine_function_nested_calls_total",
+            "Runs of the function that another function asked for with wasm_engine::call (their durations and limits are counted with the rest).",
+            |metrics| &metrics.nested_calls,
         ),
     ];
     for (name, help, field) in limit_counters {

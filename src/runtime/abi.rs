@@ -50,9 +50,13 @@ impl Abi {
 
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
-/// Refuses any import: modules deployed with `wasi_cap: false` must be self-contained.
+/// Refuses any import but the engine's own host module: modules deployed
+/// with `wasi_cap: false` must be self-contained.
 pub fn check_no_imports(module: &Module, function: &str) -> Result<(), RuntimeError> {
-    match module.imports().next() {
+    match module
+        .imports()
+        .find(|import| import.module() != super::host::HOST_MODULE)
+    {
         None => Ok(()),
         Some(import) if import.module() == WASI_MODULE => Err(RuntimeError::NeedsWasi {
             function: function.to_owned(),

@@ -72,6 +72,10 @@ pub enum RuntimeError {
     },
     /// The string ABI returned bytes that are not UTF-8.
     OutputNotUtf8 { function: String },
+    /// The module imports `wasm_engine` but was deployed without `calls`.
+    CallsNotListed { function: String },
+    /// A function that is not a WASI command was deployed with `env`.
+    EnvWithoutWasi { function: String },
 }
 
 impl fmt::Display for RuntimeError {
@@ -100,18 +104,18 @@ impl fmt::Display for RuntimeError {
                 if *wasi_cap {
                     write!(
                         f,
-                        "; WASI functions may import only wasi_snapshot_preview1 functions"
+                        "; WASI functions may import only wasi_snapshot_preview1 and wasm_engine functions"
                     )
                 } else {
                     write!(
                         f,
-                        "; functions deployed with wasi_cap: false may import nothing, and with wasi_cap: true only wasi_snapshot_preview1"
+                        "; functions deployed with wasi_cap: false may import only wasm_engine (calls to other functions), and with wasi_cap: true also wasi_snapshot_preview1"
                     )
                 }
             }
             Self::WasiLinkFailed { reason } => write!(
                 f,
-                "the module's imports do not match the WASI preview 1 functions the engine provides: {reason}"
+                "the module's imports do not match the functions the engine provides (WASI preview 1, and wasm_engine's call and result): {reason}"
             ),
             Self::MissingExport { function, exports } => write!(
                 f,
@@ -205,6 +209,14 @@ impl fmt::Display for RuntimeError {
                     "function {function} returned bytes that are not UTF-8 text"
                 )
             }
+            Self::CallsNotListed { function } => write!(
+                f,
+                "function {function} imports wasm_engine (calls to other functions) but was deployed without \"calls\"; list the functions it may call: \"calls\": [\"name\", ...]"
+            ),
+            Self::EnvWithoutWasi { function } => write!(
+                f,
+                "function {function} was deployed with \"env\", but only WASI functions (wasi_cap: true) see environment variables"
+            ),
         }
     }
 }

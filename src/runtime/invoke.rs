@@ -11,6 +11,7 @@ use wasmi::{Func, Instance, Linker, Memory, ResumableCall, Store, Val, ValType};
 use wasmi_wasi::WasiCtxBuilder;
 use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 
+use super::host::{CallSetup, FuelBudget, HostState, Within};
 use super::{
     CallLimits, CompiledFunction, InstanceLimiter, Limited, PlainState, Runtime, RuntimeError,
     StringReturn, WasiState,
@@ -77,26 +78,68 @@ pub(super) struct Invocation<'a> {
     runtime: &'a Runtime,
     function: &'a CompiledFunction,
     limits: &'a CallLimits,
-    /// When the call is stopped (504), from `limits.timeout`.
+    /// When the call is stopped (504), from `limits.timeout` (or the
+    /// caller's deadline, for a nested call, if that comes first).
     deadline: Instant,
-    /// What is left of the call's fuel budget; `None`: only the deadline.
-    budget: Option<u64>,
+    /// The fuel budget the call started with; `None`: only the deadline.
+    fuel: Option<u64>,
+    /// What is left of it (shared with the host functions, which charge
+    /// callees to it).
+    budget: FuelBudget,
+    /// Environment variables a WASI function sees.
+    env: &'a [(String, String)],
+    /// What the host functions use; moved into the store when it is made.
+    host: Option<HostState>,
 }
 
 impl<'a> Invocation<'a> {
-    /// Starts the clock of one call.
+    /// Starts the clock of one call; a nested call (`within`) gets no more
+    /// time or fuel than its caller has left.
     pub(super) fn start(
         runtime: &'a Runtime,
         function: &'a CompiledFunction,
         limits: &'a CallLimits,
+        setup: &CallSetup<'a>,
+        within: Option<&Within>,
     ) -> Self {
+        let mut deadline = Instant::now() + limits.timeout;
+        let mut fuel = limits.fuel;
+        if let Some(within) = within {
+            deadline = deadline.min(within.deadline());
+            fuel = match (fuel, within.fuel()) {
+                (Some(own), Some(left)) => Some(own.min(left)),
+                (own, left) => own.or(left),
+            };
+        }
+        let budget = FuelBudget::new(fuel);
+        let host = HostState::new(
+            &function.name,
+            setup,
+            within,
+            deadline,
+            budget.clone(),
+            runtime.max_call_depth,
+        );
         Self {
             runtime,
             function,
             limits,
-            deadline: Instant::now() + limits.timeout,
-            budget: limits.fuel,
+            deadline,
+            fuel,
+            budget,
+            env: setup.env,
+            host: Some(host),
         }
+    }
+
+    /// What is left of the call's fuel budget, as it is spent.
+    pub(super) fn budget(&self) -> FuelBudget {
+        self.budget.clone()
+    }
+
+    /// The host state, for the store being made.
+    fn take_host(&mut self) -> HostState {
+        self.host.take().unwrap_or_else(HostState::inert)
     }
 
     /// The string ABI: write the input (the args JSON, or a raw body) at
@@ -233,6 +276,11 @@ impl<'a> Invocation<'a> {
             .map_err(|error| RuntimeError::BadArguments {
                 reason: format!("the arguments cannot be passed as argv: {error}"),
             })?
+            // Keys and values were checked at deploy (no `=`, no NUL).
+            .envs(self.env)
+            .map_err(|error| RuntimeError::BadArguments {
+                reason: format!("the environment cannot be passed: {error}"),
+            })?
             .stdin(Box::new(ReadPipe::from(input.bytes().into_owned())))
             .stdout(Box::new(WritePipe::from_shared(stdout.clone())))
             .stderr(Box::new(WritePipe::from_shared(stderr.clone())))
@@ -242,6 +290,7 @@ impl<'a> Invocation<'a> {
             WasiState {
                 limiter: InstanceLimiter::for_function(function, limits.memory_limit_bytes),
                 wasi,
+                host: self.take_host(),
             },
         );
         let instance = self.instantiate(&mut store, &self.runtime.wasi_linker)?;
@@ -304,6 +353,7 @@ impl<'a> Invocation<'a> {
                     self.function,
                     self.limits.memory_limit_bytes,
                 ),
+                host: self.take_host(),
             },
         );
         let instance = self.instantiate(&mut store, &self.runtime.plain_linker)?;
@@ -370,17 +420,17 @@ impl<'a> Invocation<'a> {
         inputs: &[Val],
         outputs: &mut [Val],
     ) -> Result<(), Stop> {
-        let budget = &mut self.budget;
+        let budget = &self.budget;
         // A slice is at least what the next step needs: one `memory.fill` or
         // `memory.copy` can cost more than a whole slice, and granting less
         // would suspend the call again at once, forever.
-        let mut grant = |store: &mut Store<T>, required: u64| -> Result<(), Stop> {
+        let grant = |store: &mut Store<T>, required: u64| -> Result<(), Stop> {
             let wanted = FUEL_SLICE.max(required);
-            let slice = match budget {
-                Some(left) if *left < required.max(1) => return Err(Stop::FuelExhausted),
+            let slice = match budget.get() {
+                Some(left) if left < required.max(1) => return Err(Stop::FuelExhausted),
                 Some(left) => {
-                    let slice = wanted.min(*left);
-                    *left -= slice;
+                    let slice = wanted.min(left);
+                    budget.set(left - slice);
                     slice
                 }
                 None => wanted,
@@ -389,26 +439,30 @@ impl<'a> Invocation<'a> {
             Ok(())
         };
         grant(store, 0)?;
-        let mut call = func.call_resumable(&mut *store, inputs, outputs)?;
-        loop {
-            match call {
-                ResumableCall::Finished => {
-                    // Give back what the last slice did not use.
-                    if let (Some(left), Ok(unused)) = (budget.as_mut(), store.get_fuel()) {
-                        *left += unused;
+        let outcome = (|| {
+            let mut call = func.call_resumable(&mut *store, inputs, outputs)?;
+            loop {
+                match call {
+                    ResumableCall::Finished => return Ok(()),
+                    ResumableCall::HostTrap(trap) => return Err(Stop::from(trap.host_error())),
+                    ResumableCall::OutOfFuel(out_of_fuel) => {
+                        if Instant::now() >= self.deadline {
+                            return Err(Stop::Timeout);
+                        }
+                        grant(store, out_of_fuel.required_fuel())?;
+                        call = out_of_fuel.resume(&mut *store, outputs)?;
                     }
-                    return Ok(());
-                }
-                ResumableCall::HostTrap(trap) => return Err(Stop::from(trap.host_error())),
-                ResumableCall::OutOfFuel(out_of_fuel) => {
-                    if Instant::now() >= self.deadline {
-                        return Err(Stop::Timeout);
-                    }
-                    grant(store, out_of_fuel.required_fuel())?;
-                    call = out_of_fuel.resume(&mut *store, outputs)?;
                 }
             }
+        })();
+        // Give back what the last slice did not use, however the call ended
+        // (a nested call's caller is charged only what it used).
+        if let (Some(left), Ok(unused)) = (budget.get(), store.get_fuel()) {
+            budget.set(left.saturating_add(unused));
+            // Cannot fail: the engine meters fuel.
+            let _ = store.set_fuel(0);
         }
+        outcome
     }
 
     /// What a stopped call answers; `memory_refused`: a growth was refused
@@ -422,7 +476,7 @@ impl<'a> Invocation<'a> {
             },
             Stop::FuelExhausted => RuntimeError::FuelExhausted {
                 function,
-                fuel: self.limits.fuel.unwrap_or_default(),
+                fuel: self.fuel.unwrap_or_default(),
             },
             Stop::Failed { message, .. } if memory_refused => RuntimeError::MemoryLimit {
                 function,

@@ -7,10 +7,12 @@
 //!
 //! - `abi`: which of the three ABIs a module is called with, decided at deploy.
 //! - `invoke`: running one invocation under each ABI.
+//! - `host`: the host module `wasm_engine` (calls between functions).
 //! - `error`: [`RuntimeError`].
 
 mod abi;
 mod error;
+mod host;
 mod invoke;
 
 use std::sync::Arc;
@@ -25,6 +27,10 @@ use wasmi_wasi::WasiCtx;
 
 pub use abi::{Abi, StringReturn};
 pub use error::RuntimeError;
+pub use host::{
+    CallCode, CallSetup, Callees, DEFAULT_MAX_CALL_DEPTH, HOST_MODULE, MAX_UNREAD_RESULTS, Run,
+    Within,
+};
 pub use invoke::read_result as read_string_result;
 
 use crate::function::{FunctionLimits, FunctionName, Input};
@@ -60,6 +66,8 @@ pub struct CompiledFunction {
     /// The largest linear memory any instance of this module has reached,
     /// in bytes (shared by the clones, so by every invocation).
     memory_peak_bytes: Arc<AtomicUsize>,
+    /// Whether the module imports from [`HOST_MODULE`] (calls other functions).
+    imports_calls: bool,
 }
 
 impl CompiledFunction {
@@ -73,6 +81,12 @@ impl CompiledFunction {
         self.abi.describe(&self.module, self.name.as_str())
     }
 
+    /// Whether the module imports `wasm_engine` (`call`, `result`): it
+    /// must then be deployed with the functions it may call.
+    pub fn imports_calls(&self) -> bool {
+        self.imports_calls
+    }
+
     /// The largest linear memory an instance of this module has reached so
     /// far, in bytes (its initial memory once it has been called).
     pub fn memory_peak_bytes(&self) -> usize {
@@ -83,12 +97,14 @@ impl CompiledFunction {
 /// Store data of a non-WASI invocation.
 struct PlainState {
     limiter: InstanceLimiter,
+    host: host::HostState,
 }
 
 /// Store data of a WASI invocation.
 struct WasiState {
     limiter: InstanceLimiter,
     wasi: WasiCtx,
+    host: host::HostState,
 }
 
 /// Store data that carries an [`InstanceLimiter`] (every invocation's does).
@@ -108,12 +124,25 @@ impl Limited for WasiState {
     }
 }
 
+impl host::Hosted for PlainState {
+    fn host(&mut self) -> &mut host::HostState {
+        &mut self.host
+    }
+}
+
+impl host::Hosted for WasiState {
+    fn host(&mut self) -> &mut host::HostState {
+        &mut self.host
+    }
+}
+
 /// The interpreter: engine, linkers and the server's default limits.
 pub struct Runtime {
     engine: Engine,
     plain_linker: Linker<PlainState>,
     wasi_linker: Linker<WasiState>,
     defaults: CallLimits,
+    max_call_depth: usize,
 }
 
 /// The server-wide defaults of [`CallLimits`]. Every field documents its default.
@@ -127,6 +156,9 @@ pub struct RuntimeOptions {
     /// Most bytes of result or of stdout/stderr one call may produce (500
     /// beyond). Defaults to 1 MiB.
     pub max_output_bytes: usize,
+    /// How deep calls between functions may nest below the function a
+    /// request invoked (`--max-call-depth`). Defaults to 8.
+    pub max_call_depth: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -135,6 +167,7 @@ impl Default for RuntimeOptions {
             timeout: Duration::from_secs(10),
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
             max_output_bytes: 1 << 20,
+            max_call_depth: DEFAULT_MAX_CALL_DEPTH,
         }
     }
 }
@@ -262,10 +295,12 @@ impl Runtime {
         // first call: deploys stay fast even for large modules.
         config.compilation_mode(CompilationMode::LazyTranslation);
         let engine = Engine::new(&config);
-        let plain_linker = Linker::new(&engine);
+        let mut plain_linker = Linker::new(&engine);
+        host::add_to_linker(&mut plain_linker);
         let mut wasi_linker = Linker::new(&engine);
         wasmi_wasi::add_to_linker(&mut wasi_linker, |state: &mut WasiState| &mut state.wasi)
             .expect("WASI preview 1 definitions are added to an empty linker once");
+        host::add_to_linker(&mut wasi_linker);
         Self {
             engine,
             plain_linker,
@@ -276,6 +311,7 @@ impl Runtime {
                 fuel: None,
                 max_output_bytes: options.max_output_bytes,
             },
+            max_call_depth: options.max_call_depth,
         }
     }
 
@@ -336,6 +372,9 @@ impl Runtime {
             abi::classify_export(&module, function.as_str(), wasm)?
         };
         self.instantiate_once(&module, wasi_cap)?;
+        let imports_calls = module
+            .imports()
+            .any(|import| import.module() == HOST_MODULE);
         let calls_initialize = !wasi_cap
             && matches!(
                 module.get_export("_initialize"),
@@ -347,17 +386,18 @@ impl Runtime {
             abi,
             calls_initialize,
             memory_peak_bytes: Arc::default(),
+            imports_calls,
         })
     }
 
-    /// Every import must come from `wasi_snapshot_preview1`; whether each
-    /// matches a function the WASI linker defines is checked by
-    /// [`Self::instantiate_once`] (the linker does not expose its host
-    /// functions' types).
+    /// Every import must come from `wasi_snapshot_preview1` or
+    /// `wasm_engine`; whether each matches a function the WASI linker
+    /// defines is checked by [`Self::instantiate_once`] (the linker does not
+    /// expose its host functions' types).
     fn check_wasi_import_modules(module: &Module) -> Result<(), RuntimeError> {
         match module
             .imports()
-            .find(|import| import.module() != abi::WASI_MODULE)
+            .find(|import| import.module() != abi::WASI_MODULE && import.module() != HOST_MODULE)
         {
             Some(import) => Err(RuntimeError::UnsupportedImport {
                 module: import.module().to_owned(),
@@ -378,12 +418,21 @@ impl Runtime {
         let limiter = InstanceLimiter::new(self.defaults.memory_limit_bytes);
         let outcome = if wasi_cap {
             let wasi = wasmi_wasi::WasiCtxBuilder::new().build();
-            let mut store = invoke::new_store(&self.engine, WasiState { limiter, wasi });
+            let host = host::HostState::inert();
+            let mut store = invoke::new_store(
+                &self.engine,
+                WasiState {
+                    limiter,
+                    wasi,
+                    host,
+                },
+            );
             self.wasi_linker
                 .instantiate_and_start(&mut store, module)
                 .map(drop)
         } else {
-            let mut store = invoke::new_store(&self.engine, PlainState { limiter });
+            let host = host::HostState::inert();
+            let mut store = invoke::new_store(&self.engine, PlainState { limiter, host });
             self.plain_linker
                 .instantiate_and_start(&mut store, module)
                 .map(drop)
@@ -405,7 +454,8 @@ impl Runtime {
         })
     }
 
-    /// Runs one invocation of `function` in a fresh instance and returns its output.
+    /// Runs one invocation of `function` in a fresh instance, with no
+    /// environment and no callees, and returns its output.
     ///
     /// # Errors
     /// [`RuntimeError::BadArguments`] when `input` does not fit the function;
@@ -416,36 +466,47 @@ impl Runtime {
         limits: &CallLimits,
         input: &Input,
     ) -> Result<String, RuntimeError> {
-        self.invoke_keeping_stderr(function, limits, input, &mut Vec::new())
+        let setup = CallSetup {
+            env: &[],
+            calls: &Arc::from([]),
+            callees: None,
+            call_id: &crate::call::CallId::generate(),
+        };
+        self.run(function, limits, input, &setup, None, &mut Vec::new())
+            .output
     }
 
-    /// Like [`Runtime::invoke`], and appends what a WASI function wrote to
-    /// stderr (up to the output cap, whether the call succeeded or not) to
-    /// `stderr`; the other ABIs have no stderr.
-    ///
-    /// # Errors
-    /// As [`Runtime::invoke`].
-    pub fn invoke_keeping_stderr(
+    /// Runs one invocation of `function` in a fresh instance with what
+    /// `setup` gives it: the call a request made (`within: None`), or a
+    /// nested one that a `wasm_engine::call` made, bounded by the caller's
+    /// deadline and fuel (`within`). What a WASI function wrote to stderr
+    /// (up to the output cap, whether the call succeeded or not) is
+    /// appended to `stderr`; the other ABIs have no stderr.
+    pub fn run(
         &self,
         function: &CompiledFunction,
         limits: &CallLimits,
         input: &Input,
+        setup: &CallSetup<'_>,
+        within: Option<&Within>,
         stderr: &mut Vec<u8>,
-    ) -> Result<String, RuntimeError> {
-        match &function.abi {
-            Abi::String(returns) => {
-                invoke::Invocation::start(self, function, limits).string(*returns, input)
-            }
+    ) -> Run {
+        let invocation = invoke::Invocation::start(self, function, limits, setup, within);
+        let budget = invocation.budget();
+        let granted = budget.get();
+        let output = match &function.abi {
+            Abi::String(returns) => invocation.string(*returns, input),
             Abi::Numeric {
                 params,
                 param_names,
-            } => invoke::Invocation::start(self, function, limits).numeric(
-                params,
-                param_names.as_deref(),
-                input,
-            ),
-            Abi::Wasi => invoke::Invocation::start(self, function, limits).wasi(input, stderr),
-        }
+            } => invocation.numeric(params, param_names.as_deref(), input),
+            Abi::Wasi => invocation.wasi(input, stderr),
+        };
+        let fuel_used = match (granted, budget.get()) {
+            (Some(granted), Some(left)) => granted.saturating_sub(left),
+            _ => 0,
+        };
+        Run { output, fuel_used }
     }
 }
 

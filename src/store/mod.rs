@@ -36,7 +36,7 @@ pub use blobs::BlobCache;
 pub use error::StoreError;
 pub use reference::ModuleCheck;
 
-use crate::function::{FunctionEntry, FunctionLimits, FunctionName, ManagedBy};
+use crate::function::{FunctionEntry, FunctionLimits, FunctionName, FunctionWiring, ManagedBy};
 
 const INDEX_FILE: &str = "persist.json";
 const TEMP_SUFFIX: &str = ".tmp";
@@ -215,6 +215,7 @@ impl FunctionStore {
     /// # Errors
     /// [`StoreError::Io`] when a rename or the index write fails; the index
     /// then still describes the previous state.
+    #[allow(clippy::too_many_arguments)] // until the index record is one type
     pub fn commit(
         &self,
         mut staged: StagedWasm,
@@ -223,6 +224,7 @@ impl FunctionStore {
         wasi_cap: bool,
         limits: FunctionLimits,
         managed_by: Option<ManagedBy>,
+        wiring: FunctionWiring,
     ) -> Result<FunctionEntry, StoreError> {
         let mut index = self.lock_index();
         let name = staged.name.clone();
@@ -244,6 +246,8 @@ impl FunctionStore {
             limits,
             adopted_from_reference: None,
             managed_by,
+            calls: wiring.calls,
+            env: wiring.env,
         };
         let mut next = index.clone();
         next.insert(name, entry.clone());
@@ -277,6 +281,7 @@ impl FunctionStore {
             wasi_cap,
             FunctionLimits::default(),
             None,
+            FunctionWiring::default(),
         )
     }
 
@@ -566,7 +571,15 @@ mod tests {
 
         let staged = store.stage(&name("f"), b"new").unwrap();
         let entry = store
-            .commit(staged, "i", "d", false, FunctionLimits::default(), None)
+            .commit(
+                staged,
+                "i",
+                "d",
+                false,
+                FunctionLimits::default(),
+                None,
+                FunctionWiring::default(),
+            )
             .unwrap();
         assert_eq!(store.entries(), vec![entry]);
         assert_eq!(store.read_wasm(&name("f")).unwrap(), b"new");

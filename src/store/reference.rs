@@ -179,6 +179,8 @@ impl FunctionStore {
                 wasm_digest,
             }),
             managed_by: None,
+            calls: Vec::new(),
+            env: Default::default(),
         };
         Ok(Ok(Adopted { staged, entry }))
     }

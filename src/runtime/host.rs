@@ -1,0 +1,835 @@
+//! The host module `wasm_engine`: calls between functions.
+//!
+//! Any function (string, numeric or WASI ABI) may import
+//! `wasm_engine::call(name_ptr, name_len, input_ptr, input_len) -> i64` and
+//! `wasm_engine::result(handle, out_ptr, out_cap) -> i64` (`docs/abi.md`).
+//! `call` runs another deployed function on this thread, synchronously, in a
+//! fresh instance of its own module, exactly as an HTTP invocation with that
+//! input would, and keeps its output under a handle that `result` copies
+//! out.
+//!
+//! This module owns the rules of a call: who may be called (the caller's
+//! `calls`), the depth limit, cycles, the caller's remaining deadline and
+//! fuel (which bound the callee, and which the callee's fuel is charged
+//! to), the results an instance may hold, and the error codes. Finding and
+//! running the callee, and counting it, is the [`Callees`] the service
+//! implements, so `runtime` never depends on `service` or `store`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use wasmi::{Caller, Extern, Linker, Memory};
+
+use super::RuntimeError;
+use crate::call::CallId;
+use crate::function::{FunctionName, Input, MAX_FUNCTION_NAME_LEN};
+
+/// The import module name of the host functions.
+pub const HOST_MODULE: &str = "wasm_engine";
+
+/// Most results of `call` one instance may hold before reading them with
+/// `result` (each is at most `--max-output-bytes`).
+pub const MAX_UNREAD_RESULTS: usize = 16;
+
+/// Default of `--max-call-depth`: how deep calls may nest below the function
+/// an HTTP request invoked.
+pub const DEFAULT_MAX_CALL_DEPTH: usize = 8;
+
+/// Why `call` or `result` returned no handle or no bytes: the negative
+/// number the function sees (documented in `docs/abi.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallCode {
+    /// The callee is in the caller's `calls` but not deployed now.
+    NotDeployed,
+    /// The callee is not in the caller's `calls` (or the name is not a
+    /// function name at all).
+    NotAllowed,
+    /// The callee trapped, exited with a non-zero code, hit its memory limit,
+    /// returned output the engine cannot read, or could not be instantiated.
+    Failed,
+    /// The callee ran out of time: its own limit or what was left of the
+    /// caller's.
+    TimedOut,
+    /// The callee spent its fuel: its own budget or what was left of the
+    /// caller's.
+    OutOfFuel,
+    /// The call would nest deeper than `--max-call-depth`.
+    DepthExceeded,
+    /// The callee is already on the call stack (a call to itself included).
+    Cycle,
+    /// The callee's result, stdout or stderr passed `--max-output-bytes`.
+    OutputTooLarge,
+    /// `result` was given a handle that `call` did not return, or whose
+    /// result was already read.
+    BadHandle,
+    /// A pointer and length lie outside the caller's memory (or it exports
+    /// none named `memory`).
+    BadPointer,
+    /// The callee refused its input (the numeric ABI needs a JSON object of
+    /// numbers as strings).
+    BadInput,
+    /// The caller holds [`MAX_UNREAD_RESULTS`] results it has not read.
+    TooManyResults,
+}
+
+impl CallCode {
+    /// Every code, in the order of their numbers.
+    pub const ALL: [CallCode; 12] = [
+        Self::NotDeployed,
+        Self::NotAllowed,
+        Self::Failed,
+        Self::TimedOut,
+        Self::OutOfFuel,
+        Self::DepthExceeded,
+        Self::Cycle,
+        Self::OutputTooLarge,
+        Self::BadHandle,
+        Self::BadPointer,
+        Self::BadInput,
+        Self::TooManyResults,
+    ];
+
+    /// The negative number the function sees: -1 to -12.
+    pub fn number(self) -> i64 {
+        let index = Self::ALL
+            .iter()
+            .position(|code| *code == self)
+            .unwrap_or_default();
+        -1 - i64::try_from(index).unwrap_or_default()
+    }
+
+    /// A name for logs and metric labels: `not_deployed`, `cycle`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotDeployed => "not_deployed",
+            Self::NotAllowed => "not_allowed",
+            Self::Failed => "failed",
+            Self::TimedOut => "timed_out",
+            Self::OutOfFuel => "out_of_fuel",
+            Self::DepthExceeded => "depth_exceeded",
+            Self::Cycle => "cycle",
+            Self::OutputTooLarge => "output_too_large",
+            Self::BadHandle => "bad_handle",
+            Self::BadPointer => "bad_pointer",
+            Self::BadInput => "bad_input",
+            Self::TooManyResults => "too_many_results",
+        }
+    }
+
+    /// The code of a callee that failed with `error`.
+    pub fn of_error(error: &RuntimeError) -> Self {
+        match error {
+            RuntimeError::Timeout { .. } => Self::TimedOut,
+            RuntimeError::FuelExhausted { .. } => Self::OutOfFuel,
+            RuntimeError::OutputTooLarge { .. } => Self::OutputTooLarge,
+            RuntimeError::BadArguments { .. } => Self::BadInput,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// Finds and runs a callee: implemented by the service, which knows what
+/// is deployed and counts each run in the callee's metrics and log.
+pub trait Callees: Send + Sync {
+    /// Runs the deployed function `callee` with `input`, as
+    /// [`Runtime::run`](super::Runtime::run) with `Some(within)`; `None`
+    /// when no function of that name is deployed.
+    fn call(&self, callee: &FunctionName, input: &Input, within: &Within) -> Option<Run>;
+}
+
+/// How a run ended, and the fuel it used (counted only when a fuel budget
+/// bounded it: the caller's is then charged with it).
+#[derive(Debug)]
+pub struct Run {
+    pub output: Result<String, RuntimeError>,
+    pub fuel_used: u64,
+}
+
+/// What a call of a function may use besides its input: its environment,
+/// the functions it may call, and who runs them.
+#[derive(Clone, Copy)]
+pub struct CallSetup<'a> {
+    /// Environment variables a WASI function sees (the deploy's `env`).
+    pub env: &'a [(String, String)],
+    /// The functions it may call (the deploy's `calls`).
+    pub calls: &'a Arc<[FunctionName]>,
+    /// Who runs a callee; `None`: every `call` is refused as not allowed.
+    pub callees: Option<&'a Arc<dyn Callees>>,
+    /// The id of the request the call tree serves, for logs.
+    pub call_id: &'a CallId,
+}
+
+/// The bounds a nested call runs within, made by the caller's `call`: the
+/// stack of functions from the one the request invoked down to the callee,
+/// the caller's deadline, what is left of its fuel budget, and the request's
+/// call id.
+pub struct Within {
+    stack: Vec<FunctionName>,
+    deadline: Instant,
+    fuel: Option<u64>,
+    callees: Arc<dyn Callees>,
+    call_id: CallId,
+}
+
+impl Within {
+    /// The id of the request the call tree serves.
+    pub fn call_id(&self) -> &CallId {
+        &self.call_id
+    }
+
+    /// The function that made the call.
+    pub fn caller(&self) -> &FunctionName {
+        let caller = self.stack.len().saturating_sub(2);
+        &self.stack[caller]
+    }
+
+    /// How deep the callee runs: 1 for a function the request's function called.
+    pub fn depth(&self) -> usize {
+        self.stack.len().saturating_sub(1)
+    }
+
+    /// Who runs the callee's own calls.
+    pub fn callees(&self) -> &Arc<dyn Callees> {
+        &self.callees
+    }
+
+    /// The latest the callee may run until.
+    pub(super) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// What is left of the caller's fuel budget, if it has one.
+    pub(super) fn fuel(&self) -> Option<u64> {
+        self.fuel
+    }
+}
+
+/// What is left of a call's fuel budget (`None`: it has none), shared by
+/// the invocation that grants it slice by slice and by its `call`s, which
+/// charge their callees to it. (An atomic only because WASI store data must
+/// be `Send`; one thread uses it.)
+#[derive(Clone, Debug, Default)]
+pub(super) struct FuelBudget {
+    limited: bool,
+    left: Arc<AtomicU64>,
+}
+
+impl FuelBudget {
+    pub(super) fn new(fuel: Option<u64>) -> Self {
+        Self {
+            limited: fuel.is_some(),
+            left: Arc::new(AtomicU64::new(fuel.unwrap_or_default())),
+        }
+    }
+
+    pub(super) fn get(&self) -> Option<u64> {
+        self.limited.then(|| self.left.load(Ordering::Relaxed))
+    }
+
+    /// Sets what is left; no effect on a call without a budget.
+    pub(super) fn set(&self, left: u64) {
+        self.left.store(left, Ordering::Relaxed);
+    }
+}
+
+/// The part of an invocation's store data that the host functions use.
+pub(super) struct HostState {
+    /// From the function the request invoked down to this one.
+    stack: Vec<FunctionName>,
+    calls: Arc<[FunctionName]>,
+    callees: Option<Arc<dyn Callees>>,
+    call_id: Option<CallId>,
+    deadline: Instant,
+    budget: FuelBudget,
+    max_call_depth: usize,
+    /// Outputs of calls not read yet, by handle; a read one is `None`.
+    results: Vec<Option<Vec<u8>>>,
+}
+
+impl HostState {
+    /// The host state of one invocation of `function`.
+    pub(super) fn new(
+        function: &FunctionName,
+        setup: &CallSetup<'_>,
+        within: Option<&Within>,
+        deadline: Instant,
+        budget: FuelBudget,
+        max_call_depth: usize,
+    ) -> Self {
+        let stack = match within {
+            Some(within) => within.stack.clone(),
+            None => vec![function.clone()],
+        };
+        Self {
+            stack,
+            calls: setup.calls.clone(),
+            callees: setup.callees.cloned(),
+            call_id: Some(setup.call_id.clone()),
+            deadline,
+            budget,
+            max_call_depth,
+            results: Vec::new(),
+        }
+    }
+
+    /// For instances that are not calls (the check at deploy): every
+    /// `call` is refused.
+    pub(super) fn inert() -> Self {
+        Self {
+            stack: Vec::new(),
+            calls: Arc::new([]),
+            callees: None,
+            call_id: None,
+            deadline: Instant::now(),
+            budget: FuelBudget::default(),
+            max_call_depth: 0,
+            results: Vec::new(),
+        }
+    }
+}
+
+/// Store data that carries a [`HostState`].
+pub(super) trait Hosted: 'static {
+    fn host(&mut self) -> &mut HostState;
+}
+
+/// Defines `wasm_engine::call` and `wasm_engine::result` in `linker`.
+pub(super) fn add_to_linker<T: Hosted>(linker: &mut Linker<T>) {
+    linker
+        .func_wrap(
+            HOST_MODULE,
+            "call",
+            |mut caller: Caller<'_, T>,
+             name_ptr: i32,
+             name_len: i32,
+             input_ptr: i32,
+             input_len: i32|
+             -> i64 {
+                let name = (u32_bits(name_ptr), u32_bits(name_len));
+                let input = (u32_bits(input_ptr), u32_bits(input_len));
+                call(&mut caller, name, input).unwrap_or_else(CallCode::number)
+            },
+        )
+        .and_then(|linker| {
+            linker.func_wrap(
+                HOST_MODULE,
+                "result",
+                |mut caller: Caller<'_, T>, handle: i64, out_ptr: i32, out_cap: i32| -> i64 {
+                    result(&mut caller, handle, u32_bits(out_ptr), u32_bits(out_cap))
+                        .unwrap_or_else(CallCode::number)
+                },
+            )
+        })
+        .expect("the host functions are added to a linker once");
+}
+
+fn u32_bits(value: i32) -> u32 {
+    u32::from_ne_bytes(value.to_ne_bytes())
+}
+
+fn memory<T>(caller: &Caller<'_, T>) -> Result<Memory, CallCode> {
+    caller
+        .get_export("memory")
+        .and_then(Extern::into_memory)
+        .ok_or(CallCode::BadPointer)
+}
+
+/// `len` bytes at `ptr` of the caller's memory.
+fn read<T>(
+    caller: &Caller<'_, T>,
+    memory: Memory,
+    ptr: u32,
+    len: u32,
+) -> Result<Vec<u8>, CallCode> {
+    let start = ptr as usize;
+    start
+        .checked_add(len as usize)
+        .and_then(|end| memory.data(caller).get(start..end))
+        .map(<[u8]>::to_vec)
+        .ok_or(CallCode::BadPointer)
+}
+
+/// `call`: checks the callee is allowed, not on the stack and not too deep,
+/// runs it within the caller's deadline and fuel, charges the fuel it used
+/// and keeps its output under a new handle.
+fn call<T: Hosted>(
+    caller: &mut Caller<'_, T>,
+    (name_ptr, name_len): (u32, u32),
+    (input_ptr, input_len): (u32, u32),
+) -> Result<i64, CallCode> {
+    let memory = memory(caller)?;
+    // No allowed name is longer: don't copy what cannot match.
+    if name_len as usize > MAX_FUNCTION_NAME_LEN {
+        return Err(CallCode::NotAllowed);
+    }
+    let name = read(caller, memory, name_ptr, name_len)?;
+    let callee = std::str::from_utf8(&name)
+        .ok()
+        .and_then(|name| FunctionName::new(name).ok())
+        .ok_or(CallCode::NotAllowed)?;
+    let host = caller.data_mut().host();
+    let callees = match &host.callees {
+        Some(callees) if host.calls.contains(&callee) => callees.clone(),
+        _ => return Err(CallCode::NotAllowed),
+    };
+    if host.stack.contains(&callee) {
+        return Err(CallCode::Cycle);
+    }
+    if host.stack.len() > host.max_call_depth {
+        return Err(CallCode::DepthExceeded);
+    }
+    if host.results.iter().flatten().count() >= MAX_UNREAD_RESULTS {
+        return Err(CallCode::TooManyResults);
+    }
+    let (deadline, budget) = (host.deadline, host.budget.clone());
+    let mut stack = host.stack.clone();
+    let call_id = host.call_id.clone().unwrap_or_else(CallId::generate);
+    stack.push(callee.clone());
+    if Instant::now() >= deadline {
+        stop_at_next_check(caller);
+        return Err(CallCode::TimedOut);
+    }
+    let input = read(caller, memory, input_ptr, input_len)?;
+    // What the caller may still spend: its ungranted budget and what is left
+    // of the slice it is running on.
+    let fuel = budget
+        .get()
+        .map(|left| left.saturating_add(caller.get_fuel().unwrap_or_default()));
+    let within = Within {
+        stack,
+        deadline,
+        fuel,
+        callees: callees.clone(),
+        call_id,
+    };
+    let run = callees
+        .call(&callee, &Input::Raw(input), &within)
+        .ok_or(CallCode::NotDeployed)?;
+    charge(caller, &budget, run.fuel_used);
+    if Instant::now() >= deadline {
+        // The callee used the caller's time up: stop the caller too, at
+        // once rather than at the end of its fuel slice.
+        stop_at_next_check(caller);
+    }
+    let output = run.output.map_err(|error| CallCode::of_error(&error))?;
+    let results = &mut caller.data_mut().host().results;
+    results.push(Some(output.into_bytes()));
+    Ok(i64::try_from(results.len() - 1).unwrap_or(i64::MAX))
+}
+
+/// Charges `used` fuel to the caller: first to its ungranted budget, then
+/// to the slice it is running on. Without a budget there is nothing to
+/// charge (only the deadline bounds it).
+fn charge<T>(caller: &mut Caller<'_, T>, budget: &FuelBudget, used: u64) {
+    let Some(left) = budget.get() else {
+        return;
+    };
+    let from_budget = left.min(used);
+    budget.set(left - from_budget);
+    let rest = used - from_budget;
+    if rest > 0 {
+        let slice = caller.get_fuel().unwrap_or_default();
+        // Cannot fail: the engine meters fuel.
+        let _ = caller.set_fuel(slice.saturating_sub(rest));
+    }
+}
+
+/// Empties the caller's fuel slice, so that its invocation checks the
+/// deadline (and its budget) before it runs another block.
+fn stop_at_next_check<T>(caller: &mut Caller<'_, T>) {
+    // Cannot fail: the engine meters fuel.
+    let _ = caller.set_fuel(0);
+}
+
+/// `result`: copies a call's output to `out_ptr` when it fits in `out_cap`
+/// bytes (and frees its handle), else returns its size and keeps it.
+fn result<T: Hosted>(
+    caller: &mut Caller<'_, T>,
+    handle: i64,
+    out_ptr: u32,
+    out_cap: u32,
+) -> Result<i64, CallCode> {
+    let index = usize::try_from(handle).map_err(|_| CallCode::BadHandle)?;
+    let results = &mut caller.data_mut().host().results;
+    let len = results
+        .get(index)
+        .and_then(Option::as_ref)
+        .ok_or(CallCode::BadHandle)?
+        .len();
+    let size = i64::try_from(len).unwrap_or(i64::MAX);
+    if len > out_cap as usize {
+        return Ok(size);
+    }
+    let memory = memory(caller)?;
+    let in_bounds = (out_ptr as usize)
+        .checked_add(len)
+        .is_some_and(|end| end <= memory.data(&*caller).len());
+    if !in_bounds {
+        return Err(CallCode::BadPointer);
+    }
+    let bytes = caller.data_mut().host().results[index]
+        .take()
+        .unwrap_or_default();
+    memory
+        .write(&mut *caller, out_ptr as usize, &bytes)
+        .map_err(|_| CallCode::BadPointer)?;
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::function::FunctionLimits;
+    use crate::runtime::{CallLimits, CompiledFunction, Runtime, RuntimeOptions};
+
+    const RELAY: &str = include_str!("../../tests/fixtures/relay.wat");
+
+    /// Returns its input.
+    const ECHO: &str = r#"(module (memory (export "memory") 1)
+        (func (export "echo") (param i32 i32) (result i64)
+          (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
+                  (i64.extend_i32_u (local.get 1)))))"#;
+    /// Never returns.
+    const SPIN: &str = r#"(module (memory (export "memory") 1)
+        (func (export "spin") (param i32 i32) (result i64) (loop $again (br $again)) (i64.const 0)))"#;
+    /// Traps.
+    const BOOM: &str = r#"(module (memory (export "memory") 1)
+        (func (export "boom") (param i32 i32) (result i64) unreachable))"#;
+    /// Returns a result longer than any output cap.
+    const FLOOD: &str = r#"(module (memory (export "memory") 1)
+        (func (export "flood") (param i32 i32) (result i64) (i64.const 0x7fffffff)))"#;
+    /// Spins a few million fuel, then returns "".
+    const BURN: &str = r#"(module (memory (export "memory") 1)
+        (func (export "burn") (param i32 i32) (result i64) (local $n i32)
+          (local.set $n (i32.const 1000000))
+          (block $done (loop $again
+            (br_if $done (i32.eqz (local.get $n)))
+            (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+            (br $again)))
+          (i64.const 0)))"#;
+
+    struct Deployed {
+        compiled: CompiledFunction,
+        limits: CallLimits,
+        calls: Arc<[FunctionName]>,
+    }
+
+    /// The service's part, as a map: what `call` reaches.
+    struct Functions {
+        runtime: Arc<Runtime>,
+        deployed: HashMap<FunctionName, Deployed>,
+    }
+
+    impl Callees for Functions {
+        fn call(&self, callee: &FunctionName, input: &Input, within: &Within) -> Option<Run> {
+            let deployed = self.deployed.get(callee)?;
+            let setup = CallSetup {
+                env: &[],
+                calls: &deployed.calls,
+                callees: Some(within.callees()),
+                call_id: within.call_id(),
+            };
+            Some(self.runtime.run(
+                &deployed.compiled,
+                &deployed.limits,
+                input,
+                &setup,
+                Some(within),
+                &mut Vec::new(),
+            ))
+        }
+    }
+
+    fn name(name: &str) -> FunctionName {
+        FunctionName::new(name).expect("a valid name")
+    }
+
+    /// One deployed function: its name, module, `calls` and limits.
+    struct Spec<'a> {
+        name: &'a str,
+        wat: &'a str,
+        calls: &'a [&'a str],
+        limits: FunctionLimits,
+    }
+
+    fn spec<'a>(name: &'a str, wat: &'a str, calls: &'a [&'a str]) -> Spec<'a> {
+        Spec {
+            name,
+            wat,
+            calls,
+            limits: FunctionLimits::default(),
+        }
+    }
+
+    fn deploy(options: RuntimeOptions, specs: &[Spec<'_>]) -> Arc<Functions> {
+        let runtime = Arc::new(Runtime::new(options));
+        let deployed = specs
+            .iter()
+            .map(|spec| {
+                let wasm = wat::parse_str(spec.wat).expect("valid WAT");
+                let compiled = runtime
+                    .prepare(&name(spec.name), false, &wasm)
+                    .unwrap_or_else(|error| panic!("{} deploys: {error}", spec.name));
+                let deployed = Deployed {
+                    compiled,
+                    limits: runtime.limits_for(&spec.limits),
+                    calls: spec.calls.iter().map(|callee| name(callee)).collect(),
+                };
+                (name(spec.name), deployed)
+            })
+            .collect();
+        Arc::new(Functions { runtime, deployed })
+    }
+
+    /// Runs `function` as a request would, with `input` as its raw body.
+    fn invoke(functions: &Arc<Functions>, function: &str, input: &str) -> Run {
+        let callees: Arc<dyn Callees> = functions.clone();
+        let deployed = &functions.deployed[&name(function)];
+        let setup = CallSetup {
+            env: &[],
+            calls: &deployed.calls,
+            callees: Some(&callees),
+            call_id: &CallId::generate(),
+        };
+        functions.runtime.run(
+            &deployed.compiled,
+            &deployed.limits,
+            &Input::Raw(input.as_bytes().to_vec()),
+            &setup,
+            None,
+            &mut Vec::new(),
+        )
+    }
+
+    #[track_caller]
+    fn output(run: Run) -> String {
+        run.output
+            .unwrap_or_else(|error| panic!("the call fails: {error}"))
+    }
+
+    #[test]
+    fn a_call_returns_the_callees_output() {
+        let world = deploy(
+            RuntimeOptions::default(),
+            &[spec("relay", RELAY, &["echo"]), spec("echo", ECHO, &[])],
+        );
+        assert_eq!(
+            output(invoke(&world, "relay", "echo hello there")),
+            "hello there"
+        );
+        assert_eq!(output(invoke(&world, "relay", "")), "end");
+    }
+
+    #[test]
+    fn callees_not_listed_or_not_deployed_are_error_codes() {
+        let world = deploy(
+            RuntimeOptions::default(),
+            &[
+                spec("relay", RELAY, &["echo", "ghost"]),
+                spec("echo", ECHO, &[]),
+                spec("boom", BOOM, &[]),
+            ],
+        );
+        assert_eq!(output(invoke(&world, "relay", "boom x")), "error -2");
+        assert_eq!(output(invoke(&world, "relay", "ghost x")), "error -1");
+        assert_eq!(output(invoke(&world, "relay", "../etc x")), "error -2");
+        let long = format!("{} x", "a".repeat(200));
+        assert_eq!(output(invoke(&world, "relay", &long)), "error -2");
+    }
+
+    #[test]
+    fn a_callee_that_traps_or_floods_is_an_error_code_not_a_trap_of_the_caller() {
+        let world = deploy(
+            RuntimeOptions::default(),
+            &[
+                spec("relay", RELAY, &["boom", "flood"]),
+                spec("boom", BOOM, &[]),
+                spec("flood", FLOOD, &[]),
+            ],
+        );
+        assert_eq!(output(invoke(&world, "relay", "boom")), "error -3");
+        assert_eq!(output(invoke(&world, "relay", "flood")), "error -8");
+    }
+
+    #[test]
+    fn calls_to_a_function_on_the_stack_are_cycles() {
+        let all = ["relay", "r1", "r2"];
+        let world = deploy(
+            RuntimeOptions::default(),
+            &[
+                spec("relay", RELAY, &all),
+                spec("r1", RELAY, &all),
+                spec("r2", RELAY, &all),
+            ],
+        );
+        assert_eq!(output(invoke(&world, "relay", "relay")), "error -7");
+        assert_eq!(output(invoke(&world, "relay", "r1 r2 relay")), "error -7");
+        assert_eq!(output(invoke(&world, "relay", "r1 r2 r1")), "error -7");
+        assert_eq!(output(invoke(&world, "relay", "r1 r2")), "end");
+    }
+
+    #[test]
+    fn calls_nest_only_to_the_depth_limit() {
+        let all = ["r0", "r1", "r2", "r3", "r4", "r5"];
+        let specs: Vec<Spec<'_>> = all.iter().map(|link| spec(link, RELAY, &all)).collect();
+        let options = RuntimeOptions {
+            max_call_depth: 3,
+            ..RuntimeOptions::default()
+        };
+        let world = deploy(options, &specs);
+        // r0 (depth 0) -> r1 -> r2 -> r3 (depth 3): allowed.
+        assert_eq!(output(invoke(&world, "r0", "r1 r2 r3")), "end");
+        // r3 -> r4 would be depth 4.
+        assert_eq!(output(invoke(&world, "r0", "r1 r2 r3 r4")), "error -6");
+        let none = RuntimeOptions {
+            max_call_depth: 0,
+            ..RuntimeOptions::default()
+        };
+        let world = deploy(none, &specs);
+        assert_eq!(output(invoke(&world, "r0", "r1")), "error -6");
+    }
+
+    #[test]
+    fn a_callee_that_never_returns_ends_the_caller_at_the_callers_deadline() {
+        let mut caller = spec("relay", RELAY, &["spin"]);
+        caller.limits.timeout_ms = Some(50);
+        // The callee's own limit is far away: the caller's deadline stops it.
+        let mut spin = spec("spin", SPIN, &[]);
+        spin.limits.timeout_ms = Some(600_000);
+        let world = deploy(RuntimeOptions::default(), &[caller, spin]);
+        let error = invoke(&world, "relay", "spin")
+            .output
+            .expect_err("the caller's deadline passes");
+        assert!(
+            matches!(&error, RuntimeError::Timeout { function, .. } if function == "relay"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_callee_that_never_returns_spends_the_callers_fuel() {
+        let mut caller = spec("relay", RELAY, &["spin"]);
+        caller.limits.fuel = Some(3_000_000);
+        caller.limits.timeout_ms = Some(600_000);
+        let mut spin = spec("spin", SPIN, &[]);
+        spin.limits.timeout_ms = Some(600_000);
+        let world = deploy(RuntimeOptions::default(), &[caller, spin]);
+        let error = invoke(&world, "relay", "spin")
+            .output
+            .expect_err("the caller's fuel runs out");
+        assert!(
+            matches!(&error, RuntimeError::FuelExhausted { function, .. } if function == "relay"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_fuel_a_callee_uses_is_charged_to_its_caller() {
+        let mut caller = spec("relay", RELAY, &["burn"]);
+        caller.limits.fuel = Some(100_000_000);
+        let world = deploy(
+            RuntimeOptions::default(),
+            &[caller, spec("burn", BURN, &[])],
+        );
+        let alone = invoke(&world, "relay", "");
+        let with_callee = invoke(&world, "relay", "burn");
+        assert_eq!(output(alone).as_str(), "end");
+        let used = with_callee.fuel_used;
+        assert_eq!(output(with_callee).as_str(), "");
+        // A million iterations of a few instructions each.
+        assert!(used > 1_000_000, "the caller was charged only {used}");
+        // With less fuel than the callee needs, the callee runs out and the
+        // caller with it.
+        let mut caller = spec("relay", RELAY, &["burn"]);
+        caller.limits.fuel = Some(500_000);
+        let world = deploy(
+            RuntimeOptions::default(),
+            &[caller, spec("burn", BURN, &[])],
+        );
+        assert!(matches!(
+            invoke(&world, "relay", "burn").output,
+            Err(RuntimeError::FuelExhausted { .. })
+        ));
+    }
+
+    #[test]
+    fn result_refuses_unknown_handles_and_pointers_outside_memory() {
+        let wat = r#"(module
+            (import "wasm_engine" "call" (func $call (param i32 i32 i32 i32) (result i64)))
+            (import "wasm_engine" "result" (func $result (param i64 i32 i32) (result i64)))
+            (memory (export "memory") 1)
+            (data (i32.const 0) "echo")
+            (func (export "probe") (param $which i32) (result i64) (local $handle i64)
+              (if (i32.eq (local.get $which) (i32.const 0))
+                (then (return (call $result (i64.const 5) (i32.const 0) (i32.const 0)))))
+              (if (i32.eq (local.get $which) (i32.const 1))
+                (then (return (call $call (i32.const -16) (i32.const 4) (i32.const 0) (i32.const 0)))))
+              (if (i32.eq (local.get $which) (i32.const 2))
+                (then (return (call $call (i32.const 0) (i32.const 4) (i32.const -16) (i32.const 100)))))
+              (local.set $handle (call $call (i32.const 0) (i32.const 4) (i32.const 0) (i32.const 4)))
+              (if (i32.eq (local.get $which) (i32.const 3))
+                (then (return (call $result (local.get $handle) (i32.const 65534) (i32.const 4)))))
+              (if (i32.eq (local.get $which) (i32.const 4))
+                (then
+                  (drop (call $result (local.get $handle) (i32.const 100) (i32.const 4)))
+                  (return (call $result (local.get $handle) (i32.const 100) (i32.const 4)))))
+              ;; 5: hold results without reading them.
+              (block $full (loop $again
+                (local.set $handle (call $call (i32.const 0) (i32.const 4) (i32.const 0) (i32.const 4)))
+                (br_if $full (i64.lt_s (local.get $handle) (i64.const 0)))
+                (br $again)))
+              (local.get $handle)))"#;
+        let world = deploy(
+            RuntimeOptions::default(),
+            &[spec("probe", wat, &["echo"]), spec("echo", ECHO, &[])],
+        );
+        let probe = |which: &str| {
+            output(invoke(
+                &world,
+                "probe",
+                &format!("{{\"which\":\"{which}\"}}"),
+            ))
+        };
+        assert_eq!(probe("0"), "-9", "a handle never returned");
+        assert_eq!(probe("1"), "-10", "a name outside memory");
+        assert_eq!(probe("2"), "-10", "an input outside memory");
+        assert_eq!(probe("3"), "-10", "an output buffer past the end of memory");
+        assert_eq!(probe("4"), "-9", "a result read twice");
+        assert_eq!(probe("5"), "-12", "more results held than allowed");
+    }
+
+    #[test]
+    fn modules_importing_the_host_module_are_marked_and_checked_at_deploy() {
+        let runtime = Runtime::default();
+        let wasm = wat::parse_str(RELAY).expect("valid WAT");
+        let relay = runtime
+            .prepare(&name("relay"), false, &wasm)
+            .expect("deploys");
+        assert!(relay.imports_calls());
+        let wasm = wat::parse_str(ECHO).expect("valid WAT");
+        let echo = runtime
+            .prepare(&name("echo"), false, &wasm)
+            .expect("deploys");
+        assert!(!echo.imports_calls());
+        let wrong_type = r#"(module
+            (import "wasm_engine" "call" (func (param i32) (result i64)))
+            (memory (export "memory") 1)
+            (func (export "f") (param i32 i32) (result i64) (i64.const 0)))"#;
+        let wasm = wat::parse_str(wrong_type).expect("valid WAT");
+        let error = runtime
+            .prepare(&name("f"), false, &wasm)
+            .expect_err("the import's type is wrong");
+        assert!(error.to_string().contains("wasm_engine"), "{error}");
+    }
+
+    #[test]
+    fn every_code_has_its_number_and_name() {
+        let numbers: Vec<i64> = CallCode::ALL.iter().map(|code| code.number()).collect();
+        assert_eq!(numbers, (1..=12).map(|n| -n).collect::<Vec<i64>>());
+        assert_eq!(CallCode::Cycle.number(), -7);
+        assert_eq!(CallCode::TooManyResults.as_str(), "too_many_results");
+    }
+}
