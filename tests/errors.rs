@@ -188,6 +188,7 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
     let bomb = registry.push_layers(&[(DOCKER_LAYER_GZIP, gzip_bomb())], "bomb:v1");
     let start_forever = registry.push_fixture("start_forever", "start-forever:v1");
     let start_forever_wasi = registry.push_fixture("start_forever_wasi", "start-forever-wasi:v1");
+    let relay = registry.push_fixture("relay", "relay:v1");
     let broken = broken_registry();
     let engine = Engine::start_with(&[
         "--memory-limit-mb",
@@ -217,6 +218,24 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
         engine.post("/function/deploy", &spin.to_string()).status,
         200
     );
+    // Calls between functions: relay and r1..r9 may call each other and
+    // the flooding WASI function.
+    let links = [
+        "relay", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9",
+    ];
+    for name in links {
+        let mut calls = links.to_vec();
+        calls.push("flood");
+        engine.deploy_with(name, &relay, json!({"calls": calls}));
+    }
+    let chain =
+        |chain: &str| json!({"function_name": "relay", "args": {"chain": chain}}).to_string();
+    let env_keys: serde_json::Map<String, serde_json::Value> = (0..10_000)
+        .map(|index| (format!("KEY_{index}"), json!("value")))
+        .collect();
+    let env_flood =
+        json!({"function_name": "x", "function_image": wasi, "wasi_cap": true, "env": env_keys})
+            .to_string();
     let invoke = |name: &str| json!({"function_name": name, "args": {}}).to_string();
     let deploy = |name: &str, image: &str| deploy_body(name, image, false);
     let deploy_wasi = |name: &str, image: &str| deploy_body(name, image, true);
@@ -298,6 +317,13 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
         row("registry_html_manifest", "POST", "/function/deploy", deploy("x", &broken.image("broken:html")), 502, "registry sent an invalid manifest"),
         row("registry_tampered_blob", "POST", "/function/deploy", deploy("x", &broken.image("broken:tampered")), 502, "does not match its digest"),
         row("registry_stall",         "POST", "/function/deploy", deploy("x", &broken.image("broken:stall")), 502, "registry unreachable"),
+        // Calls between functions: the caller gets a code, never a crash.
+        row("call_to_self",           "POST", "/function/invoke", chain("relay"), 200, "error -7"),
+        row("deep_chain",             "POST", "/function/invoke", chain("r1 r2 r3 r4 r5 r6 r7 r8 r9"), 200, "error -6"),
+        row("callee_floods_output",   "POST", "/function/invoke", chain("flood"), 200, "error -8"),
+        row("calls_without_list",     "POST", "/function/deploy", deploy("r0", &relay), 422, "deployed without \"calls\""),
+        row("env_10000_keys",         "POST", "/function/deploy", env_flood, 400, "env has 10000 variables; at most 1000"),
+        row("env_key_with_equals",    "POST", "/function/deploy", json!({"function_name": "x", "function_image": wasi, "wasi_cap": true, "env": {"A=B": "c"}}).to_string(), 400, "contains '=' or a NUL"),
     ];
     assert!(rows.len() >= 40, "{} rows", rows.len());
     let only = std::env::var("HOSTILE_ROW")

@@ -5,6 +5,7 @@ mod support;
 
 mod abis;
 mod blob_cache;
+mod calls;
 mod cli;
 mod compat;
 mod crash;

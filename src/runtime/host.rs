@@ -621,6 +621,12 @@ mod tests {
             "hello there"
         );
         assert_eq!(output(invoke(&world, "relay", "")), "end");
+        // Over HTTP, the list is its one argument's value.
+        assert_eq!(
+            output(invoke(&world, "relay", r#"{"chain":"echo hi"}"#)),
+            "hi"
+        );
+        assert_eq!(output(invoke(&world, "relay", r#"{"chain":""}"#)), "end");
     }
 
     #[test]
