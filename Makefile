@@ -25,7 +25,7 @@ apps: deps
 # Pushes every example as $(REGISTRY)/<name>-wasm:$(VERSION).
 images: apps
 	$(CARGO) build --release
-	@grep -v '^[[:space:]]*\(#\|$$\)' experiments/apps.txt | while read -r name target abi wasi_cap; do \
+	@grep -v '^[[:space:]]*\(#\|$$\)' experiments/apps.txt | while read -r name target abi wasi_cap _calls; do \
 	  printf '%-40s ' "$(REGISTRY)/$$name-wasm:$(VERSION)"; \
 	  target/release/wasm_engine push experiments/application/$$name/target/$$target/release/$$name.wasm \
 	    $(REGISTRY)/$$name-wasm:$(VERSION) || exit 1; \

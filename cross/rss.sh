@@ -36,12 +36,12 @@ echo "after start:                     $(rss_kb "$engine_pid") KiB"
 
 app=experiments/application
 count=0
-while read -r name wasm_target _ wasi; do
+while read -r name wasm_target _ wasi calls; do
   count=$((count + 1))
   target/release/wasm_engine push "$app/$name/target/$wasm_target/release/$name.wasm" "$registry/$name:v1" >/dev/null 2>&1 ||
     cargo run --release --quiet --bin wasm_engine -- push "$app/$name/target/$wasm_target/release/$name.wasm" "$registry/$name:v1" >/dev/null
   curl -fs -o /dev/null -X POST "http://127.0.0.1:$engine_port/function/deploy" \
-    -d "{\"function_name\": \"$name\", \"function_image\": \"$registry/$name:v1\", \"wasi_cap\": $wasi}"
+    -d "{\"function_name\": \"$name\", \"function_image\": \"$registry/$name:v1\", \"wasi_cap\": $wasi${calls:+, \"calls\": [\"${calls//,/\", \"}\"]}}"
 done < <(example_apps)
 sleep 1
 echo "after deploying the $count examples:  $(rss_kb "$engine_pid") KiB"

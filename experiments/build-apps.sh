@@ -24,7 +24,7 @@ done
 "$here/thirdparty/build.sh"
 
 source "$here/../scripts/lib.sh"
-# The list in experiments/apps.txt: name target abi wasi_cap.
+# The list in experiments/apps.txt: name target abi wasi_cap [calls].
 while read -r name target abi _; do
   dir="$here/application/$name"
   (cd "$dir" && cargo build --quiet --release --target "$target" </dev/null)

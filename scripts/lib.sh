@@ -15,7 +15,7 @@
 #                                under DIR, in the background (killed on exit);
 #                                returns once /v2/ answers
 # example_apps                   prints experiments/apps.txt without comments:
-#                                "name target abi wasi_cap" per example
+#                                "name target abi wasi_cap [calls]" per example
 #
 # Sourcing installs an EXIT trap that does the cleanup above; a script that
 # needs its own trap calls lib_cleanup from it.

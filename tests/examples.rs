@@ -11,19 +11,39 @@ const FORBIDDEN: &str = r#"{"status":"403","body":"<html><h1>Auth Forbidden!</h1
 const PASS: &str = r#"{"status":"200","body":"<html><h1>Auth Pass!</h1><p>hash c5187dd86a648a819f527c7a8a4f7bf4</p></html>"}"#;
 const SEED_ARGS: &str = r#"{"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"}"#;
 
-/// `(name, target, wasi_cap)` of every example, from `experiments/apps.txt`
-/// (the list `make apps` builds).
-fn examples() -> Vec<(&'static str, &'static str, bool)> {
+/// One example of `experiments/apps.txt` (the list `make apps` builds).
+struct Example {
+    name: &'static str,
+    target: &'static str,
+    wasi_cap: bool,
+    /// The functions it calls (its deploy's `calls`).
+    calls: Vec<&'static str>,
+}
+
+fn examples() -> Vec<Example> {
     include_str!("../experiments/apps.txt")
         .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(
-            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
-                [name, target, _abi, wasi_cap] => (name, target, wasi_cap == "true"),
-                _ => panic!("experiments/apps.txt: {line:?} is not `name target abi wasi_cap`"),
-            },
-        )
+        .map(|line| {
+            let (name, target, wasi_cap, calls) =
+                match line.split_whitespace().collect::<Vec<_>>()[..] {
+                    [name, target, _abi, wasi_cap] => (name, target, wasi_cap, ""),
+                    [name, target, _abi, wasi_cap, calls] => (name, target, wasi_cap, calls),
+                    _ => panic!(
+                        "experiments/apps.txt: {line:?} is not `name target abi wasi_cap [calls]`"
+                    ),
+                };
+            Example {
+                name,
+                target,
+                wasi_cap: wasi_cap == "true",
+                calls: calls
+                    .split(',')
+                    .filter(|callee| !callee.is_empty())
+                    .collect(),
+            }
+        })
         .collect()
 }
 
@@ -46,13 +66,18 @@ pub fn example_wasm(name: &str, target: &str) -> Vec<u8> {
 fn deploy_examples() -> (Registry, Engine) {
     let registry = Registry::start();
     let engine = Engine::start();
-    for (name, target, wasi_cap) in examples() {
+    for example in examples() {
+        let name = example.name;
         let image = registry.push_wasm_bytes(
-            &example_wasm(name, target),
+            &example_wasm(name, example.target),
             &format!("{name}.wasm"),
             &format!("{name}-wasm:v1"),
         );
-        engine.deploy(name, &image, wasi_cap);
+        engine.deploy_with(
+            name,
+            &image,
+            json!({"wasi_cap": example.wasi_cap, "calls": example.calls}),
+        );
     }
     (registry, engine)
 }
@@ -159,6 +184,46 @@ fn echo_string_appends_b_and_gcd_computes() {
 }
 
 #[test]
+fn the_gateway_calls_authentication_and_on_success_hello() {
+    let (_registry, engine) = deploy_examples();
+    let refused = invoke_raw(&engine, "gateway", SEED_ARGS);
+    assert_eq!((refused.status, refused.message()), (200, FORBIDDEN));
+    let passed = invoke_raw(
+        &engine,
+        "gateway",
+        r#"{"arg_uri": "yes", "arg_body": "yes", "arg_secret": "c5187dd86a648a819f527c7a8a4f7bf4", "name": "edge"}"#,
+    );
+    assert_eq!(
+        (passed.status, passed.message()),
+        (
+            200,
+            r#"{"status":"200","body":"Hello, edge! This is WasmEngine running a WASI function."}"#
+        )
+    );
+    let missing = invoke_raw(&engine, "gateway", r#"{"arg_uri": "yes"}"#);
+    assert_eq!(
+        missing.message(),
+        r#"{"status":"400","body":"missing argument: arg_body"}"#
+    );
+    // Without hello, the gateway says which call failed and why.
+    assert_eq!(
+        engine
+            .post("/function/delete", r#"{"function_name": "hello"}"#)
+            .status,
+        200
+    );
+    let passed_without_hello = invoke_raw(
+        &engine,
+        "gateway",
+        r#"{"arg_uri": "yes", "arg_body": "yes", "arg_secret": "c5187dd86a648a819f527c7a8a4f7bf4"}"#,
+    );
+    assert_eq!(
+        passed_without_hello.message(),
+        r#"{"status":"502","body":"hello: not deployed"}"#
+    );
+}
+
+#[test]
 fn c_examples_built_with_clang_and_wasi_libc_run() {
     let registry = Registry::start();
     let engine = Engine::start();
@@ -183,4 +248,33 @@ fn c_examples_built_with_clang_and_wasi_libc_run() {
         r#"Hello from C! args: {"a":"b"}"#,
     );
     engine.assert_output("upper-c", json!({"name": "edge"}), r#"{"NAME":"EDGE"}"#);
+
+    // gateway-c calls the Rust examples authentication and hello.
+    let gateway = registry.push_wasm_bytes(&c_wasm("gateway-c"), "gateway-c.wasm", "gateway-c:v1");
+    for (name, target) in [
+        ("authentication", "wasm32-unknown-unknown"),
+        ("hello", "wasm32-wasip1"),
+    ] {
+        let image = registry.push_wasm_bytes(
+            &example_wasm(name, target),
+            &format!("{name}.wasm"),
+            &format!("{name}-wasm:v1"),
+        );
+        engine.deploy(name, &image, name == "hello");
+    }
+    engine.deploy_with(
+        "gateway-c",
+        &gateway,
+        json!({"wasi_cap": true, "calls": ["authentication", "hello"]}),
+    );
+    engine.assert_output(
+        "gateway-c",
+        json!({"arg_uri": "yes", "arg_body": "yes", "arg_secret": "c5187dd86a648a819f527c7a8a4f7bf4", "name": "C"}),
+        "Hello, C! This is WasmEngine running a WASI function.",
+    );
+    let refused = engine.invoke(
+        "gateway-c",
+        json!({"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"}),
+    );
+    assert_eq!(refused.message(), FORBIDDEN);
 }

@@ -14,19 +14,24 @@
 //!   that run once per instance (as every WasmEngine invocation does).
 //! - [`json_string`], [`push_json_string`], [`hex`]: small output helpers
 //!   that avoid `core::fmt` (slow under an interpreter).
+//! - [`call`]: calls another deployed function through the engine's host
+//!   module `wasm_engine` (the caller is deployed with `"calls"`), with
+//!   its errors as a [`CallError`].
 //!
-//! It does not: talk to the host (the string ABI has no imports), or handle
-//! the numeric ABI (an ordinary `extern "C" fn` of numbers needs no help).
+//! It does not handle the numeric ABI (an ordinary `extern "C" fn` of
+//! numbers needs no help).
 #![no_std]
 
 extern crate alloc;
 
 mod args;
 mod bump;
+mod call;
 mod json;
 
 pub use args::Args;
 pub use bump::BumpAllocator;
+pub use call::{CallError, call};
 pub use json::{hex, json_string, push_json_string};
 
 use alloc::string::String;
