@@ -68,6 +68,9 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   largest linear memory of one instance
     --max-output-bytes N          WASM_ENGINE_MAX_OUTPUT_BYTES [default: 1048576]
                                   most result or stdout/stderr bytes of one call (500 beyond)
+    --max-call-depth N            WASM_ENGINE_MAX_CALL_DEPTH [default: 8]
+                                  how deep calls between functions (wasm_engine::call) nest
+                                  below the invoked function; 0 refuses every call
     --max-in-flight N             WASM_ENGINE_MAX_IN_FLIGHT  [default: --workers]
                                   most invocations running at once
     --max-queue N                 WASM_ENGINE_MAX_QUEUE      [default: 64]
@@ -347,6 +350,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("timeout-ms", "WASM_ENGINE_TIMEOUT_MS"),
     ("memory-limit-mb", "WASM_ENGINE_MEMORY_LIMIT_MB"),
     ("max-output-bytes", "WASM_ENGINE_MAX_OUTPUT_BYTES"),
+    ("max-call-depth", "WASM_ENGINE_MAX_CALL_DEPTH"),
     ("client-timeout-ms", "WASM_ENGINE_CLIENT_TIMEOUT_MS"),
     ("max-connections", "WASM_ENGINE_MAX_CONNECTIONS"),
     ("max-in-flight", "WASM_ENGINE_MAX_IN_FLIGHT"),
@@ -619,6 +623,9 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
     if let Some(n) = number("max-output-bytes", "bytes", 1..=MAX)? {
         config.max_output_bytes = usize_saturating(n);
     }
+    if let Some(n) = number("max-call-depth", "levels", 0..=64)? {
+        config.max_call_depth = usize_saturating(n);
+    }
     if let Some(n) = number("client-timeout-ms", "milliseconds", 1..=MAX)? {
         config.client_timeout = Duration::from_millis(n);
     }
@@ -834,6 +841,7 @@ mod tests {
             &[
                 ("WASM_ENGINE_MAX_QUEUE", "7"),
                 ("WASM_ENGINE_MAX_OUTPUT_BYTES", "4096"),
+                ("WASM_ENGINE_MAX_CALL_DEPTH", "3"),
                 ("WASM_ENGINE_CLIENT_TIMEOUT_MS", "1500"),
                 ("WASM_ENGINE_MAX_IN_FLIGHT", "9"),
             ],
@@ -845,6 +853,7 @@ mod tests {
         assert_eq!(config.invocation_slots(), 3);
         assert_eq!(config.max_queue, 7);
         assert_eq!(config.max_output_bytes, 4096);
+        assert_eq!(config.max_call_depth, 3);
         assert_eq!(config.client_timeout, Duration::from_millis(1500));
         assert_eq!(admin_token_file.as_deref(), Some(path));
         assert_eq!(

@@ -128,6 +128,19 @@ fn each_error_code_reaches_the_caller_as_a_code_not_a_failure() {
 }
 
 #[test]
+fn max_call_depth_sets_the_depth_limit() {
+    let registry = Registry::start();
+    let engine = Engine::start_with(&["--max-call-depth", "2"]);
+    let relay = registry.push_fixture("relay", "relay:v1");
+    let links = ["r0", "r1", "r2", "r3"];
+    for name in links {
+        engine.deploy_with(name, &relay, json!({"calls": links}));
+    }
+    engine.assert_output("r0", chain("r1 r2"), "end");
+    engine.assert_output("r0", chain("r1 r2 r3"), "error -6");
+}
+
+#[test]
 fn calls_nest_to_the_depth_limit_and_cycles_are_refused() {
     let registry = Registry::start();
     let engine = Engine::start_with(&[]);
