@@ -70,7 +70,7 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   most result or stdout/stderr bytes of one call (500 beyond)
     --max-call-depth N            WASM_ENGINE_MAX_CALL_DEPTH [default: 8]
                                   how deep calls between functions (wasm_engine::call) nest
-                                  below the invoked function; 0 refuses every call
+                                  below the invoked function, 0 to 32; 0 refuses every call
     --max-in-flight N             WASM_ENGINE_MAX_IN_FLIGHT  [default: --workers]
                                   most invocations running at once
     --max-queue N                 WASM_ENGINE_MAX_QUEUE      [default: 64]
@@ -623,7 +623,11 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
     if let Some(n) = number("max-output-bytes", "bytes", 1..=MAX)? {
         config.max_output_bytes = usize_saturating(n);
     }
-    if let Some(n) = number("max-call-depth", "levels", 0..=64)? {
+    if let Some(n) = number(
+        "max-call-depth",
+        "levels",
+        0..=crate::runtime::MAX_CALL_DEPTH_LIMIT as u64,
+    )? {
         config.max_call_depth = usize_saturating(n);
     }
     if let Some(n) = number("client-timeout-ms", "milliseconds", 1..=MAX)? {

@@ -785,7 +785,7 @@ impl Callees for CallRouter {
         let deployed = read(&self.deployed).get(callee).cloned()?;
         log::debug!(
             "calling {callee} from {} (depth {})",
-            within.caller(),
+            within.caller().map_or("?", FunctionName::as_str),
             within.depth()
         );
         deployed.metrics.count_nested_call();

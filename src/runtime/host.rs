@@ -36,6 +36,11 @@ pub const MAX_UNREAD_RESULTS: usize = 16;
 /// an HTTP request invoked.
 pub const DEFAULT_MAX_CALL_DEPTH: usize = 8;
 
+/// The largest `--max-call-depth` accepted: each level nests the interpreter
+/// on the worker thread's native stack (2 MiB), and this many fit with room
+/// to spare (`the_deepest_chain_the_flag_allows_fits_a_worker_threads_stack`).
+pub const MAX_CALL_DEPTH_LIMIT: usize = 32;
+
 /// Why `call` or `result` returned no handle or no bytes: the negative
 /// number the function sees (documented in `docs/abi.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,9 +184,8 @@ impl Within {
     }
 
     /// The function that made the call.
-    pub fn caller(&self) -> &FunctionName {
-        let caller = self.stack.len().saturating_sub(2);
-        &self.stack[caller]
+    pub fn caller(&self) -> Option<&FunctionName> {
+        self.stack.iter().rev().nth(1)
     }
 
     /// How deep the callee runs: 1 for a function the request's function called.
@@ -696,6 +700,40 @@ mod tests {
         };
         let world = deploy(none, &specs);
         assert_eq!(output(invoke(&world, "r0", "r1")), "error -6");
+    }
+
+    #[test]
+    fn the_deepest_chain_the_flag_allows_fits_a_worker_threads_stack() {
+        assert_eq!(MAX_CALL_DEPTH_LIMIT, 32);
+        // 33 links: the request's function and 32 levels (--max-call-depth's
+        // largest value), on a thread with the 2 MiB stack workers get. Each
+        // level nests the interpreter on the native stack: 64 overflowed it
+        // in a debug build.
+        let names: Vec<String> = (0..=32).map(|index| format!("c{index}")).collect();
+        let mut wat = RELAY
+            .trim_end()
+            .strip_suffix(')')
+            .expect("the module ends with ')'")
+            .to_owned();
+        for name in &names {
+            wat.push_str(&format!("\n  (export \"{name}\" (func $relay))"));
+        }
+        wat.push(')');
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        let specs: Vec<Spec<'_>> = all.iter().map(|link| spec(link, &wat, &all)).collect();
+        let options = RuntimeOptions {
+            max_call_depth: 32,
+            ..RuntimeOptions::default()
+        };
+        let world = deploy(options, &specs);
+        let chain = all[1..].join(" ");
+        let output = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || output(invoke(&world, "c0", &chain)))
+            .expect("a thread starts")
+            .join()
+            .expect("the chain does not overflow the stack");
+        assert_eq!(output, "end");
     }
 
     #[test]

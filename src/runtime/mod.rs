@@ -28,8 +28,8 @@ use wasmi_wasi::WasiCtx;
 pub use abi::{Abi, StringReturn};
 pub use error::RuntimeError;
 pub use host::{
-    CallCode, CallSetup, Callees, DEFAULT_MAX_CALL_DEPTH, HOST_MODULE, MAX_UNREAD_RESULTS, Run,
-    Within,
+    CallCode, CallSetup, Callees, DEFAULT_MAX_CALL_DEPTH, HOST_MODULE, MAX_CALL_DEPTH_LIMIT,
+    MAX_UNREAD_RESULTS, Run, Within,
 };
 pub use invoke::read_result as read_string_result;
 
