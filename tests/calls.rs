@@ -7,39 +7,20 @@ use serde_json::{Value, json};
 
 use crate::support::{Engine, Registry, assert_error, http_agent};
 
-/// Returns its input (string ABI).
-const ECHO: &str = r#"(module (memory (export "memory") 1)
-    (func (export "echo") (param i32 i32) (result i64)
-      (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
-              (i64.extend_i32_u (local.get 1)))))"#;
-/// Never returns.
-const SPIN: &str = r#"(module (memory (export "memory") 1)
-    (func (export "spin") (param i32 i32) (result i64) (loop $again (br $again)) (i64.const 0)))"#;
-/// Traps.
-const BOOM: &str = r#"(module (memory (export "memory") 1)
-    (func (export "boom") (param i32 i32) (result i64) unreachable))"#;
-/// Returns a result longer than any output cap.
-const FLOOD: &str = r#"(module (memory (export "memory") 1)
-    (func (export "flood") (param i32 i32) (result i64) (i64.const 0x7fffffff)))"#;
-
 /// The relay's body: `{"chain": "<names>"}`.
 fn chain(names: &str) -> Value {
     json!({"chain": names})
 }
 
-/// An engine with `relay` (calling `calls`) and the callees above deployed.
+/// An engine with `relay` (calling `calls`) and the callees of
+/// `tests/fixtures/callees.wat` deployed.
 fn engine_with_relay(extra_args: &[&str], calls: &[&str]) -> (Registry, Engine) {
     let registry = Registry::start();
     let engine = Engine::start_with(extra_args);
     let relay = registry.push_fixture("relay", "relay:v1");
-    for (name, wat) in [
-        ("echo", ECHO),
-        ("spin", SPIN),
-        ("boom", BOOM),
-        ("flood", FLOOD),
-    ] {
-        let image = registry.push_wat(wat, &format!("{name}.wasm"), &format!("{name}:v1"));
-        engine.deploy_with(name, &image, json!({"timeout_ms": 600_000}));
+    let callees = registry.push_fixture("callees", "callees:v1");
+    for name in ["echo", "spin", "boom", "flood"] {
+        engine.deploy_with(name, &callees, json!({"timeout_ms": 600_000}));
     }
     engine.deploy_with("relay", &relay, json!({"calls": calls}));
     (registry, engine)
@@ -102,7 +83,7 @@ fn each_error_code_reaches_the_caller_as_a_code_not_a_failure() {
     let numeric = registry.push_fixture("numeric", "numeric:v1");
     engine.deploy("gcd", &numeric, false);
     // The callee's own limit stops it; the caller carries on.
-    let spin = registry.push_wat(SPIN, "spin.wasm", "spin:v1");
+    let spin = registry.push_fixture("callees", "callees:v1");
     let update = json!({"function_name": "spin", "function_image": spin, "timeout_ms": 200});
     assert_eq!(
         engine.post("/function/update", &update.to_string()).status,

@@ -491,29 +491,8 @@ mod tests {
 
     const RELAY: &str = include_str!("../../tests/fixtures/relay.wat");
 
-    /// Returns its input.
-    const ECHO: &str = r#"(module (memory (export "memory") 1)
-        (func (export "echo") (param i32 i32) (result i64)
-          (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
-                  (i64.extend_i32_u (local.get 1)))))"#;
-    /// Never returns.
-    const SPIN: &str = r#"(module (memory (export "memory") 1)
-        (func (export "spin") (param i32 i32) (result i64) (loop $again (br $again)) (i64.const 0)))"#;
-    /// Traps.
-    const BOOM: &str = r#"(module (memory (export "memory") 1)
-        (func (export "boom") (param i32 i32) (result i64) unreachable))"#;
-    /// Returns a result longer than any output cap.
-    const FLOOD: &str = r#"(module (memory (export "memory") 1)
-        (func (export "flood") (param i32 i32) (result i64) (i64.const 0x7fffffff)))"#;
-    /// Spins a few million fuel, then returns "".
-    const BURN: &str = r#"(module (memory (export "memory") 1)
-        (func (export "burn") (param i32 i32) (result i64) (local $n i32)
-          (local.set $n (i32.const 1000000))
-          (block $done (loop $again
-            (br_if $done (i32.eqz (local.get $n)))
-            (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-            (br $again)))
-          (i64.const 0)))"#;
+    /// echo, spin, boom, flood and burn (see the file).
+    const CALLEES: &str = include_str!("../../tests/fixtures/callees.wat");
 
     struct Deployed {
         compiled: CompiledFunction,
@@ -618,7 +597,7 @@ mod tests {
     fn a_call_returns_the_callees_output() {
         let world = deploy(
             RuntimeOptions::default(),
-            &[spec("relay", RELAY, &["echo"]), spec("echo", ECHO, &[])],
+            &[spec("relay", RELAY, &["echo"]), spec("echo", CALLEES, &[])],
         );
         assert_eq!(
             output(invoke(&world, "relay", "echo hello there")),
@@ -639,8 +618,8 @@ mod tests {
             RuntimeOptions::default(),
             &[
                 spec("relay", RELAY, &["echo", "ghost"]),
-                spec("echo", ECHO, &[]),
-                spec("boom", BOOM, &[]),
+                spec("echo", CALLEES, &[]),
+                spec("boom", CALLEES, &[]),
             ],
         );
         assert_eq!(output(invoke(&world, "relay", "boom x")), "error -2");
@@ -656,8 +635,8 @@ mod tests {
             RuntimeOptions::default(),
             &[
                 spec("relay", RELAY, &["boom", "flood"]),
-                spec("boom", BOOM, &[]),
-                spec("flood", FLOOD, &[]),
+                spec("boom", CALLEES, &[]),
+                spec("flood", CALLEES, &[]),
             ],
         );
         assert_eq!(output(invoke(&world, "relay", "boom")), "error -3");
@@ -741,7 +720,7 @@ mod tests {
         let mut caller = spec("relay", RELAY, &["spin"]);
         caller.limits.timeout_ms = Some(50);
         // The callee's own limit is far away: the caller's deadline stops it.
-        let mut spin = spec("spin", SPIN, &[]);
+        let mut spin = spec("spin", CALLEES, &[]);
         spin.limits.timeout_ms = Some(600_000);
         let world = deploy(RuntimeOptions::default(), &[caller, spin]);
         let error = invoke(&world, "relay", "spin")
@@ -758,7 +737,7 @@ mod tests {
         let mut caller = spec("relay", RELAY, &["spin"]);
         caller.limits.fuel = Some(3_000_000);
         caller.limits.timeout_ms = Some(600_000);
-        let mut spin = spec("spin", SPIN, &[]);
+        let mut spin = spec("spin", CALLEES, &[]);
         spin.limits.timeout_ms = Some(600_000);
         let world = deploy(RuntimeOptions::default(), &[caller, spin]);
         let error = invoke(&world, "relay", "spin")
@@ -776,7 +755,7 @@ mod tests {
         caller.limits.fuel = Some(100_000_000);
         let world = deploy(
             RuntimeOptions::default(),
-            &[caller, spec("burn", BURN, &[])],
+            &[caller, spec("burn", CALLEES, &[])],
         );
         let alone = invoke(&world, "relay", "");
         let with_callee = invoke(&world, "relay", "burn");
@@ -791,7 +770,7 @@ mod tests {
         caller.limits.fuel = Some(500_000);
         let world = deploy(
             RuntimeOptions::default(),
-            &[caller, spec("burn", BURN, &[])],
+            &[caller, spec("burn", CALLEES, &[])],
         );
         assert!(matches!(
             invoke(&world, "relay", "burn").output,
@@ -828,7 +807,7 @@ mod tests {
               (local.get $handle)))"#;
         let world = deploy(
             RuntimeOptions::default(),
-            &[spec("probe", wat, &["echo"]), spec("echo", ECHO, &[])],
+            &[spec("probe", wat, &["echo"]), spec("echo", CALLEES, &[])],
         );
         let probe = |which: &str| {
             output(invoke(
@@ -853,7 +832,7 @@ mod tests {
             .prepare(&name("relay"), false, &wasm)
             .expect("deploys");
         assert!(relay.imports_calls());
-        let wasm = wat::parse_str(ECHO).expect("valid WAT");
+        let wasm = wat::parse_str(CALLEES).expect("valid WAT");
         let echo = runtime
             .prepare(&name("echo"), false, &wasm)
             .expect("deploys");
