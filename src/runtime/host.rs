@@ -312,7 +312,14 @@ pub(super) fn add_to_linker<T: Hosted>(linker: &mut Linker<T>) {
              -> i64 {
                 let name = (u32_bits(name_ptr), u32_bits(name_len));
                 let input = (u32_bits(input_ptr), u32_bits(input_len));
-                call(&mut caller, name, input).unwrap_or_else(CallCode::number)
+                call(&mut caller, name, input).unwrap_or_else(|code| {
+                    log::debug!(
+                        "wasm_engine::call answered {} ({})",
+                        code.number(),
+                        code.as_str()
+                    );
+                    code.number()
+                })
             },
         )
         .and_then(|linker| {
