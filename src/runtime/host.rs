@@ -299,6 +299,10 @@ pub(super) trait Hosted: 'static {
 }
 
 /// Defines `wasm_engine::call` and `wasm_engine::result` in `linker`.
+///
+/// The closures only reach into the caller's store (its memory, host state
+/// and fuel); the work is in [`call`] and [`result`], which are not generic,
+/// so the two linkers share one copy of them (the binary size budget).
 pub(super) fn add_to_linker<T: Hosted>(linker: &mut Linker<T>) {
     linker
         .func_wrap(
@@ -310,9 +314,19 @@ pub(super) fn add_to_linker<T: Hosted>(linker: &mut Linker<T>) {
              input_ptr: i32,
              input_len: i32|
              -> i64 {
+                let slice_fuel = caller.get_fuel().unwrap_or_default();
+                let Some(memory) = memory(&caller) else {
+                    return CallCode::BadPointer.number();
+                };
+                let (data, state) = memory.data_and_store_mut(&mut caller);
                 let name = (u32_bits(name_ptr), u32_bits(name_len));
                 let input = (u32_bits(input_ptr), u32_bits(input_len));
-                call(&mut caller, name, input).unwrap_or_else(|code| {
+                let (answer, fuel_left) = call(data, state.host(), slice_fuel, name, input);
+                if let Some(fuel_left) = fuel_left {
+                    // Cannot fail: the engine meters fuel.
+                    let _ = caller.set_fuel(fuel_left);
+                }
+                answer.unwrap_or_else(|code| {
                     log::debug!(
                         "wasm_engine::call answered {} ({})",
                         code.number(),
@@ -327,8 +341,18 @@ pub(super) fn add_to_linker<T: Hosted>(linker: &mut Linker<T>) {
                 HOST_MODULE,
                 "result",
                 |mut caller: Caller<'_, T>, handle: i64, out_ptr: i32, out_cap: i32| -> i64 {
-                    result(&mut caller, handle, u32_bits(out_ptr), u32_bits(out_cap))
-                        .unwrap_or_else(CallCode::number)
+                    let Some(memory) = memory(&caller) else {
+                        return CallCode::BadPointer.number();
+                    };
+                    let (data, state) = memory.data_and_store_mut(&mut caller);
+                    result(
+                        data,
+                        state.host(),
+                        handle,
+                        u32_bits(out_ptr),
+                        u32_bits(out_cap),
+                    )
+                    .unwrap_or_else(CallCode::number)
                 },
             )
         })
@@ -339,152 +363,137 @@ fn u32_bits(value: i32) -> u32 {
     u32::from_ne_bytes(value.to_ne_bytes())
 }
 
-fn memory<T>(caller: &Caller<'_, T>) -> Result<Memory, CallCode> {
-    caller
-        .get_export("memory")
-        .and_then(Extern::into_memory)
-        .ok_or(CallCode::BadPointer)
+/// The caller's exported `memory`.
+fn memory<T>(caller: &Caller<'_, T>) -> Option<Memory> {
+    caller.get_export("memory").and_then(Extern::into_memory)
 }
 
-/// `len` bytes at `ptr` of the caller's memory.
-fn read<T>(
-    caller: &Caller<'_, T>,
-    memory: Memory,
-    ptr: u32,
-    len: u32,
-) -> Result<Vec<u8>, CallCode> {
+/// The `len` bytes at `ptr` of `memory`.
+fn read(memory: &[u8], ptr: u32, len: u32) -> Result<&[u8], CallCode> {
     let start = ptr as usize;
     start
         .checked_add(len as usize)
-        .and_then(|end| memory.data(caller).get(start..end))
-        .map(<[u8]>::to_vec)
+        .and_then(|end| memory.get(start..end))
         .ok_or(CallCode::BadPointer)
 }
 
-/// `call`: checks the callee is allowed, not on the stack and not too deep,
-/// runs it within the caller's deadline and fuel, charges the fuel it used
-/// and keeps its output under a new handle.
-fn call<T: Hosted>(
-    caller: &mut Caller<'_, T>,
+/// `call`, given the caller's `memory`, host state and the fuel left in the
+/// slice it runs on: checks the callee is allowed, not on the stack and not
+/// too deep, runs it within the caller's deadline and fuel, charges the
+/// fuel it used and keeps its output under a new handle. The second value
+/// is the fuel the caller's slice is to be left with, when that changes.
+fn call(
+    memory: &[u8],
+    host: &mut HostState,
+    slice_fuel: u64,
     (name_ptr, name_len): (u32, u32),
     (input_ptr, input_len): (u32, u32),
-) -> Result<i64, CallCode> {
-    let memory = memory(caller)?;
-    // No allowed name is longer: don't copy what cannot match.
+) -> (Result<i64, CallCode>, Option<u64>) {
+    // No allowed name is longer: don't look at what cannot match.
     if name_len as usize > MAX_FUNCTION_NAME_LEN {
-        return Err(CallCode::NotAllowed);
+        return (Err(CallCode::NotAllowed), None);
     }
-    let name = read(caller, memory, name_ptr, name_len)?;
-    let callee = std::str::from_utf8(&name)
-        .ok()
-        .and_then(|name| FunctionName::new(name).ok())
-        .ok_or(CallCode::NotAllowed)?;
-    let host = caller.data_mut().host();
-    let callees = match &host.callees {
-        Some(callees) if host.calls.contains(&callee) => callees.clone(),
-        _ => return Err(CallCode::NotAllowed),
+    let callee = match read(memory, name_ptr, name_len) {
+        Ok(name) => std::str::from_utf8(name)
+            .ok()
+            .and_then(|name| FunctionName::new(name).ok()),
+        Err(code) => return (Err(code), None),
     };
-    if host.stack.contains(&callee) {
-        return Err(CallCode::Cycle);
+    let (callee, callees) = match (callee, &host.callees) {
+        (Some(callee), Some(callees)) if host.calls.contains(&callee) => (callee, callees.clone()),
+        _ => return (Err(CallCode::NotAllowed), None),
+    };
+    let refused = if host.stack.contains(&callee) {
+        Some(CallCode::Cycle)
+    } else if host.stack.len() > host.max_call_depth {
+        Some(CallCode::DepthExceeded)
+    } else if host.results.iter().flatten().count() >= MAX_UNREAD_RESULTS {
+        Some(CallCode::TooManyResults)
+    } else if Instant::now() >= host.deadline {
+        // The caller's time is up: stop it at once rather than at the end
+        // of its fuel slice.
+        return (Err(CallCode::TimedOut), Some(0));
+    } else {
+        None
+    };
+    if let Some(code) = refused {
+        return (Err(code), None);
     }
-    if host.stack.len() > host.max_call_depth {
-        return Err(CallCode::DepthExceeded);
-    }
-    if host.results.iter().flatten().count() >= MAX_UNREAD_RESULTS {
-        return Err(CallCode::TooManyResults);
-    }
-    let (deadline, budget) = (host.deadline, host.budget.clone());
+    let input = match read(memory, input_ptr, input_len) {
+        Ok(input) => Input::Raw(input.to_vec()),
+        Err(code) => return (Err(code), None),
+    };
     let mut stack = host.stack.clone();
-    let call_id = host.call_id.clone().unwrap_or_else(CallId::generate);
     stack.push(callee.clone());
-    if Instant::now() >= deadline {
-        stop_at_next_check(caller);
-        return Err(CallCode::TimedOut);
-    }
-    let input = read(caller, memory, input_ptr, input_len)?;
-    // What the caller may still spend: its ungranted budget and what is left
-    // of the slice it is running on.
-    let fuel = budget
+    // What the caller may still spend: its ungranted budget and what is
+    // left of the slice it is running on.
+    let fuel = host
+        .budget
         .get()
-        .map(|left| left.saturating_add(caller.get_fuel().unwrap_or_default()));
+        .map(|left| left.saturating_add(slice_fuel));
     let within = Within {
         stack,
-        deadline,
+        deadline: host.deadline,
         fuel,
         callees: callees.clone(),
-        call_id,
+        call_id: host.call_id.clone().unwrap_or_else(CallId::generate),
     };
-    let run = callees
-        .call(&callee, &Input::Raw(input), &within)
-        .ok_or(CallCode::NotDeployed)?;
-    charge(caller, &budget, run.fuel_used);
-    if Instant::now() >= deadline {
-        // The callee used the caller's time up: stop the caller too, at
-        // once rather than at the end of its fuel slice.
-        stop_at_next_check(caller);
+    let Some(run) = callees.call(&callee, &input, &within) else {
+        return (Err(CallCode::NotDeployed), None);
+    };
+    let mut fuel_left = charge(&host.budget, slice_fuel, run.fuel_used);
+    if Instant::now() >= host.deadline {
+        // The callee used the caller's time up: stop the caller too.
+        fuel_left = Some(0);
     }
-    let output = run.output.map_err(|error| CallCode::of_error(&error))?;
-    let results = &mut caller.data_mut().host().results;
-    results.push(Some(output.into_bytes()));
-    Ok(i64::try_from(results.len() - 1).unwrap_or(i64::MAX))
+    let answer = run.output.map(|output| {
+        host.results.push(Some(output.into_bytes()));
+        i64::try_from(host.results.len() - 1).unwrap_or(i64::MAX)
+    });
+    (
+        answer.map_err(|error| CallCode::of_error(&error)),
+        fuel_left,
+    )
 }
 
 /// Charges `used` fuel to the caller: first to its ungranted budget, then
-/// to the slice it is running on. Without a budget there is nothing to
-/// charge (only the deadline bounds it).
-fn charge<T>(caller: &mut Caller<'_, T>, budget: &FuelBudget, used: u64) {
-    let Some(left) = budget.get() else {
-        return;
-    };
+/// to the slice it is running on, whose new fuel it returns when that
+/// changes. Without a budget there is nothing to charge (only the deadline
+/// bounds the caller).
+fn charge(budget: &FuelBudget, slice_fuel: u64, used: u64) -> Option<u64> {
+    let left = budget.get()?;
     let from_budget = left.min(used);
     budget.set(left - from_budget);
     let rest = used - from_budget;
-    if rest > 0 {
-        let slice = caller.get_fuel().unwrap_or_default();
-        // Cannot fail: the engine meters fuel.
-        let _ = caller.set_fuel(slice.saturating_sub(rest));
-    }
+    (rest > 0).then(|| slice_fuel.saturating_sub(rest))
 }
 
-/// Empties the caller's fuel slice, so that its invocation checks the
-/// deadline (and its budget) before it runs another block.
-fn stop_at_next_check<T>(caller: &mut Caller<'_, T>) {
-    // Cannot fail: the engine meters fuel.
-    let _ = caller.set_fuel(0);
-}
-
-/// `result`: copies a call's output to `out_ptr` when it fits in `out_cap`
-/// bytes (and frees its handle), else returns its size and keeps it.
-fn result<T: Hosted>(
-    caller: &mut Caller<'_, T>,
+/// `result`, given the caller's `memory` and host state: copies a call's
+/// output to `out_ptr` when it fits in `out_cap` bytes (and frees its
+/// handle), else returns its size and keeps it.
+fn result(
+    memory: &mut [u8],
+    host: &mut HostState,
     handle: i64,
     out_ptr: u32,
     out_cap: u32,
 ) -> Result<i64, CallCode> {
-    let index = usize::try_from(handle).map_err(|_| CallCode::BadHandle)?;
-    let results = &mut caller.data_mut().host().results;
-    let len = results
-        .get(index)
-        .and_then(Option::as_ref)
-        .ok_or(CallCode::BadHandle)?
-        .len();
-    let size = i64::try_from(len).unwrap_or(i64::MAX);
-    if len > out_cap as usize {
+    let slot = usize::try_from(handle)
+        .ok()
+        .and_then(|index| host.results.get_mut(index))
+        .ok_or(CallCode::BadHandle)?;
+    let output = slot.as_ref().ok_or(CallCode::BadHandle)?;
+    let size = i64::try_from(output.len()).unwrap_or(i64::MAX);
+    if output.len() > out_cap as usize {
         return Ok(size);
     }
-    let memory = memory(caller)?;
-    let in_bounds = (out_ptr as usize)
-        .checked_add(len)
-        .is_some_and(|end| end <= memory.data(&*caller).len());
-    if !in_bounds {
-        return Err(CallCode::BadPointer);
-    }
-    let bytes = caller.data_mut().host().results[index]
-        .take()
-        .unwrap_or_default();
-    memory
-        .write(&mut *caller, out_ptr as usize, &bytes)
-        .map_err(|_| CallCode::BadPointer)?;
+    let start = out_ptr as usize;
+    let destination = start
+        .checked_add(output.len())
+        .and_then(|end| memory.get_mut(start..end))
+        .ok_or(CallCode::BadPointer)?;
+    destination.copy_from_slice(output);
+    *slot = None;
     Ok(size)
 }
 
