@@ -383,7 +383,17 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
             "not_utf8",
             "oob_load",
             "out_of_bounds",
+            "r1",
+            "r2",
+            "r3",
+            "r4",
+            "r5",
+            "r6",
+            "r7",
+            "r8",
+            "r9",
             "recurse",
+            "relay",
             "spin",
             "unreachable"
         ]
