@@ -23,7 +23,7 @@ use crate::function_log::{FunctionLog, LogLimits, LogLine};
 use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
 use crate::registry::{ImageReference, RegistryClient, RegistryError};
 use crate::runtime::{CallLimits, CompiledFunction, Runtime, RuntimeError, RuntimeOptions};
-use crate::store::{BlobCache, FunctionStore, StoreError};
+use crate::store::{BlobCache, FunctionRecord, FunctionStore, StoreError};
 
 /// A failure of one service operation.
 #[derive(Debug)]
@@ -31,7 +31,11 @@ pub enum ServiceError {
     /// The named function is not deployed.
     NotDeployed { name: FunctionName },
     /// A deploy named a function that is already deployed.
-    AlreadyDeployed { name: FunctionName, image: String },
+    AlreadyDeployed {
+        name: FunctionName,
+        /// Boxed: a reference is large, and errors are passed by value.
+        image: Box<ImageReference>,
+    },
     /// Another deploy, update or delete of the same function is under way.
     ChangeInProgress { name: FunctionName },
     /// An update or delete through the API named a function the functions
@@ -321,7 +325,7 @@ impl FunctionService {
         DeployedFunction {
             installed_at,
             limits: self.runtime.limits_for(&entry.limits),
-            version: entry.image_digest.as_str().into(),
+            version: entry.image_digest_text().into(),
             metrics: replaced.map_or_else(Arc::default, |old| old.metrics.clone()),
             log: replaced.map_or_else(
                 || Arc::new(FunctionLog::new(self.log_limits)),
@@ -392,7 +396,7 @@ impl FunctionService {
             if let Ok(existing) = self.get(name) {
                 return Err(ServiceError::AlreadyDeployed {
                     name: name.clone(),
-                    image: existing.entry.func_image_name.clone(),
+                    image: Box::new(existing.entry.func_image_name.clone()),
                 });
             }
             self.install(name, spec, changer.managed_by())
@@ -432,9 +436,9 @@ impl FunctionService {
             log::info!(
                 "updated {name}: {}@{} -> {}@{}",
                 old.entry.func_image_name,
-                old.entry.image_digest,
+                old.entry.image_digest_text(),
                 entry.func_image_name,
-                entry.image_digest
+                entry.image_digest_text()
             );
             Ok(entry)
         })
@@ -514,11 +518,13 @@ impl FunctionService {
         let validated_at = started.elapsed();
         let entry = self.store.commit(
             staged,
-            &image.to_string(),
-            pulled.digest.as_str(),
-            wasi_cap,
-            *limits,
-            managed_by,
+            FunctionRecord {
+                image: image.clone(),
+                image_digest: pulled.digest.clone(),
+                wasi_cap,
+                limits: *limits,
+                managed_by,
+            },
         )?;
         log::info!(
             "installed function {name} from {image} ({}, {} from the image, {} bytes, {})",
