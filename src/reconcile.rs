@@ -381,9 +381,10 @@ impl Reconciler {
                         .saturating_mul(1 << attempts.saturating_sub(1).min(16))
                         .min(RETRY_MAX);
                     log::error!(
-                        "functions file: {} failed (attempt {attempts}, next in {} s): {error}",
+                        "functions file: {} failed (attempt {attempts}, next in {} s): {}",
                         describe(&action),
-                        backoff.as_secs()
+                        backoff.as_secs(),
+                        crate::error::chain(&error)
                     );
                     self.failures.insert(
                         name,

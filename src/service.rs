@@ -75,7 +75,21 @@ impl fmt::Display for ServiceError {
     }
 }
 
-impl std::error::Error for ServiceError {}
+/// `Registry`, `Runtime` and `Store` are transparent: they show the lower
+/// layer's error and forward its source (see `crate::error`).
+impl std::error::Error for ServiceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Registry(error) => error.source(),
+            Self::Runtime(error) => error.source(),
+            Self::Store(error) => error.source(),
+            Self::NotDeployed { .. }
+            | Self::AlreadyDeployed { .. }
+            | Self::ChangeInProgress { .. }
+            | Self::ManagedByFile { .. } => None,
+        }
+    }
+}
 
 impl From<RegistryError> for ServiceError {
     fn from(error: RegistryError) -> Self {
@@ -297,7 +311,8 @@ impl FunctionService {
                     restored.insert(name, Arc::new(deployed));
                 }
                 Err(error) => log::error!(
-                    "not restoring function {name}: {error}; deploy it again to replace it"
+                    "not restoring function {name}: {}; deploy it again to replace it",
+                    crate::error::chain(&error)
                 ),
             }
         }

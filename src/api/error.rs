@@ -1,5 +1,9 @@
 //! [`ApiError`] and [`ApiError::status`]: the one place where an error
 //! becomes an HTTP status.
+//!
+//! An `ApiError`'s `Display` is the answer's message, causes included (it
+//! shows a [`ServiceError`] with `crate::error::chain`), so it has no
+//! `source()`.
 
 use std::fmt;
 
@@ -192,7 +196,7 @@ impl fmt::Display for ApiError {
                 f.write_str("the engine is shutting down and takes no new requests; retry against another instance or after it restarts")
             }
             Self::NotReady { reason } => write!(f, "not ready: {reason}"),
-            Self::Service(error) => error.fmt(f),
+            Self::Service(error) => crate::error::chain(error).fmt(f),
             Self::Internal => f.write_str(
                 "internal error while handling the request (the engine logged the details); the engine is still serving",
             ),

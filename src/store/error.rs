@@ -1,4 +1,7 @@
 //! [`StoreError`]: failures reading or writing the data directory.
+//!
+//! A variant that wraps an `io::Error` returns it from `source()` and leaves
+//! it out of its message (see `crate::error`).
 
 use std::fmt;
 use std::io;
@@ -30,13 +33,9 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::DataDirUnusable {
-                path,
-                action,
-                source,
-            } => write!(
+            Self::DataDirUnusable { path, action, .. } => write!(
                 f,
-                "cannot {action} data directory {}: {source}; run as a user who can write it or pass --data-dir DIR (or set WASM_ENGINE_DATA_DIR)",
+                "cannot {action} data directory {} (run as a user who can write it, or pass --data-dir DIR or set WASM_ENGINE_DATA_DIR)",
                 path.display()
             ),
             Self::CorruptIndex { path, reason } => write!(
@@ -57,11 +56,7 @@ impl fmt::Display for StoreError {
                     path.parent().unwrap_or(path).display()
                 )
             }
-            Self::Io {
-                action,
-                path,
-                source,
-            } => write!(f, "cannot {action} {}: {source}", path.display()),
+            Self::Io { action, path, .. } => write!(f, "cannot {action} {}", path.display()),
         }
     }
 }

@@ -275,7 +275,10 @@ impl FunctionStore {
         *index = next;
         // Committed. If this rename is lost to a crash, the next start redoes it.
         if let Err(error) = rename(&pending_path, &wasm_path) {
-            log::error!("{error}; the next start completes it");
+            log::error!(
+                "{}; the next start completes it",
+                crate::error::chain(&error)
+            );
         }
         Ok(entry)
     }
@@ -355,7 +358,7 @@ impl FunctionStore {
                             entry.func_name,
                             entry.image_digest_text()
                         ),
-                        Err(error) => log::error!("{error}"),
+                        Err(error) => log::error!("{}", crate::error::chain(&error)),
                     }
                 } else {
                     log::warn!(

@@ -244,7 +244,10 @@ impl FunctionStore {
             staged.committed = true;
             // Committed. If this rename is lost to a crash, the next start redoes it.
             if let Err(error) = rename(&staged.temp_path, &wasm_path) {
-                log::error!("{error}; the next start completes it");
+                log::error!(
+                    "{}; the next start completes it",
+                    crate::error::chain(&error)
+                );
             }
         }
         Ok(())
