@@ -10,10 +10,41 @@
 //! (the command line's exit message, an API answer, a log line) shows
 //! [`chain`]. Each layer's error enum lives in its own module
 //! (`registry::RegistryError`, `store::StoreError`, `runtime::RuntimeError`,
-//! `service::ServiceError`, `api::ApiError`); this module owns none.
+//! `service::ServiceError`, `api::ApiError`); this module owns none, only
+//! the [`ErrorKind`] each of them sorts its variants into.
 
 use std::error::Error;
 use std::fmt;
+
+/// What kind of failure an error is, whatever layer it comes from. Each
+/// layer's error has a `kind()`; `api::ApiError::status` turns a kind into
+/// an HTTP status, so a new variant is classified where it is defined and
+/// the status mapping does not grow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is wrong: an invalid reference, arguments that do not
+    /// fit the function.
+    BadRequest,
+    /// The request names a function that is not deployed.
+    NotFound,
+    /// The request conflicts with the function's state: already deployed,
+    /// being changed, owned by the functions file.
+    Conflict,
+    /// The image or its module cannot be run here (not found, malformed,
+    /// an unsupported format or ABI).
+    Unusable,
+    /// The registry failed, refused, or sent something wrong.
+    Upstream,
+    /// A call was stopped at its time limit or fuel budget.
+    Stopped,
+    /// The function failed while it ran (a trap, an exit code, its memory
+    /// limit, too much output).
+    FunctionFailed,
+    /// The disk the data directory is on is full.
+    StorageFull,
+    /// The engine failed (its data directory).
+    Internal,
+}
 
 /// `error` and its causes as `outer: inner: innermost`.
 pub fn chain<'a>(error: &'a (dyn Error + 'a)) -> Chain<'a> {

@@ -111,6 +111,10 @@ impl<'de> Deserialize<'de> for FunctionName {
 /// its own `IndexRecord`, the on-disk format) and what list and query show
 /// (it serializes as [`FunctionAnswer`], the API's format). The two formats
 /// are separate, so either can change without the other.
+///
+/// A new field goes here, in `store::FunctionRecord` when a deploy sets it,
+/// in `store::index::IndexRecord` (with a default: older indexes lack it)
+/// and in [`FunctionAnswer`] when the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FunctionEntry {
     /// The function's name, also the export the non-WASI ABIs call.

@@ -18,6 +18,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::call::CallId;
 use crate::config::ServeConfig;
+use crate::error::ErrorKind;
 use crate::function::{FunctionEntry, FunctionLimits, FunctionName, Input, ManagedBy};
 use crate::function_log::{FunctionLog, LogLimits, LogLine};
 use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
@@ -71,6 +72,22 @@ impl fmt::Display for ServiceError {
             Self::Registry(error) => error.fmt(f),
             Self::Runtime(error) => error.fmt(f),
             Self::Store(error) => error.fmt(f),
+        }
+    }
+}
+
+impl ServiceError {
+    /// What kind of failure this is (the lower layer's, for `Registry`,
+    /// `Runtime` and `Store`).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotDeployed { .. } => ErrorKind::NotFound,
+            Self::AlreadyDeployed { .. }
+            | Self::ChangeInProgress { .. }
+            | Self::ManagedByFile { .. } => ErrorKind::Conflict,
+            Self::Registry(error) => error.kind(),
+            Self::Runtime(error) => error.kind(),
+            Self::Store(error) => error.kind(),
         }
     }
 }
@@ -501,7 +518,7 @@ impl FunctionService {
             pulled
                 .as_ref()
                 .map(|pulled| pulled.layer_bytes)
-                .map_err(RegistryError::kind),
+                .map_err(RegistryError::metric_label),
         );
         let pulled = pulled?;
         let wasm = &pulled.wasm.contents;

@@ -7,6 +7,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::error::ErrorKind;
+
 /// A failure of the data directory.
 #[derive(Debug)]
 pub enum StoreError {
@@ -57,6 +59,22 @@ impl fmt::Display for StoreError {
                 )
             }
             Self::Io { action, path, .. } => write!(f, "cannot {action} {}", path.display()),
+        }
+    }
+}
+
+impl StoreError {
+    /// What kind of failure this is: [`ErrorKind::StorageFull`] when a write
+    /// found the disk full, else [`ErrorKind::Internal`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull => {
+                ErrorKind::StorageFull
+            }
+            Self::DataDirUnusable { .. }
+            | Self::CorruptIndex { .. }
+            | Self::TruncatedIndex { .. }
+            | Self::Io { .. } => ErrorKind::Internal,
         }
     }
 }
