@@ -107,11 +107,12 @@ fn parse_digest(field: &str, text: &str) -> Result<Digest, String> {
     Digest::parse(text).ok_or_else(|| format!("{field} {text:?} is not sha256:<64 hex digits>"))
 }
 
-/// Whether `bytes` are an index in this engine's format (as opposed to the
-/// reference engine's, or not an index at all).
+/// Reads `bytes` as an index in this engine's format, its records not yet
+/// checked (see [`into_index`]).
 ///
 /// # Errors
-/// `Err` with serde's message when they are not.
+/// serde's message when they are not in this format (they may be the
+/// reference engine's, or not an index at all).
 pub(super) fn parse_records(bytes: &[u8]) -> Result<BTreeMap<FunctionName, IndexRecord>, String> {
     serde_json::from_slice(bytes).map_err(|error| error.to_string())
 }
