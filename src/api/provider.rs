@@ -32,9 +32,7 @@ use super::response::Reply;
 use super::{Answer, ApiError, RETRY_AFTER_SECONDS, Shared, header, read_body};
 use crate::call::CallId;
 use crate::config::ProviderConfig;
-use crate::function::{
-    FunctionLimits, FunctionName, FunctionWiring, Input, MAX_MEMORY_LIMIT_MB, validate_calls,
-};
+use crate::function::{FunctionLimits, FunctionName, Input, MAX_MEMORY_LIMIT_MB};
 use crate::registry::ImageReference;
 use crate::rfc3339;
 use crate::service::{DeploySpec, FunctionStatus, LogQuery, WasiCap};
@@ -48,8 +46,6 @@ pub const WASI_ANNOTATION: &str = "com.openfaas.wasm.wasi";
 pub const TIMEOUT_ANNOTATION: &str = "com.openfaas.wasm.timeout_ms";
 /// Annotation with the function's `fuel` budget.
 pub const FUEL_ANNOTATION: &str = "com.openfaas.wasm.fuel";
-/// Annotation with the functions it may call (`calls`), comma-separated.
-pub const CALLS_ANNOTATION: &str = "com.openfaas.wasm.calls";
 
 /// What the provider's routes need besides the service.
 pub struct Settings {
@@ -424,10 +420,6 @@ fn status_json(status: &FunctionStatus, usage: bool) -> Value {
     if let Some(fuel) = entry.limits.fuel {
         annotations.insert(FUEL_ANNOTATION.into(), json!(fuel.to_string()));
     }
-    if !entry.calls.is_empty() {
-        let calls: Vec<&str> = entry.calls.iter().map(FunctionName::as_str).collect();
-        annotations.insert(CALLS_ANNOTATION.into(), json!(calls.join(",")));
-    }
     let mut value = json!({
         "name": entry.func_name,
         "image": entry.func_image_name,
@@ -551,18 +543,6 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
         fuel: number(FUEL_ANNOTATION)?,
     };
     limits.validate().map_err(bad)?;
-    let calls = annotations
-        .get(CALLS_ANNOTATION)
-        .map_or("", String::as_str)
-        .split(',')
-        .map(str::trim)
-        .filter(|callee| !callee.is_empty())
-        .map(|callee| {
-            FunctionName::new(callee)
-                .map_err(|error| bad(format!("annotation {CALLS_ANNOTATION}: {error}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    validate_calls(&calls).map_err(bad)?;
     let ignored: Vec<&str> = [
         (
             "envProcess",
@@ -607,10 +587,7 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
             image,
             wasi_cap,
             limits,
-            wiring: FunctionWiring {
-                calls,
-                ..FunctionWiring::default()
-            },
+            wiring: Default::default(),
         },
     ))
 }
@@ -758,19 +735,6 @@ mod tests {
         .unwrap();
         assert_eq!(minimal.1.wasi_cap, WasiCap::Off);
         assert!(minimal.1.limits.is_empty());
-        assert!(minimal.1.wiring.calls.is_empty());
-        let caller = parse_deployment(
-            br#"{"service":"gateway","image":"r/gateway","annotations":{"com.openfaas.wasm.calls":"authentication, hello"}}"#,
-        )
-        .unwrap();
-        let calls: Vec<&str> = caller
-            .1
-            .wiring
-            .calls
-            .iter()
-            .map(FunctionName::as_str)
-            .collect();
-        assert_eq!(calls, ["authentication", "hello"]);
         for (body, fragment) in [
             (r#"{"service":"../x","image":"r/x"}"#, "service"),
             (
@@ -784,14 +748,6 @@ mod tests {
             (
                 r#"{"service":"x","image":"r/x","annotations":{"com.openfaas.wasm.fuel":"0"}}"#,
                 "fuel",
-            ),
-            (
-                r#"{"service":"x","image":"r/x","annotations":{"com.openfaas.wasm.calls":"a,../b"}}"#,
-                "annotation com.openfaas.wasm.calls: function_name contains '/'",
-            ),
-            (
-                r#"{"service":"x","image":"r/x","annotations":{"com.openfaas.wasm.calls":"a,a"}}"#,
-                "calls lists a twice",
             ),
             (
                 r#"{"service":"x","image":"r/x","annotations":{"com.openfaas.wasm.wasi":"yes"}}"#,
