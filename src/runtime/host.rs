@@ -104,24 +104,6 @@ impl CallCode {
         -1 - i64::try_from(index).unwrap_or_default()
     }
 
-    /// A name for logs and metric labels: `not_deployed`, `cycle`, ...
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NotDeployed => "not_deployed",
-            Self::NotAllowed => "not_allowed",
-            Self::Failed => "failed",
-            Self::TimedOut => "timed_out",
-            Self::OutOfFuel => "out_of_fuel",
-            Self::DepthExceeded => "depth_exceeded",
-            Self::Cycle => "cycle",
-            Self::OutputTooLarge => "output_too_large",
-            Self::BadHandle => "bad_handle",
-            Self::BadPointer => "bad_pointer",
-            Self::BadInput => "bad_input",
-            Self::TooManyResults => "too_many_results",
-        }
-    }
-
     /// The code of a callee that failed with `error`.
     pub fn of_error(error: &RuntimeError) -> Self {
         match error {
@@ -181,16 +163,6 @@ impl Within {
     /// The id of the request the call tree serves.
     pub fn call_id(&self) -> &CallId {
         &self.call_id
-    }
-
-    /// The function that made the call.
-    pub fn caller(&self) -> Option<&FunctionName> {
-        self.stack.iter().rev().nth(1)
-    }
-
-    /// How deep the callee runs: 1 for a function the request's function called.
-    pub fn depth(&self) -> usize {
-        self.stack.len().saturating_sub(1)
     }
 
     /// Who runs the callee's own calls.
@@ -327,11 +299,7 @@ pub(super) fn add_to_linker<T: Hosted>(linker: &mut Linker<T>) {
                     let _ = caller.set_fuel(fuel_left);
                 }
                 answer.unwrap_or_else(|code| {
-                    log::debug!(
-                        "wasm_engine::call answered {} ({})",
-                        code.number(),
-                        code.as_str()
-                    );
+                    log::debug!("wasm_engine::call answered {code:?}");
                     code.number()
                 })
             },
@@ -865,10 +833,9 @@ mod tests {
     }
 
     #[test]
-    fn every_code_has_its_number_and_name() {
+    fn every_code_has_its_number() {
         let numbers: Vec<i64> = CallCode::ALL.iter().map(|code| code.number()).collect();
         assert_eq!(numbers, (1..=12).map(|n| -n).collect::<Vec<i64>>());
         assert_eq!(CallCode::Cycle.number(), -7);
-        assert_eq!(CallCode::TooManyResults.as_str(), "too_many_results");
     }
 }
