@@ -337,7 +337,9 @@ impl Shared {
     }
 
     fn drained(&self) -> bool {
-        self.admission.is_idle() && self.changes.load(Ordering::Acquire) == 0
+        self.admission.is_idle()
+            && self.changes.load(Ordering::Acquire) == 0
+            && provider::log_followers() == 0
     }
 }
 
@@ -580,6 +582,11 @@ fn finish(request: tiny_http::Request, call: &Call, answer: Answer, shared: &Sha
             200
         }
     };
+    log_access(call, status, shared);
+}
+
+/// Writes the access log line of `call`, answered with `status`.
+fn log_access(call: &Call, status: u16, shared: &Shared) {
     // Read the clock only for a line that will be written.
     if !shared.access_log && !log::log_enabled!(log::Level::Debug) {
         return;
