@@ -211,10 +211,10 @@ impl Server {
             .map(|provider| bind("provider-listen", &provider.listen).map(Arc::new))
             .transpose()?;
         let service = Arc::new(FunctionService::open(config)?);
-        let reconciler = config
-            .functions_file
-            .as_ref()
-            .map(|path| Reconciler::new(path.clone(), config.functions_file_poll, service.clone()));
+        let reconciler = config.functions_file.as_ref().map(|path| {
+            Reconciler::new(path.clone(), config.functions_file_poll, service.clone())
+                .with_jitter(config.functions_file_jitter)
+        });
         let slots = config.invocation_slots();
         let stop = Arc::new(AtomicBool::new(false));
         let http = Arc::new(http);
