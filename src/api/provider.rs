@@ -462,11 +462,24 @@ mod follow {
         FOLLOWERS.load(Ordering::Acquire)
     }
 
+    /// One of the [`MAX_FOLLOWERS`] places, given back when dropped (also
+    /// when a stream's thread panics or cannot be started, so the drain
+    /// never waits for a stream that is gone).
+    struct Place;
+
+    impl Drop for Place {
+        fn drop(&mut self) {
+            FOLLOWERS.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
     /// Starts a stream on its own thread, or refuses it when
     /// [`MAX_FOLLOWERS`] run already.
     pub fn spawn(request: tiny_http::Request, call: Call, shared: &Arc<Shared>) {
-        if FOLLOWERS.fetch_add(1, Ordering::AcqRel) >= MAX_FOLLOWERS {
-            FOLLOWERS.fetch_sub(1, Ordering::AcqRel);
+        let taken = FOLLOWERS.fetch_add(1, Ordering::AcqRel);
+        let place = Place;
+        if taken >= MAX_FOLLOWERS {
+            drop(place);
             let error = ApiError::TooManyLogFollowers {
                 limit: MAX_FOLLOWERS,
             };
@@ -478,13 +491,12 @@ mod follow {
         let spawned = std::thread::Builder::new()
             .name("log-follow".into())
             .spawn(move || {
+                let _place = place;
                 run(request, call, &shared);
-                FOLLOWERS.fetch_sub(1, Ordering::AcqRel);
             });
         if let Err(error) = spawned {
-            // The request went with the closure; nothing to answer here.
+            // The request and the place went with the closure.
             log::error!("cannot start a thread to follow a log: {error}");
-            FOLLOWERS.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
