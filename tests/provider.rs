@@ -698,3 +698,66 @@ fn provider_logs_follow_streams_each_line_as_the_function_logs_it() {
     }
     assert!(node.engine.wait_for_exit().success());
 }
+
+/// An HTTP/1.0 client cannot read chunks: its stream is the plain body,
+/// ended by closing the connection.
+#[test]
+fn provider_logs_follow_for_an_http_1_0_client_ends_by_closing() {
+    use std::io::{BufRead, Write};
+    let registry = Registry::start();
+    let wasi_exit = registry.push_fixture("wasi_exit", "wasi-exit:v1");
+    let node = Node::start(&[]);
+    node.engine.deploy("wasi_exit", &wasi_exit, true);
+    let address = node.provider_url.trim_start_matches("http://");
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        socket,
+        "GET /system/logs?name=wasi_exit&follow=true HTTP/1.0\r\nAuthorization: {BASIC}\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = std::io::BufReader::new(socket);
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        head.push(line.trim_end().to_ascii_lowercase());
+    }
+    assert!(head[0].contains(" 200 "), "{head:?}");
+    assert!(
+        !head.iter().any(|h| h.starts_with("transfer-encoding")),
+        "{head:?}"
+    );
+    let call = node.send(
+        "POST",
+        "/function/wasi_exit",
+        &[("X-Call-Id", "old-client")],
+        "",
+    );
+    assert_eq!(call.status, 500, "{}", call.body);
+    let mut line = String::new();
+    while line.trim().is_empty() {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    let message: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(message["instance"], "old-client");
+    // Deleting the function ends the stream: the rest is heartbeats and
+    // lines already logged, then the end of the connection.
+    let deleted = node
+        .engine
+        .post("/function/delete", r#"{"function_name": "wasi_exit"}"#);
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    assert!(
+        rest.lines()
+            .all(|l| l.is_empty() || l.contains("old-client")),
+        "{rest:?}"
+    );
+}
