@@ -10,14 +10,22 @@ pub const COMMIT: &str = env!("WASM_ENGINE_COMMIT");
 pub const TARGET: &str = env!("WASM_ENGINE_TARGET");
 
 /// The optional cargo features this binary was built with, space-separated
-/// (`zstd blob-cache` by default; the riscv64 build leaves out `zstd`), or
-/// `none`.
+/// (`zstd blob-cache calls` by default; the riscv64 build leaves out `zstd`
+/// and `calls`), or `none`.
 pub fn features() -> &'static str {
-    match (cfg!(feature = "zstd"), cfg!(feature = "blob-cache")) {
-        (true, true) => "zstd blob-cache",
-        (true, false) => "zstd",
-        (false, true) => "blob-cache",
-        (false, false) => "none",
+    match (
+        cfg!(feature = "zstd"),
+        cfg!(feature = "blob-cache"),
+        cfg!(feature = "calls"),
+    ) {
+        (true, true, true) => "zstd blob-cache calls",
+        (true, true, false) => "zstd blob-cache",
+        (true, false, true) => "zstd calls",
+        (true, false, false) => "zstd",
+        (false, true, true) => "blob-cache calls",
+        (false, true, false) => "blob-cache",
+        (false, false, true) => "calls",
+        (false, false, false) => "none",
     }
 }
 

@@ -296,6 +296,11 @@ impl Environment {
         self.0.is_empty()
     }
 
+    /// The variables by key.
+    pub fn variables(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+
     /// The variables as `(key, value)` pairs, sorted by key.
     pub fn pairs(&self) -> Vec<(String, String)> {
         self.0

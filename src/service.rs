@@ -253,8 +253,9 @@ pub struct FunctionService {
     blobs: BlobCache,
     runtime: Arc<Runtime>,
     deployed: Arc<RwLock<DeployedMap>>,
-    /// Runs the callees of `wasm_engine::call`, over the same map.
-    callees: Arc<dyn Callees>,
+    /// Runs the callees of `wasm_engine::call`, over the same map (`None`
+    /// in builds without the cargo feature `calls`).
+    callees: Option<Arc<dyn Callees>>,
     /// Names with a deploy, update or delete under way.
     changing: Mutex<HashSet<FunctionName>>,
     change_metrics: ChangeMetrics,
@@ -309,10 +310,13 @@ impl FunctionService {
             .collect();
         blobs.collect_garbage(&indexed);
         let deployed = Arc::new(RwLock::new(BTreeMap::new()));
-        let callees = Arc::new(CallRouter {
+        #[cfg(feature = "calls")]
+        let callees: Option<Arc<dyn Callees>> = Some(Arc::new(CallRouter {
             runtime: runtime.clone(),
             deployed: Arc::clone(&deployed),
-        });
+        }));
+        #[cfg(not(feature = "calls"))]
+        let callees = None;
         let service = Self {
             registry,
             store,
@@ -718,7 +722,7 @@ impl FunctionService {
             input,
             call_id,
             None,
-            &self.callees,
+            self.callees.as_ref(),
         );
         Invocation {
             output: run.output.map_err(ServiceError::from),
@@ -781,14 +785,14 @@ fn run_deployed(
     input: &Input,
     call_id: &CallId,
     within: Option<&Within>,
-    callees: &Arc<dyn Callees>,
+    callees: Option<&Arc<dyn Callees>>,
 ) -> Run {
     let mut stderr = Vec::new();
     let started = Instant::now();
     let setup = CallSetup {
         env: &deployed.env,
         calls: &deployed.calls,
-        callees: Some(callees),
+        callees,
         call_id,
     };
     let run = runtime.run(
@@ -822,11 +826,13 @@ fn run_deployed(
 
 /// The runtime's [`Callees`]: finds a callee in the deployed map and runs
 /// it as a request would, counted and logged as the callee's.
+#[cfg(feature = "calls")]
 struct CallRouter {
     runtime: Arc<Runtime>,
     deployed: Arc<RwLock<DeployedMap>>,
 }
 
+#[cfg(feature = "calls")]
 impl Callees for CallRouter {
     fn call(&self, callee: &FunctionName, input: &Input, within: &Within) -> Option<Run> {
         let deployed = read(&self.deployed).get(callee).cloned()?;
@@ -839,7 +845,7 @@ impl Callees for CallRouter {
             input,
             within.call_id(),
             Some(within),
-            within.callees(),
+            Some(within.callees()),
         ))
     }
 }

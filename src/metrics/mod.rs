@@ -451,7 +451,7 @@ fn render_functions(text: &mut Exposition, functions: &[FunctionSample]) {
         ),
         (
             "wasmengine_function_nested_calls_total",
-            "Runs of the function that another function asked for with wasm_engine::call (their durations and limits are counted with the rest).",
+            "Runs of the function that another function asked for with wasm_engine::call.",
             |metrics| &metrics.nested_calls,
         ),
     ];

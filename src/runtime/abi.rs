@@ -55,7 +55,7 @@ pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 pub fn check_no_imports(module: &Module, function: &str) -> Result<(), RuntimeError> {
     match module
         .imports()
-        .find(|import| import.module() != super::host::HOST_MODULE)
+        .find(|import| !super::host::provided(import.module()))
     {
         None => Ok(()),
         Some(import) if import.module() == WASI_MODULE => Err(RuntimeError::NeedsWasi {

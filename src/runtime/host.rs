@@ -14,19 +14,33 @@
 //! to), the results an instance may hold, and the error codes. Finding and
 //! running the callee, and counting it, is the [`Callees`] the service
 //! implements, so `runtime` never depends on `service` or `store`.
+//!
+//! Builds without the cargo feature `calls` (the riscv64 one) link no host
+//! functions: a module importing `wasm_engine` is refused at deploy, and
+//! the rest of this module is never reached.
+#![cfg_attr(not(feature = "calls"), allow(dead_code))]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+#[cfg(feature = "calls")]
 use wasmi::{Caller, Extern, Linker, Memory};
 
 use super::RuntimeError;
 use crate::call::CallId;
-use crate::function::{FunctionName, Input, MAX_FUNCTION_NAME_LEN};
+#[cfg(feature = "calls")]
+use crate::function::MAX_FUNCTION_NAME_LEN;
+use crate::function::{FunctionName, Input};
 
 /// The import module name of the host functions.
 pub const HOST_MODULE: &str = "wasm_engine";
+
+/// Whether imports from `module` are the host functions this build
+/// provides (the cargo feature `calls`).
+pub(super) fn provided(module: &str) -> bool {
+    cfg!(feature = "calls") && module == HOST_MODULE
+}
 
 /// Most results of `call` one instance may hold before reading them with
 /// `result` (each is at most `--max-output-bytes`).
@@ -270,11 +284,13 @@ pub(super) trait Hosted: 'static {
     fn host(&mut self) -> &mut HostState;
 }
 
-/// Defines `wasm_engine::call` and `wasm_engine::result` in `linker`.
+/// Defines `wasm_engine::call` and `wasm_engine::result` in `linker`
+/// (builds with the cargo feature `calls`).
 ///
 /// The closures only reach into the caller's store (its memory, host state
 /// and fuel); the work is in [`call`] and [`result`], which are not generic,
 /// so the two linkers share one copy of them (the binary size budget).
+#[cfg(feature = "calls")]
 pub(super) fn add_to_linker<T: Hosted>(linker: &mut Linker<T>) {
     linker
         .func_wrap(
@@ -327,15 +343,18 @@ pub(super) fn add_to_linker<T: Hosted>(linker: &mut Linker<T>) {
         .expect("the host functions are added to a linker once");
 }
 
+#[cfg(feature = "calls")]
 fn u32_bits(value: i32) -> u32 {
     u32::from_ne_bytes(value.to_ne_bytes())
 }
 
+#[cfg(feature = "calls")]
 /// The caller's exported `memory`.
 fn memory<T>(caller: &Caller<'_, T>) -> Option<Memory> {
     caller.get_export("memory").and_then(Extern::into_memory)
 }
 
+#[cfg(feature = "calls")]
 /// The `len` bytes at `ptr` of `memory`.
 fn read(memory: &[u8], ptr: u32, len: u32) -> Result<&[u8], CallCode> {
     let start = ptr as usize;
@@ -345,6 +364,7 @@ fn read(memory: &[u8], ptr: u32, len: u32) -> Result<&[u8], CallCode> {
         .ok_or(CallCode::BadPointer)
 }
 
+#[cfg(feature = "calls")]
 /// `call`, given the caller's `memory`, host state and the fuel left in the
 /// slice it runs on: checks the callee is allowed, not on the stack and not
 /// too deep, runs it within the caller's deadline and fuel, charges the
@@ -424,6 +444,7 @@ fn call(
     )
 }
 
+#[cfg(feature = "calls")]
 /// Charges `used` fuel to the caller: first to its ungranted budget, then
 /// to the slice it is running on, whose new fuel it returns when that
 /// changes. Without a budget there is nothing to charge (only the deadline
@@ -436,6 +457,7 @@ fn charge(budget: &FuelBudget, slice_fuel: u64, used: u64) -> Option<u64> {
     (rest > 0).then(|| slice_fuel.saturating_sub(rest))
 }
 
+#[cfg(feature = "calls")]
 /// `result`, given the caller's `memory` and host state: copies a call's
 /// output to `out_ptr` when it fits in `out_cap` bytes (and frees its
 /// handle), else returns its size and keeps it.
@@ -465,7 +487,7 @@ fn result(
     Ok(size)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "calls"))]
 mod tests {
     use std::collections::HashMap;
 

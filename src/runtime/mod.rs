@@ -295,12 +295,16 @@ impl Runtime {
         // first call: deploys stay fast even for large modules.
         config.compilation_mode(CompilationMode::LazyTranslation);
         let engine = Engine::new(&config);
+        #[cfg_attr(not(feature = "calls"), allow(unused_mut))]
         let mut plain_linker = Linker::new(&engine);
-        host::add_to_linker(&mut plain_linker);
         let mut wasi_linker = Linker::new(&engine);
         wasmi_wasi::add_to_linker(&mut wasi_linker, |state: &mut WasiState| &mut state.wasi)
             .expect("WASI preview 1 definitions are added to an empty linker once");
-        host::add_to_linker(&mut wasi_linker);
+        #[cfg(feature = "calls")]
+        {
+            host::add_to_linker(&mut plain_linker);
+            host::add_to_linker(&mut wasi_linker);
+        }
         Self {
             engine,
             plain_linker,
@@ -397,7 +401,7 @@ impl Runtime {
     fn check_wasi_import_modules(module: &Module) -> Result<(), RuntimeError> {
         match module
             .imports()
-            .find(|import| import.module() != abi::WASI_MODULE && import.module() != HOST_MODULE)
+            .find(|import| import.module() != abi::WASI_MODULE && !host::provided(import.module()))
         {
             Some(import) => Err(RuntimeError::UnsupportedImport {
                 module: import.module().to_owned(),

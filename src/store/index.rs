@@ -41,11 +41,13 @@ pub(super) struct IndexRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     managed_by: Option<ManagedBy>,
     /// The deploy's `calls`; absent when empty (and in older indexes).
+    /// Plain strings, checked by `into_entry`: serde code for these types
+    /// is in the binary already (the size budget).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    calls: Vec<FunctionName>,
+    calls: Vec<String>,
     /// The deploy's `env`; absent when empty (and in older indexes).
-    #[serde(default, skip_serializing_if = "Environment::is_empty")]
-    env: Environment,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    env: BTreeMap<String, String>,
 }
 
 /// An [`Adoption`] in the index file.
@@ -71,8 +73,8 @@ impl From<&FunctionEntry> for IndexRecord {
                 }
             }),
             managed_by: entry.managed_by,
-            calls: entry.calls.clone(),
-            env: entry.env.clone(),
+            calls: entry.calls.iter().map(ToString::to_string).collect(),
+            env: entry.env.variables().clone(),
         }
     }
 }
@@ -108,8 +110,12 @@ impl IndexRecord {
             limits: self.limits,
             adopted_from_reference,
             managed_by: self.managed_by,
-            calls: self.calls,
-            env: self.env,
+            calls: self
+                .calls
+                .iter()
+                .map(|name| FunctionName::new(name).map_err(|error| format!("calls: {error}")))
+                .collect::<Result<_, _>>()?,
+            env: Environment::new(self.env).map_err(|reason| format!("env: {reason}"))?,
         })
     }
 }
