@@ -10,6 +10,7 @@
 //! - [`config`]: the server's settings and their defaults.
 //! - [`build_info`]: version, commit and target of this binary.
 //! - [`function`]: the validated domain types shared by every layer.
+//! - [`secret`]: secret names and values (never shown), as every layer sees them.
 //! - [`call`]: call ids and the log context that carries them.
 //! - [`api`]: the only module that speaks HTTP: routes, request parsing, responses.
 //! - [`service`]: deploy, update, delete, list, query and invoke, tying the layers together.
@@ -43,5 +44,6 @@ pub mod reconcile;
 pub mod registry;
 pub mod rfc3339;
 pub mod runtime;
+pub mod secret;
 pub mod service;
 pub mod store;

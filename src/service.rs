@@ -643,6 +643,7 @@ impl FunctionService {
             &deployed.compiled,
             &deployed.limits,
             input,
+            &[],
             &mut stderr,
         );
         let outcome = match &output {

@@ -10,6 +10,7 @@
 //!                                  rename into place (see `commit`)
 //! blobs/<algorithm>/<hex>          registry blobs kept by digest (`blobs`)
 //! blobs/refs/<name>                the blobs a function's image is made of
+//! secrets/<name>                   each secret's value, mode 0600 (`secrets`)
 //! ```
 //!
 //! Every write goes to a temporary file that is fsynced, renamed into place,
@@ -23,6 +24,7 @@
 mod blobs;
 mod error;
 mod reference;
+mod secrets;
 mod usage;
 
 use std::collections::BTreeMap;
@@ -35,6 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use blobs::BlobCache;
 pub use error::StoreError;
 pub use reference::ModuleCheck;
+pub use secrets::{SecretChange, SecretStore};
 
 use crate::function::{FunctionEntry, FunctionLimits, FunctionName, ManagedBy};
 
