@@ -22,6 +22,7 @@ mod accept;
 mod admission;
 mod auth;
 mod error;
+mod http_answer;
 mod observe;
 mod provider;
 mod request;
