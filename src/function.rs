@@ -5,11 +5,14 @@
 //! Constructors validate, so code that holds one of these never re-checks the
 //! raw string it came from. This module does no I/O.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::secret::{SecretName, check_secret_list};
 
 /// Longest accepted function name, in characters.
 pub const MAX_FUNCTION_NAME_LEN: usize = 64;
@@ -131,6 +134,65 @@ pub struct FunctionEntry {
     /// change them). Absent in indexes written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_by: Option<ManagedBy>,
+    /// The secrets it sees, and the labels and annotations kept for the
+    /// provider API; each field absent when empty (and in indexes written
+    /// before they existed).
+    #[serde(flatten)]
+    pub metadata: FunctionMetadata,
+}
+
+/// What a deploy says of a function besides its image and limits: the
+/// secrets it sees (names only: values live in the secret store), and the
+/// labels and annotations of an OpenFaaS `FunctionDeployment`, kept only to
+/// be shown back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionMetadata {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretName>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Most labels, and most annotations, one function may carry.
+pub const MAX_LABELS: usize = 64;
+/// Longest label or annotation key, in bytes (a Kubernetes qualified name).
+pub const MAX_LABEL_KEY_BYTES: usize = 253;
+/// Longest label or annotation value, in bytes.
+pub const MAX_LABEL_VALUE_BYTES: usize = 4096;
+
+impl FunctionMetadata {
+    /// Checks the secret list ([`check_secret_list`]) and the sizes of the
+    /// labels and annotations.
+    ///
+    /// # Errors
+    /// A message naming the field and the rule it breaks.
+    pub fn validate(&self) -> Result<(), String> {
+        check_secret_list(&self.secrets)?;
+        for (field, map) in [("labels", &self.labels), ("annotations", &self.annotations)] {
+            if map.len() > MAX_LABELS {
+                return Err(format!(
+                    "{field} has {} entries; at most {MAX_LABELS} are accepted",
+                    map.len()
+                ));
+            }
+            for (key, value) in map {
+                if key.is_empty() || key.len() > MAX_LABEL_KEY_BYTES {
+                    return Err(format!(
+                        "{field} key {key:?} must be 1-{MAX_LABEL_KEY_BYTES} bytes long"
+                    ));
+                }
+                if value.len() > MAX_LABEL_VALUE_BYTES {
+                    return Err(format!(
+                        "{field}.{key} is {} bytes; at most {MAX_LABEL_VALUE_BYTES} are accepted",
+                        value.len()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The owner of a function other than the API (see [`FunctionEntry::managed_by`]).

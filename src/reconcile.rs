@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::function::{FunctionEntry, FunctionLimits, FunctionName, ManagedBy};
+use crate::function::{FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, ManagedBy};
 use crate::metrics::ReconcileResult;
 use crate::registry::ImageReference;
 use crate::service::{Changer, DeploySpec, FunctionService};
@@ -427,6 +427,7 @@ impl Reconciler {
             image: entry.image.clone(),
             wasi_cap: entry.wasi_cap.into(),
             limits: entry.limits,
+            metadata: FunctionMetadata::default(),
         };
         match action {
             Action::Deploy(entry) => self
@@ -477,6 +478,7 @@ mod tests {
             limits: FunctionLimits::default(),
             adopted_from_reference: None,
             managed_by,
+            metadata: Default::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::registry::RegistryError;
 use crate::runtime::RuntimeError;
-use crate::service::ServiceError;
+use crate::service::{SecretError, ServiceError};
 use crate::store::StoreError;
 
 /// Anything a request can fail with.
@@ -30,8 +30,6 @@ pub enum ApiError {
     BasicAuthRequired { credentials_sent: bool },
     /// No provider API route has this path.
     NoProviderRoute { method: String, path: String },
-    /// A provider API route the engine does not implement.
-    NotImplemented { what: &'static str },
     /// The client stopped sending its request body before the end.
     RequestTimeout { limit: std::time::Duration },
     /// Too many invocations are running and waiting; retry later.
@@ -44,6 +42,12 @@ pub enum ApiError {
     NotReady { reason: String },
     /// The operation itself failed.
     Service(ServiceError),
+    /// A function's output was to be its HTTP answer (`http_answer`) and
+    /// is not a valid one.
+    BadFunctionAnswer {
+        function: crate::function::FunctionName,
+        reason: super::http_answer::AnswerError,
+    },
     /// The handler panicked; the worker carries on.
     Internal,
 }
@@ -64,7 +68,6 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => 405,
             Self::Unauthorized { .. } | Self::BasicAuthRequired { .. } => 401,
             Self::NoProviderRoute { .. } => 404,
-            Self::NotImplemented { .. } => 501,
             Self::RequestTimeout { .. } => 408,
             Self::PayloadTooLarge { .. } => 413,
             Self::Overloaded { .. }
@@ -72,6 +75,7 @@ impl ApiError {
             | Self::ShuttingDown
             | Self::NotReady { .. } => 503,
             Self::Internal => 500,
+            Self::BadFunctionAnswer { .. } => 502,
             Self::Service(error) => match error {
                 ServiceError::NotDeployed { .. } => 404,
                 ServiceError::AlreadyDeployed { .. }
@@ -121,6 +125,12 @@ impl ApiError {
                     | RuntimeError::OutputOutOfBounds { .. }
                     | RuntimeError::OutputNotUtf8 { .. } => 500,
                 },
+                ServiceError::Secret(error) => match error {
+                    SecretError::NotFound { .. } => 404,
+                    SecretError::AlreadyExists { .. } | SecretError::InUse { .. } => 409,
+                    SecretError::Missing { .. } | SecretError::NeedsWasi { .. } => 422,
+                    SecretError::Vanished { .. } => 500,
+                },
                 ServiceError::Store(error) => match error {
                     StoreError::Io { source, .. }
                         if source.kind() == std::io::ErrorKind::StorageFull =>
@@ -143,7 +153,7 @@ impl fmt::Display for ApiError {
             Self::BadRequest(message) => f.write_str(message),
             Self::RouteNotFound { method, path } => write!(
                 f,
-                "no route for {method} {path}; the routes are POST /function/deploy, /function/update, /function/delete, /function/query, /function/invoke, /function/logs and GET /function/list, /metrics, /healthz, /readyz"
+                "no route for {method} {path}; the routes are POST /function/deploy, /function/update, /function/delete, /function/query, /function/invoke, /function/logs, /function/secret and GET /function/list, /metrics, /healthz, /readyz"
             ),
             Self::MethodNotAllowed {
                 method,
@@ -174,7 +184,6 @@ impl fmt::Display for ApiError {
                 f,
                 "no faas-provider route for {method} {path}; the routes are /system/functions, /system/function/NAME, /system/scale-function/NAME, /system/info, /system/namespaces, /system/logs, /system/secrets, /function/NAME, /healthz and /metrics (see docs/openfaas.md)"
             ),
-            Self::NotImplemented { what } => write!(f, "{what}"),
             Self::RequestTimeout { limit } => write!(
                 f,
                 "the request body did not arrive in time ({} ms per read, --client-timeout-ms)",
@@ -193,6 +202,10 @@ impl fmt::Display for ApiError {
             }
             Self::NotReady { reason } => write!(f, "not ready: {reason}"),
             Self::Service(error) => error.fmt(f),
+            Self::BadFunctionAnswer { function, reason } => write!(
+                f,
+                "function {function} did not give a valid HTTP answer: {reason} (see docs/functions.md, \"HTTP answers\")"
+            ),
             Self::Internal => f.write_str(
                 "internal error while handling the request (the engine logged the details); the engine is still serving",
             ),

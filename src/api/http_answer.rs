@@ -229,7 +229,7 @@ fn parse_status(code: &str) -> Result<u16, AnswerError> {
 }
 
 /// Checks a header's name (an RFC 9110 token, not a refused header) and
-/// value (no control character but tab, so no CR or LF).
+/// value (ASCII, no control character but tab, so no CR or LF).
 fn check_header(name: &str, value: &str) -> Result<(), AnswerError> {
     let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(is_token_char) {
@@ -247,6 +247,11 @@ fn check_header(name: &str, value: &str) -> Result<(), AnswerError> {
     if let Some(bad) = value.chars().find(|c| c.is_control() && *c != '\t') {
         return Err(error(format!(
             "header {name}'s value contains the control character {bad:?} (CR, LF and NUL are never accepted)"
+        )));
+    }
+    if let Some(bad) = value.chars().find(|c| !c.is_ascii()) {
+        return Err(error(format!(
+            "header {name}'s value contains the non-ASCII character {bad:?}; encode it (RFC 8187 or percent-encoding)"
         )));
     }
     Ok(())

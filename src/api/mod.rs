@@ -43,15 +43,17 @@ use auth::Access;
 pub use error::ApiError;
 use observe::{CALL_ID_HEADER, Call, Listener};
 pub use request::parse_route_body;
-use request::{DeployRequest, IgnoredFields, InvokeRequest, NameRequest, parse_json};
+use request::{
+    DeployRequest, IgnoredFields, InvokeRequest, NameRequest, SecretRequest, parse_json,
+};
 use response::{Reply, limits_json, list_item, query_item};
 
 use crate::config::ServeConfig;
 use crate::function::Input;
 use crate::metrics::{Rejection, Rejections};
 use crate::reconcile::{FileStatus, Reconciler};
-use crate::service::FunctionService;
-use crate::store::StoreError;
+use crate::service::{FunctionService, OutputKind};
+use crate::store::{SecretChange, StoreError};
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -648,7 +650,7 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
         "/function/list" | "/metrics" => "GET",
         "/healthz" | "/readyz" => "GET, HEAD",
         "/function/deploy" | "/function/update" | "/function/delete" | "/function/query"
-        | "/function/invoke" | "/function/logs" => "POST",
+        | "/function/invoke" | "/function/logs" | "/function/secret" => "POST",
         _ => return None,
     })
 }
@@ -752,16 +754,65 @@ fn route(
             let InvokeRequest {
                 function_name,
                 args,
+                http,
                 ignored_fields: ignored,
             } = parse_json(&body)?;
             *ignored_fields = ignored;
             call.function = Some(function_name.clone());
             let invocation = service.invoke(&function_name, &Input::Args(args), &call.id);
-            let output = invocation.output.map_err(ApiError::from);
+            let output = invocation
+                .output
+                .map_err(ApiError::from)
+                .and_then(|output| {
+                    if !http {
+                        return Ok(Answer::Reply(Reply::output(output)));
+                    }
+                    let answer = match invocation.output_kind {
+                        Some(OutputKind::Stdout) => http_answer::parse_cgi(output.as_bytes()),
+                        Some(OutputKind::StringResult) => http_answer::parse_json_answer(&output),
+                        // Numbers have no headers: the answer of today.
+                        _ => return Ok(Answer::Reply(Reply::output(output))),
+                    };
+                    answer
+                        .map(|answer| {
+                            Answer::Provider(provider::Response::function_answer(
+                                answer,
+                                "text/plain; charset=utf-8",
+                            ))
+                        })
+                        .map_err(|reason| ApiError::BadFunctionAnswer {
+                            function: function_name.clone(),
+                            reason,
+                        })
+                });
             if let Some(metrics) = &invocation.metrics {
-                metrics.count_status(output.as_ref().map_or_else(ApiError::status, |_| 200));
+                metrics.count_status(match &output {
+                    Ok(Answer::Provider(response)) => response.status(),
+                    Ok(_) => 200,
+                    Err(error) => error.status(),
+                });
             }
-            Reply::output(output?)
+            return output;
+        }
+        "/function/secret" => {
+            let (secret, ignored) = SecretRequest::parse(&body)?;
+            *ignored_fields = ignored;
+            match secret {
+                SecretRequest::Put { name, value } => {
+                    let change = service.put_secret(&name, value, None)?;
+                    let verb = match change {
+                        SecretChange::Created => "create",
+                        SecretChange::Updated => "update",
+                    };
+                    Reply::ok(format!("{verb} secret {name} successfully!"))
+                        .with("secret", json!(name))
+                }
+                SecretRequest::Delete { name } => {
+                    service.delete_secret(&name)?;
+                    Reply::ok(format!("delete secret {name} successfully!"))
+                        .with("secret", json!(name))
+                }
+            }
         }
         "/function/logs" => {
             let accept = header_value(request, "Accept");

@@ -25,17 +25,19 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::auth::BasicAccess;
+use super::auth::{BasicAccess, decode_base64};
+use super::http_answer::{self, HttpAnswer};
 use super::observe::{CALL_ID_HEADER, Call};
 use super::request::parse_json;
 use super::response::Reply;
 use super::{Answer, ApiError, RETRY_AFTER_SECONDS, Shared, header, read_body};
 use crate::call::CallId;
 use crate::config::ProviderConfig;
-use crate::function::{FunctionLimits, FunctionName, Input, MAX_MEMORY_LIMIT_MB};
+use crate::function::{FunctionLimits, FunctionMetadata, FunctionName, Input, MAX_MEMORY_LIMIT_MB};
 use crate::registry::ImageReference;
 use crate::rfc3339;
-use crate::service::{DeploySpec, FunctionStatus, LogQuery, WasiCap};
+use crate::secret::{SecretName, SecretValue};
+use crate::service::{DeploySpec, FunctionStatus, LogQuery, OutputKind, WasiCap};
 
 /// The one namespace functions live in, as faasd names it.
 pub const NAMESPACE: &str = "openfaas-fn";
@@ -76,6 +78,8 @@ pub fn access_summary(config: Option<&ProviderConfig>) -> String {
 pub struct Response {
     status: u16,
     content_type: String,
+    /// Headers a function set (`http_answer`), checked there.
+    headers: Vec<(String, String)>,
     body: Vec<u8>,
     /// An error message, which gets the call id and one newline appended.
     is_error: bool,
@@ -84,10 +88,9 @@ pub struct Response {
 impl Response {
     fn json(status: u16, value: &Value) -> Self {
         Self {
-            status,
             content_type: "application/json".into(),
             body: value.to_string().into_bytes(),
-            is_error: false,
+            ..Self::empty(status)
         }
     }
 
@@ -95,19 +98,43 @@ impl Response {
         Self {
             status,
             content_type: "text/plain; charset=utf-8".into(),
+            headers: Vec::new(),
             body: Vec::new(),
             is_error: false,
         }
+    }
+
+    /// The answer a function set; `default_content_type` when it set none.
+    pub fn function_answer(answer: HttpAnswer, default_content_type: &str) -> Self {
+        let content_type = answer
+            .content_type()
+            .unwrap_or(default_content_type)
+            .to_owned();
+        Self {
+            status: answer.status,
+            content_type,
+            headers: answer
+                .headers
+                .into_iter()
+                .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
+                .collect(),
+            body: answer.body,
+            is_error: false,
+        }
+    }
+
+    /// The answer's status.
+    pub fn status(&self) -> u16 {
+        self.status
     }
 
     /// An error (or a refusal made outside this module) as the provider
     /// answers it: the message as plain text, no `status code:` prefix.
     pub fn error(reply: &Reply) -> Self {
         Self {
-            status: reply.status,
-            content_type: "text/plain; charset=utf-8".into(),
             body: reply.message.clone().into_bytes(),
             is_error: reply.status >= 400,
+            ..Self::empty(reply.status)
         }
     }
 }
@@ -122,8 +149,20 @@ pub fn send(request: tiny_http::Request, mut response: Response, call_id: &CallI
     let status = response.status;
     let mut answer = tiny_http::Response::from_data(response.body)
         .with_status_code(status)
-        .with_header(header("Content-Type", &response.content_type))
         .with_header(header(CALL_ID_HEADER, call_id.as_str()));
+    // A function's headers were checked (`http_answer`); one tiny_http still
+    // refuses is left out rather than failing the answer.
+    for (name, value) in std::iter::once(("Content-Type", response.content_type.as_str())).chain(
+        response
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    ) {
+        match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            Ok(header) => answer.add_header(header),
+            Err(()) => log::warn!("left out the header {name}: tiny_http refuses it"),
+        }
+    }
     match status {
         401 => answer.add_header(header("WWW-Authenticate", "Basic realm=\"Restricted\"")),
         405 => {
@@ -240,10 +279,9 @@ fn route(
             }
             return Ok(match super::observe::metrics(shared) {
                 Answer::Raw { content_type, body } => Response {
-                    status: 200,
                     content_type: content_type.into(),
                     body: body.into_bytes(),
-                    is_error: false,
+                    ..Response::empty(200)
                 },
                 _ => unreachable!("the metrics are a raw answer"),
             });
@@ -293,9 +331,7 @@ fn route(
         )),
         ("GET", "/system/namespaces") => Ok(Response::json(200, &json!([NAMESPACE]))),
         ("GET", "/system/logs") => logs(&query, call, shared),
-        (_, "/system/secrets") => Err(ApiError::NotImplemented {
-            what: "secrets are not supported: the engine has no secrets store, and WebAssembly functions get no files or environment (see docs/openfaas.md)",
-        }),
+        (_, "/system/secrets") => secrets(request, &query, shared),
         ("GET", _) => {
             let name = function_name(path_name(&path, "/system/function/").unwrap_or(""))?;
             call.function = Some(name.clone());
@@ -351,16 +387,127 @@ fn invoke(
     let content_type =
         header_value(request, "Content-Type").unwrap_or_else(|| "text/plain".to_owned());
     let invocation = shared.service.invoke(&name, &Input::Raw(body), &call.id);
-    let output = invocation.output.map_err(ApiError::from);
+    let response = invocation
+        .output
+        .map_err(ApiError::from)
+        .and_then(|output| answer(&name, invocation.output_kind, output, content_type));
     if let Some(metrics) = &invocation.metrics {
-        metrics.count_status(output.as_ref().map_or_else(ApiError::status, |_| 200));
+        metrics.count_status(
+            response
+                .as_ref()
+                .map_or_else(ApiError::status, |r| r.status),
+        );
     }
-    Ok(Response {
-        status: 200,
-        content_type,
-        body: output?.into_bytes(),
-        is_error: false,
-    })
+    response
+}
+
+/// A successful call's answer: the function's own when its output is one
+/// (`http_answer`: CGI headers, or a `{status, body}` object), else the
+/// output as the body of a 200 with the request's content type.
+fn answer(
+    name: &FunctionName,
+    output_kind: Option<OutputKind>,
+    output: String,
+    content_type: String,
+) -> Result<Response, ApiError> {
+    let answer = match output_kind {
+        Some(OutputKind::Stdout) if http_answer::looks_like_cgi(output.as_bytes()) => {
+            http_answer::parse_cgi(output.as_bytes())
+        }
+        Some(OutputKind::StringResult) if http_answer::looks_like_json_answer(&output) => {
+            http_answer::parse_json_answer(&output)
+        }
+        _ => {
+            return Ok(Response {
+                content_type,
+                body: output.into_bytes(),
+                ..Response::empty(200)
+            });
+        }
+    };
+    answer
+        .map(|answer| Response::function_answer(answer, &content_type))
+        .map_err(|reason| ApiError::BadFunctionAnswer {
+            function: name.clone(),
+            reason,
+        })
+}
+
+/// faas-provider's `types.Secret`: `value` as text, or `rawValue` as
+/// base64 bytes (which wins when both are set, as in faasd).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretBody {
+    name: SecretName,
+    #[serde(default)]
+    namespace: Option<String>,
+    /// Read as any JSON value so that a wrong type is refused without
+    /// serde quoting it.
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(default)]
+    raw_value: Option<Value>,
+}
+
+/// `/system/secrets`: `GET` lists the names (`[{"name", "namespace"}]`),
+/// `POST` creates (409 when it exists), `PUT` updates (404 when it does
+/// not), `DELETE` deletes (404 when unknown, 409 while a function uses it).
+/// Values are never answered.
+fn secrets(
+    request: &mut tiny_http::Request,
+    query: &Query,
+    shared: &Shared,
+) -> Result<Response, ApiError> {
+    check_namespace(query.get("namespace"))?;
+    let service = &shared.service;
+    let method = request.method().as_str().to_owned();
+    if method == "GET" {
+        let names: Vec<Value> = service
+            .secret_names()
+            .iter()
+            .map(|name| json!({"name": name, "namespace": NAMESPACE}))
+            .collect();
+        return Ok(Response::json(200, &Value::Array(names)));
+    }
+    let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
+    let secret: SecretBody = parse_json(&body)?;
+    check_namespace(secret.namespace.as_deref())?;
+    if method == "DELETE" {
+        service.delete_secret(&secret.name)?;
+        return Ok(Response::empty(200));
+    }
+    let bad = |message: &str| ApiError::BadRequest(message.to_owned());
+    let bytes = match (secret.raw_value, secret.value) {
+        (Some(Value::String(encoded)), _) if !encoded.is_empty() => {
+            decode_base64(&encoded).ok_or_else(|| bad("rawValue is not valid base64"))?
+        }
+        (Some(Value::String(_) | Value::Null) | None, Some(Value::String(text))) => {
+            text.into_bytes()
+        }
+        (Some(Value::String(_) | Value::Null) | None, Some(Value::Null) | None) => {
+            return Err(bad("give the secret's value (text) or rawValue (base64)"));
+        }
+        (Some(Value::String(_) | Value::Null) | None, Some(_)) => {
+            return Err(bad("value must be a string"));
+        }
+        (Some(_), _) => return Err(bad("rawValue must be a base64 string")),
+    };
+    let value = SecretValue::new(bytes).map_err(ApiError::BadRequest)?;
+    let create = method == "POST";
+    service.put_secret(&secret.name, value, Some(!create))?;
+    Ok(Response::empty(if create { 201 } else { 200 }))
+}
+
+/// Refuses a namespace other than the engine's one (an empty one is it).
+fn check_namespace(namespace: Option<&str>) -> Result<(), ApiError> {
+    match namespace {
+        Some(namespace) if !namespace.is_empty() && namespace != NAMESPACE => {
+            Err(ApiError::BadRequest(format!(
+                "namespace {namespace:?} does not exist; the engine has one, {NAMESPACE}"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `GET /system/logs?name=N&tail=T&since=RFC3339&follow=B`: NDJSON of
@@ -402,17 +549,21 @@ fn logs(query: &Query, call: &mut Call, shared: &Shared) -> Result<Response, Api
         })
         .collect();
     Ok(Response {
-        status: 200,
         content_type: "application/x-ndjson".into(),
         body: body.into_bytes(),
-        is_error: false,
+        ..Response::empty(200)
     })
 }
 
 /// A function as `FunctionStatus`; `usage` adds `usage` (its memory high-water mark).
 fn status_json(status: &FunctionStatus, usage: bool) -> Value {
     let entry = &status.entry;
-    let mut annotations = Map::new();
+    let metadata = &entry.metadata;
+    let mut annotations: Map<String, Value> = metadata
+        .annotations
+        .iter()
+        .map(|(key, value)| (key.clone(), json!(value)))
+        .collect();
     annotations.insert(WASI_ANNOTATION.into(), json!(entry.wasi_cap.to_string()));
     if let Some(timeout_ms) = entry.limits.timeout_ms {
         annotations.insert(TIMEOUT_ANNOTATION.into(), json!(timeout_ms.to_string()));
@@ -426,8 +577,9 @@ fn status_json(status: &FunctionStatus, usage: bool) -> Value {
         "namespace": NAMESPACE,
         "envProcess": "",
         "envVars": {},
-        "labels": {},
+        "labels": metadata.labels,
         "annotations": annotations,
+        "secrets": metadata.secrets,
         "limits": {"memory": format!("{}Mi", status.limits.memory_limit_bytes >> 20)},
         "invocationCount": status.invocations,
         // Every call gets an instance of its own: always ready, never scaled.
@@ -499,15 +651,9 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
     let bad = |message: String| ApiError::BadRequest(message);
     let name =
         FunctionName::new(&deployment.service).map_err(|error| bad(format!("service: {error}")))?;
-    if let Some(namespace) = deployment.namespace.as_deref() {
-        if !namespace.is_empty() && namespace != NAMESPACE {
-            return Err(bad(format!(
-                "namespace {namespace:?} does not exist; the engine has one, {NAMESPACE}"
-            )));
-        }
-    }
+    check_namespace(deployment.namespace.as_deref())?;
     let image = ImageReference::parse(&deployment.image).map_err(|error| bad(error.to_string()))?;
-    let annotations = deployment.annotations.unwrap_or_default();
+    let annotations = deployment.annotations.clone().unwrap_or_default();
     let number = |key: &str| {
         annotations
             .get(key)
@@ -556,19 +702,11 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
             deployment.env_vars.as_ref().is_some_and(|v| !v.is_empty()),
         ),
         (
-            "secrets",
-            deployment.secrets.as_ref().is_some_and(|v| !v.is_empty()),
-        ),
-        (
             "constraints",
             deployment
                 .constraints
                 .as_ref()
                 .is_some_and(|v| !v.is_empty()),
-        ),
-        (
-            "labels",
-            deployment.labels.as_ref().is_some_and(|v| !v.is_empty()),
         ),
         ("requests", deployment.requests.is_some()),
     ]
@@ -581,12 +719,25 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
             ignored.join(", ")
         );
     }
+    let secrets = deployment
+        .secrets
+        .unwrap_or_default()
+        .iter()
+        .map(|secret| SecretName::new(secret).map_err(|error| bad(format!("secrets: {error}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let metadata = FunctionMetadata {
+        secrets,
+        labels: deployment.labels.unwrap_or_default(),
+        annotations,
+    };
+    metadata.validate().map_err(bad)?;
     Ok((
         name,
         DeploySpec {
             image,
             wasi_cap,
             limits,
+            metadata,
         },
     ))
 }

@@ -13,8 +13,9 @@ use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
-use crate::function::{FunctionLimits, FunctionName, InvocationArgs};
+use crate::function::{FunctionLimits, FunctionMetadata, FunctionName, InvocationArgs};
 use crate::registry::ImageReference;
+use crate::secret::{SecretName, SecretValue};
 use crate::service::DeploySpec;
 
 /// `POST /function/deploy` and `POST /function/update`.
@@ -40,6 +41,10 @@ pub struct InvokeRequest {
     /// Defaults to no arguments.
     #[serde(default)]
     pub args: InvocationArgs,
+    /// Whether the function's output is its HTTP answer (status, headers
+    /// and body; `http_answer`). Defaults to `false`: the answer of today.
+    #[serde(default)]
+    pub http: bool,
     #[serde(flatten)]
     pub ignored_fields: IgnoredFields,
 }
@@ -85,6 +90,9 @@ struct RawDeployRequest {
     memory_limit_mb: Option<u64>,
     #[serde(default)]
     fuel: Option<u64>,
+    /// Secrets the function sees (WASI functions only); they must exist.
+    #[serde(default)]
+    secrets: Vec<SecretName>,
     #[serde(flatten)]
     ignored_fields: IgnoredFields,
 }
@@ -100,15 +108,77 @@ impl DeployRequest {
             fuel: raw.fuel,
         };
         limits.validate().map_err(ApiError::BadRequest)?;
+        let metadata = FunctionMetadata {
+            secrets: raw.secrets,
+            ..FunctionMetadata::default()
+        };
+        metadata.validate().map_err(ApiError::BadRequest)?;
         Ok(Self {
             function_name: raw.function_name,
             spec: DeploySpec {
                 image: function_image,
                 wasi_cap: raw.wasi_cap.into(),
                 limits,
+                metadata,
             },
             ignored_fields: raw.ignored_fields,
         })
+    }
+}
+
+/// `POST /function/secret`: `{"name": N, "value": V}` creates or replaces
+/// the secret, `{"name": N, "delete": true}` deletes it.
+#[derive(Debug)]
+pub enum SecretRequest {
+    Put {
+        name: SecretName,
+        value: SecretValue,
+    },
+    Delete {
+        name: SecretName,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawSecretRequest {
+    name: SecretName,
+    /// Read as any JSON value so that a wrong type is refused without
+    /// serde quoting it in the message.
+    #[serde(default)]
+    value: Option<serde_json::Value>,
+    #[serde(default)]
+    delete: bool,
+    #[serde(flatten)]
+    ignored_fields: IgnoredFields,
+}
+
+impl SecretRequest {
+    /// Parses the body; no message ever quotes the value.
+    ///
+    /// # Errors
+    /// A 400 saying what is missing or wrong.
+    pub fn parse(body: &[u8]) -> Result<(Self, IgnoredFields), ApiError> {
+        let raw: RawSecretRequest = parse_json(body)?;
+        let bad = |message: &str| ApiError::BadRequest(message.to_owned());
+        let request = match (raw.value, raw.delete) {
+            (Some(_), true) => {
+                return Err(bad(
+                    "give either value (to create or update the secret) or \"delete\": true, not both",
+                ));
+            }
+            (None, false) => {
+                return Err(bad(
+                    "give value (to create or update the secret) or \"delete\": true",
+                ));
+            }
+            (Some(serde_json::Value::String(value)), false) => Self::Put {
+                name: raw.name,
+                value: SecretValue::new(value.into_bytes()).map_err(ApiError::BadRequest)?,
+            },
+            (Some(_), false) => return Err(bad("value must be a string")),
+            (None, true) => Self::Delete { name: raw.name },
+        };
+        Ok((request, raw.ignored_fields))
     }
 }
 
@@ -141,6 +211,7 @@ pub fn parse_route_body(path: &str, body: &[u8]) -> Result<(), ApiError> {
     match path {
         "/function/deploy" | "/function/update" => DeployRequest::parse(body).map(drop),
         "/function/delete" | "/function/query" => parse_json::<NameRequest>(body).map(drop),
+        "/function/secret" => SecretRequest::parse(body).map(drop),
         _ => parse_json::<InvokeRequest>(body).map(|request| {
             // What the ABIs do with arguments: render them back to JSON.
             let _ = request.args.to_json();
@@ -243,6 +314,44 @@ mod tests {
         ] {
             let error = parse_json::<InvokeRequest>(body.as_bytes()).unwrap_err();
             assert_eq!(error.status(), 400, "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn deploy_request_takes_secrets_and_refuses_bad_names() {
+        let request = DeployRequest::parse(
+            br#"{"function_name": "f", "function_image": "r/f", "wasi_cap": true, "secrets": ["api-key", "db.password"]}"#,
+        )
+        .unwrap();
+        assert_eq!(request.spec.metadata.secrets.len(), 2);
+        bad_request(
+            r#"{"function_name": "f", "function_image": "r/f", "secrets": ["../persist.json"]}"#,
+            "secret name",
+        );
+        bad_request(
+            r#"{"function_name": "f", "function_image": "r/f", "secrets": ["a-b", "a.b"]}"#,
+            "SECRET_A_B",
+        );
+    }
+
+    #[test]
+    fn secret_requests_put_or_delete_and_never_quote_the_value() {
+        let (request, _) = SecretRequest::parse(br#"{"name": "k", "value": "v"}"#).unwrap();
+        assert!(matches!(request, SecretRequest::Put { .. }));
+        let (request, _) = SecretRequest::parse(br#"{"name": "k", "delete": true}"#).unwrap();
+        assert!(matches!(request, SecretRequest::Delete { .. }));
+        for (body, fragment) in [
+            (r#"{"name": "k"}"#, "give value"),
+            (r#"{"name": "k", "value": "v", "delete": true}"#, "not both"),
+            (r#"{"name": "k", "value": 123456789}"#, "must be a string"),
+            (r#"{"name": "../k", "value": "v"}"#, "secret name"),
+            (r#"{"value": "v"}"#, "name"),
+        ] {
+            let error = SecretRequest::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(error.status(), 400, "{body}");
+            let message = error.to_string();
+            assert!(message.contains(fragment), "{body}: {message}");
+            assert!(!message.contains("123456789"), "{message}");
         }
     }
 

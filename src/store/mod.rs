@@ -39,7 +39,7 @@ pub use error::StoreError;
 pub use reference::ModuleCheck;
 pub use secrets::{SecretChange, SecretStore};
 
-use crate::function::{FunctionEntry, FunctionLimits, FunctionName, ManagedBy};
+use crate::function::{FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, ManagedBy};
 
 const INDEX_FILE: &str = "persist.json";
 const TEMP_SUFFIX: &str = ".tmp";
@@ -218,6 +218,7 @@ impl FunctionStore {
     /// # Errors
     /// [`StoreError::Io`] when a rename or the index write fails; the index
     /// then still describes the previous state.
+    #[allow(clippy::too_many_arguments)]
     pub fn commit(
         &self,
         mut staged: StagedWasm,
@@ -226,6 +227,7 @@ impl FunctionStore {
         wasi_cap: bool,
         limits: FunctionLimits,
         managed_by: Option<ManagedBy>,
+        metadata: FunctionMetadata,
     ) -> Result<FunctionEntry, StoreError> {
         let mut index = self.lock_index();
         let name = staged.name.clone();
@@ -247,6 +249,7 @@ impl FunctionStore {
             limits,
             adopted_from_reference: None,
             managed_by,
+            metadata,
         };
         let mut next = index.clone();
         next.insert(name, entry.clone());
@@ -280,6 +283,7 @@ impl FunctionStore {
             wasi_cap,
             FunctionLimits::default(),
             None,
+            FunctionMetadata::default(),
         )
     }
 
@@ -569,7 +573,15 @@ mod tests {
 
         let staged = store.stage(&name("f"), b"new").unwrap();
         let entry = store
-            .commit(staged, "i", "d", false, FunctionLimits::default(), None)
+            .commit(
+                staged,
+                "i",
+                "d",
+                false,
+                FunctionLimits::default(),
+                None,
+                FunctionMetadata::default(),
+            )
             .unwrap();
         assert_eq!(store.entries(), vec![entry]);
         assert_eq!(store.read_wasm(&name("f")).unwrap(), b"new");

@@ -30,7 +30,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{FunctionStore, StagedWasm, StoreError, rename, sync_directory, write_atomically};
 use crate::function::{
-    Adoption, FunctionEntry, FunctionLimits, FunctionName, UNKNOWN_IMAGE_DIGEST,
+    Adoption, FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, UNKNOWN_IMAGE_DIGEST,
 };
 
 /// Where the original index is kept once adopted, next to `persist.json`.
@@ -179,6 +179,7 @@ impl FunctionStore {
                 wasm_digest,
             }),
             managed_by: None,
+            metadata: FunctionMetadata::default(),
         };
         Ok(Ok(Adopted { staged, entry }))
     }
