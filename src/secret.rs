@@ -106,6 +106,14 @@ impl<'de> Deserialize<'de> for SecretName {
     }
 }
 
+/// The names of a deploy's `secrets` list, validated.
+///
+/// # Errors
+/// The first invalid name's message.
+pub fn secret_names(names: &[String]) -> Result<Vec<SecretName>, String> {
+    names.iter().map(|name| SecretName::new(name)).collect()
+}
+
 /// Checks the `secrets` a deploy names: at most
 /// [`MAX_SECRETS_PER_FUNCTION`], no name twice, no two names with the same
 /// environment variable.

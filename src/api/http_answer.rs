@@ -17,6 +17,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::service::OutputKind;
+
 /// Most headers one answer may set.
 pub const MAX_ANSWER_HEADERS: usize = 64;
 
@@ -74,6 +76,30 @@ impl std::error::Error for AnswerError {}
 
 fn error(message: impl Into<String>) -> AnswerError {
     AnswerError(message.into())
+}
+
+/// Reads a function's output as its HTTP answer the way its ABI writes one
+/// (CGI headers from stdout, a JSON object from a string result). When
+/// `required` (the seed's `"http": true`) the output must be one; else
+/// (the provider's route) only an output that looks like one is read, and
+/// any other is `None`, as are numeric results always.
+///
+/// # Errors
+/// An [`AnswerError`] when the output is read as an answer and is not valid.
+pub fn read(
+    kind: Option<OutputKind>,
+    output: &str,
+    required: bool,
+) -> Result<Option<HttpAnswer>, AnswerError> {
+    match kind {
+        Some(OutputKind::Stdout) if required || looks_like_cgi(output.as_bytes()) => {
+            parse_cgi(output.as_bytes()).map(Some)
+        }
+        Some(OutputKind::StringResult) if required || looks_like_json_answer(output) => {
+            parse_json_answer(output).map(Some)
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Whether a WASI function's output starts as a CGI answer: its first line

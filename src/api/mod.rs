@@ -52,7 +52,7 @@ use crate::config::ServeConfig;
 use crate::function::Input;
 use crate::metrics::{Rejection, Rejections};
 use crate::reconcile::{FileStatus, Reconciler};
-use crate::service::{FunctionService, OutputKind};
+use crate::service::FunctionService;
 use crate::store::{SecretChange, StoreError};
 
 /// Why the server could not start.
@@ -764,26 +764,25 @@ fn route(
                 .output
                 .map_err(ApiError::from)
                 .and_then(|output| {
-                    if !http {
-                        return Ok(Answer::Reply(Reply::output(output)));
-                    }
-                    let answer = match invocation.output_kind {
-                        Some(OutputKind::Stdout) => http_answer::parse_cgi(output.as_bytes()),
-                        Some(OutputKind::StringResult) => http_answer::parse_json_answer(&output),
-                        // Numbers have no headers: the answer of today.
-                        _ => return Ok(Answer::Reply(Reply::output(output))),
+                    let answer = if http {
+                        http_answer::read(invocation.output_kind, &output, true)
+                    } else {
+                        Ok(None)
                     };
-                    answer
-                        .map(|answer| {
-                            Answer::Provider(provider::Response::function_answer(
+                    match answer {
+                        Ok(Some(answer)) => {
+                            Ok(Answer::Provider(provider::Response::function_answer(
                                 answer,
                                 "text/plain; charset=utf-8",
-                            ))
-                        })
-                        .map_err(|reason| ApiError::BadFunctionAnswer {
+                            )))
+                        }
+                        // Without "http", or numbers: the answer of today.
+                        Ok(None) => Ok(Answer::Reply(Reply::output(output))),
+                        Err(reason) => Err(ApiError::BadFunctionAnswer {
                             function: function_name.clone(),
                             reason,
-                        })
+                        }),
+                    }
                 });
             if let Some(metrics) = &invocation.metrics {
                 metrics.count_status(match &output {

@@ -25,10 +25,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::auth::{BasicAccess, decode_base64};
+use super::auth::BasicAccess;
 use super::http_answer::{self, HttpAnswer};
 use super::observe::{CALL_ID_HEADER, Call};
-use super::request::parse_json;
+use super::request::{SecretBody, parse_json};
 use super::response::Reply;
 use super::{Answer, ApiError, RETRY_AFTER_SECONDS, Shared, header, read_body};
 use crate::call::CallId;
@@ -36,7 +36,7 @@ use crate::config::ProviderConfig;
 use crate::function::{FunctionLimits, FunctionMetadata, FunctionName, Input, MAX_MEMORY_LIMIT_MB};
 use crate::registry::ImageReference;
 use crate::rfc3339;
-use crate::secret::{SecretName, SecretValue};
+use crate::secret::secret_names;
 use crate::service::{DeploySpec, FunctionStatus, LogQuery, OutputKind, WasiCap};
 
 /// The one namespace functions live in, as faasd names it.
@@ -410,43 +410,18 @@ fn answer(
     output: String,
     content_type: String,
 ) -> Result<Response, ApiError> {
-    let answer = match output_kind {
-        Some(OutputKind::Stdout) if http_answer::looks_like_cgi(output.as_bytes()) => {
-            http_answer::parse_cgi(output.as_bytes())
-        }
-        Some(OutputKind::StringResult) if http_answer::looks_like_json_answer(&output) => {
-            http_answer::parse_json_answer(&output)
-        }
-        _ => {
-            return Ok(Response {
-                content_type,
-                body: output.into_bytes(),
-                ..Response::empty(200)
-            });
-        }
-    };
-    answer
-        .map(|answer| Response::function_answer(answer, &content_type))
-        .map_err(|reason| ApiError::BadFunctionAnswer {
+    match http_answer::read(output_kind, &output, false) {
+        Ok(Some(answer)) => Ok(Response::function_answer(answer, &content_type)),
+        Ok(None) => Ok(Response {
+            content_type,
+            body: output.into_bytes(),
+            ..Response::empty(200)
+        }),
+        Err(reason) => Err(ApiError::BadFunctionAnswer {
             function: name.clone(),
             reason,
-        })
-}
-
-/// faas-provider's `types.Secret`: `value` as text, or `rawValue` as
-/// base64 bytes (which wins when both are set, as in faasd).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SecretBody {
-    name: SecretName,
-    #[serde(default)]
-    namespace: Option<String>,
-    /// Read as any JSON value so that a wrong type is refused without
-    /// serde quoting it.
-    #[serde(default)]
-    value: Option<Value>,
-    #[serde(default)]
-    raw_value: Option<Value>,
+        }),
+    }
 }
 
 /// `/system/secrets`: `GET` lists the names (`[{"name", "namespace"}]`),
@@ -470,29 +445,15 @@ fn secrets(
         return Ok(Response::json(200, &Value::Array(names)));
     }
     let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
-    let secret: SecretBody = parse_json(&body)?;
+    let secret = SecretBody::parse(&body)?;
     check_namespace(secret.namespace.as_deref())?;
     if method == "DELETE" {
         service.delete_secret(&secret.name)?;
         return Ok(Response::empty(200));
     }
-    let bad = |message: &str| ApiError::BadRequest(message.to_owned());
-    let bytes = match (secret.raw_value, secret.value) {
-        (Some(Value::String(encoded)), _) if !encoded.is_empty() => {
-            decode_base64(&encoded).ok_or_else(|| bad("rawValue is not valid base64"))?
-        }
-        (Some(Value::String(_) | Value::Null) | None, Some(Value::String(text))) => {
-            text.into_bytes()
-        }
-        (Some(Value::String(_) | Value::Null) | None, Some(Value::Null) | None) => {
-            return Err(bad("give the secret's value (text) or rawValue (base64)"));
-        }
-        (Some(Value::String(_) | Value::Null) | None, Some(_)) => {
-            return Err(bad("value must be a string"));
-        }
-        (Some(_), _) => return Err(bad("rawValue must be a base64 string")),
-    };
-    let value = SecretValue::new(bytes).map_err(ApiError::BadRequest)?;
+    let value = secret.value.ok_or_else(|| {
+        ApiError::BadRequest("give the secret's value (text) or rawValue (base64)".into())
+    })?;
     let create = method == "POST";
     service.put_secret(&secret.name, value, Some(!create))?;
     Ok(Response::empty(if create { 201 } else { 200 }))
@@ -559,11 +520,10 @@ fn logs(query: &Query, call: &mut Call, shared: &Shared) -> Result<Response, Api
 fn status_json(status: &FunctionStatus, usage: bool) -> Value {
     let entry = &status.entry;
     let metadata = &entry.metadata;
-    let mut annotations: Map<String, Value> = metadata
-        .annotations
-        .iter()
-        .map(|(key, value)| (key.clone(), json!(value)))
-        .collect();
+    let mut annotations = Map::new();
+    for (key, value) in &metadata.annotations {
+        annotations.insert(key.clone(), json!(value));
+    }
     annotations.insert(WASI_ANNOTATION.into(), json!(entry.wasi_cap.to_string()));
     if let Some(timeout_ms) = entry.limits.timeout_ms {
         annotations.insert(TIMEOUT_ANNOTATION.into(), json!(timeout_ms.to_string()));
@@ -719,12 +679,8 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
             ignored.join(", ")
         );
     }
-    let secrets = deployment
-        .secrets
-        .unwrap_or_default()
-        .iter()
-        .map(|secret| SecretName::new(secret).map_err(|error| bad(format!("secrets: {error}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let secrets = secret_names(&deployment.secrets.unwrap_or_default())
+        .map_err(|error| bad(format!("secrets: {error}")))?;
     let metadata = FunctionMetadata {
         secrets,
         labels: deployment.labels.unwrap_or_default(),

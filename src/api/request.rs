@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer};
 use super::error::ApiError;
 use crate::function::{FunctionLimits, FunctionMetadata, FunctionName, InvocationArgs};
 use crate::registry::ImageReference;
-use crate::secret::{SecretName, SecretValue};
+use crate::secret::{SecretName, SecretValue, secret_names};
 use crate::service::DeploySpec;
 
 /// `POST /function/deploy` and `POST /function/update`.
@@ -92,7 +92,7 @@ struct RawDeployRequest {
     fuel: Option<u64>,
     /// Secrets the function sees (WASI functions only); they must exist.
     #[serde(default)]
-    secrets: Vec<SecretName>,
+    secrets: Vec<String>,
     #[serde(flatten)]
     ignored_fields: IgnoredFields,
 }
@@ -109,7 +109,7 @@ impl DeployRequest {
         };
         limits.validate().map_err(ApiError::BadRequest)?;
         let metadata = FunctionMetadata {
-            secrets: raw.secrets,
+            secrets: secret_names(&raw.secrets).map_err(ApiError::BadRequest)?,
             ..FunctionMetadata::default()
         };
         metadata.validate().map_err(ApiError::BadRequest)?;
@@ -122,6 +122,70 @@ impl DeployRequest {
                 metadata,
             },
             ignored_fields: raw.ignored_fields,
+        })
+    }
+}
+
+/// A secret's body on either API: `name`, and `value` (text) or `rawValue`
+/// (base64 bytes, which wins when both are set, as in faasd), `delete`
+/// (the seed's `POST /function/secret`), `namespace` (the provider's).
+/// Parsed from a JSON value by hand: no message ever quotes the value.
+#[derive(Debug)]
+pub struct SecretBody {
+    pub name: SecretName,
+    pub namespace: Option<String>,
+    pub value: Option<SecretValue>,
+    pub delete: bool,
+    pub ignored_fields: IgnoredFields,
+}
+
+impl SecretBody {
+    /// Parses the body.
+    ///
+    /// # Errors
+    /// A 400 naming the field that is missing or wrong.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let bad = |message: &str| ApiError::BadRequest(message.to_owned());
+        let serde_json::Value::Object(object) = parse_json::<serde_json::Value>(body)? else {
+            return Err(bad("request body must be a JSON object"));
+        };
+        let (mut name, mut namespace, mut text, mut raw) = (None, None, None, None);
+        let mut delete = false;
+        let mut ignored_fields = IgnoredFields::default();
+        for (key, value) in object {
+            use serde_json::Value::{Bool, Null, String as Text};
+            match (key.as_str(), value) {
+                ("name", Text(given)) => {
+                    name = Some(SecretName::new(&given).map_err(ApiError::BadRequest)?);
+                }
+                ("namespace", Text(given)) => namespace = Some(given),
+                ("value", Text(given)) => text = Some(given.into_bytes()),
+                ("rawValue", Text(given)) if !given.is_empty() => {
+                    raw = Some(
+                        super::auth::decode_base64(&given)
+                            .ok_or_else(|| bad("rawValue is not valid base64"))?,
+                    );
+                }
+                ("delete", Bool(given)) => delete = given,
+                ("namespace" | "value" | "rawValue", Null) | ("rawValue", Text(_)) => {}
+                ("name", _) => return Err(bad("name must be a string")),
+                ("namespace", _) => return Err(bad("namespace must be a string")),
+                ("value", _) => return Err(bad("value must be a string")),
+                ("rawValue", _) => return Err(bad("rawValue must be a base64 string")),
+                ("delete", _) => return Err(bad("delete must be true or false")),
+                _ => ignored_fields.0.push(key),
+            }
+        }
+        let value = raw
+            .or(text)
+            .map(|bytes| SecretValue::new(bytes).map_err(ApiError::BadRequest))
+            .transpose()?;
+        Ok(Self {
+            name: name.ok_or_else(|| bad("name is missing: which secret?"))?,
+            namespace,
+            value,
+            delete,
+            ignored_fields,
         })
     }
 }
@@ -139,28 +203,19 @@ pub enum SecretRequest {
     },
 }
 
-#[derive(Deserialize)]
-struct RawSecretRequest {
-    name: SecretName,
-    /// Read as any JSON value so that a wrong type is refused without
-    /// serde quoting it in the message.
-    #[serde(default)]
-    value: Option<serde_json::Value>,
-    #[serde(default)]
-    delete: bool,
-    #[serde(flatten)]
-    ignored_fields: IgnoredFields,
-}
-
 impl SecretRequest {
     /// Parses the body; no message ever quotes the value.
     ///
     /// # Errors
     /// A 400 saying what is missing or wrong.
     pub fn parse(body: &[u8]) -> Result<(Self, IgnoredFields), ApiError> {
-        let raw: RawSecretRequest = parse_json(body)?;
+        let mut secret = SecretBody::parse(body)?;
+        if secret.namespace.is_some() {
+            // The seed API has no namespaces.
+            secret.ignored_fields.0.push("namespace".into());
+        }
         let bad = |message: &str| ApiError::BadRequest(message.to_owned());
-        let request = match (raw.value, raw.delete) {
+        let request = match (secret.value, secret.delete) {
             (Some(_), true) => {
                 return Err(bad(
                     "give either value (to create or update the secret) or \"delete\": true, not both",
@@ -171,14 +226,13 @@ impl SecretRequest {
                     "give value (to create or update the secret) or \"delete\": true",
                 ));
             }
-            (Some(serde_json::Value::String(value)), false) => Self::Put {
-                name: raw.name,
-                value: SecretValue::new(value.into_bytes()).map_err(ApiError::BadRequest)?,
+            (Some(value), false) => Self::Put {
+                name: secret.name,
+                value,
             },
-            (Some(_), false) => return Err(bad("value must be a string")),
-            (None, true) => Self::Delete { name: raw.name },
+            (None, true) => Self::Delete { name: secret.name },
         };
-        Ok((request, raw.ignored_fields))
+        Ok((request, secret.ignored_fields))
     }
 }
 
@@ -345,7 +399,9 @@ mod tests {
             (r#"{"name": "k", "value": "v", "delete": true}"#, "not both"),
             (r#"{"name": "k", "value": 123456789}"#, "must be a string"),
             (r#"{"name": "../k", "value": "v"}"#, "secret name"),
-            (r#"{"value": "v"}"#, "name"),
+            (r#"{"value": "v"}"#, "name is missing"),
+            (r#"{"name": "k", "rawValue": "%%%"}"#, "base64"),
+            (r#"[1]"#, "JSON object"),
         ] {
             let error = SecretRequest::parse(body.as_bytes()).unwrap_err();
             assert_eq!(error.status(), 400, "{body}");

@@ -118,7 +118,7 @@ pub struct FunctionMetrics {
     statuses: [AtomicU64; STATUSES.len()],
     /// Statuses outside [`STATUSES`], which only a function's own HTTP
     /// answer (`api::http_answer`) gives: locked only by such calls.
-    other_statuses: Mutex<BTreeMap<u16, u64>>,
+    other_statuses: Mutex<Vec<(u16, u64)>>,
     duration: Histogram,
     timeouts: AtomicU64,
     fuel_exhausted: AtomicU64,
@@ -161,14 +161,19 @@ impl FunctionMetrics {
                 self.statuses[index].fetch_add(1, Ordering::Relaxed);
             }
             None if (100..=599).contains(&status) => {
-                *lock(&self.other_statuses).entry(status).or_default() += 1;
+                let mut others = lock(&self.other_statuses);
+                match others.iter_mut().find(|(known, _)| *known == status) {
+                    Some((_, count)) => *count += 1,
+                    None => others.push((status, 1)),
+                }
             }
             None => {}
         }
     }
 
-    /// Every status answered so far with its count: 200 always, the others
-    /// once seen, in status order.
+    /// Every status answered so far with its count: 200 always, the
+    /// engine's others once seen (in [`STATUSES`] order), then those only
+    /// functions chose, in the order first seen.
     fn status_counts(&self) -> Vec<(u16, u64)> {
         let mut counts: Vec<(u16, u64)> = STATUSES
             .iter()
@@ -176,8 +181,7 @@ impl FunctionMetrics {
             .map(|(status, count)| (*status, count.load(Ordering::Relaxed)))
             .filter(|(status, count)| *count > 0 || *status == 200)
             .collect();
-        counts.extend(lock(&self.other_statuses).iter().map(|(s, c)| (*s, *c)));
-        counts.sort_unstable();
+        counts.extend_from_slice(&lock(&self.other_statuses));
         counts
     }
 
@@ -187,7 +191,10 @@ impl FunctionMetrics {
             .iter()
             .map(|count| count.load(Ordering::Relaxed))
             .sum::<u64>()
-            + lock(&self.other_statuses).values().sum::<u64>()
+            + lock(&self.other_statuses)
+                .iter()
+                .map(|(_, count)| count)
+                .sum::<u64>()
     }
 
     /// Invocations answered with `status` so far.
@@ -198,9 +205,9 @@ impl FunctionMetrics {
             .map_or_else(
                 || {
                     lock(&self.other_statuses)
-                        .get(&status)
-                        .copied()
-                        .unwrap_or(0)
+                        .iter()
+                        .find(|(known, _)| *known == status)
+                        .map_or(0, |(_, count)| *count)
                 },
                 |index| self.statuses[index].load(Ordering::Relaxed),
             )
@@ -732,8 +739,8 @@ mod tests {
             sample_lines(&text, "wasmengine_function_invocations_total"),
             [
                 "wasmengine_function_invocations_total{function=\"gcd\",code=\"200\"} 1",
-                "wasmengine_function_invocations_total{function=\"gcd\",code=\"201\"} 1",
                 "wasmengine_function_invocations_total{function=\"gcd\",code=\"504\"} 1",
+                "wasmengine_function_invocations_total{function=\"gcd\",code=\"201\"} 1",
             ]
         );
         assert!(text.contains(

@@ -10,7 +10,6 @@
 //! that would change the directory is `ENOTSUP` (wasi-common's defaults).
 
 use std::any::Any;
-use std::collections::BTreeMap;
 use std::io::{IoSliceMut, SeekFrom};
 use std::sync::{Arc, Mutex};
 
@@ -47,7 +46,7 @@ pub(super) fn provide(wasi: &mut WasiCtx, secrets: &[Secret]) -> Result<(), Stri
 
 /// The secrets directory: file name to value.
 #[derive(Clone)]
-struct SecretDir(Arc<BTreeMap<String, Arc<SecretValue>>>);
+struct SecretDir(Arc<Vec<(String, Arc<SecretValue>)>>);
 
 /// The components of `path` that name something (`.` and empty ones,
 /// as in `./x` or `x/`, name nothing).
@@ -138,8 +137,8 @@ impl WasiDir for SecretDir {
             .map(|(name, filetype)| (name.to_owned(), filetype))
             .chain(
                 self.0
-                    .keys()
-                    .map(|name| (name.clone(), FileType::RegularFile)),
+                    .iter()
+                    .map(|(name, _)| (name.clone(), FileType::RegularFile)),
             )
             .zip(0u64..)
             .skip_while(|(_, index)| *index < start)
@@ -305,10 +304,11 @@ mod tests {
                 "preopen=/var/openfaas/secrets",
                 "env=SECRET_API_KEY=k-123",
                 "env=SECRET_DB_PASSWORD=pw",
+                // In the order the function's deploy lists them.
                 "file api-key=k-123",
+                "file db.password=pw",
                 // Not UTF-8: a file only, no variable.
                 "file binary=\u{fffd}\u{0}",
-                "file db.password=pw",
                 "escape-errno=44",
                 "create-errno=63",
                 "write-errno=63",

@@ -9,7 +9,6 @@
 //! errors name files, never contents. Which functions use a secret is the
 //! service's business, not this module's.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -34,7 +33,7 @@ pub enum SecretChange {
 pub struct SecretStore {
     directory: PathBuf,
     /// Every secret, as last written.
-    secrets: RwLock<BTreeMap<SecretName, Arc<SecretValue>>>,
+    secrets: RwLock<Secrets>,
     /// Serialises writers (the map's lock is held only to read or swap).
     writing: Mutex<()>,
 }
@@ -62,7 +61,7 @@ impl SecretStore {
         fs::create_dir_all(&directory).map_err(unusable("create"))?;
         fs::set_permissions(&directory, fs::Permissions::from_mode(DIR_MODE))
             .map_err(unusable("restrict"))?;
-        let mut secrets = BTreeMap::new();
+        let mut secrets = Secrets::default();
         let entries = fs::read_dir(&directory).map_err(unusable("read"))?;
         for entry in entries.flatten() {
             let path = entry.path();
@@ -110,12 +109,12 @@ impl SecretStore {
 
     /// Every secret's name, sorted.
     pub fn names(&self) -> Vec<SecretName> {
-        self.read().keys().cloned().collect()
+        self.read().0.iter().map(|(name, _)| name.clone()).collect()
     }
 
     /// Whether `name` exists.
     pub fn contains(&self, name: &SecretName) -> bool {
-        self.read().contains_key(name)
+        self.read().get(name).is_some()
     }
 
     /// The value of `name`, as last written.
@@ -178,7 +177,7 @@ impl SecretStore {
         Ok(true)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<SecretName, Arc<SecretValue>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Secrets> {
         // The map is changed only after a write succeeded, whole entries at
         // a time: a poisoned lock still guards a consistent map.
         self.secrets
@@ -186,7 +185,7 @@ impl SecretStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<SecretName, Arc<SecretValue>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Secrets> {
         self.secrets
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -196,6 +195,38 @@ impl SecretStore {
         self.writing
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Secrets sorted by name (a sorted `Vec`: there are few, and it costs
+/// less code than a map).
+#[derive(Default)]
+struct Secrets(Vec<(SecretName, Arc<SecretValue>)>);
+
+impl Secrets {
+    fn position(&self, name: &SecretName) -> Result<usize, usize> {
+        self.0.binary_search_by(|(existing, _)| existing.cmp(name))
+    }
+
+    fn get(&self, name: &SecretName) -> Option<&Arc<SecretValue>> {
+        self.position(name).ok().map(|index| &self.0[index].1)
+    }
+
+    /// Sets `name`; the value it replaces, if any.
+    fn insert(&mut self, name: SecretName, value: Arc<SecretValue>) -> Option<Arc<SecretValue>> {
+        match self.position(&name) {
+            Ok(index) => Some(std::mem::replace(&mut self.0[index].1, value)),
+            Err(index) => {
+                self.0.insert(index, (name, value));
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, name: &SecretName) {
+        if let Ok(index) = self.position(name) {
+            self.0.remove(index);
+        }
     }
 }
 
