@@ -209,6 +209,13 @@ fn provider_invocations_send_answers_that_functions_set_and_keep_the_others() {
     );
     assert_eq!(forbidden.header("content-type"), "text/html");
     assert_eq!(forbidden.header("x-reason"), "bad hash");
+    // A function's 401 or 503 carries its headers, not the engine's.
+    let unauthorized = call("echo", br#"{"status": 401, "body": "who?"}"#);
+    assert_eq!(unauthorized.status, 401);
+    assert_eq!(unauthorized.header("www-authenticate"), "");
+    let unavailable = call("echo", br#"{"status": 503, "body": "later"}"#);
+    assert_eq!(unavailable.status, 503);
+    assert_eq!(unavailable.header("retry-after"), "");
     // Other JSON is the answer of today.
     let data = call("echo", br#"{"status": "ok", "data": [1, 2]}"#);
     assert_eq!(

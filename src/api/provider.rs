@@ -83,6 +83,9 @@ pub struct Response {
     body: Vec<u8>,
     /// An error message, which gets the call id and one newline appended.
     is_error: bool,
+    /// A function's own answer: sent with its headers only, none of those
+    /// the engine adds to its own answers of the same status.
+    from_function: bool,
 }
 
 impl Response {
@@ -101,6 +104,7 @@ impl Response {
             headers: Vec::new(),
             body: Vec::new(),
             is_error: false,
+            from_function: false,
         }
     }
 
@@ -120,6 +124,7 @@ impl Response {
                 .collect(),
             body: answer.body,
             is_error: false,
+            from_function: true,
         }
     }
 
@@ -164,6 +169,7 @@ pub fn send(request: tiny_http::Request, mut response: Response, call_id: &CallI
         }
     }
     match status {
+        _ if response.from_function => {}
         401 => answer.add_header(header("WWW-Authenticate", "Basic realm=\"Restricted\"")),
         405 => {
             let path = request.url().split('?').next().unwrap_or("");
@@ -172,7 +178,7 @@ pub fn send(request: tiny_http::Request, mut response: Response, call_id: &CallI
         503 => answer.add_header(header("Retry-After", RETRY_AFTER_SECONDS)),
         _ => {}
     }
-    if matches!(status, 408 | 413) {
+    if matches!(status, 408 | 413) && !response.from_function {
         answer.add_header(header("Connection", "close"));
     }
     if let Err(error) = request.respond(answer) {
