@@ -12,7 +12,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 /// Longest accepted secret name, in characters.
 pub const MAX_SECRET_NAME_LEN: usize = 64;
@@ -96,13 +96,6 @@ impl fmt::Display for SecretName {
 impl Serialize for SecretName {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretName {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        SecretName::new(&raw).map_err(serde::de::Error::custom)
     }
 }
 
