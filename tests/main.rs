@@ -15,6 +15,7 @@ mod fleet;
 mod formats;
 mod functions_file;
 mod http_answers;
+mod image_tools;
 mod images;
 mod lazy_translation;
 mod lifecycle;
