@@ -59,7 +59,8 @@ pub struct ServeConfig {
     pub workers: usize,
     /// The registry client's settings: insecure registries, credential
     /// files, certs directories, proxies, mirrors and timeouts. Defaults to
-    /// [`RegistryOptions::default`], which documents each one.
+    /// [`RegistryOptions::default`], which documents each one, with
+    /// credential helpers given as long as a registry request (10 s).
     pub registry: RegistryOptions,
     /// Most bytes of registry blobs kept under `<data dir>/blobs` (0: none
     /// kept). When a new blob does not fit once unreferenced blobs are
