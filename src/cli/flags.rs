@@ -572,7 +572,8 @@ pub(super) fn help_options() -> String {
     for flag in FLAGS {
         let usage = flag.usage();
         let env = plain_text(&flag.env_usage());
-        let default = format!("[default: {}]", plain_text(&flag.default_usage()));
+        // A no-break space keeps `[default:` on the line of its value.
+        let default = format!("[default:\u{a0}{}]", plain_text(&flag.default_usage()));
         let mut paragraph = plain_text(flag.help);
         // `    --flag VALUE` and the twin at HELP_INDENT, on the next line
         // when the flag is too long to leave a space.
@@ -582,9 +583,9 @@ pub(super) fn help_options() -> String {
             text.push_str(&format!("    {usage:<30}{env}"));
         }
         let column = HELP_INDENT + env.len();
-        if column + 1 + default.len() <= HELP_WIDTH {
+        if column + 1 + default.chars().count() <= HELP_WIDTH {
             text.push(' ');
-            text.push_str(&default);
+            text.push_str(&default.replace('\u{a0}', " "));
         } else {
             paragraph = format!("{paragraph} {default}");
         }
@@ -606,7 +607,7 @@ pub(super) fn help_push_options() -> String {
 /// Appends `paragraph`, wrapped, each line indented to [`HELP_INDENT`].
 fn wrap(paragraph: &str, text: &mut String) {
     let mut column = 0;
-    for word in paragraph.split_whitespace() {
+    for word in paragraph.split(' ').filter(|word| !word.is_empty()) {
         if column > HELP_INDENT && column + 1 + word.len() > HELP_WIDTH {
             text.push('\n');
             column = 0;
@@ -618,8 +619,8 @@ fn wrap(paragraph: &str, text: &mut String) {
             text.push(' ');
             column += 1;
         }
-        text.push_str(word);
-        column += word.len();
+        text.push_str(&word.replace('\u{a0}', " "));
+        column += word.chars().count();
     }
     text.push('\n');
 }
