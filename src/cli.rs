@@ -720,7 +720,10 @@ mod tests {
     fn the_functions_file_flags_and_their_twins() {
         let Command::Serve { config, .. } = parse_with(
             &["--functions-file", "/etc/wasmengine/functions.json"],
-            &[("WASM_ENGINE_FUNCTIONS_FILE_POLL_MS", "250")],
+            &[
+                ("WASM_ENGINE_FUNCTIONS_FILE_POLL_MS", "250"),
+                ("WASM_ENGINE_FUNCTIONS_FILE_JITTER_MS", "5000"),
+            ],
         )
         .unwrap() else {
             panic!("expected serve")
@@ -730,6 +733,16 @@ mod tests {
             Some(PathBuf::from("/etc/wasmengine/functions.json"))
         );
         assert_eq!(config.functions_file_poll, Duration::from_millis(250));
+        assert_eq!(config.functions_file_jitter, Duration::from_millis(5000));
+        let Command::Serve { config, .. } = parse_with(&[], &[]).unwrap() else {
+            panic!("expected serve")
+        };
+        assert_eq!(config.functions_file_jitter, Duration::ZERO);
+        assert!(
+            parse_with(&["--functions-file-jitter-ms", "3600001"], &[])
+                .unwrap_err()
+                .contains("--functions-file-jitter-ms must be a number of milliseconds from 0")
+        );
         assert!(
             parse_with(&["--functions-file-poll-ms", "0"], &[])
                 .unwrap_err()

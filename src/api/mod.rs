@@ -218,10 +218,10 @@ impl Server {
             .map(|provider| bind("provider-listen", &provider.listen).map(Arc::new))
             .transpose()?;
         let service = Arc::new(FunctionService::open(config)?);
-        let reconciler = config
-            .functions_file
-            .as_ref()
-            .map(|path| Reconciler::new(path.clone(), config.functions_file_poll, service.clone()));
+        let reconciler = config.functions_file.as_ref().map(|path| {
+            Reconciler::new(path.clone(), config.functions_file_poll, service.clone())
+                .with_jitter(config.functions_file_jitter)
+        });
         let slots = config.invocation_slots();
         let stop = Arc::new(AtomicBool::new(false));
         let http = Arc::new(http);
@@ -344,7 +344,9 @@ impl Shared {
     }
 
     fn drained(&self) -> bool {
-        self.admission.is_idle() && self.changes.load(Ordering::Acquire) == 0
+        self.admission.is_idle()
+            && self.changes.load(Ordering::Acquire) == 0
+            && provider::log_followers() == 0
     }
 }
 
@@ -587,6 +589,11 @@ fn finish(request: tiny_http::Request, call: &Call, answer: Answer, shared: &Sha
             200
         }
     };
+    log_access(call, status, shared);
+}
+
+/// Writes the access log line of `call`, answered with `status`.
+fn log_access(call: &Call, status: u16, shared: &Shared) {
     // Read the clock only for a line that will be written.
     if !shared.access_log && !log::log_enabled!(log::Level::Debug) {
         return;

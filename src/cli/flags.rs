@@ -396,6 +396,21 @@ pub(super) const FLAGS: &[Flag] = &[
         push: false,
     },
     Flag {
+        name: "functions-file-jitter-ms",
+        value: Value::Number {
+            unit: "milliseconds",
+            min: 0,
+            max: 3_600_000,
+            set: |s, n| s.config.functions_file_jitter = Duration::from_millis(n),
+        },
+        env: "WASM_ENGINE_FUNCTIONS_FILE_JITTER_MS",
+        default: "`0`",
+        help: "the longest random wait before a functions file pass that pulls (at start, \
+               after a change), so a fleet's pulls through one cache are spread \
+               ([docs/fleet.md](docs/fleet.md))",
+        push: false,
+    },
+    Flag {
         name: "provider-listen",
         value: Value::Text {
             name: "ADDR",
