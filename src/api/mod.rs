@@ -36,7 +36,6 @@ mod route;
 mod seed;
 mod server;
 
-pub use error::ApiError;
 #[cfg(fuzzing)]
 pub use seed::parse_route_body;
-pub use server::{Server, StartupError, serve};
+pub use server::serve;

@@ -257,10 +257,11 @@ impl FunctionStore {
         Ok(entry)
     }
 
-    /// [`stage`](Self::stage) then [`commit`](Self::commit).
+    /// [`stage`](Self::stage) then [`commit`](Self::commit), for the tests.
     ///
     /// # Errors
     /// As those two.
+    #[cfg(test)]
     pub fn put(
         &self,
         name: &FunctionName,
