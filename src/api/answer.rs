@@ -4,6 +4,8 @@
 //! turn a failed or panicking handler into its answer and log line, for
 //! both listeners. Which handler runs is `route`'s business.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use serde_json::json;
 
 use super::accept;
@@ -47,6 +49,23 @@ impl Context<'_> {
             self.shared.client_timeout,
         )
     }
+}
+
+/// Runs `handler` on a [`Context`] of the request, catching a panic (which
+/// the caller answers with [`panicked`]).
+pub fn run_caught<T>(
+    request: &mut tiny_http::Request,
+    call: &mut Call,
+    shared: &Shared,
+    handler: impl FnOnce(&mut Context<'_>) -> Result<T, ApiError>,
+) -> std::thread::Result<Result<T, ApiError>> {
+    catch_unwind(AssertUnwindSafe(|| {
+        handler(&mut Context {
+            request,
+            call,
+            shared,
+        })
+    }))
 }
 
 /// What a route answers.

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::answer::Answer;
 use super::error::ApiError;
-use super::request::{IgnoredFields, JsonBody, parse_json};
+use super::request::IgnoredFields;
 use super::response::Reply;
 use super::server::Shared;
 use crate::call::CallId;
@@ -120,17 +120,7 @@ pub struct LogsRequest {
     pub ignored_fields: IgnoredFields,
 }
 
-impl JsonBody for LogsRequest {
-    fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        parse_json(body)
-    }
-    fn function_name(&self) -> &FunctionName {
-        &self.function_name
-    }
-    fn take_ignored_fields(&mut self) -> IgnoredFields {
-        std::mem::take(&mut self.ignored_fields)
-    }
-}
+super::request::json_body!(LogsRequest);
 
 /// `POST /function/logs`: the function's recent log as text (`status code:
 /// 200, message: N log line(s) of function F` and one line each after it),
@@ -206,6 +196,7 @@ fn line_json(function: &FunctionName, line: &LogLine) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::request::parse_json;
     use crate::function_log::LogSource;
     use std::time::{Duration, UNIX_EPOCH};
 

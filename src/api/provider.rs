@@ -19,12 +19,13 @@
 //! `--provider-secrets-dir` is given; invocations too with `--protect-all`.
 
 use std::collections::BTreeMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::answer::{Answer, Context, RETRY_AFTER_SECONDS, failed, finish, header, panicked};
+use super::answer::{
+    Answer, Context, RETRY_AFTER_SECONDS, failed, finish, header, panicked, run_caught,
+};
 use super::auth::BasicAccess;
 use super::error::ApiError;
 use super::observe::{CALL_ID_HEADER, Call};
@@ -246,13 +247,8 @@ pub fn handle(
     shared: &Shared,
 ) {
     let _scope = crate::call::enter(&call.id);
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
+    let outcome = run_caught(&mut request, &mut call, shared, |context| {
         let spec = route.spec();
-        let mut context = Context {
-            request: &mut request,
-            call: &mut call,
-            shared,
-        };
         let settings = shared
             .provider
             .as_ref()
@@ -260,8 +256,8 @@ pub fn handle(
         settings
             .basic
             .check(spec.guard, context.header("Authorization").as_deref())?;
-        (spec.handler)(&mut context)
-    }));
+        (spec.handler)(context)
+    });
     let answer = match outcome {
         Ok(Ok(response)) => Answer::Provider(response),
         Ok(Err(error)) => {

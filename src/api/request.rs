@@ -96,29 +96,26 @@ impl JsonBody for DeployRequest {
     }
 }
 
-impl JsonBody for NameRequest {
-    fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        parse_json(body)
-    }
-    fn function_name(&self) -> &FunctionName {
-        &self.function_name
-    }
-    fn take_ignored_fields(&mut self) -> IgnoredFields {
-        std::mem::take(&mut self.ignored_fields)
-    }
+/// [`JsonBody`] for bodies that are plain serde structs with a
+/// `function_name` and a flattened `ignored_fields`.
+macro_rules! json_body {
+    ($($body:ty),+) => {$(
+        impl $crate::api::request::JsonBody for $body {
+            fn parse(body: &[u8]) -> Result<Self, $crate::api::error::ApiError> {
+                $crate::api::request::parse_json(body)
+            }
+            fn function_name(&self) -> &$crate::function::FunctionName {
+                &self.function_name
+            }
+            fn take_ignored_fields(&mut self) -> $crate::api::request::IgnoredFields {
+                std::mem::take(&mut self.ignored_fields)
+            }
+        }
+    )+};
 }
+pub(crate) use json_body;
 
-impl JsonBody for InvokeRequest {
-    fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        parse_json(body)
-    }
-    fn function_name(&self) -> &FunctionName {
-        &self.function_name
-    }
-    fn take_ignored_fields(&mut self) -> IgnoredFields {
-        std::mem::take(&mut self.ignored_fields)
-    }
-}
+json_body!(NameRequest, InvokeRequest);
 
 #[derive(Deserialize)]
 struct RawDeployRequest {

@@ -4,11 +4,9 @@
 //! typed request into a [`FunctionService`](crate::service::FunctionService)
 //! call and its [`Reply`]. The routes and their properties are in `route`.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use serde_json::json;
 
-use super::answer::{Answer, Context, failed, finish, panicked};
+use super::answer::{Answer, Context, failed, finish, panicked, run_caught};
 use super::error::ApiError;
 use super::observe::{self, Call, LogsRequest};
 use super::request::{DeployRequest, IgnoredFields, InvokeRequest, JsonBody, NameRequest};
@@ -94,18 +92,13 @@ pub fn handle(route: Route, mut request: tiny_http::Request, mut call: Call, sha
     // Engine log lines written from here to the answer carry the call id.
     let _scope = crate::call::enter(&call.id);
     let mut ignored_fields = IgnoredFields::default();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
+    let outcome = run_caught(&mut request, &mut call, shared, |context| {
         let spec = route.spec();
-        let mut context = Context {
-            request: &mut request,
-            call: &mut call,
-            shared,
-        };
         shared
             .access
             .check(spec.guard, context.header("Authorization").as_deref())?;
-        spec.handler.run(&mut context, &mut ignored_fields)
-    }));
+        spec.handler.run(context, &mut ignored_fields)
+    });
     let mut answer = match outcome {
         Ok(Ok(answer)) => answer,
         Ok(Err(error)) => {
