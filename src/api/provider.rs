@@ -15,8 +15,11 @@
 //! Errors are [`ApiError`]s, so statuses still come from
 //! [`ApiError::status`] alone.
 //!
-//! Basic auth ([`BasicAccess`]) guards `/system/*` when
-//! `--provider-secrets-dir` is given; invocations too with `--protect-all`.
+//! Its routes are [`ProviderRoute`], a table of the same shape as the
+//! seed's (`route`): each route's methods, [`Guard`], thread and handler in
+//! one arm. Basic auth ([`BasicAccess`]) guards `/system/*` when
+//! `--provider-secrets-dir` is given; invocations and `/metrics` too with
+//! `--protect-all`.
 
 use std::collections::BTreeMap;
 
@@ -33,7 +36,7 @@ use super::request::parse_json;
 use super::response::Reply;
 use super::route::{
     GET, GET_HEAD, Guard, Methods, POST, PathPattern, RouteSpec, RouteTable, RunsOn, path_name,
-    route_list,
+    route_enum, route_list,
 };
 use super::server::Shared;
 use crate::call::CallId;
@@ -150,23 +153,24 @@ pub fn send(request: tiny_http::Request, mut response: Response, call_id: &CallI
     status
 }
 
-/// A route of the faas-provider API (`--provider-listen`, `docs/openfaas.md`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProviderRoute {
-    ListFunctions,
-    Deploy,
-    Update,
-    Delete,
-    FunctionStatus,
-    Scale,
-    Info,
-    Namespaces,
-    Logs,
-    Secrets,
-    Invoke,
-    Metrics,
-    Healthz,
-    Readyz,
+route_enum! {
+    /// A route of the faas-provider API (`--provider-listen`, `docs/openfaas.md`).
+    pub enum ProviderRoute {
+        ListFunctions,
+        Deploy,
+        Update,
+        Delete,
+        FunctionStatus,
+        Scale,
+        Info,
+        Namespaces,
+        Logs,
+        Secrets,
+        Invoke,
+        Metrics,
+        Healthz,
+        Readyz,
+    }
 }
 
 /// A provider route's handler.
@@ -175,22 +179,7 @@ pub type ProviderHandler = fn(&mut Context<'_>) -> Result<Response, ApiError>;
 impl RouteTable for ProviderRoute {
     type Handler = ProviderHandler;
 
-    const ALL: &'static [Self] = &[
-        Self::ListFunctions,
-        Self::Deploy,
-        Self::Update,
-        Self::Delete,
-        Self::FunctionStatus,
-        Self::Scale,
-        Self::Info,
-        Self::Namespaces,
-        Self::Logs,
-        Self::Secrets,
-        Self::Invoke,
-        Self::Metrics,
-        Self::Healthz,
-        Self::Readyz,
-    ];
+    const ALL: &'static [Self] = Self::VARIANTS;
 
     fn spec(self) -> RouteSpec<ProviderHandler> {
         use Guard::{Always, Open, ProtectAll};

@@ -141,6 +141,25 @@ impl<H> RouteSpec<H> {
     }
 }
 
+/// Declares a route enum with `VARIANTS`, every variant in declaration
+/// order, so that a new route is in its table ([`RouteTable::ALL`]) as soon
+/// as it is declared.
+macro_rules! route_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        $vis enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            /// Every route, in declaration order.
+            pub const VARIANTS: &'static [Self] = &[$(Self::$variant),+];
+        }
+    };
+}
+pub(crate) use route_enum;
+
 /// A listener's route table: its routes, each with its [`RouteSpec`].
 pub trait RouteTable: Copy + 'static {
     /// What a route's handler is.
@@ -194,36 +213,25 @@ fn drains_with<R: RouteTable>(path: &str) -> bool {
     })
 }
 
-/// A route of the seed's REST API (`--listen`, `docs/api.md`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
-    Deploy,
-    Update,
-    Delete,
-    List,
-    Query,
-    Invoke,
-    Logs,
-    Metrics,
-    Healthz,
-    Readyz,
+route_enum! {
+    /// A route of the seed's REST API (`--listen`, `docs/api.md`).
+    pub enum Route {
+        Deploy,
+        Update,
+        Delete,
+        List,
+        Query,
+        Invoke,
+        Logs,
+        Metrics,
+        Healthz,
+        Readyz,
+    }
 }
 
 impl RouteTable for Route {
     type Handler = Handler;
-
-    const ALL: &'static [Self] = &[
-        Self::Deploy,
-        Self::Update,
-        Self::Delete,
-        Self::List,
-        Self::Query,
-        Self::Invoke,
-        Self::Logs,
-        Self::Metrics,
-        Self::Healthz,
-        Self::Readyz,
-    ];
+    const ALL: &'static [Self] = Self::VARIANTS;
 
     fn spec(self) -> RouteSpec<Handler> {
         use Guard::{Always, Open, ProtectAll};

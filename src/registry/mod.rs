@@ -25,7 +25,6 @@ pub use client::{RegistryClient, RegistryOptions};
 pub use digest::Digest;
 pub(crate) use error::RegistryError;
 pub use layer::{LayerFile, LayerLimits, build_gzip_tar};
-// For the fuzz targets only (`wasm_engine::fuzzing`).
 pub use manifest::{
     DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_EMPTY,
     OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, OCI_MANIFEST, WASM_CONFIG_V0,
@@ -34,5 +33,7 @@ pub use manifest::{
 pub(crate) use proxy::ProxySettings;
 pub use reference::ImageReference;
 pub(crate) use tls::TlsSettings;
+
+// For the fuzz targets only (`wasm_engine::fuzzing`).
 #[cfg(fuzzing)]
-pub(crate) use {layer::WasmFiles, manifest::parse as parse_manifest};
+pub use {layer::WasmFiles, manifest::parse as parse_manifest};
