@@ -177,6 +177,9 @@ pub trait RouteTable: Copy + 'static {
 /// [`RouteTable::not_found`] (404) when no route answers the path, and
 /// [`ApiError::MethodNotAllowed`] (405, with the methods the path takes)
 /// when routes answer it but not with this method.
+// Not inlined (nor the other generic walks of a table): one copy per table
+// keeps `receive` small (see `server::Job::run`).
+#[inline(never)]
 pub fn parse<R: RouteTable>(method: &str, path: &str) -> Result<R, ApiError> {
     let mut allowed: Vec<&str> = Vec::new();
     for &route in R::ALL {
@@ -206,7 +209,8 @@ pub fn parse<R: RouteTable>(method: &str, path: &str) -> Result<R, ApiError> {
 }
 
 /// Whether a request for `path` is answered while draining, whatever its method.
-fn drains_with<R: RouteTable>(path: &str) -> bool {
+#[inline(never)]
+fn answered_while_draining<R: RouteTable>(path: &str) -> bool {
     R::ALL.iter().any(|route| {
         let spec = route.spec();
         spec.while_draining && spec.path.matches(path)
@@ -318,6 +322,7 @@ impl RouteTable for Route {
 
 /// The routes of a table for a 404's message: `POST /function/deploy, …`,
 /// each path once with every method it takes (none for a route that takes any).
+#[inline(never)]
 pub fn route_list<R: RouteTable>() -> String {
     let mut routes: Vec<(String, Vec<&str>)> = Vec::new();
     for route in R::ALL {
@@ -383,8 +388,8 @@ impl Routed {
 /// Whether a request for `path` on `listener` is answered while draining.
 pub fn served_while_draining(listener: Listener, path: &str) -> bool {
     match listener {
-        Listener::Seed => drains_with::<Route>(path),
-        Listener::Provider => drains_with::<ProviderRoute>(path),
+        Listener::Seed => answered_while_draining::<Route>(path),
+        Listener::Provider => answered_while_draining::<ProviderRoute>(path),
     }
 }
 
