@@ -9,6 +9,7 @@
 //! - [`cli`] (public): the command line (`serve`, `push`) and process exit codes.
 //! - `config`: the server's settings and their defaults.
 //! - `build_info`: version, commit and target of this binary.
+//! - `error`: how an error and its causes are shown (the rule every error follows).
 //! - [`function`] (public): the validated domain types shared by every layer.
 //! - `call`: call ids and the log context that carries them.
 //! - `api`: the only module that speaks HTTP: routes, request parsing, responses.
@@ -39,6 +40,7 @@ mod build_info;
 mod call;
 pub mod cli;
 mod config;
+mod error;
 pub mod function;
 mod function_log;
 mod metrics;
