@@ -94,6 +94,9 @@ SERVE OPTIONS (each has an environment-variable twin; the flag wins):
                                   reconciled at start, on change and on SIGHUP
     --functions-file-poll-ms N    WASM_ENGINE_FUNCTIONS_FILE_POLL_MS [default: 2000]
                                   how often the functions file is checked for a change
+    --functions-file-jitter-ms N  WASM_ENGINE_FUNCTIONS_FILE_JITTER_MS [default: 0]
+                                  wait a random 0..N ms before a pass that pulls
+                                  (at start, on change), so a fleet spreads its pulls
     --access-log                  WASM_ENGINE_ACCESS_LOG=true
                                   log one line per request (method, route, function,
                                   status, duration, call id) [default: off]
@@ -352,6 +355,10 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     (
         "functions-file-poll-ms",
         "WASM_ENGINE_FUNCTIONS_FILE_POLL_MS",
+    ),
+    (
+        "functions-file-jitter-ms",
+        "WASM_ENGINE_FUNCTIONS_FILE_JITTER_MS",
     ),
     ("provider-listen", "WASM_ENGINE_PROVIDER_LISTEN"),
     ("provider-secrets-dir", "WASM_ENGINE_PROVIDER_SECRETS_DIR"),
@@ -636,6 +643,9 @@ fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, S
     config.functions_file = values.get("functions-file").map(PathBuf::from);
     if let Some(n) = number("functions-file-poll-ms", "milliseconds", 10..=3_600_000)? {
         config.functions_file_poll = Duration::from_millis(n);
+    }
+    if let Some(n) = number("functions-file-jitter-ms", "milliseconds", 0..=3_600_000)? {
+        config.functions_file_jitter = Duration::from_millis(n);
     }
     Ok(config)
 }
@@ -947,7 +957,10 @@ mod tests {
     fn the_functions_file_flags_and_their_twins() {
         let Command::Serve { config, .. } = parse_with(
             &["--functions-file", "/etc/wasmengine/functions.json"],
-            &[("WASM_ENGINE_FUNCTIONS_FILE_POLL_MS", "250")],
+            &[
+                ("WASM_ENGINE_FUNCTIONS_FILE_POLL_MS", "250"),
+                ("WASM_ENGINE_FUNCTIONS_FILE_JITTER_MS", "5000"),
+            ],
         )
         .unwrap() else {
             panic!("expected serve")
@@ -957,6 +970,16 @@ mod tests {
             Some(PathBuf::from("/etc/wasmengine/functions.json"))
         );
         assert_eq!(config.functions_file_poll, Duration::from_millis(250));
+        assert_eq!(config.functions_file_jitter, Duration::from_millis(5000));
+        let Command::Serve { config, .. } = parse_with(&[], &[]).unwrap() else {
+            panic!("expected serve")
+        };
+        assert_eq!(config.functions_file_jitter, Duration::ZERO);
+        assert!(
+            parse_with(&["--functions-file-jitter-ms", "3600001"], &[])
+                .unwrap_err()
+                .contains("--functions-file-jitter-ms must be a number of milliseconds from 0")
+        );
         assert!(
             parse_with(&["--functions-file-poll-ms", "0"], &[])
                 .unwrap_err()

@@ -137,6 +137,12 @@ pub struct ServeConfig {
     /// How often the functions file is checked for a change, in
     /// milliseconds. Defaults to 2000.
     pub functions_file_poll: Duration,
+    /// The longest random wait before a functions file pass that pulls (at
+    /// start, or after the file changed; SIGHUP and retries do not wait),
+    /// so that engines sharing one file and one pull-through cache do not
+    /// all miss the cache at once (`docs/fleet.md`). Defaults to 0 (none):
+    /// a single node applies its file at once; a fleet's manifests set it.
+    pub functions_file_jitter: Duration,
     /// The OpenFaaS faas-provider API on a listener of its own. Defaults to
     /// none (off).
     pub provider: Option<ProviderConfig>,
@@ -170,6 +176,7 @@ impl Default for ServeConfig {
             access_log: false,
             functions_file: None,
             functions_file_poll: Duration::from_millis(2000),
+            functions_file_jitter: Duration::ZERO,
             provider: None,
         }
     }

@@ -715,6 +715,15 @@ impl FunctionService {
         Ok(self.get(name)?.log.query(query.since, query.tail))
     }
 
+    /// The function's log itself, for a reader that follows it (the same
+    /// log across updates; a delete drops it from the service).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotDeployed`] when no such function is deployed.
+    pub fn function_log(&self, name: &FunctionName) -> Result<Arc<FunctionLog>, ServiceError> {
+        Ok(self.get(name)?.log.clone())
+    }
+
     /// Every deployed function's metrics, sorted by name.
     pub fn function_samples(&self) -> Vec<FunctionSample> {
         self.read_deployed()

@@ -131,6 +131,11 @@ pub fn finish(request: tiny_http::Request, call: &Call, answer: Answer, shared: 
             200
         }
     };
+    log_access(call, status, shared);
+}
+
+/// Writes the access log line of `call`, answered with `status`.
+pub fn log_access(call: &Call, status: u16, shared: &Shared) {
     // Read the clock only for a line that will be written.
     if !shared.access_log && !log::log_enabled!(log::Level::Debug) {
         return;

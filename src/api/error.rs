@@ -49,6 +49,9 @@ pub enum ApiError {
     Overloaded { running: usize, waiting: usize },
     /// Too many deploys, updates and deletes are under way; retry later.
     TooManyChanges { limit: usize },
+    /// Too many clients already follow function logs
+    /// (`/system/logs?follow=true`); retry later.
+    TooManyLogFollowers { limit: usize },
     /// The engine is stopping and takes no new requests.
     ShuttingDown,
     /// `/readyz` while the engine does not take work (it is draining).
@@ -81,6 +84,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => 413,
             Self::Overloaded { .. }
             | Self::TooManyChanges { .. }
+            | Self::TooManyLogFollowers { .. }
             | Self::ShuttingDown
             | Self::NotReady { .. } => 503,
             Self::Internal => 500,
@@ -153,6 +157,10 @@ impl fmt::Display for ApiError {
             Self::TooManyChanges { limit } => write!(
                 f,
                 "{limit} deploys, updates and deletes are already under way; retry after the Retry-After seconds"
+            ),
+            Self::TooManyLogFollowers { limit } => write!(
+                f,
+                "{limit} clients already follow function logs; retry after the Retry-After seconds, or read without follow"
             ),
             Self::ShuttingDown => {
                 f.write_str("the engine is shutting down and takes no new requests; retry against another instance or after it restarts")

@@ -42,6 +42,7 @@ use super::server::Shared;
 use crate::call::CallId;
 use crate::config::ProviderConfig;
 use crate::function::{FunctionLimits, FunctionName, Input, MAX_MEMORY_LIMIT_MB};
+use crate::function_log::LogLine;
 use crate::registry::ImageReference;
 use crate::rfc3339;
 use crate::service::{DeploySpec, FunctionStatus, LogQuery, WasiCap};
@@ -421,17 +422,37 @@ fn invoke(context: &mut Context<'_>) -> Result<Response, ApiError> {
     })
 }
 
-/// `GET /system/logs?name=N&tail=T&since=RFC3339&follow=B`: NDJSON of
+/// `GET /system/logs?name=N&tail=T&since=RFC3339`: NDJSON of
 /// faas-provider's `logs.Message`, one per line of the function's log. The
 /// instance is the call id: every call runs in an instance of its own.
-/// `follow` is accepted, but the stream ends after the lines kept.
+/// With `follow=true` the request goes to [`follow`] instead (see
+/// [`follows`]).
 fn logs(context: &mut Context<'_>) -> Result<Response, ApiError> {
     let query = Query::parse(context.request.url());
+    let (name, log_query) = log_request(&query, context.call)?;
+    let lines = context.shared.service.logs(&name, log_query)?;
+    Ok(Response {
+        status: 200,
+        content_type: "application/x-ndjson".into(),
+        body: ndjson(&name, &lines).into_bytes(),
+        is_error: false,
+        allow: None,
+    })
+}
+
+/// Whether a `/system/logs` request with this URL follows the log: then it
+/// runs on a thread of its own ([`RunsOn::Stream`]), in [`follow_logs`].
+pub fn follows(url: &str) -> bool {
+    Query::parse(url).flag("follow")
+}
+
+/// The function and the lines a `/system/logs` request asks for.
+fn log_request(query: &Query, call: &mut Call) -> Result<(FunctionName, LogQuery), ApiError> {
     let name =
         function_name(query.get("name").ok_or_else(|| {
             ApiError::BadRequest("name is required: /system/logs?name=NAME".into())
         })?)?;
-    context.call.function = Some(name.clone());
+    call.function = Some(name.clone());
     let tail = query
         .get("tail")
         .map(|tail| tail.parse::<i64>())
@@ -444,11 +465,12 @@ fn logs(context: &mut Context<'_>) -> Result<Response, ApiError> {
         .map(rfc3339::parse)
         .transpose()
         .map_err(|reason| ApiError::BadRequest(format!("since: {reason}")))?;
-    let lines = context
-        .shared
-        .service
-        .logs(&name, LogQuery { since, tail })?;
-    let body: String = lines
+    Ok((name, LogQuery { since, tail }))
+}
+
+/// `lines` as NDJSON `logs.Message`s, one per line.
+fn ndjson(name: &FunctionName, lines: &[LogLine]) -> String {
+    lines
         .iter()
         .map(|line| {
             format!(
@@ -462,14 +484,248 @@ fn logs(context: &mut Context<'_>) -> Result<Response, ApiError> {
                 })
             )
         })
-        .collect();
-    Ok(Response {
-        status: 200,
-        content_type: "application/x-ndjson".into(),
-        body: body.into_bytes(),
-        is_error: false,
-        allow: None,
-    })
+        .collect()
+}
+
+/// `GET /system/logs?...&follow=true`: the lines kept, then each new line
+/// as the function logs it, streamed (chunked) on a thread of its own until
+/// the client goes away, the function is deleted, or the engine stops.
+///
+/// The stream is written straight to the connection (tiny_http buffers a
+/// chunked body until 8 KiB). A newline (which NDJSON readers such as
+/// faas-cli's JSON decoder skip) is sent after [`follow::HEARTBEAT`]
+/// without a line, so a client that went away is noticed even when the
+/// function is quiet. At most [`follow::MAX_FOLLOWERS`] streams run at
+/// once (then 503); the drain waits for them, and they end within
+/// [`follow::TICK`] of the stop.
+mod follow {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::super::answer::{failed, finish, log_access, panicked};
+    use super::super::error::ApiError;
+    use super::super::observe::{CALL_ID_HEADER, Call};
+    use super::super::route::Guard;
+    use super::super::server::Shared;
+    use super::{Query, log_request, ndjson};
+    use crate::function_log::{FunctionLog, LogCursor};
+
+    /// Most log streams at once; beyond it, 503.
+    pub const MAX_FOLLOWERS: usize = 8;
+    /// How often a stream checks the stop flag and that its function is
+    /// still deployed.
+    pub const TICK: Duration = Duration::from_millis(250);
+    /// Longest quiet time before a heartbeat newline.
+    pub const HEARTBEAT: Duration = Duration::from_secs(2);
+
+    static FOLLOWERS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Log streams under way.
+    pub fn count() -> usize {
+        FOLLOWERS.load(Ordering::Acquire)
+    }
+
+    /// One of the [`MAX_FOLLOWERS`] places, given back when dropped (also
+    /// when a stream's thread panics or cannot be started, so the drain
+    /// never waits for a stream that is gone).
+    struct Place;
+
+    impl Drop for Place {
+        fn drop(&mut self) {
+            FOLLOWERS.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Starts a stream on its own thread, or refuses it when
+    /// [`MAX_FOLLOWERS`] run already.
+    pub fn spawn(request: tiny_http::Request, call: Call, shared: &Arc<Shared>) {
+        let taken = FOLLOWERS.fetch_add(1, Ordering::AcqRel);
+        let place = Place;
+        if taken >= MAX_FOLLOWERS {
+            drop(place);
+            let error = ApiError::TooManyLogFollowers {
+                limit: MAX_FOLLOWERS,
+            };
+            let answer = failed(&call, &error, false);
+            finish(request, &call, answer, shared);
+            return;
+        }
+        let shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("log-follow".into())
+            .spawn(move || {
+                let _place = place;
+                run(request, call, &shared);
+            });
+        if let Err(error) = spawned {
+            // The request and the place went with the closure.
+            log::error!("cannot start a thread to follow a log: {error}");
+        }
+    }
+
+    fn run(request: tiny_http::Request, mut call: Call, shared: &Arc<Shared>) {
+        let _scope = crate::call::enter(&call.id);
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            start(&request, &mut call, shared)
+        }));
+        let (log, first) = match started {
+            Ok(Ok(started)) => started,
+            Ok(Err(error)) => {
+                let answer = failed(&call, &error, false);
+                return finish(request, &call, answer, shared);
+            }
+            Err(panic) => {
+                let answer = panicked(&call, panic.as_ref());
+                return finish(request, &call, answer, shared);
+            }
+        };
+        let chunked = !matches!(request.http_version(), tiny_http::HTTPVersion(1, 0));
+        let mut stream = Stream {
+            writer: request.into_writer(),
+            chunked,
+        };
+        let ended = stream
+            .head(&call)
+            .and_then(|()| follow(&mut stream, &log, first, &call, shared));
+        match ended {
+            Ok(why) => {
+                log::debug!("log stream of {}: {why}", name_of(&call));
+                let _ = stream.end();
+            }
+            Err(error) => log::debug!(
+                "log stream of {}: the client went away: {error}",
+                name_of(&call)
+            ),
+        }
+        log_access(&call, 200, shared);
+    }
+
+    fn authorization(request: &tiny_http::Request) -> Option<String> {
+        request
+            .headers()
+            .iter()
+            .find(|header| header.field.equiv("Authorization"))
+            .map(|header| header.value.as_str().to_owned())
+    }
+
+    fn name_of(call: &Call) -> &str {
+        call.function.as_ref().map_or("-", |name| name.as_str())
+    }
+
+    /// Checks the credentials and the query; the function's log and the
+    /// first lines (already NDJSON) with the cursor after them.
+    fn start(
+        request: &tiny_http::Request,
+        call: &mut Call,
+        shared: &Shared,
+    ) -> Result<(Arc<FunctionLog>, (String, LogCursor)), ApiError> {
+        let settings = shared
+            .provider
+            .as_ref()
+            .expect("provider requests come only from the provider's listener");
+        settings
+            .basic
+            .check(Guard::Always, authorization(request).as_deref())?;
+        let (name, query) = log_request(&Query::parse(request.url()), call)?;
+        let log = shared.service.function_log(&name)?;
+        let (lines, cursor) = log.query_to_follow(query.since, query.tail);
+        Ok((log, (ndjson(&name, &lines), cursor)))
+    }
+
+    /// Streams until the engine stops or the function is deleted (the
+    /// reason is returned), or a write fails (the client went away).
+    fn follow(
+        stream: &mut Stream,
+        log: &Arc<FunctionLog>,
+        (first, mut cursor): (String, LogCursor),
+        call: &Call,
+        shared: &Shared,
+    ) -> std::io::Result<&'static str> {
+        let name = call.function.clone().expect("start names the function");
+        stream.chunk(first.as_bytes())?;
+        let mut last_write = Instant::now();
+        loop {
+            if shared.stopping() {
+                return Ok("the engine is stopping");
+            }
+            let same_log = shared
+                .service
+                .function_log(&name)
+                .is_ok_and(|current| Arc::ptr_eq(&current, log));
+            if !same_log {
+                return Ok("the function was deleted");
+            }
+            let (lines, next) = log.wait_after(cursor, TICK);
+            cursor = next;
+            if !lines.is_empty() {
+                stream.chunk(ndjson(&name, &lines).as_bytes())?;
+                last_write = Instant::now();
+            } else if last_write.elapsed() >= HEARTBEAT {
+                stream.chunk(b"\n")?;
+                last_write = Instant::now();
+            }
+        }
+    }
+
+    /// The raw connection of a streamed answer.
+    struct Stream {
+        writer: Box<dyn Write + Send>,
+        /// HTTP/1.1: chunked; HTTP/1.0: the body until the connection closes.
+        chunked: bool,
+    }
+
+    impl Stream {
+        fn head(&mut self, call: &Call) -> std::io::Result<()> {
+            let framing = if self.chunked {
+                "Transfer-Encoding: chunked\r\n"
+            } else {
+                ""
+            };
+            write!(
+                self.writer,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n{CALL_ID_HEADER}: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n{framing}\r\n",
+                call.id.as_str()
+            )?;
+            self.writer.flush()
+        }
+
+        /// Sends `bytes` at once (nothing for none: an empty chunk would
+        /// end the body).
+        fn chunk(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            if self.chunked {
+                write!(self.writer, "{:x}\r\n", bytes.len())?;
+                self.writer.write_all(bytes)?;
+                self.writer.write_all(b"\r\n")?;
+            } else {
+                self.writer.write_all(bytes)?;
+            }
+            self.writer.flush()
+        }
+
+        /// Ends the body properly (the last chunk).
+        fn end(&mut self) -> std::io::Result<()> {
+            if self.chunked {
+                self.writer.write_all(b"0\r\n\r\n")?;
+            }
+            self.writer.flush()
+        }
+    }
+}
+
+/// Log streams under way (the drain waits for them).
+pub fn log_followers() -> usize {
+    follow::count()
+}
+
+/// `GET /system/logs?...&follow=true`, received: streams on a thread of its
+/// own, or is refused (see [`follow`]).
+pub fn follow_logs(request: tiny_http::Request, call: Call, shared: &std::sync::Arc<Shared>) {
+    follow::spawn(request, call, shared);
 }
 
 /// A function as `FunctionStatus`; `usage` adds `usage` (its memory high-water mark).

@@ -94,6 +94,10 @@ pub enum RunsOn {
     /// On a change thread of its own (at most `MAX_CHANGES`): deploys,
     /// updates and deletes, which may pull an image.
     ChangeThread,
+    /// On a thread of its own that streams the answer: the provider's
+    /// `/system/logs?follow=true` (chosen by [`Routed::runs_on`] from the
+    /// query, which no route spec sees).
+    Stream,
 }
 
 /// Everything the server knows of one route.
@@ -369,8 +373,11 @@ impl Routed {
         }
     }
 
-    pub fn runs_on(self) -> RunsOn {
+    /// Where the request runs: its route's [`RunsOn`], except that a
+    /// provider log request that follows (`?follow=true`) streams.
+    pub fn runs_on(self, url: &str) -> RunsOn {
         match self {
+            Self::Provider(ProviderRoute::Logs) if provider::follows(url) => RunsOn::Stream,
             Self::Seed(route) => route.spec().runs_on,
             Self::Provider(route) => route.spec().runs_on,
         }

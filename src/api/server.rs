@@ -20,6 +20,10 @@
 //! - **on a change thread**: a deploy, update or delete of either API runs on
 //!   a thread of its own, at most [`MAX_CHANGES`] at once (503 beyond), so a
 //!   pull never holds a worker and invocations never wait behind one.
+//! - **on a stream thread**: the provider's `/system/logs?follow=true`
+//!   streams on a thread of its own (at most 8 at once, 503 beyond) until
+//!   the client goes away, the function is deleted or the engine stops; the
+//!   drain waits for the streams.
 //! - The **standby receiver** (one per listener) receives only while every
 //!   invocation slot has been held by a long call for [`STANDBY_GRACE`]:
 //!   then list, query, deploys and 503 refusals are still answered at once;
@@ -238,10 +242,10 @@ impl Server {
             .map(|provider| bind("provider-listen", &provider.listen).map(Arc::new))
             .transpose()?;
         let service = Arc::new(FunctionService::open(config)?);
-        let reconciler = config
-            .functions_file
-            .as_ref()
-            .map(|path| Reconciler::new(path.clone(), config.functions_file_poll, service.clone()));
+        let reconciler = config.functions_file.as_ref().map(|path| {
+            Reconciler::new(path.clone(), config.functions_file_poll, service.clone())
+                .with_jitter(config.functions_file_jitter)
+        });
         let slots = config.invocation_slots();
         let stop = Arc::new(AtomicBool::new(false));
         let http = Arc::new(http);
@@ -365,7 +369,9 @@ impl Shared {
     }
 
     fn drained(&self) -> bool {
-        self.admission.is_idle() && self.changes.load(Ordering::Acquire) == 0
+        self.admission.is_idle()
+            && self.changes.load(Ordering::Acquire) == 0
+            && provider::log_followers() == 0
     }
 }
 
@@ -446,10 +452,11 @@ fn receive(http: &tiny_http::Server, listener: Listener, shared: &Arc<Shared>, w
                 call,
                 route,
             };
-            match route.runs_on() {
+            match route.runs_on(job.request.url()) {
                 RunsOn::Worker => job.run(shared),
                 RunsOn::Admission => admit(job, shared),
                 RunsOn::ChangeThread => spawn_change(job, shared),
+                RunsOn::Stream => provider::follow_logs(job.request, job.call, shared),
             }
         }
         Ok(None) => {}
