@@ -239,13 +239,11 @@ pub fn handle(
     let _scope = crate::call::enter(&call.id);
     let outcome = run_caught(&mut request, &mut call, shared, |context| {
         let spec = route.spec();
-        let settings = shared
-            .provider
-            .as_ref()
-            .expect("provider requests come only from the provider's listener");
-        settings
-            .basic
-            .check(spec.guard, context.header("Authorization").as_deref())?;
+        check_access(
+            shared,
+            spec.guard,
+            context.header("Authorization").as_deref(),
+        )?;
         (spec.handler)(context)
     });
     let answer = match outcome {
@@ -260,6 +258,20 @@ pub fn handle(
         Err(panic) => panicked(&call, panic.as_ref()),
     };
     finish(request, &call, answer, shared);
+}
+
+/// Checks the provider's basic auth for a route with `guard`.
+fn check_access(
+    shared: &Shared,
+    guard: Guard,
+    authorization: Option<&str>,
+) -> Result<(), ApiError> {
+    shared
+        .provider
+        .as_ref()
+        .expect("provider requests come only from the provider's listener")
+        .basic
+        .check(guard, authorization)
 }
 
 fn healthz(_context: &mut Context<'_>) -> Result<Response, ApiError> {
@@ -621,13 +633,7 @@ mod follow {
         call: &mut Call,
         shared: &Shared,
     ) -> Result<(Arc<FunctionLog>, (String, LogCursor)), ApiError> {
-        let settings = shared
-            .provider
-            .as_ref()
-            .expect("provider requests come only from the provider's listener");
-        settings
-            .basic
-            .check(Guard::Always, authorization(request).as_deref())?;
+        super::check_access(shared, Guard::Always, authorization(request).as_deref())?;
         let (name, query) = log_request(&Query::parse(request.url()), call)?;
         let log = shared.service.function_log(&name)?;
         let (lines, cursor) = log.query_to_follow(query.since, query.tail);
