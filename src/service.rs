@@ -25,7 +25,7 @@ use crate::function::{
 use crate::function_log::{FunctionLog, LogLimits, LogLine};
 use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
 use crate::registry::{ImageReference, RegistryClient, RegistryError};
-use crate::runtime::{Abi, CallLimits, CompiledFunction, Runtime, RuntimeError, RuntimeOptions};
+use crate::runtime::{Abi, CallLimits, CompiledFunction, Runtime, RuntimeError};
 use crate::secret::{Secret, SecretName, SecretValue};
 use crate::store::{
     BlobCache, FunctionRecord, FunctionStore, SecretChange, SecretStore, StoreError,
@@ -387,11 +387,7 @@ impl FunctionService {
     /// # Errors
     /// A [`StoreError`] when the data directory is unusable or the index corrupt.
     pub fn open(config: &ServeConfig) -> Result<Self, StoreError> {
-        let runtime = Runtime::new(RuntimeOptions {
-            timeout: config.invocation_timeout,
-            memory_limit_bytes: config.memory_limit_bytes,
-            max_output_bytes: config.max_output_bytes,
-        });
+        let runtime = Runtime::new(config.runtime);
         // Modules adopted from the reference engine's data directory must
         // pass the same checks as a deploy's.
         let check_module = |name: &FunctionName, wasi_cap: bool, wasm: &[u8]| {
@@ -402,7 +398,7 @@ impl FunctionService {
         };
         let store = FunctionStore::open(&config.data_dir, &check_module)?;
         let secrets = SecretStore::open(&config.data_dir)?;
-        let registry = RegistryClient::new(config.registry_options());
+        let registry = RegistryClient::new(config.registry.clone());
         let blobs = BlobCache::new(&config.data_dir, config.blob_cache_max_bytes);
         let indexed = store
             .entries()

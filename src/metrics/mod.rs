@@ -196,22 +196,6 @@ impl FunctionMetrics {
                 .map(|(_, count)| count)
                 .sum::<u64>()
     }
-
-    /// Invocations answered with `status` so far.
-    pub fn status_count(&self, status: u16) -> u64 {
-        STATUSES
-            .iter()
-            .position(|&known| known == status)
-            .map_or_else(
-                || {
-                    lock(&self.other_statuses)
-                        .iter()
-                        .find(|(known, _)| *known == status)
-                        .map_or(0, |(_, count)| *count)
-                },
-                |index| self.statuses[index].load(Ordering::Relaxed),
-            )
-    }
 }
 
 /// What a deploy, update or delete is, for `wasmengine_changes_total{op}`.
