@@ -19,7 +19,6 @@ mod push;
 mod reference;
 mod tls;
 
-pub(crate) use auth::CredentialFiles;
 pub(crate) use client::BlobSource;
 pub use client::{RegistryClient, RegistryOptions};
 pub use digest::Digest;
@@ -32,6 +31,7 @@ pub use manifest::{
 };
 pub(crate) use proxy::ProxySettings;
 pub use reference::ImageReference;
+#[cfg(test)]
 pub(crate) use tls::TlsSettings;
 
 // For the fuzz targets only (`wasm_engine::fuzzing`).
