@@ -1,7 +1,8 @@
 //! Domain types shared by every layer: a validated [`FunctionName`], a
 //! deployed function's [`FunctionEntry`] (and [`FunctionAnswer`], how the
-//! API shows one; with its [`Environment`] and the functions it may call),
-//! the ordered [`InvocationArgs`] and an invocation's [`Input`].
+//! API shows one; its [`FunctionMetadata`] holds the functions it may call
+//! and its [`Environment`]), the ordered [`InvocationArgs`] and an
+//! invocation's [`Input`].
 //!
 //! Constructors validate, so code that holds one of these never re-checks the
 //! raw string it came from. This module does no I/O.
@@ -14,6 +15,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::registry::{Digest, ImageReference};
+use crate::secret::{SecretName, check_secret_list};
 
 /// Longest accepted function name, in characters.
 pub const MAX_FUNCTION_NAME_LEN: usize = 64;
@@ -140,11 +142,66 @@ pub struct FunctionEntry {
     /// reconciler deployed (it updates and deletes only those, and the API
     /// refuses to change them).
     pub managed_by: Option<ManagedBy>,
+    /// The secrets it sees, and the labels and annotations kept for the
+    /// provider API.
+    pub metadata: FunctionMetadata,
+}
+
+/// What a deploy says of a function besides its image and limits: the
+/// secrets it sees (names only: values live in the secret store), and the
+/// labels and annotations of an OpenFaaS `FunctionDeployment`, kept only to
+/// be shown back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FunctionMetadata {
+    pub secrets: Vec<SecretName>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
     /// The functions it may call through `wasm_engine::call` (the deploy's
-    /// `calls`).
+    /// `calls`; [`validate_calls`]).
     pub calls: Vec<FunctionName>,
     /// The environment variables a WASI function sees (the deploy's `env`).
     pub env: Environment,
+}
+
+/// Most labels, and most annotations, one function may carry.
+pub const MAX_LABELS: usize = 64;
+/// Longest label or annotation key, in bytes (a Kubernetes qualified name).
+pub const MAX_LABEL_KEY_BYTES: usize = 253;
+/// Longest label or annotation value, in bytes.
+pub const MAX_LABEL_VALUE_BYTES: usize = 4096;
+
+impl FunctionMetadata {
+    /// Checks the secret list ([`check_secret_list`]) and the sizes of the
+    /// labels and annotations.
+    ///
+    /// # Errors
+    /// A message naming the field and the rule it breaks.
+    pub fn validate(&self) -> Result<(), String> {
+        check_secret_list(&self.secrets)?;
+        validate_calls(&self.calls)?;
+        for (field, map) in [("labels", &self.labels), ("annotations", &self.annotations)] {
+            if map.len() > MAX_LABELS {
+                return Err(format!(
+                    "{field} has {} entries; at most {MAX_LABELS} are accepted",
+                    map.len()
+                ));
+            }
+            for (key, value) in map {
+                if key.is_empty() || key.len() > MAX_LABEL_KEY_BYTES {
+                    return Err(format!(
+                        "{field} key {key:?} must be 1-{MAX_LABEL_KEY_BYTES} bytes long"
+                    ));
+                }
+                if value.len() > MAX_LABEL_VALUE_BYTES {
+                    return Err(format!(
+                        "{field}.{key} is {} bytes; at most {MAX_LABEL_VALUE_BYTES} are accepted",
+                        value.len()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl FunctionEntry {
@@ -172,7 +229,14 @@ pub struct FunctionAnswer<'a> {
     adopted_from_reference: Option<AdoptionAnswer<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     managed_by: Option<&'static str>,
-    #[serde(skip_serializing_if = "<[FunctionName]>::is_empty")]
+    /// Names only, never values.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    secrets: &'a [SecretName],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     calls: &'a [FunctionName],
     #[serde(skip_serializing_if = "Environment::is_empty")]
     env: &'a Environment,
@@ -201,8 +265,11 @@ impl<'a> From<&'a FunctionEntry> for FunctionAnswer<'a> {
                 }
             }),
             managed_by: entry.managed_by.map(ManagedBy::as_str),
-            calls: &entry.calls,
-            env: &entry.env,
+            secrets: &entry.metadata.secrets,
+            labels: &entry.metadata.labels,
+            annotations: &entry.metadata.annotations,
+            calls: &entry.metadata.calls,
+            env: &entry.metadata.env,
         }
     }
 }
@@ -211,14 +278,6 @@ impl Serialize for FunctionEntry {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         FunctionAnswer::from(self).serialize(serializer)
     }
-}
-
-/// What a deploy gives a function besides its image and limits: the
-/// functions it may call and its environment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FunctionWiring {
-    pub calls: Vec<FunctionName>,
-    pub env: Environment,
 }
 
 /// Most names a deploy's `calls` may list.
@@ -564,8 +623,7 @@ mod tests {
             limits: FunctionLimits::default(),
             adopted_from_reference: None,
             managed_by: None,
-            calls: Vec::new(),
-            env: Environment::default(),
+            metadata: FunctionMetadata::default(),
         };
         assert_eq!(
             serde_json::to_string(&entry).unwrap(),
@@ -582,12 +640,22 @@ mod tests {
             serde_json::to_string(&entry).unwrap(),
             r#"{"func_name":"gcd","func_image_name":"127.0.0.1:5000/gcd-wasm:v1","func_local_path":"/data/functions/gcd/gcd.wasm","wasi_cap":false,"image_digest":"unknown","limits":{"memory_limit_mb":16},"adopted_from_reference":{"reference_local_path":"/data/functions/gcd/main.wasm","wasm_digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},"managed_by":"functions-file"}"#
         );
-        // A deploy's calls and env follow, when it has them.
-        entry.calls = vec![FunctionName::new("hello").unwrap()];
-        entry.env = Environment::new([("A".to_owned(), "1".to_owned())].into()).unwrap();
+        // Secrets by name only; labels and annotations from the provider API.
+        entry.metadata.secrets = vec![SecretName::new("api-key").unwrap()];
+        entry.metadata.labels.insert("team".into(), "edge".into());
         let json = serde_json::to_string(&entry).unwrap();
         assert!(
-            json.ends_with(r#""managed_by":"functions-file","calls":["hello"],"env":{"A":"1"}}"#),
+            json.ends_with(
+                r#""managed_by":"functions-file","secrets":["api-key"],"labels":{"team":"edge"}}"#
+            ),
+            "{json}"
+        );
+        // A deploy's calls and env follow, when it has them.
+        entry.metadata.calls = vec![FunctionName::new("hello").unwrap()];
+        entry.metadata.env = Environment::new([("A".to_owned(), "1".to_owned())].into()).unwrap();
+        let json = serde_json::to_string(&entry).unwrap();
+        assert!(
+            json.ends_with(r#""labels":{"team":"edge"},"calls":["hello"],"env":{"A":"1"}}"#),
             "{json}"
         );
     }

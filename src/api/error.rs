@@ -15,13 +15,18 @@ use crate::service::ServiceError;
 pub enum ApiError {
     /// The body is not the JSON the route expects, or a field is invalid.
     BadRequest(String),
-    /// No route has this path.
-    RouteNotFound { method: String, path: String },
-    /// The route exists but not for this method.
+    /// No route of the seed API has this path; `routes` lists them.
+    RouteNotFound {
+        method: String,
+        path: String,
+        routes: String,
+    },
+    /// The route exists but not for this method; `allowed` lists the
+    /// methods it takes, as the `Allow` header does.
     MethodNotAllowed {
         method: String,
         path: String,
-        allowed: &'static str,
+        allowed: String,
     },
     /// The body is larger than the configured cap.
     PayloadTooLarge { limit_bytes: u64 },
@@ -30,10 +35,12 @@ pub enum ApiError {
     /// A provider route needs the basic-auth credentials
     /// (`--provider-secrets-dir`) and the request did not carry them.
     BasicAuthRequired { credentials_sent: bool },
-    /// No provider API route has this path.
-    NoProviderRoute { method: String, path: String },
-    /// A provider API route the engine does not implement.
-    NotImplemented { what: &'static str },
+    /// No provider API route has this path; `routes` lists them.
+    NoProviderRoute {
+        method: String,
+        path: String,
+        routes: String,
+    },
     /// The client stopped sending its request body before the end.
     RequestTimeout { limit: std::time::Duration },
     /// Too many invocations are running and waiting; retry later.
@@ -49,6 +56,12 @@ pub enum ApiError {
     NotReady { reason: String },
     /// The operation itself failed.
     Service(ServiceError),
+    /// A function's output was to be its HTTP answer (`http_answer`) and
+    /// is not a valid one.
+    BadFunctionAnswer {
+        function: crate::function::FunctionName,
+        reason: super::http_answer::AnswerError,
+    },
     /// The handler panicked; the worker carries on.
     Internal,
 }
@@ -70,7 +83,6 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => 405,
             Self::Unauthorized { .. } | Self::BasicAuthRequired { .. } => 401,
             Self::NoProviderRoute { .. } => 404,
-            Self::NotImplemented { .. } => 501,
             Self::RequestTimeout { .. } => 408,
             Self::PayloadTooLarge { .. } => 413,
             Self::Overloaded { .. }
@@ -79,6 +91,7 @@ impl ApiError {
             | Self::ShuttingDown
             | Self::NotReady { .. } => 503,
             Self::Internal => 500,
+            Self::BadFunctionAnswer { .. } => 502,
             Self::Service(error) => match error.kind() {
                 ErrorKind::BadRequest => 400,
                 ErrorKind::NotFound => 404,
@@ -97,10 +110,11 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadRequest(message) => f.write_str(message),
-            Self::RouteNotFound { method, path } => write!(
-                f,
-                "no route for {method} {path}; the routes are POST /function/deploy, /function/update, /function/delete, /function/query, /function/invoke, /function/logs and GET /function/list, /metrics, /healthz, /readyz"
-            ),
+            Self::RouteNotFound {
+                method,
+                path,
+                routes,
+            } => write!(f, "no route for {method} {path}; the routes are {routes}"),
             Self::MethodNotAllowed {
                 method,
                 path,
@@ -126,11 +140,14 @@ impl fmt::Display for ApiError {
             } => f.write_str(
                 "the basic-auth user or password is wrong (see basic-auth-user and basic-auth-password in --provider-secrets-dir)",
             ),
-            Self::NoProviderRoute { method, path } => write!(
+            Self::NoProviderRoute {
+                method,
+                path,
+                routes,
+            } => write!(
                 f,
-                "no faas-provider route for {method} {path}; the routes are /system/functions, /system/function/NAME, /system/scale-function/NAME, /system/info, /system/namespaces, /system/logs, /system/secrets, /function/NAME, /healthz and /metrics (see docs/openfaas.md)"
+                "no faas-provider route for {method} {path}; the routes are {routes} (see docs/openfaas.md)"
             ),
-            Self::NotImplemented { what } => write!(f, "{what}"),
             Self::RequestTimeout { limit } => write!(
                 f,
                 "the request body did not arrive in time ({} ms per read, --client-timeout-ms)",
@@ -153,6 +170,10 @@ impl fmt::Display for ApiError {
             }
             Self::NotReady { reason } => write!(f, "not ready: {reason}"),
             Self::Service(error) => crate::error::chain(error).fmt(f),
+            Self::BadFunctionAnswer { function, reason } => write!(
+                f,
+                "function {function} did not give a valid HTTP answer: {reason} (see docs/functions.md, \"HTTP answers\")"
+            ),
             Self::Internal => f.write_str(
                 "internal error while handling the request (the engine logged the details); the engine is still serving",
             ),

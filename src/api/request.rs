@@ -1,5 +1,7 @@
-//! Typed request bodies. Each route's JSON is parsed once, here, into values
-//! whose constructors validate; nothing below re-checks a raw string.
+//! Request bodies: read under the size cap and the client timeout
+//! ([`read_body`]), and each route's JSON parsed once, here, into values
+//! whose constructors validate ([`JsonBody`]); nothing below re-checks a
+//! raw string.
 //!
 //! The body is read as JSON whatever `Content-Type` says: existing clients
 //! send `text/plain`, or both. Fields a route does not know are accepted and
@@ -8,15 +10,18 @@
 //! type is still a 400.
 
 use std::fmt;
+use std::io::Read;
+use std::time::{Duration, Instant};
 
 use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
 use crate::function::{
-    Environment, FunctionLimits, FunctionName, FunctionWiring, InvocationArgs, validate_calls,
+    Environment, FunctionLimits, FunctionMetadata, FunctionName, InvocationArgs,
 };
 use crate::registry::ImageReference;
+use crate::secret::{SecretName, SecretValue, secret_names};
 use crate::service::DeploySpec;
 
 /// `POST /function/deploy` and `POST /function/update`.
@@ -42,6 +47,10 @@ pub struct InvokeRequest {
     /// Defaults to no arguments.
     #[serde(default)]
     pub args: InvocationArgs,
+    /// Whether the function's output is its HTTP answer (status, headers
+    /// and body; `http_answer`). Defaults to `false`: the answer of today.
+    #[serde(default)]
+    pub http: bool,
     #[serde(flatten)]
     pub ignored_fields: IgnoredFields,
 }
@@ -72,6 +81,49 @@ impl<'de> Deserialize<'de> for IgnoredFields {
     }
 }
 
+/// A route's JSON body: parsed once, naming the function it is about, with
+/// the fields its route does not know set aside.
+pub trait JsonBody: Sized {
+    /// # Errors
+    /// The 400 that says what is wrong with the body.
+    fn parse(body: &[u8]) -> Result<Self, ApiError>;
+    fn function_name(&self) -> &FunctionName;
+    fn take_ignored_fields(&mut self) -> IgnoredFields;
+}
+
+impl JsonBody for DeployRequest {
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        Self::parse(body)
+    }
+    fn function_name(&self) -> &FunctionName {
+        &self.function_name
+    }
+    fn take_ignored_fields(&mut self) -> IgnoredFields {
+        std::mem::take(&mut self.ignored_fields)
+    }
+}
+
+/// [`JsonBody`] for bodies that are plain serde structs with a
+/// `function_name` and a flattened `ignored_fields`.
+macro_rules! json_body {
+    ($($body:ty),+) => {$(
+        impl $crate::api::request::JsonBody for $body {
+            fn parse(body: &[u8]) -> Result<Self, $crate::api::error::ApiError> {
+                $crate::api::request::parse_json(body)
+            }
+            fn function_name(&self) -> &$crate::function::FunctionName {
+                &self.function_name
+            }
+            fn take_ignored_fields(&mut self) -> $crate::api::request::IgnoredFields {
+                std::mem::take(&mut self.ignored_fields)
+            }
+        }
+    )+};
+}
+pub(crate) use json_body;
+
+json_body!(NameRequest, InvokeRequest);
+
 #[derive(Deserialize)]
 struct RawDeployRequest {
     function_name: FunctionName,
@@ -87,6 +139,9 @@ struct RawDeployRequest {
     memory_limit_mb: Option<u64>,
     #[serde(default)]
     fuel: Option<u64>,
+    /// Secrets the function sees (WASI functions only); they must exist.
+    #[serde(default)]
+    secrets: Vec<String>,
     /// The functions it may call through `wasm_engine::call`.
     #[serde(default)]
     calls: Vec<FunctionName>,
@@ -108,20 +163,133 @@ impl DeployRequest {
             fuel: raw.fuel,
         };
         limits.validate().map_err(ApiError::BadRequest)?;
-        validate_calls(&raw.calls).map_err(ApiError::BadRequest)?;
+        let metadata = FunctionMetadata {
+            secrets: secret_names(&raw.secrets).map_err(ApiError::BadRequest)?,
+            calls: raw.calls,
+            env: raw.env,
+            ..FunctionMetadata::default()
+        };
+        metadata.validate().map_err(ApiError::BadRequest)?;
         Ok(Self {
             function_name: raw.function_name,
             spec: DeploySpec {
                 image: function_image,
                 wasi_cap: raw.wasi_cap.into(),
                 limits,
-                wiring: FunctionWiring {
-                    calls: raw.calls,
-                    env: raw.env,
-                },
+                metadata,
             },
             ignored_fields: raw.ignored_fields,
         })
+    }
+}
+
+/// A secret's body on either API: `name`, and `value` (text) or `rawValue`
+/// (base64 bytes, which wins when both are set, as in faasd), `delete`
+/// (the seed's `POST /function/secret`), `namespace` (the provider's).
+/// Parsed from a JSON value by hand: no message ever quotes the value.
+#[derive(Debug)]
+pub struct SecretBody {
+    pub name: SecretName,
+    pub namespace: Option<String>,
+    pub value: Option<SecretValue>,
+    pub delete: bool,
+    pub ignored_fields: IgnoredFields,
+}
+
+impl SecretBody {
+    /// Parses the body.
+    ///
+    /// # Errors
+    /// A 400 naming the field that is missing or wrong.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let bad = |message: &str| ApiError::BadRequest(message.to_owned());
+        let serde_json::Value::Object(object) = parse_json::<serde_json::Value>(body)? else {
+            return Err(bad("request body must be a JSON object"));
+        };
+        let (mut name, mut namespace, mut text, mut raw) = (None, None, None, None);
+        let mut delete = false;
+        let mut ignored_fields = IgnoredFields::default();
+        for (key, value) in object {
+            use serde_json::Value::{Bool, Null, String as Text};
+            match (key.as_str(), value) {
+                ("name", Text(given)) => {
+                    name = Some(SecretName::new(&given).map_err(ApiError::BadRequest)?);
+                }
+                ("namespace", Text(given)) => namespace = Some(given),
+                ("value", Text(given)) => text = Some(given.into_bytes()),
+                ("rawValue", Text(given)) if !given.is_empty() => {
+                    raw = Some(
+                        super::auth::decode_base64(&given)
+                            .ok_or_else(|| bad("rawValue is not valid base64"))?,
+                    );
+                }
+                ("delete", Bool(given)) => delete = given,
+                ("namespace" | "value" | "rawValue", Null) | ("rawValue", Text(_)) => {}
+                ("name", _) => return Err(bad("name must be a string")),
+                ("namespace", _) => return Err(bad("namespace must be a string")),
+                ("value", _) => return Err(bad("value must be a string")),
+                ("rawValue", _) => return Err(bad("rawValue must be a base64 string")),
+                ("delete", _) => return Err(bad("delete must be true or false")),
+                _ => ignored_fields.0.push(key),
+            }
+        }
+        let value = raw
+            .or(text)
+            .map(|bytes| SecretValue::new(bytes).map_err(ApiError::BadRequest))
+            .transpose()?;
+        Ok(Self {
+            name: name.ok_or_else(|| bad("name is missing: which secret?"))?,
+            namespace,
+            value,
+            delete,
+            ignored_fields,
+        })
+    }
+}
+
+/// `POST /function/secret`: `{"name": N, "value": V}` creates or replaces
+/// the secret, `{"name": N, "delete": true}` deletes it.
+#[derive(Debug)]
+pub enum SecretRequest {
+    Put {
+        name: SecretName,
+        value: SecretValue,
+    },
+    Delete {
+        name: SecretName,
+    },
+}
+
+impl SecretRequest {
+    /// Parses the body; no message ever quotes the value.
+    ///
+    /// # Errors
+    /// A 400 saying what is missing or wrong.
+    pub fn parse(body: &[u8]) -> Result<(Self, IgnoredFields), ApiError> {
+        let mut secret = SecretBody::parse(body)?;
+        if secret.namespace.is_some() {
+            // The seed API has no namespaces.
+            secret.ignored_fields.0.push("namespace".into());
+        }
+        let bad = |message: &str| ApiError::BadRequest(message.to_owned());
+        let request = match (secret.value, secret.delete) {
+            (Some(_), true) => {
+                return Err(bad(
+                    "give either value (to create or update the secret) or \"delete\": true, not both",
+                ));
+            }
+            (None, false) => {
+                return Err(bad(
+                    "give value (to create or update the secret) or \"delete\": true",
+                ));
+            }
+            (Some(value), false) => Self::Put {
+                name: secret.name,
+                value,
+            },
+            (None, true) => Self::Delete { name: secret.name },
+        };
+        Ok((request, secret.ignored_fields))
     }
 }
 
@@ -145,20 +313,60 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Parses `body` as the request of the POST route `path`, as the server does
-/// (for the fuzz targets, which check that no body makes it panic).
+/// Reads the body, refusing with 413 before reading more than the cap and
+/// with 408 when the client stalls (each read waits at most `client_timeout`,
+/// the whole body at most twice that).
 ///
 /// # Errors
-/// The 400 the server would answer.
-pub fn parse_route_body(path: &str, body: &[u8]) -> Result<(), ApiError> {
-    match path {
-        "/function/deploy" | "/function/update" => DeployRequest::parse(body).map(drop),
-        "/function/delete" | "/function/query" => parse_json::<NameRequest>(body).map(drop),
-        _ => parse_json::<InvokeRequest>(body).map(|request| {
-            // What the ABIs do with arguments: render them back to JSON.
-            let _ = request.args.to_json();
-        }),
+/// 413 past `max_body_bytes`, 408 on a stall, 400 when the read fails.
+pub fn read_body(
+    request: &mut tiny_http::Request,
+    max_body_bytes: u64,
+    client_timeout: Duration,
+) -> Result<Vec<u8>, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge {
+        limit_bytes: max_body_bytes,
+    };
+    if request
+        .body_length()
+        .is_some_and(|length| length as u64 > max_body_bytes)
+    {
+        return Err(too_large());
     }
+    let deadline = Instant::now() + client_timeout * 2;
+    let timed_out = || ApiError::RequestTimeout {
+        limit: client_timeout,
+    };
+    let mut body = Vec::new();
+    let mut reader = request.as_reader().take(max_body_bytes + 1);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(timed_out());
+            }
+            Err(error) => {
+                return Err(ApiError::BadRequest(format!(
+                    "request body could not be read: {error}"
+                )));
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(timed_out());
+        }
+    }
+    if body.len() as u64 > max_body_bytes {
+        return Err(too_large());
+    }
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -256,6 +464,46 @@ mod tests {
         ] {
             let error = parse_json::<InvokeRequest>(body.as_bytes()).unwrap_err();
             assert_eq!(error.status(), 400, "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn deploy_request_takes_secrets_and_refuses_bad_names() {
+        let request = DeployRequest::parse(
+            br#"{"function_name": "f", "function_image": "r/f", "wasi_cap": true, "secrets": ["api-key", "db.password"]}"#,
+        )
+        .unwrap();
+        assert_eq!(request.spec.metadata.secrets.len(), 2);
+        bad_request(
+            r#"{"function_name": "f", "function_image": "r/f", "secrets": ["../persist.json"]}"#,
+            "secret name",
+        );
+        bad_request(
+            r#"{"function_name": "f", "function_image": "r/f", "secrets": ["a-b", "a.b"]}"#,
+            "SECRET_A_B",
+        );
+    }
+
+    #[test]
+    fn secret_requests_put_or_delete_and_never_quote_the_value() {
+        let (request, _) = SecretRequest::parse(br#"{"name": "k", "value": "v"}"#).unwrap();
+        assert!(matches!(request, SecretRequest::Put { .. }));
+        let (request, _) = SecretRequest::parse(br#"{"name": "k", "delete": true}"#).unwrap();
+        assert!(matches!(request, SecretRequest::Delete { .. }));
+        for (body, fragment) in [
+            (r#"{"name": "k"}"#, "give value"),
+            (r#"{"name": "k", "value": "v", "delete": true}"#, "not both"),
+            (r#"{"name": "k", "value": 123456789}"#, "must be a string"),
+            (r#"{"name": "../k", "value": "v"}"#, "secret name"),
+            (r#"{"value": "v"}"#, "name is missing"),
+            (r#"{"name": "k", "rawValue": "%%%"}"#, "base64"),
+            (r#"[1]"#, "JSON object"),
+        ] {
+            let error = SecretRequest::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(error.status(), 400, "{body}");
+            let message = error.to_string();
+            assert!(message.contains(fragment), "{body}: {message}");
+            assert!(!message.contains("123456789"), "{message}");
         }
     }
 

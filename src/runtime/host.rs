@@ -147,12 +147,14 @@ pub struct Run {
     pub fuel_used: u64,
 }
 
-/// What a call of a function may use besides its input: its environment,
-/// the functions it may call, and who runs them.
+/// What a call of a function may use besides its input: its environment
+/// and secrets, the functions it may call, and who runs them.
 #[derive(Clone, Copy)]
 pub struct CallSetup<'a> {
     /// Environment variables a WASI function sees (the deploy's `env`).
     pub env: &'a [(String, String)],
+    /// The secrets a WASI function sees (`SECRET_<NAME>` and files).
+    pub secrets: &'a [crate::secret::Secret],
     /// The functions it may call (the deploy's `calls`).
     pub calls: &'a Arc<[FunctionName]>,
     /// Who runs a callee; `None`: every `call` is refused as not allowed.
@@ -517,6 +519,7 @@ mod tests {
             let deployed = self.deployed.get(callee)?;
             let setup = CallSetup {
                 env: &[],
+                secrets: &[],
                 calls: &deployed.calls,
                 callees: Some(within.callees()),
                 call_id: within.call_id(),
@@ -579,6 +582,7 @@ mod tests {
         let deployed = &functions.deployed[&name(function)];
         let setup = CallSetup {
             env: &[],
+            secrets: &[],
             calls: &deployed.calls,
             callees: Some(&callees),
             call_id: &CallId::generate(),

@@ -7,6 +7,7 @@
 //!
 //! - `abi`: which of the three ABIs a module is called with, decided at deploy.
 //! - `invoke`: running one invocation under each ABI.
+//! - `secret_files`: the read-only in-memory directory of a WASI call's secrets.
 //! - `host`: the host module `wasm_engine` (calls between functions).
 //! - `error`: [`RuntimeError`].
 
@@ -14,6 +15,7 @@ mod abi;
 mod error;
 mod host;
 mod invoke;
+mod secret_files;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,12 +27,13 @@ use wasmi::{
 };
 use wasmi_wasi::WasiCtx;
 
-pub use abi::{Abi, StringReturn};
-pub use error::RuntimeError;
-pub use host::{
-    CallCode, CallSetup, Callees, DEFAULT_MAX_CALL_DEPTH, HOST_MODULE, MAX_CALL_DEPTH_LIMIT,
-    MAX_UNREAD_RESULTS, Run, Within,
+pub(crate) use abi::{Abi, StringReturn};
+pub(crate) use error::RuntimeError;
+use host::HOST_MODULE;
+pub(crate) use host::{
+    CallSetup, Callees, DEFAULT_MAX_CALL_DEPTH, MAX_CALL_DEPTH_LIMIT, Run, Within,
 };
+#[cfg(fuzzing)]
 pub use invoke::read_result as read_string_result;
 
 use crate::function::{FunctionLimits, FunctionName, Input};
@@ -39,19 +42,19 @@ use crate::function::{FunctionLimits, FunctionName, Input};
 /// are clamped to the target's address space ([`usize_saturating`]): on a
 /// 32-bit board 4096 MiB is more than `usize` holds, and a `usize` shifted
 /// by 20 wrapped to 0 and refused every memory.
-pub fn bytes_from_mib(mib: u64) -> u64 {
+pub(crate) fn bytes_from_mib(mib: u64) -> u64 {
     mib.saturating_mul(1 << 20)
 }
 
 /// A byte count from a `u64` setting, clamped to what this target can
 /// address (a cap beyond the address space caps nothing).
-pub fn usize_saturating(bytes: u64) -> usize {
+pub(crate) fn usize_saturating(bytes: u64) -> usize {
     usize::try_from(bytes).unwrap_or(usize::MAX)
 }
 
 /// Per-instance memory cap, in bytes (64 MiB). `memory.grow` beyond it fails
 /// inside the function, as the spec says.
-pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 64 << 20;
+pub(crate) const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 64 << 20;
 
 /// A deployed function's module, compiled once and shared by every
 /// invocation (cheap to clone).
@@ -337,7 +340,7 @@ impl Runtime {
     /// how a deploy that does not say (an OpenFaaS deploy) chooses
     /// `wasi_cap`. It reads only the import section; a module it cannot read
     /// is `false`, and [`Runtime::prepare`] then says what is wrong with it.
-    pub fn imports_wasi(wasm: &[u8]) -> bool {
+    pub(crate) fn imports_wasi(wasm: &[u8]) -> bool {
         for payload in wasmparser::Parser::new(0).parse_all(wasm) {
             match payload {
                 Ok(wasmparser::Payload::ImportSection(imports)) => {
@@ -472,6 +475,7 @@ impl Runtime {
     ) -> Result<String, RuntimeError> {
         let setup = CallSetup {
             env: &[],
+            secrets: &[],
             calls: &Arc::from([]),
             callees: None,
             call_id: &crate::call::CallId::generate(),
@@ -504,7 +508,7 @@ impl Runtime {
                 params,
                 param_names,
             } => invocation.numeric(params, param_names.as_deref(), input),
-            Abi::Wasi => invocation.wasi(input, stderr),
+            Abi::Wasi => invocation.wasi(input, setup.secrets, stderr),
         };
         let fuel_used = match (granted, budget.get()) {
             (Some(granted), Some(left)) => granted.saturating_sub(left),

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::function::{
-    Adoption, Environment, FunctionEntry, FunctionLimits, FunctionName, ManagedBy,
-    UNKNOWN_IMAGE_DIGEST,
+    Adoption, Environment, FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName,
+    ManagedBy, UNKNOWN_IMAGE_DIGEST,
 };
 use crate::registry::{Digest, ImageReference};
 
@@ -40,12 +40,20 @@ pub(super) struct IndexRecord {
     /// Absent in indexes written before the functions file existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     managed_by: Option<ManagedBy>,
-    /// The deploy's `calls`; absent when empty (and in older indexes).
-    /// Plain strings, checked by `into_entry`: serde code for these types
-    /// is in the binary already (the size budget).
+    /// The names of the secrets it sees (`FunctionMetadata`); absent when
+    /// none, and in indexes written before secrets existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    secrets: Vec<String>,
+    /// Labels and annotations from the provider API, kept to be shown back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+    /// The deploy's `calls` (checked when read); absent when empty, and in
+    /// indexes written before calls existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     calls: Vec<String>,
-    /// The deploy's `env`; absent when empty (and in older indexes).
+    /// The deploy's `env` (checked when read); absent when empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     env: BTreeMap<String, String>,
 }
@@ -73,8 +81,21 @@ impl From<&FunctionEntry> for IndexRecord {
                 }
             }),
             managed_by: entry.managed_by,
-            calls: entry.calls.iter().map(ToString::to_string).collect(),
-            env: entry.env.variables().clone(),
+            secrets: entry
+                .metadata
+                .secrets
+                .iter()
+                .map(|name| name.as_str().to_owned())
+                .collect(),
+            labels: entry.metadata.labels.clone(),
+            annotations: entry.metadata.annotations.clone(),
+            calls: entry
+                .metadata
+                .calls
+                .iter()
+                .map(|name| name.as_str().to_owned())
+                .collect(),
+            env: entry.metadata.env.variables().clone(),
         }
     }
 }
@@ -110,12 +131,18 @@ impl IndexRecord {
             limits: self.limits,
             adopted_from_reference,
             managed_by: self.managed_by,
-            calls: self
-                .calls
-                .iter()
-                .map(|name| FunctionName::new(name).map_err(|error| format!("calls: {error}")))
-                .collect::<Result<_, _>>()?,
-            env: Environment::new(self.env).map_err(|reason| format!("env: {reason}"))?,
+            metadata: FunctionMetadata {
+                secrets: crate::secret::secret_names(&self.secrets)
+                    .map_err(|error| format!("secrets: {error}"))?,
+                labels: self.labels,
+                annotations: self.annotations,
+                calls: self
+                    .calls
+                    .iter()
+                    .map(|name| FunctionName::new(name).map_err(|error| format!("calls: {error}")))
+                    .collect::<Result<_, _>>()?,
+                env: Environment::new(self.env).map_err(|reason| format!("env: {reason}"))?,
+            },
         })
     }
 }
@@ -254,9 +281,48 @@ mod tests {
 }"#;
         let index = into_index(parse_records(text.as_bytes()).unwrap()).unwrap();
         let gateway = &index[&FunctionName::new("gateway").unwrap()];
-        assert_eq!(gateway.calls.len(), 2);
-        assert_eq!(gateway.env.pairs(), [("MODE".into(), "strict".into())]);
+        assert_eq!(gateway.metadata.calls.len(), 2);
+        assert_eq!(
+            gateway.metadata.env.pairs(),
+            [("MODE".into(), "strict".into())]
+        );
         assert_eq!(String::from_utf8(render(&index)).unwrap(), text);
+        let climbing = text.replace(r#""hello""#, r#""../hello""#);
+        let error = into_index(parse_records(climbing.as_bytes()).unwrap()).unwrap_err();
+        assert!(error.starts_with("entry gateway: calls: "), "{error}");
+    }
+
+    #[test]
+    fn secrets_labels_and_annotations_are_kept_and_a_bad_secret_name_refused() {
+        let text = r#"{
+  "hello": {
+    "func_name": "hello",
+    "func_image_name": "127.0.0.1:5000/hello-wasm:v1",
+    "func_local_path": "/var/lib/wasmengine/functions/hello/hello.wasm",
+    "wasi_cap": true,
+    "image_digest": "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "secrets": [
+      "api-key"
+    ],
+    "labels": {
+      "team": "edge"
+    },
+    "annotations": {
+      "note": "x"
+    }
+  }
+}"#;
+        let index = into_index(parse_records(text.as_bytes()).unwrap()).unwrap();
+        let hello = &index[&FunctionName::new("hello").unwrap()];
+        assert_eq!(hello.metadata.secrets[0].as_str(), "api-key");
+        assert_eq!(hello.metadata.labels["team"], "edge");
+        assert_eq!(String::from_utf8(render(&index)).unwrap(), text);
+        let climbing = text.replace(r#""api-key""#, r#""../persist.json""#);
+        let error = into_index(parse_records(climbing.as_bytes()).unwrap()).unwrap_err();
+        assert!(
+            error.starts_with("entry hello: secrets: secret name"),
+            "{error}"
+        );
     }
 
     #[test]
