@@ -257,8 +257,8 @@ impl<'a> Invocation<'a> {
     }
 
     /// WASI: run `_start` with `argv = [args JSON]`, the same JSON on stdin,
-    /// no environment and no preopened directories except the call's
-    /// `secrets` (`secret_files::provide`); stdout (one trailing newline
+    /// the deploy's `env`, and no preopened directories except the call's
+    /// `secrets` (`secret_files::provide`, which adds their variables); stdout (one trailing newline
     /// removed) is the output. What it wrote to stderr is appended
     /// to `stderr_out`. A raw body is stdin as it is, and `argv[0]` when it
     /// is a JSON object (else the function's name, as a program name).
