@@ -8,10 +8,12 @@
 //! - `abi`: which of the three ABIs a module is called with, decided at deploy.
 //! - `invoke`: running one invocation under each ABI.
 //! - `error`: [`RuntimeError`].
+//! - `memory_pool`: linear memories reused between calls, reset to zero.
 
 mod abi;
 mod error;
 mod invoke;
+mod memory_pool;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -261,6 +263,10 @@ impl Runtime {
         // Validate the whole module at deploy, translate each function on its
         // first call: deploys stay fast even for large modules.
         config.compilation_mode(CompilationMode::LazyTranslation);
+        // Every memory a call may have fits in one pooled region; a function
+        // allowed more than the server's default moves into a `Vec` when it
+        // grows past it.
+        memory_pool::install(options.memory_limit_bytes);
         let engine = Engine::new(&config);
         let plain_linker = Linker::new(&engine);
         let mut wasi_linker = Linker::new(&engine);
