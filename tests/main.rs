@@ -15,6 +15,7 @@ mod fleet;
 mod formats;
 mod functions_file;
 mod images;
+mod isolation;
 mod lazy_translation;
 mod lifecycle;
 mod limits;
