@@ -51,6 +51,8 @@ mod imp {
     /// region never holds more than this much resident memory (16 regions:
     /// 32 MiB at most, typically a few pages each).
     const MAX_RESIDENT_BYTES: usize = 2 << 20;
+    /// Page map entries read at once (on the stack: 4 KiB).
+    const PAGES_PER_READ: usize = 512;
     /// `/proc/self/pagemap`: the page is present in memory.
     const PAGE_PRESENT: u64 = 1 << 63;
     /// `/proc/self/pagemap`: the page is swapped out (its contents live on).
@@ -180,8 +182,9 @@ mod imp {
                 // Safety: inside the fresh mapping of 8 pages.
                 unsafe { *((base + page * self.page_bytes + 7) as *mut u8) = 1 };
             }
-            let outcome = match probe.page_flags(base, 8) {
-                Ok(flags) => {
+            let mut flags = [0_u64; 8];
+            let outcome = match probe.page_flags(base, &mut flags) {
+                Ok(()) => {
                     let present: Vec<usize> = (0..8)
                         .filter(|&page| flags[page] & (PAGE_PRESENT | PAGE_SWAPPED) != 0)
                         .collect();
@@ -235,49 +238,58 @@ mod imp {
             Some(base as usize)
         }
 
-        /// The page map entries of `pages` pages from `base`.
-        fn page_flags(&self, base: usize, pages: usize) -> std::io::Result<Vec<u64>> {
-            let mut raw = vec![0_u8; pages * 8];
+        /// Reads the page map entries of the pages from `base` into
+        /// `flags`, one per page.
+        fn page_flags(&self, base: usize, flags: &mut [u64]) -> std::io::Result<()> {
+            let mut raw = [0_u8; 8 * PAGES_PER_READ];
             let offset = (base / self.page_bytes) as u64 * 8;
-            self.pagemap.read_exact_at(&mut raw, offset)?;
-            Ok(raw
-                .chunks_exact(8)
-                .map(|entry| u64::from_ne_bytes(entry.try_into().expect("8 bytes")))
-                .collect())
+            let raw = &mut raw[..8 * flags.len().min(PAGES_PER_READ)];
+            self.pagemap.read_exact_at(raw, offset)?;
+            for (flag, entry) in flags.iter_mut().zip(raw.chunks_exact(8)) {
+                *flag = u64::from_ne_bytes(entry.try_into().expect("8 bytes"));
+            }
+            Ok(())
         }
 
         /// Makes the first `len` bytes of the region at `base` zero again
-        /// (Wasmi never wrote beyond `len`); `false` if it could not.
+        /// (Wasmi never wrote beyond `len`); `false` if it could not. No
+        /// heap allocation: musl's allocator maps and unmaps for a few KiB.
         fn reset(&self, base: usize, len: usize) -> bool {
             let pages = len.div_ceil(self.page_bytes);
-            if pages == 0 {
-                return true;
-            }
-            let Ok(flags) = self.page_flags(base, pages) else {
-                return self.discard(base, pages);
-            };
-            let dirty = |page: &usize| flags[*page] & (PAGE_PRESENT | PAGE_SWAPPED) != 0;
-            if (0..pages).filter(dirty).count() * self.page_bytes > MAX_RESIDENT_BYTES {
-                return self.discard(base, pages);
-            }
-            let mut page = 0;
-            while page < pages {
-                if !dirty(&page) {
-                    page += 1;
-                    continue;
+            let mut dirty_pages = 0;
+            let mut flags = [0_u64; PAGES_PER_READ];
+            let mut chunk_start = 0;
+            while chunk_start < pages {
+                let chunk = &mut flags[..(pages - chunk_start).min(PAGES_PER_READ)];
+                let chunk_base = base + chunk_start * self.page_bytes;
+                if self.page_flags(chunk_base, chunk).is_err() {
+                    return self.discard(base, pages);
                 }
-                let run_start = page;
-                while page < pages && dirty(&page) {
-                    page += 1;
+                let dirty = |page: usize| chunk[page] & (PAGE_PRESENT | PAGE_SWAPPED) != 0;
+                let mut page = 0;
+                while page < chunk.len() {
+                    if !dirty(page) {
+                        page += 1;
+                        continue;
+                    }
+                    let run_start = page;
+                    while page < chunk.len() && dirty(page) {
+                        page += 1;
+                    }
+                    dirty_pages += page - run_start;
+                    if dirty_pages * self.page_bytes > MAX_RESIDENT_BYTES {
+                        return self.discard(base, pages);
+                    }
+                    // Safety: inside the region, which no instance uses any more.
+                    unsafe {
+                        std::ptr::write_bytes(
+                            (chunk_base + run_start * self.page_bytes) as *mut u8,
+                            0,
+                            (page - run_start) * self.page_bytes,
+                        );
+                    }
                 }
-                // Safety: inside the region, which no instance uses any more.
-                unsafe {
-                    std::ptr::write_bytes(
-                        (base + run_start * self.page_bytes) as *mut u8,
-                        0,
-                        (page - run_start) * self.page_bytes,
-                    );
-                }
+                chunk_start += chunk.len();
             }
             true
         }
