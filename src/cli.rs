@@ -214,7 +214,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, error)) => {
-            eprintln!("error: {}", cause_chain(error.as_ref()));
+            eprintln!("error: {}", crate::error::chain(error.as_ref()));
             ExitCode::from(code)
         }
     }
@@ -258,22 +258,6 @@ fn init_logging() {
         .init();
 }
 
-/// Renders an error and its sources as `outer: inner: innermost`, skipping a
-/// source whose text the outer message already contains.
-fn cause_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// Refuses contradictory registry settings before serving, and logs which
 /// registries have a certs entry (and so are reached over HTTPS).
 fn check_registry_settings(config: &ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
@@ -300,7 +284,13 @@ fn push(
     let client = RegistryClient::new(registry_options);
     let digest = client
         .push_wasm(&reference, file_name, &wasm)
-        .map_err(|error| push_error_hint(&reference, &error.to_string(), error.into()))?;
+        .map_err(|error| {
+            push_error_hint(
+                &reference,
+                &crate::error::chain(&error).to_string(),
+                error.into(),
+            )
+        })?;
     // The digest alone on stdout (scripts read it); what happened on stderr.
     println!("{digest}");
     eprintln!(
@@ -331,7 +321,7 @@ fn push_error_hint(
     }
     format!(
         "{}; if {} serves plain HTTP, pass --insecure-registry {}",
-        cause_chain(error.as_ref()),
+        crate::error::chain(error.as_ref()),
         reference.registry,
         reference.registry
     )

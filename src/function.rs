@@ -1,6 +1,7 @@
-//! Domain types shared by every layer: a validated [`FunctionName`], the
-//! persisted [`FunctionEntry`], the ordered [`InvocationArgs`] and an
-//! invocation's [`Input`].
+//! Domain types shared by every layer: a validated [`FunctionName`], a
+//! deployed function's [`FunctionEntry`] (and [`FunctionAnswer`], how the
+//! API shows one), the ordered [`InvocationArgs`] and an invocation's
+//! [`Input`].
 //!
 //! Constructors validate, so code that holds one of these never re-checks the
 //! raw string it came from. This module does no I/O.
@@ -10,6 +11,8 @@ use std::fmt;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::registry::{Digest, ImageReference};
 
 /// Longest accepted function name, in characters.
 pub const MAX_FUNCTION_NAME_LEN: usize = 64;
@@ -104,33 +107,98 @@ impl<'de> Deserialize<'de> for FunctionName {
     }
 }
 
-/// One deployed function, as the index file stores it and `query` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One deployed function: what the index records (the store keeps it as
+/// its own `IndexRecord`, the on-disk format) and what list and query show
+/// (it serializes as [`FunctionAnswer`], the API's format). The two formats
+/// are separate, so either can change without the other.
+///
+/// A new field goes here, in `store::FunctionRecord` when a deploy sets it,
+/// in `store::index::IndexRecord` (with a default: older indexes lack it)
+/// and in [`FunctionAnswer`] when the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FunctionEntry {
     /// The function's name, also the export the non-WASI ABIs call.
     pub func_name: FunctionName,
     /// The image reference the function was deployed from, as the user wrote it.
-    pub func_image_name: String,
+    pub func_image_name: ImageReference,
     /// Where the function's `.wasm` lives in the data directory.
     pub func_local_path: String,
     /// Whether the function runs with WASI preview 1 (`_start`, argv, stdout).
     pub wasi_cap: bool,
-    /// The digest of the manifest (or index) the image reference resolved to.
-    pub image_digest: String,
+    /// The digest of the manifest (or index) the image reference resolved
+    /// to; `None` for a function adopted from the reference engine, whose
+    /// index does not record it (shown as [`UNKNOWN_IMAGE_DIGEST`]).
+    pub image_digest: Option<Digest>,
     /// Limits asked for at deploy; a limit not set here is the server's default.
-    #[serde(default, skip_serializing_if = "FunctionLimits::is_empty")]
     pub limits: FunctionLimits,
     /// Set when the function was adopted from the reference engine's data
-    /// directory rather than pulled: its `image_digest` is then
-    /// [`UNKNOWN_IMAGE_DIGEST`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// directory rather than pulled (its `image_digest` is then `None`).
     pub adopted_from_reference: Option<Adoption>,
-    /// Who owns the function: absent for a function deployed through the
-    /// API, `"functions-file"` for one the `--functions-file` reconciler
-    /// deployed (it updates and deletes only those, and the API refuses to
-    /// change them). Absent in indexes written before it existed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Who owns the function: `None` for a function deployed through the
+    /// API, [`ManagedBy::FunctionsFile`] for one the `--functions-file`
+    /// reconciler deployed (it updates and deletes only those, and the API
+    /// refuses to change them).
     pub managed_by: Option<ManagedBy>,
+}
+
+impl FunctionEntry {
+    /// The image digest as text: the digest, or [`UNKNOWN_IMAGE_DIGEST`].
+    pub fn image_digest_text(&self) -> &str {
+        self.image_digest
+            .as_ref()
+            .map_or(UNKNOWN_IMAGE_DIGEST, Digest::as_str)
+    }
+}
+
+/// A [`FunctionEntry`] as the API shows it (the `function` of a deploy,
+/// update or query answer, each item of list's `functions`). Its fields, in
+/// this order, are the answer's JSON; they must not change with the index.
+#[derive(Serialize)]
+pub struct FunctionAnswer<'a> {
+    func_name: &'a str,
+    func_image_name: &'a ImageReference,
+    func_local_path: &'a str,
+    wasi_cap: bool,
+    image_digest: &'a str,
+    #[serde(skip_serializing_if = "FunctionLimits::is_empty")]
+    limits: FunctionLimits,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adopted_from_reference: Option<AdoptionAnswer<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    managed_by: Option<&'static str>,
+}
+
+/// An [`Adoption`] as the API shows it.
+#[derive(Serialize)]
+struct AdoptionAnswer<'a> {
+    reference_local_path: &'a str,
+    wasm_digest: &'a str,
+}
+
+impl<'a> From<&'a FunctionEntry> for FunctionAnswer<'a> {
+    fn from(entry: &'a FunctionEntry) -> Self {
+        Self {
+            func_name: entry.func_name.as_str(),
+            func_image_name: &entry.func_image_name,
+            func_local_path: &entry.func_local_path,
+            wasi_cap: entry.wasi_cap,
+            image_digest: entry.image_digest_text(),
+            limits: entry.limits,
+            adopted_from_reference: entry.adopted_from_reference.as_ref().map(|adoption| {
+                AdoptionAnswer {
+                    reference_local_path: &adoption.reference_local_path,
+                    wasm_digest: adoption.wasm_digest.as_str(),
+                }
+            }),
+            managed_by: entry.managed_by.map(ManagedBy::as_str),
+        }
+    }
+}
+
+impl Serialize for FunctionEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        FunctionAnswer::from(self).serialize(serializer)
+    }
 }
 
 /// The owner of a function other than the API (see [`FunctionEntry::managed_by`]).
@@ -149,17 +217,17 @@ impl ManagedBy {
     }
 }
 
-/// The `image_digest` of a function adopted from the reference engine,
-/// whose index does not record which manifest its image resolved to.
+/// How the API and the logs show the image digest of a function adopted
+/// from the reference engine, whose index does not record it.
 pub const UNKNOWN_IMAGE_DIGEST: &str = "unknown";
 
 /// Where an adopted function's module came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Adoption {
     /// The `func_local_path` the reference engine's index gave.
     pub reference_local_path: String,
-    /// `sha256:<hex>` of the module file as adopted.
-    pub wasm_digest: String,
+    /// The digest of the module file as adopted.
+    pub wasm_digest: Digest,
 }
 
 /// Per-function limits, each optional: `None` means the server's default
@@ -365,6 +433,37 @@ mod tests {
         for (name, expected) in cases {
             assert_eq!(FunctionName::new(name).unwrap_err(), *expected, "{name:?}");
         }
+    }
+
+    /// The API's JSON of an entry, field for field as the answers have
+    /// always shown it (the index's format is tested in `store::index`).
+    #[test]
+    fn an_entry_serializes_as_the_answer_the_api_has_always_given() {
+        let mut entry = FunctionEntry {
+            func_name: FunctionName::new("gcd").unwrap(),
+            func_image_name: ImageReference::parse("127.0.0.1:5000/gcd-wasm:v1").unwrap(),
+            func_local_path: "/data/functions/gcd/gcd.wasm".into(),
+            wasi_cap: false,
+            image_digest: Some(Digest::of(b"")),
+            limits: FunctionLimits::default(),
+            adopted_from_reference: None,
+            managed_by: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&entry).unwrap(),
+            r#"{"func_name":"gcd","func_image_name":"127.0.0.1:5000/gcd-wasm:v1","func_local_path":"/data/functions/gcd/gcd.wasm","wasi_cap":false,"image_digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}"#
+        );
+        entry.image_digest = None;
+        entry.limits.memory_limit_mb = Some(16);
+        entry.adopted_from_reference = Some(Adoption {
+            reference_local_path: "/data/functions/gcd/main.wasm".into(),
+            wasm_digest: Digest::of(b""),
+        });
+        entry.managed_by = Some(ManagedBy::FunctionsFile);
+        assert_eq!(
+            serde_json::to_string(&entry).unwrap(),
+            r#"{"func_name":"gcd","func_image_name":"127.0.0.1:5000/gcd-wasm:v1","func_local_path":"/data/functions/gcd/gcd.wasm","wasi_cap":false,"image_digest":"unknown","limits":{"memory_limit_mb":16},"adopted_from_reference":{"reference_local_path":"/data/functions/gcd/main.wasm","wasm_digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},"managed_by":"functions-file"}"#
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`cli`]: the command line (`serve`, `push`) and process exit codes.
 //! - [`config`]: the server's settings and their defaults.
 //! - [`build_info`]: version, commit and target of this binary.
+//! - [`error`]: how an error and its causes are shown (the rule every error follows).
 //! - [`function`]: the validated domain types shared by every layer.
 //! - [`call`]: call ids and the log context that carries them.
 //! - [`api`]: the only module that speaks HTTP: routes, request parsing, responses.
@@ -36,6 +37,7 @@ pub mod build_info;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod function;
 pub mod function_log;
 pub mod metrics;

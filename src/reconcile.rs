@@ -47,7 +47,7 @@ impl FileEntry {
     /// by the file.
     fn is_deployed_as(&self, entry: &FunctionEntry) -> bool {
         entry.managed_by == Some(ManagedBy::FunctionsFile)
-            && entry.func_image_name == self.image.to_string()
+            && entry.func_image_name == self.image
             && entry.wasi_cap == self.wasi_cap
             && entry.limits == self.limits
     }
@@ -381,9 +381,10 @@ impl Reconciler {
                         .saturating_mul(1 << attempts.saturating_sub(1).min(16))
                         .min(RETRY_MAX);
                     log::error!(
-                        "functions file: {} failed (attempt {attempts}, next in {} s): {error}",
+                        "functions file: {} failed (attempt {attempts}, next in {} s): {}",
                         describe(&action),
-                        backoff.as_secs()
+                        backoff.as_secs(),
+                        crate::error::chain(&error)
                     );
                     self.failures.insert(
                         name,
@@ -470,10 +471,10 @@ mod tests {
     fn deployed(function: &str, image: &str, managed_by: Option<ManagedBy>) -> FunctionEntry {
         FunctionEntry {
             func_name: name(function),
-            func_image_name: image.into(),
+            func_image_name: ImageReference::parse(image).unwrap(),
             func_local_path: String::new(),
             wasi_cap: false,
-            image_digest: "sha256:00".into(),
+            image_digest: Some(crate::registry::Digest::of(b"")),
             limits: FunctionLimits::default(),
             adopted_from_reference: None,
             managed_by,

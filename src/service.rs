@@ -18,12 +18,13 @@ use std::time::{Instant, SystemTime};
 
 use crate::call::CallId;
 use crate::config::ServeConfig;
+use crate::error::ErrorKind;
 use crate::function::{FunctionEntry, FunctionLimits, FunctionName, Input, ManagedBy};
 use crate::function_log::{FunctionLog, LogLimits, LogLine};
 use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
 use crate::registry::{ImageReference, RegistryClient, RegistryError};
 use crate::runtime::{CallLimits, CompiledFunction, Runtime, RuntimeError, RuntimeOptions};
-use crate::store::{BlobCache, FunctionStore, StoreError};
+use crate::store::{BlobCache, FunctionRecord, FunctionStore, StoreError};
 
 /// A failure of one service operation.
 #[derive(Debug)]
@@ -31,7 +32,11 @@ pub enum ServiceError {
     /// The named function is not deployed.
     NotDeployed { name: FunctionName },
     /// A deploy named a function that is already deployed.
-    AlreadyDeployed { name: FunctionName, image: String },
+    AlreadyDeployed {
+        name: FunctionName,
+        /// Boxed: a reference is large, and errors are passed by value.
+        image: Box<ImageReference>,
+    },
     /// Another deploy, update or delete of the same function is under way.
     ChangeInProgress { name: FunctionName },
     /// An update or delete through the API named a function the functions
@@ -71,7 +76,37 @@ impl fmt::Display for ServiceError {
     }
 }
 
-impl std::error::Error for ServiceError {}
+impl ServiceError {
+    /// What kind of failure this is (the lower layer's, for `Registry`,
+    /// `Runtime` and `Store`).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotDeployed { .. } => ErrorKind::NotFound,
+            Self::AlreadyDeployed { .. }
+            | Self::ChangeInProgress { .. }
+            | Self::ManagedByFile { .. } => ErrorKind::Conflict,
+            Self::Registry(error) => error.kind(),
+            Self::Runtime(error) => error.kind(),
+            Self::Store(error) => error.kind(),
+        }
+    }
+}
+
+/// `Registry`, `Runtime` and `Store` are transparent: they show the lower
+/// layer's error and forward its source (see `crate::error`).
+impl std::error::Error for ServiceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Registry(error) => error.source(),
+            Self::Runtime(error) => error.source(),
+            Self::Store(error) => error.source(),
+            Self::NotDeployed { .. }
+            | Self::AlreadyDeployed { .. }
+            | Self::ChangeInProgress { .. }
+            | Self::ManagedByFile { .. } => None,
+        }
+    }
+}
 
 impl From<RegistryError> for ServiceError {
     fn from(error: RegistryError) -> Self {
@@ -293,7 +328,8 @@ impl FunctionService {
                     restored.insert(name, Arc::new(deployed));
                 }
                 Err(error) => log::error!(
-                    "not restoring function {name}: {error}; deploy it again to replace it"
+                    "not restoring function {name}: {}; deploy it again to replace it",
+                    crate::error::chain(&error)
                 ),
             }
         }
@@ -321,7 +357,7 @@ impl FunctionService {
         DeployedFunction {
             installed_at,
             limits: self.runtime.limits_for(&entry.limits),
-            version: entry.image_digest.as_str().into(),
+            version: entry.image_digest_text().into(),
             metrics: replaced.map_or_else(Arc::default, |old| old.metrics.clone()),
             log: replaced.map_or_else(
                 || Arc::new(FunctionLog::new(self.log_limits)),
@@ -392,7 +428,7 @@ impl FunctionService {
             if let Ok(existing) = self.get(name) {
                 return Err(ServiceError::AlreadyDeployed {
                     name: name.clone(),
-                    image: existing.entry.func_image_name.clone(),
+                    image: Box::new(existing.entry.func_image_name.clone()),
                 });
             }
             self.install(name, spec, changer.managed_by())
@@ -432,9 +468,9 @@ impl FunctionService {
             log::info!(
                 "updated {name}: {}@{} -> {}@{}",
                 old.entry.func_image_name,
-                old.entry.image_digest,
+                old.entry.image_digest_text(),
                 entry.func_image_name,
-                entry.image_digest
+                entry.image_digest_text()
             );
             Ok(entry)
         })
@@ -482,7 +518,7 @@ impl FunctionService {
             pulled
                 .as_ref()
                 .map(|pulled| pulled.layer_bytes)
-                .map_err(RegistryError::kind),
+                .map_err(RegistryError::metric_label),
         );
         let pulled = pulled?;
         let wasm = &pulled.wasm.contents;
@@ -514,11 +550,13 @@ impl FunctionService {
         let validated_at = started.elapsed();
         let entry = self.store.commit(
             staged,
-            &image.to_string(),
-            pulled.digest.as_str(),
-            wasi_cap,
-            *limits,
-            managed_by,
+            FunctionRecord {
+                image: image.clone(),
+                image_digest: pulled.digest.clone(),
+                wasi_cap,
+                limits: *limits,
+                managed_by,
+            },
         )?;
         log::info!(
             "installed function {name} from {image} ({}, {} from the image, {} bytes, {})",

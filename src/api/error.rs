@@ -1,12 +1,14 @@
 //! [`ApiError`] and [`ApiError::status`]: the one place where an error
 //! becomes an HTTP status.
+//!
+//! An `ApiError`'s `Display` is the answer's message, causes included (it
+//! shows a [`ServiceError`] with `crate::error::chain`), so it has no
+//! `source()`.
 
 use std::fmt;
 
-use crate::registry::RegistryError;
-use crate::runtime::RuntimeError;
+use crate::error::ErrorKind;
 use crate::service::ServiceError;
-use crate::store::StoreError;
 
 /// Anything a request can fail with.
 #[derive(Debug)]
@@ -56,7 +58,8 @@ impl From<ServiceError> for ApiError {
 
 impl ApiError {
     /// The HTTP status for this error. This is the only mapping from errors
-    /// to statuses in the engine.
+    /// to statuses in the engine: a failed operation by the [`ErrorKind`]
+    /// its layer sorted it into.
     pub fn status(&self) -> u16 {
         match self {
             Self::BadRequest(_) => 400,
@@ -72,66 +75,15 @@ impl ApiError {
             | Self::ShuttingDown
             | Self::NotReady { .. } => 503,
             Self::Internal => 500,
-            Self::Service(error) => match error {
-                ServiceError::NotDeployed { .. } => 404,
-                ServiceError::AlreadyDeployed { .. }
-                | ServiceError::ChangeInProgress { .. }
-                | ServiceError::ManagedByFile { .. } => 409,
-                ServiceError::Registry(error) => match error {
-                    RegistryError::InvalidReference { .. } => 400,
-                    RegistryError::ManifestNotFound { .. }
-                    | RegistryError::UnsupportedManifest { .. }
-                    | RegistryError::NoMatchingPlatform { .. }
-                    | RegistryError::UnsupportedLayer { .. }
-                    | RegistryError::TooLarge { .. }
-                    | RegistryError::InvalidLayer { .. }
-                    | RegistryError::UnsafeEntryPath { .. }
-                    | RegistryError::WasmFileCount { .. }
-                    | RegistryError::EntrypointMissing { .. }
-                    | RegistryError::ComponentNotSupported { .. } => 422,
-                    RegistryError::Unreachable { .. }
-                    | RegistryError::UnexpectedStatus { .. }
-                    | RegistryError::AccessDenied { .. }
-                    | RegistryError::CredentialsRequired { .. }
-                    | RegistryError::CredentialStore { .. }
-                    | RegistryError::UntrustedCertificate { .. }
-                    | RegistryError::TlsSettings { .. }
-                    | RegistryError::InvalidManifest { .. }
-                    | RegistryError::DigestMismatch { .. }
-                    | RegistryError::PushRejected { .. } => 502,
-                },
-                ServiceError::Runtime(error) => match error {
-                    RuntimeError::InvalidModule { .. }
-                    | RuntimeError::NeedsWasi { .. }
-                    | RuntimeError::UnsupportedImport { .. }
-                    | RuntimeError::WasiLinkFailed { .. }
-                    | RuntimeError::MissingExport { .. }
-                    | RuntimeError::UnsupportedSignature { .. }
-                    | RuntimeError::MissingMemory { .. }
-                    | RuntimeError::MissingStart { .. }
-                    | RuntimeError::StartDidNotFinish { .. }
-                    | RuntimeError::StartFailed { .. } => 422,
-                    RuntimeError::BadArguments { .. } => 400,
-                    RuntimeError::Timeout { .. } | RuntimeError::FuelExhausted { .. } => 504,
-                    RuntimeError::Instantiation { .. }
-                    | RuntimeError::Trap { .. }
-                    | RuntimeError::MemoryLimit { .. }
-                    | RuntimeError::OutputTooLarge { .. }
-                    | RuntimeError::NonZeroExit { .. }
-                    | RuntimeError::OutputOutOfBounds { .. }
-                    | RuntimeError::OutputNotUtf8 { .. } => 500,
-                },
-                ServiceError::Store(error) => match error {
-                    StoreError::Io { source, .. }
-                        if source.kind() == std::io::ErrorKind::StorageFull =>
-                    {
-                        507
-                    }
-                    StoreError::DataDirUnusable { .. }
-                    | StoreError::CorruptIndex { .. }
-                    | StoreError::TruncatedIndex { .. }
-                    | StoreError::Io { .. } => 500,
-                },
+            Self::Service(error) => match error.kind() {
+                ErrorKind::BadRequest => 400,
+                ErrorKind::NotFound => 404,
+                ErrorKind::Conflict => 409,
+                ErrorKind::Unusable => 422,
+                ErrorKind::Upstream => 502,
+                ErrorKind::Stopped => 504,
+                ErrorKind::StorageFull => 507,
+                ErrorKind::FunctionFailed | ErrorKind::Internal => 500,
             },
         }
     }
@@ -192,10 +144,354 @@ impl fmt::Display for ApiError {
                 f.write_str("the engine is shutting down and takes no new requests; retry against another instance or after it restarts")
             }
             Self::NotReady { reason } => write!(f, "not ready: {reason}"),
-            Self::Service(error) => error.fmt(f),
+            Self::Service(error) => crate::error::chain(error).fmt(f),
             Self::Internal => f.write_str(
                 "internal error while handling the request (the engine logged the details); the engine is still serving",
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::function::FunctionName;
+    use crate::registry::{ImageReference, RegistryError};
+    use crate::runtime::RuntimeError;
+    use crate::store::StoreError;
+
+    /// Every error a service operation fails with, and the status it has
+    /// always been answered with: the kinds must keep each one.
+    #[test]
+    fn every_service_error_keeps_its_status() {
+        let text = String::new;
+        let name = || FunctionName::new("f").unwrap();
+        let io = |kind| StoreError::Io {
+            action: "write",
+            path: "/data/functions/persist.json".into(),
+            source: std::io::Error::from(kind),
+        };
+        let registry: Vec<(RegistryError, u16)> = vec![
+            (
+                RegistryError::InvalidReference {
+                    reference: text(),
+                    reason: text(),
+                },
+                400,
+            ),
+            (RegistryError::ManifestNotFound { reference: text() }, 422),
+            (
+                RegistryError::UnsupportedManifest {
+                    reference: text(),
+                    media_type: text(),
+                },
+                422,
+            ),
+            (
+                RegistryError::NoMatchingPlatform {
+                    reference: text(),
+                    platforms: vec![],
+                },
+                422,
+            ),
+            (
+                RegistryError::UnsupportedLayer {
+                    digest: text(),
+                    media_type: text(),
+                },
+                422,
+            ),
+            (
+                RegistryError::TooLarge {
+                    what: text(),
+                    limit_bytes: 1,
+                },
+                422,
+            ),
+            (
+                RegistryError::InvalidLayer {
+                    digest: text(),
+                    reason: text(),
+                },
+                422,
+            ),
+            (
+                RegistryError::UnsafeEntryPath {
+                    digest: text(),
+                    path: text(),
+                },
+                422,
+            ),
+            (
+                RegistryError::WasmFileCount {
+                    reference: text(),
+                    found: vec![],
+                    ignored: vec![],
+                },
+                422,
+            ),
+            (
+                RegistryError::EntrypointMissing {
+                    reference: text(),
+                    entrypoint: text(),
+                    found: vec![],
+                },
+                422,
+            ),
+            (
+                RegistryError::ComponentNotSupported {
+                    reference: text(),
+                    path: text(),
+                },
+                422,
+            ),
+            (
+                RegistryError::Unreachable {
+                    url: text(),
+                    reason: text(),
+                },
+                502,
+            ),
+            (
+                RegistryError::UnexpectedStatus {
+                    url: text(),
+                    status: 500,
+                    body_excerpt: text(),
+                },
+                502,
+            ),
+            (
+                RegistryError::AccessDenied {
+                    reference: text(),
+                    detail: text(),
+                },
+                502,
+            ),
+            (
+                RegistryError::CredentialsRequired {
+                    reference: text(),
+                    detail: text(),
+                    looked_in: vec![],
+                },
+                502,
+            ),
+            (
+                RegistryError::CredentialStore {
+                    registry: text(),
+                    detail: text(),
+                },
+                502,
+            ),
+            (
+                RegistryError::UntrustedCertificate {
+                    url: text(),
+                    reason: text(),
+                    looked_at: vec![],
+                },
+                502,
+            ),
+            (
+                RegistryError::TlsSettings {
+                    registry: text(),
+                    detail: text(),
+                },
+                502,
+            ),
+            (
+                RegistryError::InvalidManifest {
+                    reference: text(),
+                    reason: text(),
+                },
+                502,
+            ),
+            (
+                RegistryError::DigestMismatch {
+                    what: text(),
+                    expected: text(),
+                    actual: text(),
+                },
+                502,
+            ),
+            (
+                RegistryError::PushRejected {
+                    url: text(),
+                    status: 400,
+                    body_excerpt: text(),
+                },
+                502,
+            ),
+        ];
+        let runtime: Vec<(RuntimeError, u16)> = vec![
+            (RuntimeError::InvalidModule { reason: text() }, 422),
+            (RuntimeError::NeedsWasi { function: text() }, 422),
+            (
+                RuntimeError::UnsupportedImport {
+                    module: text(),
+                    name: text(),
+                    wasi_cap: false,
+                },
+                422,
+            ),
+            (RuntimeError::WasiLinkFailed { reason: text() }, 422),
+            (
+                RuntimeError::MissingExport {
+                    function: text(),
+                    exports: vec![],
+                },
+                422,
+            ),
+            (
+                RuntimeError::UnsupportedSignature {
+                    function: text(),
+                    signature: text(),
+                },
+                422,
+            ),
+            (RuntimeError::MissingMemory { function: text() }, 422),
+            (RuntimeError::MissingStart { function: text() }, 422),
+            (RuntimeError::StartDidNotFinish { fuel: 1 }, 422),
+            (RuntimeError::StartFailed { reason: text() }, 422),
+            (RuntimeError::BadArguments { reason: text() }, 400),
+            (
+                RuntimeError::Timeout {
+                    function: text(),
+                    timeout_ms: 1,
+                },
+                504,
+            ),
+            (
+                RuntimeError::FuelExhausted {
+                    function: text(),
+                    fuel: 1,
+                },
+                504,
+            ),
+            (
+                RuntimeError::Instantiation {
+                    function: text(),
+                    reason: text(),
+                },
+                500,
+            ),
+            (
+                RuntimeError::Trap {
+                    function: text(),
+                    reason: text(),
+                },
+                500,
+            ),
+            (
+                RuntimeError::MemoryLimit {
+                    function: text(),
+                    limit_bytes: 1,
+                    reason: text(),
+                },
+                500,
+            ),
+            (
+                RuntimeError::OutputTooLarge {
+                    function: text(),
+                    stream: "stdout",
+                    limit_bytes: 1,
+                },
+                500,
+            ),
+            (
+                RuntimeError::NonZeroExit {
+                    function: text(),
+                    exit_code: 1,
+                    stderr_tail: text(),
+                },
+                500,
+            ),
+            (
+                RuntimeError::OutputOutOfBounds {
+                    function: text(),
+                    ptr: 0,
+                    len: 1,
+                    memory_bytes: 0,
+                },
+                500,
+            ),
+            (RuntimeError::OutputNotUtf8 { function: text() }, 500),
+        ];
+        let store: Vec<(StoreError, u16)> = vec![
+            (io(std::io::ErrorKind::StorageFull), 507),
+            (io(std::io::ErrorKind::PermissionDenied), 500),
+            (
+                StoreError::CorruptIndex {
+                    path: "p".into(),
+                    reason: text(),
+                },
+                500,
+            ),
+            (
+                StoreError::TruncatedIndex {
+                    path: "p".into(),
+                    length_bytes: 0,
+                },
+                500,
+            ),
+            (
+                StoreError::DataDirUnusable {
+                    path: "p".into(),
+                    action: "create",
+                    source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+                },
+                500,
+            ),
+        ];
+        let image = ImageReference::parse("reg/f:v1").unwrap();
+        let service: Vec<(ServiceError, u16)> = vec![
+            (ServiceError::NotDeployed { name: name() }, 404),
+            (
+                ServiceError::AlreadyDeployed {
+                    name: name(),
+                    image: Box::new(image),
+                },
+                409,
+            ),
+            (ServiceError::ChangeInProgress { name: name() }, 409),
+            (ServiceError::ManagedByFile { name: name() }, 409),
+        ];
+        let all = service
+            .into_iter()
+            .chain(
+                registry
+                    .into_iter()
+                    .map(|(error, status)| (error.into(), status)),
+            )
+            .chain(
+                runtime
+                    .into_iter()
+                    .map(|(error, status)| (error.into(), status)),
+            )
+            .chain(
+                store
+                    .into_iter()
+                    .map(|(error, status)| (error.into(), status)),
+            );
+        let mut wrong = Vec::new();
+        for (error, expected) in all {
+            let debug = format!("{error:?}");
+            let status = ApiError::Service(error).status();
+            if status != expected {
+                wrong.push(format!("{debug}: {status}, expected {expected}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn an_answer_shows_the_cause_of_a_store_failure_once() {
+        let error = ApiError::Service(ServiceError::Store(StoreError::Io {
+            action: "write",
+            path: "/data/functions/persist.json".into(),
+            source: std::io::Error::other("disk on fire"),
+        }));
+        assert_eq!(
+            error.to_string(),
+            "cannot write /data/functions/persist.json: disk on fire"
+        );
     }
 }

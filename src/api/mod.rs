@@ -80,14 +80,21 @@ impl fmt::Display for StartupError {
                 "cannot listen on {address}: {reason}; pass another address with --{flag} (or WASM_ENGINE_{})",
                 flag.to_ascii_uppercase().replace('-', "_")
             ),
-            Self::Signals(error) => {
-                write!(f, "cannot install the SIGTERM/SIGINT handlers: {error}")
-            }
+            Self::Signals(_) => f.write_str("cannot install the SIGTERM/SIGINT handlers"),
         }
     }
 }
 
-impl std::error::Error for StartupError {}
+/// `Store` is transparent (see `crate::error`).
+impl std::error::Error for StartupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Store(error) => error.source(),
+            Self::Signals(error) => Some(error),
+            Self::Bind { .. } => None,
+        }
+    }
+}
 
 impl From<StoreError> for StartupError {
     fn from(error: StoreError) -> Self {

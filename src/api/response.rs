@@ -96,7 +96,7 @@ pub fn query_item(entry: &FunctionEntry) -> String {
     format!(
         "FunctionEntry {{ func_name: {:?}, func_image_name: {:?}, func_local_path: {:?}, wasi_cap: {} }}",
         entry.func_name.as_str(),
-        entry.func_image_name,
+        entry.func_image_name.to_string(),
         entry.func_local_path,
         entry.wasi_cap
     )
@@ -120,11 +120,14 @@ mod tests {
     fn entry() -> FunctionEntry {
         FunctionEntry {
             func_name: FunctionName::new("authentication").unwrap(),
-            func_image_name: "127.0.0.1:5000/authentication-wasm:v4".into(),
+            func_image_name: crate::registry::ImageReference::parse(
+                "127.0.0.1:5000/authentication-wasm:v4",
+            )
+            .unwrap(),
             func_local_path: "/var/lib/wasmengine/functions/authentication/authentication.wasm"
                 .into(),
             wasi_cap: false,
-            image_digest: "sha256:00".into(),
+            image_digest: Some(crate::registry::Digest::of(b"")),
             limits: Default::default(),
             adopted_from_reference: None,
             managed_by: None,

@@ -91,6 +91,13 @@ impl fmt::Display for Digest {
     }
 }
 
+/// A digest serializes as its text, `sha256:...`.
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
 /// Wraps a reader, hashing every byte read and failing once more than
 /// `limit_bytes` have passed, so an oversized blob is cut off mid-stream.
 pub struct HashingReader<R> {

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::error::ErrorKind;
+
 /// A failure talking to a registry or reading what it sent.
 #[derive(Debug)]
 pub enum RegistryError {
@@ -249,9 +251,38 @@ impl fmt::Display for RegistryError {
 impl std::error::Error for RegistryError {}
 
 impl RegistryError {
+    /// What kind of failure this is: the request's reference
+    /// ([`ErrorKind::BadRequest`]), the image ([`ErrorKind::Unusable`]), or
+    /// the registry ([`ErrorKind::Upstream`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidReference { .. } => ErrorKind::BadRequest,
+            Self::ManifestNotFound { .. }
+            | Self::UnsupportedManifest { .. }
+            | Self::NoMatchingPlatform { .. }
+            | Self::UnsupportedLayer { .. }
+            | Self::TooLarge { .. }
+            | Self::InvalidLayer { .. }
+            | Self::UnsafeEntryPath { .. }
+            | Self::WasmFileCount { .. }
+            | Self::EntrypointMissing { .. }
+            | Self::ComponentNotSupported { .. } => ErrorKind::Unusable,
+            Self::Unreachable { .. }
+            | Self::UnexpectedStatus { .. }
+            | Self::AccessDenied { .. }
+            | Self::CredentialsRequired { .. }
+            | Self::CredentialStore { .. }
+            | Self::UntrustedCertificate { .. }
+            | Self::TlsSettings { .. }
+            | Self::InvalidManifest { .. }
+            | Self::DigestMismatch { .. }
+            | Self::PushRejected { .. } => ErrorKind::Upstream,
+        }
+    }
+
     /// A short, stable name of the variant, for the
     /// `wasmengine_registry_errors_total{kind}` metric.
-    pub fn kind(&self) -> &'static str {
+    pub fn metric_label(&self) -> &'static str {
         match self {
             Self::InvalidReference { .. } => "invalid_reference",
             Self::Unreachable { .. } => "unreachable",

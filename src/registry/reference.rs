@@ -174,6 +174,13 @@ impl fmt::Display for ImageReference {
     }
 }
 
+/// A reference serializes as the text it was parsed from.
+impl serde::Serialize for ImageReference {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.original)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

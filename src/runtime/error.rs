@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::error::ErrorKind;
+
 /// A failure validating a module or running an invocation.
 #[derive(Debug)]
 pub enum RuntimeError {
@@ -210,3 +212,34 @@ impl fmt::Display for RuntimeError {
 }
 
 impl std::error::Error for RuntimeError {}
+
+impl RuntimeError {
+    /// What kind of failure this is: a module that cannot be deployed
+    /// ([`ErrorKind::Unusable`]), arguments that do not fit
+    /// ([`ErrorKind::BadRequest`]), a call stopped at its limit
+    /// ([`ErrorKind::Stopped`]), or a call that failed
+    /// ([`ErrorKind::FunctionFailed`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidModule { .. }
+            | Self::NeedsWasi { .. }
+            | Self::UnsupportedImport { .. }
+            | Self::WasiLinkFailed { .. }
+            | Self::MissingExport { .. }
+            | Self::UnsupportedSignature { .. }
+            | Self::MissingMemory { .. }
+            | Self::MissingStart { .. }
+            | Self::StartDidNotFinish { .. }
+            | Self::StartFailed { .. } => ErrorKind::Unusable,
+            Self::BadArguments { .. } => ErrorKind::BadRequest,
+            Self::Timeout { .. } | Self::FuelExhausted { .. } => ErrorKind::Stopped,
+            Self::Instantiation { .. }
+            | Self::Trap { .. }
+            | Self::MemoryLimit { .. }
+            | Self::OutputTooLarge { .. }
+            | Self::NonZeroExit { .. }
+            | Self::OutputOutOfBounds { .. }
+            | Self::OutputNotUtf8 { .. } => ErrorKind::FunctionFailed,
+        }
+    }
+}

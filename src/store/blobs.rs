@@ -67,7 +67,7 @@ impl BlobCache {
         }
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(error) = self.write_refs(name, referenced) {
-            log::warn!("blob cache: {error}");
+            log::warn!("blob cache: {}", crate::error::chain(&error));
             return;
         }
         self.collect_garbage_locked(None);
@@ -101,7 +101,7 @@ impl BlobCache {
                 .and_then(|()| write_renamed(&path, bytes));
             match written {
                 Ok(()) => used += size,
-                Err(error) => log::warn!("blob cache: {error}"),
+                Err(error) => log::warn!("blob cache: {}", crate::error::chain(&error)),
             }
         }
     }

@@ -1,8 +1,13 @@
 //! [`StoreError`]: failures reading or writing the data directory.
+//!
+//! A variant that wraps an `io::Error` returns it from `source()` and leaves
+//! it out of its message (see `crate::error`).
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+
+use crate::error::ErrorKind;
 
 /// A failure of the data directory.
 #[derive(Debug)]
@@ -30,13 +35,9 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::DataDirUnusable {
-                path,
-                action,
-                source,
-            } => write!(
+            Self::DataDirUnusable { path, action, .. } => write!(
                 f,
-                "cannot {action} data directory {}: {source}; run as a user who can write it or pass --data-dir DIR (or set WASM_ENGINE_DATA_DIR)",
+                "cannot {action} data directory {} (run as a user who can write it, or pass --data-dir DIR or set WASM_ENGINE_DATA_DIR)",
                 path.display()
             ),
             Self::CorruptIndex { path, reason } => write!(
@@ -57,11 +58,23 @@ impl fmt::Display for StoreError {
                     path.parent().unwrap_or(path).display()
                 )
             }
-            Self::Io {
-                action,
-                path,
-                source,
-            } => write!(f, "cannot {action} {}: {source}", path.display()),
+            Self::Io { action, path, .. } => write!(f, "cannot {action} {}", path.display()),
+        }
+    }
+}
+
+impl StoreError {
+    /// What kind of failure this is: [`ErrorKind::StorageFull`] when a write
+    /// found the disk full, else [`ErrorKind::Internal`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull => {
+                ErrorKind::StorageFull
+            }
+            Self::DataDirUnusable { .. }
+            | Self::CorruptIndex { .. }
+            | Self::TruncatedIndex { .. }
+            | Self::Io { .. } => ErrorKind::Internal,
         }
     }
 }

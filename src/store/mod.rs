@@ -3,7 +3,7 @@
 //! Layout under the data directory:
 //!
 //! ```text
-//! functions/persist.json           the index: a JSON map of name to FunctionEntry
+//! functions/persist.json           the index: a JSON map of name to record (`index`)
 //! functions/<name>/<name>.wasm     each function's module
 //! functions/<name>/.<name>.wasm.<digest>.pending
 //!                                  a module between its index write and its
@@ -22,6 +22,7 @@
 
 mod blobs;
 mod error;
+mod index;
 mod reference;
 mod usage;
 
@@ -37,6 +38,8 @@ pub use error::StoreError;
 pub use reference::ModuleCheck;
 
 use crate::function::{FunctionEntry, FunctionLimits, FunctionName, ManagedBy};
+use crate::registry::{Digest, ImageReference};
+use index::Index;
 
 const INDEX_FILE: &str = "persist.json";
 const TEMP_SUFFIX: &str = ".tmp";
@@ -48,7 +51,24 @@ pub struct FunctionStore {
     index_path: PathBuf,
     /// The index as last written. The lock serialises writers; readers of
     /// deployed functions never take it (the service keeps its own map).
-    index: Mutex<BTreeMap<FunctionName, FunctionEntry>>,
+    index: Mutex<Index>,
+}
+
+/// What a deploy or update records about a function, beyond what the store
+/// knows itself (its name, from the [`StagedWasm`], and where its module
+/// lives): the argument of [`FunctionStore::commit`].
+#[derive(Clone, Debug)]
+pub struct FunctionRecord {
+    /// The image the module was pulled from, as the user wrote it.
+    pub image: ImageReference,
+    /// The digest of the manifest (or index) the image resolved to.
+    pub image_digest: Digest,
+    /// Whether the function runs as a WASI command.
+    pub wasi_cap: bool,
+    /// The limits asked for at deploy.
+    pub limits: FunctionLimits,
+    /// Who owns the function (`None`: the API).
+    pub managed_by: Option<ManagedBy>,
 }
 
 impl FunctionStore {
@@ -88,23 +108,29 @@ impl FunctionStore {
                     length_bytes: bytes.len() as u64,
                 });
             }
-            Ok(bytes) => {
-                match serde_json::from_slice::<BTreeMap<FunctionName, FunctionEntry>>(&bytes) {
+            Ok(bytes) => match index::parse_records(&bytes) {
+                Ok(records) => match index::into_index(records) {
                     Ok(index) => index,
-                    Err(error) => match reference::parse_index(&bytes) {
-                        Some(reference) => {
-                            reference_index = Some((bytes, reference));
-                            BTreeMap::new()
-                        }
-                        None => {
-                            return Err(StoreError::CorruptIndex {
-                                path: index_path,
-                                reason: error.to_string(),
-                            });
-                        }
-                    },
-                }
-            }
+                    Err(reason) => {
+                        return Err(StoreError::CorruptIndex {
+                            path: index_path,
+                            reason,
+                        });
+                    }
+                },
+                Err(reason) => match reference::parse_index(&bytes) {
+                    Some(reference) => {
+                        reference_index = Some((bytes, reference));
+                        BTreeMap::new()
+                    }
+                    None => {
+                        return Err(StoreError::CorruptIndex {
+                            path: index_path,
+                            reason,
+                        });
+                    }
+                },
+            },
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(error) => {
                 return Err(StoreError::CorruptIndex {
@@ -113,12 +139,6 @@ impl FunctionStore {
                 });
             }
         };
-        if let Some((key, entry)) = index.iter().find(|(key, entry)| **key != entry.func_name) {
-            return Err(StoreError::CorruptIndex {
-                path: index_path,
-                reason: format!("key {key} holds the entry of {}", entry.func_name),
-            });
-        }
         let store = Self {
             functions_dir,
             index_path,
@@ -218,11 +238,7 @@ impl FunctionStore {
     pub fn commit(
         &self,
         mut staged: StagedWasm,
-        image: &str,
-        image_digest: &str,
-        wasi_cap: bool,
-        limits: FunctionLimits,
-        managed_by: Option<ManagedBy>,
+        record: FunctionRecord,
     ) -> Result<FunctionEntry, StoreError> {
         let mut index = self.lock_index();
         let name = staged.name.clone();
@@ -231,16 +247,23 @@ impl FunctionStore {
             .parent()
             .expect("function files live in a directory")
             .to_path_buf();
-        let pending_path = directory.join(pending_file_name(&name, image_digest));
+        let pending_path = directory.join(pending_file_name(&name, Some(&record.image_digest)));
         rename(&staged.temp_path, &pending_path)?;
         staged.temp_path.clone_from(&pending_path);
         sync_directory(&directory)?;
+        let FunctionRecord {
+            image,
+            image_digest,
+            wasi_cap,
+            limits,
+            managed_by,
+        } = record;
         let entry = FunctionEntry {
             func_name: name.clone(),
-            func_image_name: image.to_owned(),
+            func_image_name: image,
             func_local_path: wasm_path.to_string_lossy().into_owned(),
             wasi_cap,
-            image_digest: image_digest.to_owned(),
+            image_digest: Some(image_digest),
             limits,
             adopted_from_reference: None,
             managed_by,
@@ -252,7 +275,10 @@ impl FunctionStore {
         *index = next;
         // Committed. If this rename is lost to a crash, the next start redoes it.
         if let Err(error) = rename(&pending_path, &wasm_path) {
-            log::error!("{error}; the next start completes it");
+            log::error!(
+                "{}; the next start completes it",
+                crate::error::chain(&error)
+            );
         }
         Ok(entry)
     }
@@ -261,23 +287,15 @@ impl FunctionStore {
     ///
     /// # Errors
     /// As those two.
+    #[cfg(test)]
     pub fn put(
         &self,
         name: &FunctionName,
-        image: &str,
-        image_digest: &str,
-        wasi_cap: bool,
+        record: FunctionRecord,
         wasm: &[u8],
     ) -> Result<FunctionEntry, StoreError> {
         let staged = self.stage(name, wasm)?;
-        self.commit(
-            staged,
-            image,
-            image_digest,
-            wasi_cap,
-            FunctionLimits::default(),
-            None,
-        )
+        self.commit(staged, record)
     }
 
     /// Removes a function from the index (durably), then deletes its files.
@@ -303,12 +321,11 @@ impl FunctionStore {
         Ok(())
     }
 
-    fn write_index(&self, index: &BTreeMap<FunctionName, FunctionEntry>) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec_pretty(index).expect("the index always serializes");
-        write_atomically(&self.index_path, &bytes)
+    fn write_index(&self, index: &Index) -> Result<(), StoreError> {
+        write_atomically(&self.index_path, &index::render(index))
     }
 
-    fn lock_index(&self) -> std::sync::MutexGuard<'_, BTreeMap<FunctionName, FunctionEntry>> {
+    fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
         // The index is replaced whole after each successful write, so a
         // poisoned lock still guards a consistent map.
         self.index
@@ -326,7 +343,7 @@ impl FunctionStore {
             let Ok(files) = fs::read_dir(&directory) else {
                 continue;
             };
-            let committed = pending_file_name(&entry.func_name, &entry.image_digest);
+            let committed = pending_file_name(&entry.func_name, entry.image_digest.as_ref());
             for file in files.flatten() {
                 let file_name = file.file_name().to_string_lossy().into_owned();
                 if !file_name.ends_with(PENDING_SUFFIX) {
@@ -339,9 +356,9 @@ impl FunctionStore {
                         Ok(()) => log::warn!(
                             "completed the interrupted deploy of function {} ({})",
                             entry.func_name,
-                            entry.image_digest
+                            entry.image_digest_text()
                         ),
-                        Err(error) => log::error!("{error}"),
+                        Err(error) => log::error!("{}", crate::error::chain(&error)),
                     }
                 } else {
                     log::warn!(
@@ -427,15 +444,11 @@ impl Drop for StagedWasm {
 }
 
 /// `.<name>.wasm.<digest hex>.pending`: a committed-to-be `.wasm` (see
-/// [`FunctionStore::commit`]). The digest ties it to one index entry.
-fn pending_file_name(name: &FunctionName, image_digest: &str) -> String {
-    let hex = image_digest
-        .rsplit(':')
-        .next()
-        .unwrap_or(image_digest)
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect::<String>();
+/// [`FunctionStore::commit`]). The image digest ties it to one index entry;
+/// an adopted function, whose image digest is unknown, has
+/// `.<name>.wasm.unknown.pending` (as earlier versions named it).
+fn pending_file_name(name: &FunctionName, image_digest: Option<&Digest>) -> String {
+    let hex = image_digest.map_or(crate::function::UNKNOWN_IMAGE_DIGEST, Digest::hex);
     format!(".{name}.wasm.{hex}{PENDING_SUFFIX}")
 }
 
@@ -499,6 +512,17 @@ mod tests {
         FunctionName::new(text).unwrap()
     }
 
+    /// What a deploy of `image` records, its digest made from `version`.
+    fn record(image: &str, version: &[u8], wasi_cap: bool) -> FunctionRecord {
+        FunctionRecord {
+            image: ImageReference::parse(image).unwrap(),
+            image_digest: Digest::of(version),
+            wasi_cap,
+            limits: FunctionLimits::default(),
+            managed_by: None,
+        }
+    }
+
     /// A module check that accepts anything (the runtime's is the service's).
     fn any_module(_: &FunctionName, _: bool, _: &[u8]) -> Result<(), String> {
         Ok(())
@@ -509,7 +533,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FunctionStore::open(dir.path(), &any_module).unwrap();
         let entry = store
-            .put(&name("hello"), "reg/hello:v1", "sha256:1", true, b"\0asm")
+            .put(&name("hello"), record("reg/hello:v1", b"1", true), b"\0asm")
             .unwrap();
         assert!(
             entry
@@ -530,25 +554,28 @@ mod tests {
     fn a_crash_after_the_index_write_is_completed_and_one_before_it_is_undone() {
         let dir = tempfile::tempdir().unwrap();
         let store = FunctionStore::open(dir.path(), &any_module).unwrap();
+        let f_digest = Digest::of(b"f v1");
         store
-            .put(&name("f"), "reg/f:v1", "sha256:aa11", false, b"old")
+            .put(&name("f"), record("reg/f:v1", b"f v1", false), b"old")
             .unwrap();
         store
-            .put(&name("g"), "reg/g:v1", "sha256:bb22", false, b"old")
+            .put(&name("g"), record("reg/g:v1", b"g v1", false), b"old")
             .unwrap();
         drop(store);
         let functions = dir.path().join("functions");
-        // f: the index names sha256:aa11 and its pending file is there (the
+        // f: the index names f's digest and its pending file is there (the
         // crash came after the index write, before the rename).
-        fs::write(functions.join("f/.f.wasm.aa11.pending"), b"new").unwrap();
+        let f_pending = functions.join(format!("f/.f.wasm.{}.pending", f_digest.hex()));
+        fs::write(&f_pending, b"new").unwrap();
         // g: a pending file the index does not name (the crash came before).
-        fs::write(functions.join("g/.g.wasm.cc33.pending"), b"unrecorded").unwrap();
+        let g_pending = functions.join(format!("g/.g.wasm.{}.pending", Digest::of(b"g v2").hex()));
+        fs::write(&g_pending, b"unrecorded").unwrap();
 
         let store = FunctionStore::open(dir.path(), &any_module).unwrap();
         assert_eq!(store.read_wasm(&name("f")).unwrap(), b"new");
         assert_eq!(store.read_wasm(&name("g")).unwrap(), b"old");
-        assert!(!functions.join("f/.f.wasm.aa11.pending").exists());
-        assert!(!functions.join("g/.g.wasm.cc33.pending").exists());
+        assert!(!f_pending.exists());
+        assert!(!g_pending.exists());
     }
 
     #[test]
@@ -565,9 +592,7 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
 
         let staged = store.stage(&name("f"), b"new").unwrap();
-        let entry = store
-            .commit(staged, "i", "d", false, FunctionLimits::default(), None)
-            .unwrap();
+        let entry = store.commit(staged, record("i", b"d", false)).unwrap();
         assert_eq!(store.entries(), vec![entry]);
         assert_eq!(store.read_wasm(&name("f")).unwrap(), b"new");
     }
@@ -589,7 +614,9 @@ mod tests {
     fn opening_removes_orphan_directories_and_temporary_files() {
         let dir = tempfile::tempdir().unwrap();
         let store = FunctionStore::open(dir.path(), &any_module).unwrap();
-        store.put(&name("kept"), "i", "d", false, b"x").unwrap();
+        store
+            .put(&name("kept"), record("i", b"d", false), b"x")
+            .unwrap();
         drop(store);
         let functions = dir.path().join("functions");
         fs::create_dir_all(functions.join("orphan")).unwrap();

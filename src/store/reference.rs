@@ -26,12 +26,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 
 use super::{FunctionStore, StagedWasm, StoreError, rename, sync_directory, write_atomically};
-use crate::function::{
-    Adoption, FunctionEntry, FunctionLimits, FunctionName, UNKNOWN_IMAGE_DIGEST,
-};
+use crate::function::{Adoption, FunctionEntry, FunctionLimits, FunctionName};
+use crate::registry::{Digest, ImageReference};
 
 /// Where the original index is kept once adopted, next to `persist.json`.
 pub(super) const REFERENCE_INDEX_FILE: &str = "persist.json.reference";
@@ -146,6 +144,10 @@ impl FunctionStore {
                 reference.func_name
             )));
         }
+        let image = match ImageReference::parse(&reference.func_image_name) {
+            Ok(image) => image,
+            Err(error) => return Ok(Err(format!("its image cannot be named here: {error}"))),
+        };
         let path = match self.locate_module(&name, &reference.func_local_path) {
             Ok(path) => path,
             Err(reason) => return Ok(Err(reason)),
@@ -165,14 +167,14 @@ impl FunctionStore {
                 path.display()
             )));
         }
-        let wasm_digest = format!("sha256:{:x}", Sha256::digest(&wasm));
+        let wasm_digest = Digest::of(&wasm);
         let staged = self.stage(&name, &wasm)?;
         let entry = FunctionEntry {
             func_local_path: self.wasm_path(&name).to_string_lossy().into_owned(),
             func_name: name,
-            func_image_name: reference.func_image_name,
+            func_image_name: image,
             wasi_cap: reference.wasi_cap,
-            image_digest: UNKNOWN_IMAGE_DIGEST.to_owned(),
+            image_digest: None,
             limits: FunctionLimits::default(),
             adopted_from_reference: Some(Adoption {
                 reference_local_path: path.to_string_lossy().into_owned(),
@@ -228,7 +230,7 @@ impl FunctionStore {
                 .to_path_buf();
             let pending_path = directory.join(super::pending_file_name(
                 &entry.func_name,
-                &entry.image_digest,
+                entry.image_digest.as_ref(),
             ));
             rename(&staged.temp_path, &pending_path)?;
             staged.temp_path.clone_from(&pending_path);
@@ -242,7 +244,10 @@ impl FunctionStore {
             staged.committed = true;
             // Committed. If this rename is lost to a crash, the next start redoes it.
             if let Err(error) = rename(&staged.temp_path, &wasm_path) {
-                log::error!("{error}; the next start completes it");
+                log::error!(
+                    "{}; the next start completes it",
+                    crate::error::chain(&error)
+                );
             }
         }
         Ok(())
@@ -321,8 +326,11 @@ mod tests {
         assert_eq!(names, ["authentication", "hello"]);
         let hello = &entries[1];
         assert!(hello.wasi_cap);
-        assert_eq!(hello.func_image_name, "127.0.0.1:5000/hello-wasm:v1");
-        assert_eq!(hello.image_digest, UNKNOWN_IMAGE_DIGEST);
+        assert_eq!(
+            hello.func_image_name.to_string(),
+            "127.0.0.1:5000/hello-wasm:v1"
+        );
+        assert_eq!(hello.image_digest, None);
         assert_eq!(
             hello.func_local_path,
             functions.join("hello/hello.wasm").to_string_lossy()
@@ -332,10 +340,7 @@ mod tests {
             adoption.reference_local_path,
             functions.join("hello/main.wasm").to_string_lossy()
         );
-        assert_eq!(
-            adoption.wasm_digest,
-            format!("sha256:{:x}", Sha256::digest(b"hello"))
-        );
+        assert_eq!(adoption.wasm_digest, Digest::of(b"hello"));
         assert_eq!(store.read_wasm(&name("hello")).unwrap(), b"hello");
         assert_eq!(store.read_wasm(&name("authentication")).unwrap(), b"auth");
 
@@ -345,7 +350,9 @@ mod tests {
             original
         );
         let ours = fs::read(functions.join("persist.json")).unwrap();
-        let parsed: BTreeMap<FunctionName, FunctionEntry> = serde_json::from_slice(&ours).unwrap();
+        let parsed =
+            super::super::index::into_index(super::super::index::parse_records(&ours).unwrap())
+                .unwrap();
         assert_eq!(parsed.into_values().collect::<Vec<_>>(), entries);
         // Nothing of the reference's was deleted: its module files, the
         // broken one, and (while the original index is kept) no directory
@@ -391,6 +398,7 @@ mod tests {
         let index = serde_json::json!({
             "bad name": {"func_name": "bad name", "func_image_name": "r/m", "func_local_path": path, "wasi_cap": false},
             "mismatch": {"func_name": "other", "func_image_name": "r/m", "func_local_path": path, "wasi_cap": false},
+            "bad-image": {"func_name": "bad-image", "func_image_name": "r/M", "func_local_path": path, "wasi_cap": false},
             "ok": {"func_name": "ok", "func_image_name": "r/m", "func_local_path": "functions/m.wasm", "wasi_cap": false},
         });
         fs::write(functions.join("persist.json"), index.to_string()).unwrap();
