@@ -15,7 +15,7 @@ build:
 	@ls -l target/release/wasm_engine
 
 deps:
-	scripts/install-deps.sh docker-registry curl clang lld wasi-libc libclang-rt-14-dev-wasm32 hey systemd prometheus python3-yaml skopeo apache2-utils python3-jwt python3-cryptography
+	scripts/install-deps.sh docker-registry curl clang lld wasi-libc libclang-rt-14-dev-wasm32 hey systemd prometheus python3-yaml skopeo buildah umoci apache2-utils python3-jwt python3-cryptography
 	@# Any kubectl will do for cross/kubernetes/check.sh (Debian's kubernetes-client conflicts with other packages of one).
 	command -v kubectl >/dev/null || scripts/install-deps.sh kubernetes-client
 

@@ -12,10 +12,16 @@
 //! text (`--function-log-lines`, `--function-log-bytes`); the oldest lines go
 //! first. A line longer than [`MAX_LINE_BYTES`] is cut. The service owns one
 //! log per deployed function: it lives across updates and goes with delete.
+//!
+//! A reader can also follow a log ([`FunctionLog::wait_after`]): every line
+//! gets the next number of the log's sequence, a [`LogCursor`] says which
+//! lines a reader has had, and a reader waits on a condition variable for
+//! lines past it. Following never holds the lock while a caller writes to
+//! its client, so a slow reader never slows a call.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, SystemTime};
 
 use crate::call::CallId;
 
@@ -74,16 +80,33 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// Where a reader following a log is: the sequence number of the next line
+/// it has not had yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogCursor(u64);
+
 /// One function's ring of recent log lines.
 pub struct FunctionLog {
     limits: LogLimits,
     ring: Mutex<Ring>,
+    /// Notified whenever lines are added, for readers following the log.
+    grew: Condvar,
 }
 
 #[derive(Default)]
 struct Ring {
     lines: VecDeque<LogLine>,
     bytes: usize,
+    /// The sequence number the next line added gets; `lines` holds the
+    /// ones just before it.
+    next_seq: u64,
+}
+
+impl Ring {
+    /// The sequence number of the oldest line kept.
+    fn first_seq(&self) -> u64 {
+        self.next_seq - self.lines.len() as u64
+    }
 }
 
 impl FunctionLog {
@@ -91,6 +114,7 @@ impl FunctionLog {
         Self {
             limits,
             ring: Mutex::new(Ring::default()),
+            grew: Condvar::new(),
         }
     }
 
@@ -120,6 +144,8 @@ impl FunctionLog {
                 },
             );
         }
+        drop(ring);
+        self.grew.notify_all();
     }
 
     /// Adds the engine's line about a failed call.
@@ -136,12 +162,48 @@ impl FunctionLog {
         };
         let mut ring = self.lock();
         self.push(&mut ring, line);
+        drop(ring);
+        self.grew.notify_all();
     }
 
     /// The lines at or after `since` (all when `None`), oldest first, at most
     /// the last `tail` of them (all when `None`).
     pub fn query(&self, since: Option<SystemTime>, tail: Option<usize>) -> Vec<LogLine> {
+        self.query_to_follow(since, tail).0
+    }
+
+    /// As [`FunctionLog::query`], with the cursor a reader that goes on
+    /// following the log starts from (no line is missed or repeated between
+    /// the two).
+    pub fn query_to_follow(
+        &self,
+        since: Option<SystemTime>,
+        tail: Option<usize>,
+    ) -> (Vec<LogLine>, LogCursor) {
         let ring = self.lock();
+        (Self::select(&ring, since, tail), LogCursor(ring.next_seq))
+    }
+
+    /// Waits at most `timeout` for lines past `cursor`; returns them (none
+    /// when the wait timed out) and the cursor after them. Lines the ring
+    /// dropped before the reader came back for them are skipped.
+    pub fn wait_after(&self, cursor: LogCursor, timeout: Duration) -> (Vec<LogLine>, LogCursor) {
+        let ring = self.lock();
+        let (ring, _) = self
+            .grew
+            .wait_timeout_while(ring, timeout, |ring| ring.next_seq <= cursor.0)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let skip = cursor.0.saturating_sub(ring.first_seq());
+        let lines = ring
+            .lines
+            .iter()
+            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+            .cloned()
+            .collect();
+        (lines, LogCursor(ring.next_seq))
+    }
+
+    fn select(ring: &Ring, since: Option<SystemTime>, tail: Option<usize>) -> Vec<LogLine> {
         // A filter rather than a binary search: the wall clock may step back.
         let matching: Vec<&LogLine> = ring
             .lines
@@ -153,6 +215,7 @@ impl FunctionLog {
     }
 
     fn push(&self, ring: &mut Ring, line: LogLine) {
+        ring.next_seq += 1;
         ring.bytes += line.text.len();
         ring.lines.push_back(line);
         while ring.lines.len() > self.limits.max_lines
@@ -282,5 +345,49 @@ mod tests {
         assert_eq!(texts(&log.query(Some(between), Some(10))), ["c", "d", "e"]);
         assert_eq!(texts(&log.query(None, Some(0))), Vec::<&str>::new());
         assert!(log.query(Some(SystemTime::now()), None).is_empty());
+    }
+
+    #[test]
+    fn a_follower_gets_each_later_line_once_and_is_woken_by_an_append() {
+        let log = Arc::new(FunctionLog::new(LogLimits::default()));
+        let version: Arc<str> = "v".into();
+        log.append_stderr(&id("old"), &version, b"before\n");
+        let (lines, cursor) = log.query_to_follow(None, None);
+        assert_eq!(texts(&lines), ["before"]);
+        // Nothing new: the wait times out empty, the cursor stays.
+        let (lines, same) = log.wait_after(cursor, Duration::from_millis(1));
+        assert!(lines.is_empty());
+        assert_eq!(same, cursor);
+
+        let writer = {
+            let (log, version) = (log.clone(), version.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                log.append_stderr(&id("new"), &version, b"one\ntwo\n");
+            })
+        };
+        // Woken by the append, long before this bound.
+        let (lines, cursor) = log.wait_after(cursor, Duration::from_secs(30));
+        writer.join().unwrap();
+        assert_eq!(texts(&lines), ["one", "two"]);
+        log.append_engine(&id("new"), &version, "three");
+        let (lines, _) = log.wait_after(cursor, Duration::from_secs(30));
+        assert_eq!(texts(&lines), ["three"]);
+    }
+
+    #[test]
+    fn a_follower_that_fell_behind_skips_the_lines_the_ring_dropped() {
+        let log = FunctionLog::new(LogLimits {
+            max_lines: 2,
+            max_bytes: 1 << 20,
+        });
+        let version: Arc<str> = "v".into();
+        let (_, cursor) = log.query_to_follow(None, None);
+        log.append_stderr(&id("c"), &version, b"a\nb\nc\nd\n");
+        let (lines, cursor) = log.wait_after(cursor, Duration::from_secs(30));
+        assert_eq!(texts(&lines), ["c", "d"]);
+        log.append_stderr(&id("c"), &version, b"e\n");
+        let (lines, _) = log.wait_after(cursor, Duration::from_secs(30));
+        assert_eq!(texts(&lines), ["e"]);
     }
 }

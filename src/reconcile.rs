@@ -7,7 +7,9 @@
 //! ConfigMap's symlink swap is seen, and SIGHUP), the plan that turns the
 //! file and the deployed functions into changes ([`plan`]), the retries of
 //! failing entries with backoff, and the readiness it reports
-//! ([`FileStatus`], which `/readyz` reads). It does not change anything
+//! ([`FileStatus`], which `/readyz` reads), and the random wait
+//! (`--functions-file-jitter-ms`) before a pass that would pull, which
+//! spreads a fleet's pulls through a shared cache. It does not change anything
 //! itself: every deploy, update and delete goes through [`FunctionService`]
 //! exactly as the API's do (durability, metrics, the per-name change
 //! guard), on behalf of [`ManagedBy::FunctionsFile`], which the index
@@ -227,6 +229,8 @@ pub struct Reconciler {
     service: Arc<FunctionService>,
     status: Arc<FileStatus>,
     reload: Arc<AtomicBool>,
+    /// The longest random wait before a pass that pulls.
+    jitter: Duration,
     /// The last file that parsed; `None` until one has.
     desired: Option<Vec<FileEntry>>,
     seen: Option<Signature>,
@@ -245,11 +249,20 @@ impl Reconciler {
             poll,
             service,
             reload: Arc::new(AtomicBool::new(false)),
+            jitter: Duration::ZERO,
             desired: None,
             seen: None,
             failures: BTreeMap::new(),
             succeeded: HashSet::new(),
         }
+    }
+
+    /// Waits a random time up to `jitter` before a pass that pulls, at
+    /// start or after the file changed (`--functions-file-jitter-ms`).
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = jitter;
+        self
     }
 
     /// What `/readyz` reads.
@@ -268,12 +281,22 @@ impl Reconciler {
     /// change under way finishes first).
     pub fn run(mut self, stop: &AtomicBool) {
         log::info!(
-            "functions file {}: checked every {} ms and on SIGHUP",
+            "functions file {}: checked every {} ms and on SIGHUP{}",
             self.path.display(),
-            self.poll.as_millis()
+            self.poll.as_millis(),
+            if self.jitter.is_zero() {
+                String::new()
+            } else {
+                format!(
+                    "; a pass that pulls waits a random 0-{} ms first",
+                    self.jitter.as_millis()
+                )
+            }
         );
         let tick = self.poll.min(Duration::from_millis(50));
         let mut next_poll = Instant::now();
+        // When a pass that waits for its jitter is due.
+        let mut deferred: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             let reload = self.reload.swap(false, Ordering::Relaxed);
@@ -282,13 +305,32 @@ impl Reconciler {
                 for failure in self.failures.values_mut() {
                     failure.retry_at = now;
                 }
+                deferred = None;
             }
             let mut changed = reload;
             if now >= next_poll {
                 next_poll = now + self.poll;
                 let signature = Signature::of(&self.path);
-                changed |= self.seen.as_ref() != Some(&signature);
+                let file_changed = self.seen.as_ref() != Some(&signature);
                 self.seen = Some(signature);
+                // A change seen while a pass waits is read by that pass.
+                if file_changed && !reload && deferred.is_none() {
+                    match self.jitter_before_pulling() {
+                        Some(wait) => {
+                            log::info!(
+                                "functions file {} calls for pulls: applying it in {} ms (--functions-file-jitter-ms)",
+                                self.path.display(),
+                                wait.as_millis()
+                            );
+                            deferred = Some(now + wait);
+                        }
+                        None => changed = true,
+                    }
+                }
+            }
+            if deferred.is_some_and(|due| due <= now) {
+                deferred = None;
+                changed = true;
             }
             let retry_due = self.failures.values().any(|f| f.retry_at <= now);
             if changed || retry_due {
@@ -296,6 +338,21 @@ impl Reconciler {
             }
             std::thread::sleep(tick);
         }
+    }
+
+    /// A random wait up to the jitter when the file as it is now calls for
+    /// a deploy or an update (a pull); `None` (apply at once) without
+    /// jitter, for a broken file (reported at once), or when the pass
+    /// would only delete or change nothing.
+    fn jitter_before_pulling(&self) -> Option<Duration> {
+        if self.jitter.is_zero() {
+            return None;
+        }
+        let desired = parse(&std::fs::read(&self.path).ok()?).ok()?;
+        let pulls = plan(&desired, &self.service.list())
+            .iter()
+            .any(|action| !matches!(action, Action::Delete(_)));
+        pulls.then(|| random_up_to(self.jitter))
     }
 
     /// One pass: reread the file if it changed, then apply what differs.
@@ -443,6 +500,18 @@ impl Reconciler {
     }
 }
 
+/// A uniformly random duration in `[0, max]`, at millisecond resolution.
+/// The randomness is std's per-process random hash keys (seeded by the
+/// operating system), so engines started at the same instant still differ.
+fn random_up_to(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(random % max_ms.saturating_add(1))
+}
+
 fn describe(action: &Action) -> String {
     match action {
         Action::Deploy(entry) => format!("deploying {} from {}", entry.name, entry.image),
@@ -543,5 +612,15 @@ mod tests {
             plan(std::slice::from_ref(&limited), &current[..1]),
             vec![Action::Update(limited)]
         );
+    }
+
+    #[test]
+    fn the_jitter_stays_within_its_bound_and_varies() {
+        let max = Duration::from_millis(1000);
+        let waits: HashSet<Duration> = (0..200).map(|_| random_up_to(max)).collect();
+        assert!(waits.iter().all(|wait| *wait <= max));
+        // 200 draws from 1001 values: all equal only if it is not random.
+        assert!(waits.len() > 100, "{waits:?}");
+        assert_eq!(random_up_to(Duration::ZERO), Duration::ZERO);
     }
 }

@@ -201,3 +201,40 @@ fn sighup_rereads_the_functions_file() {
     wait_until(|| (engine.invoke("versioned", json!({})).status == 200).then_some(()));
     engine.assert_output("versioned", json!({}), "v1");
 }
+
+#[test]
+fn the_jitter_delays_pulls_but_not_sighup_a_restart_with_nothing_to_pull_or_a_delete() {
+    let registry = Registry::start();
+    let (v1, _) = push_version(&registry, "v1");
+    let mut map = ConfigMapDir::new(&file_of(&[("versioned", &v1)]));
+    let data_dir = tempfile::tempdir().unwrap();
+    // A jitter of an hour: whatever waits for it never happens in this test.
+    let file = map.path();
+    let args = [
+        "--functions-file",
+        file.to_str().unwrap(),
+        "--functions-file-poll-ms",
+        "100",
+        "--functions-file-jitter-ms",
+        "3600000",
+    ];
+    let mut engine = Engine::start_in(data_dir.path(), &args);
+    engine.wait_for_log("calls for pulls: applying it in");
+    assert_error(&engine.get("/readyz"), 503, "not reconciled yet");
+    assert_eq!(engine.invoke("versioned", json!({})).status, 404);
+    // SIGHUP applies at once.
+    engine.signal("HUP");
+    wait_until(|| (engine.get("/readyz").status == 200).then_some(()));
+    engine.assert_output("versioned", json!({}), "v1");
+
+    // A restart whose data directory already holds the file's functions
+    // has nothing to pull: ready without waiting.
+    engine.kill();
+    let engine = Engine::start_in(data_dir.path(), &args);
+    wait_until(|| (engine.get("/readyz").status == 200).then_some(()));
+    engine.assert_output("versioned", json!({}), "v1");
+
+    // A change that only deletes does not wait either.
+    map.swap("[]");
+    wait_until(|| (engine.invoke("versioned", json!({})).status == 404).then_some(()));
+}

@@ -14,6 +14,7 @@ mod examples;
 mod fleet;
 mod formats;
 mod functions_file;
+mod image_tools;
 mod images;
 mod isolation;
 mod lazy_translation;

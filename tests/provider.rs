@@ -529,3 +529,235 @@ fn provider_invocations_take_the_same_slots_as_the_seed_api() {
     assert_eq!(node.system("GET", "/system/functions", "").status, 200);
     assert_eq!(spinning.join().unwrap(), 504);
 }
+
+/// A raw `/system/logs?follow=true` stream, read chunk by chunk, so the test
+/// sees the framing (chunked, each line sent as it is logged).
+struct LogStream {
+    reader: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl LogStream {
+    /// Opens the stream; returns it, or the status and body of a refusal.
+    fn open(node: &Node, query: &str) -> Result<Self, (u16, String)> {
+        use std::io::{BufRead, Read, Write};
+        let address = node.provider_url.trim_start_matches("http://");
+        let mut socket = std::net::TcpStream::connect(address).unwrap();
+        // Bounded only to turn a hang into a failure.
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            socket,
+            "GET /system/logs?{query} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: {FAAS_CLI}\r\nAuthorization: {BASIC}\r\n\r\n"
+        )
+        .unwrap();
+        let mut reader = std::io::BufReader::new(socket);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).unwrap();
+        let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            headers.push(line.trim_end().to_ascii_lowercase());
+        }
+        if status != 200 {
+            let length: usize = headers
+                .iter()
+                .find_map(|header| header.strip_prefix("content-length: "))
+                .map_or(0, |length| length.parse().unwrap());
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            return Err((status, String::from_utf8_lossy(&body).into_owned()));
+        }
+        for expected in [
+            "content-type: application/x-ndjson",
+            "transfer-encoding: chunked",
+        ] {
+            assert!(headers.iter().any(|h| h == expected), "{headers:#?}");
+        }
+        Ok(Self { reader })
+    }
+
+    /// The next chunk's bytes; `None` for the last chunk (the end of the body).
+    fn chunk(&mut self) -> Option<String> {
+        use std::io::{BufRead, Read};
+        let mut size_line = String::new();
+        self.reader.read_line(&mut size_line).unwrap();
+        let size = usize::from_str_radix(size_line.trim_end(), 16)
+            .unwrap_or_else(|_| panic!("not a chunk size: {size_line:?}"));
+        let mut data = vec![0; size + 2];
+        self.reader.read_exact(&mut data).unwrap();
+        assert!(data.ends_with(b"\r\n"), "a chunk ends with CRLF");
+        data.truncate(size);
+        (size > 0).then(|| String::from_utf8(data).unwrap())
+    }
+
+    /// The next log messages (heartbeat newlines skipped); panics at the end.
+    #[track_caller]
+    fn messages(&mut self) -> Vec<Value> {
+        loop {
+            let chunk = self.chunk().expect("the stream ended");
+            let messages: Vec<Value> = chunk
+                .lines()
+                .filter(|line| !line.is_empty())
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect();
+            if !messages.is_empty() {
+                return messages;
+            }
+        }
+    }
+
+    /// Reads to the end of the body (heartbeats only), which must come.
+    #[track_caller]
+    fn assert_ends(&mut self) {
+        while let Some(chunk) = self.chunk() {
+            assert!(chunk.trim().is_empty(), "unexpected lines: {chunk:?}");
+        }
+    }
+}
+
+#[test]
+fn provider_logs_follow_streams_each_line_as_the_function_logs_it() {
+    let registry = Registry::start();
+    let wasi_exit = registry.push_fixture("wasi_exit", "wasi-exit:v1");
+    let mut node = Node::start(&[]);
+    node.engine.deploy("wasi_exit", &wasi_exit, true);
+    let call = |call_id: &str| {
+        let answer = node.send("POST", "/function/wasi_exit", &[("X-Call-Id", call_id)], "");
+        assert_eq!(answer.status, 500, "{}", answer.body);
+    };
+    call("before");
+
+    // The lines kept come first (here the last one), then each new line
+    // as the function logs it.
+    let mut stream = LogStream::open(
+        &node,
+        "name=wasi_exit&namespace=openfaas-fn&follow=true&tail=1",
+    )
+    .unwrap();
+    let first = stream.messages();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["instance"], "before");
+    assert!(
+        first[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 3")
+    );
+    for call_id in ["live-1", "live-2"] {
+        call(call_id);
+        let mut messages = Vec::new();
+        while messages.len() < 2 {
+            messages.extend(stream.messages());
+        }
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages
+                .iter()
+                .all(|m| m["instance"] == call_id && m["name"] == "wasi_exit")
+        );
+        assert_eq!(messages[0]["text"], "boom: bad input");
+    }
+
+    // The client goes away: the stream ends (noticed by its heartbeat).
+    drop(stream);
+    node.engine
+        .wait_for_log("log stream of wasi_exit: the client went away");
+
+    // Bad requests are refused before streaming.
+    let refused = LogStream::open(&node, "name=nothing_here&follow=true").err();
+    assert_eq!(refused.map(|(status, _)| status), Some(404));
+    let refused = LogStream::open(&node, "follow=true").err();
+    assert_eq!(refused.map(|(status, _)| status), Some(400));
+
+    // A deleted function's stream ends properly (the last chunk).
+    let mut stream = LogStream::open(&node, "name=wasi_exit&follow=true&tail=0").unwrap();
+    let deleted = node
+        .engine
+        .post("/function/delete", r#"{"function_name": "wasi_exit"}"#);
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    stream.assert_ends();
+
+    // At most 8 streams at once: the ninth is told to retry.
+    node.engine.deploy("wasi_exit", &wasi_exit, true);
+    let mut streams: Vec<LogStream> = (0..8)
+        .map(|_| LogStream::open(&node, "name=wasi_exit&follow=true").unwrap())
+        .collect();
+    let refused = LogStream::open(&node, "name=wasi_exit&follow=true").err();
+    assert_eq!(refused.map(|(status, _)| status), Some(503));
+
+    // SIGTERM ends every stream properly, and the engine exits.
+    node.engine.signal("TERM");
+    for stream in &mut streams {
+        stream.assert_ends();
+    }
+    assert!(node.engine.wait_for_exit().success());
+}
+
+/// An HTTP/1.0 client cannot read chunks: its stream is the plain body,
+/// ended by closing the connection.
+#[test]
+fn provider_logs_follow_for_an_http_1_0_client_ends_by_closing() {
+    use std::io::{BufRead, Write};
+    let registry = Registry::start();
+    let wasi_exit = registry.push_fixture("wasi_exit", "wasi-exit:v1");
+    let node = Node::start(&[]);
+    node.engine.deploy("wasi_exit", &wasi_exit, true);
+    let address = node.provider_url.trim_start_matches("http://");
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        socket,
+        "GET /system/logs?name=wasi_exit&follow=true HTTP/1.0\r\nAuthorization: {BASIC}\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = std::io::BufReader::new(socket);
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        head.push(line.trim_end().to_ascii_lowercase());
+    }
+    assert!(head[0].contains(" 200 "), "{head:?}");
+    assert!(
+        !head.iter().any(|h| h.starts_with("transfer-encoding")),
+        "{head:?}"
+    );
+    let call = node.send(
+        "POST",
+        "/function/wasi_exit",
+        &[("X-Call-Id", "old-client")],
+        "",
+    );
+    assert_eq!(call.status, 500, "{}", call.body);
+    let mut line = String::new();
+    while line.trim().is_empty() {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    let message: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(message["instance"], "old-client");
+    // Deleting the function ends the stream: the rest is heartbeats and
+    // lines already logged, then the end of the connection.
+    let deleted = node
+        .engine
+        .post("/function/delete", r#"{"function_name": "wasi_exit"}"#);
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    assert!(
+        rest.lines()
+            .all(|l| l.is_empty() || l.contains("old-client")),
+        "{rest:?}"
+    );
+}

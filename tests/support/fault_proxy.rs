@@ -53,7 +53,13 @@ pub struct Seen {
     pub request_line: String,
     pub range: Option<String>,
     pub authorization: bool,
+    /// What the observer ([`FaultProxy::start_observing`]) said of it when
+    /// it arrived, before it was forwarded.
+    pub note: Option<String>,
 }
+
+/// Called with each request's `METHOD path` as it arrives.
+type Observer = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// A reverse proxy on 127.0.0.1 in front of `upstream` (`host:port`).
 pub struct FaultProxy {
@@ -64,6 +70,18 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(upstream: &str, faults: Vec<Fault>) -> Self {
+        Self::start_observing(upstream, faults, |_| None)
+    }
+
+    /// As [`FaultProxy::start`]; `observe` is called with each request's
+    /// `METHOD path` as it arrives, and what it returns is kept in
+    /// [`Seen::note`] (to record the upstream's state at that moment).
+    pub fn start_observing(
+        upstream: &str,
+        faults: Vec<Fault>,
+        observe: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        let observe: Observer = Arc::new(observe);
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
         let address = listener.local_addr().unwrap().to_string();
         let stop = Arc::new(AtomicBool::new(false));
@@ -77,14 +95,15 @@ impl FaultProxy {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
-                let (faults, log, upstream, own) = (
+                let (faults, log, upstream, own, observe) = (
                     faults.clone(),
                     log.clone(),
                     upstream.clone(),
                     own_address.clone(),
+                    observe.clone(),
                 );
                 std::thread::spawn(move || {
-                    let _ = proxy_one(stream, &upstream, &own, &faults, &log);
+                    let _ = proxy_one(stream, &upstream, &own, &faults, &log, &*observe);
                 });
             }
         });
@@ -164,16 +183,19 @@ fn proxy_one(
     own_address: &str,
     faults: &Mutex<Vec<Fault>>,
     log: &Mutex<Vec<Seen>>,
+    observe: &(dyn Fn(&str) -> Option<String> + Send + Sync),
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let request = read_request(&mut reader)?;
     let mut parts = request.line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let method_and_path = format!("{method} {path}");
+    let note = observe(&method_and_path);
     log.lock().unwrap().push(Seen {
         request_line: method_and_path.clone(),
         range: header(&request.headers, "range").map(str::to_owned),
         authorization: header(&request.headers, "authorization").is_some(),
+        note,
     });
     let action = if path.contains("redirected=1") {
         None
