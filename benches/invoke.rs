@@ -6,8 +6,14 @@
 //! (`make apps`), each in its small build (2 initial pages) and its stock
 //! build (`_stock`: default linker settings, 17 pages); `gcd`, `echo_string`
 //! and `wasi_empty` from WAT in `benches/`.
+//!
+//! `INVOKE_CPU_TIME=1` measures the invocations' CPU time (the thread's
+//! `CLOCK_THREAD_CPUTIME_ID`) instead of wall time: steadier on a machine
+//! shared with other work. `WASM_ENGINE_MEMORY_POOL=off` runs them without
+//! the pool of linear memories (`runtime::memory_pool`), for comparison.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasm_engine::function::{FunctionLimits, FunctionName, Input, InvocationArgs};
@@ -119,6 +125,7 @@ fn invoke(c: &mut Criterion) {
     unsafe { wasm_engine::cli::disable_library_backtraces() };
     let runtime = Runtime::new(RuntimeOptions::default());
     let limits = runtime.limits_for(&FunctionLimits::default());
+    let cpu_time = std::env::var_os("INVOKE_CPU_TIME").is_some_and(|value| value == "1");
     let mut group = c.benchmark_group("invoke");
     for case in cases() {
         let name = FunctionName::new(case.function).unwrap();
@@ -135,10 +142,36 @@ fn invoke(c: &mut Criterion) {
             case.name
         );
         group.bench_function(case.name, |b| {
-            b.iter(|| runtime.invoke(&compiled, &limits, &case.args).unwrap())
+            if cpu_time {
+                b.iter_custom(|iterations| {
+                    let start = thread_cpu_time();
+                    for _ in 0..iterations {
+                        std::hint::black_box(runtime.invoke(&compiled, &limits, &case.args))
+                            .unwrap();
+                    }
+                    thread_cpu_time() - start
+                })
+            } else {
+                b.iter(|| runtime.invoke(&compiled, &limits, &case.args).unwrap())
+            }
         });
     }
     group.finish();
+}
+
+/// CPU time this thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec to write.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(status, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(
+        u64::try_from(now.tv_sec).expect("positive"),
+        u32::try_from(now.tv_nsec).expect("below a second"),
+    )
 }
 
 fn compile(c: &mut Criterion) {

@@ -8,10 +8,17 @@
 # deploy and first-invoke latency for a small, a 2.0 MB and a 2.56 MB module
 # over repeated rounds, and restart to the first invoke's answer.
 #
+# Issue 14's comparison: the stock build of `authentication` (default
+# linker settings: 17 initial pages) against its small build (2 pages) and
+# the bare server, interleaved, each on its own engine (a function is
+# deployed under its export's name); and the stock build on an engine
+# without the pool of linear memories (WASM_ENGINE_MEMORY_POOL=off).
+#
 # Environment: DURATION (wrk seconds, default 15), HEY_REQUESTS (default 5000),
 # WORKERS (engine and bare-server workers, default: number of CPUs),
-# COMPARE_ROUNDS (interleaved 5 s bare/gcd pairs, default 5), ROUNDS
-# (cold-start rounds, default 20).
+# COMPARE_ROUNDS (interleaved 5 s bare/gcd pairs, and bare/small/stock/stock
+# without pool quadruples, default 5), ROUNDS (cold-start rounds, default
+# 20), COLD_START (0 skips benches/cold_start.sh, default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,20 +48,36 @@ push() { "$engine" push "$1" "$registry/$2" >/dev/null; }
 push $app/authentication/target/wasm32-unknown-unknown/release/authentication.wasm authentication-wasm:v1
 push $app/authentication-wasi/target/wasm32-wasip1/release/authentication-wasi.wasm authentication-wasi-wasm:v1
 push $app/gcd/target/wasm32-unknown-unknown/release/gcd.wasm gcd-wasm:v1
+push $app/authentication/target/stock/wasm32-unknown-unknown/release/authentication.wasm authentication-stock-wasm:v1
 
-engine_port=$(free_port)
-RUST_LOG=off "$engine" --listen "127.0.0.1:$engine_port" --data-dir "$work/data" --workers "$workers" &
-engine_pid=$!
-on_exit_kill "$engine_pid"
-engine_url=http://127.0.0.1:$engine_port
+start_engine() { # data-dir, then env assignments; sets started_pid and started_url
+  local data=$1 port
+  shift
+  port=$(free_port)
+  env RUST_LOG=off "$@" "$engine" --listen "127.0.0.1:$port" --data-dir "$data" --workers "$workers" &
+  started_pid=$!
+  started_url=http://127.0.0.1:$port
+  on_exit_kill "$started_pid"
+}
+start_engine "$work/data"
+engine_pid=$started_pid engine_url=$started_url
 wait_for 30 "the engine" curl -fs "$engine_url/function/list"
-deploy() { # name image wasi_cap
-  curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -X POST "$engine_url/function/deploy" \
+deploy() { # name image wasi_cap [engine url]
+  curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -X POST "${4:-$engine_url}/function/deploy" \
     -d "{\"function_name\": \"$1\", \"function_image\": \"$registry/$2\", \"wasi_cap\": $3}"
 }
 deploy authentication authentication-wasm:v1 false >/dev/null
 deploy authentication-wasi authentication-wasi-wasm:v1 true >/dev/null
 deploy gcd gcd-wasm:v1 false >/dev/null
+# The stock build answers as `authentication` too: on engines of its own.
+start_engine "$work/data-stock"
+stock_pid=$started_pid stock_url=$started_url
+start_engine "$work/data-nopool" WASM_ENGINE_MEMORY_POOL=off
+nopool_pid=$started_pid nopool_url=$started_url
+for url in "$stock_url" "$nopool_url"; do
+  wait_for 30 "the engine" curl -fs "$url/function/list"
+  deploy authentication authentication-stock-wasm:v1 false "$url" >/dev/null
+done
 
 auth_body='{"function_name": "authentication", "args": {"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"}}'
 auth_wasi_body='{"function_name": "authentication-wasi", "args": {"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"}}'
@@ -98,6 +121,7 @@ echo "== throughput: wrk -t2 -c50 -d${duration}s (engine and bare server: $worke
 wrk_run "bare tiny_http (fixed body)" "http://127.0.0.1:$bare_port/" "$gcd_body"
 wrk_run "invoke gcd" "$engine_url/function/invoke" "$gcd_body"
 wrk_run "invoke authentication" "$engine_url/function/invoke" "$auth_body"
+wrk_run "invoke authentication (stock build)" "$stock_url/function/invoke" "$auth_body"
 wrk_run "invoke authentication-wasi" "$engine_url/function/invoke" "$auth_wasi_body"
 
 # One pair of runs is at the mercy of the machine's neighbours (the bare
@@ -114,7 +138,27 @@ for round in $(seq "$compare_rounds"); do
   ratios+=("$ratio")
   printf 'round %s: bare %10s   gcd %10s req/s   gcd = %s%% of bare\n' "$round" "$bare_rate" "$gcd_rate" "$ratio"
 done
-printf 'median: gcd = %s%% of bare\n' "$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+printf 'median: gcd = %s%% of bare\n' "$(median "${ratios[@]}")"
+
+echo
+echo "== authentication, stock build (17 pages) against small (2 pages) and bare, interleaved: $compare_rounds rounds of wrk -t2 -c50 -d5s each"
+post_lua "$auth_body"
+percent() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", 100 * a / b }'; }
+stock_of_bare=() stock_of_small=() nopool_of_bare=()
+for round in $(seq "$compare_rounds"); do
+  bare_rate=$(wrk_rate "http://127.0.0.1:$bare_port/")
+  small_rate=$(wrk_rate "$engine_url/function/invoke")
+  stock_rate=$(wrk_rate "$stock_url/function/invoke")
+  nopool_rate=$(wrk_rate "$nopool_url/function/invoke")
+  stock_of_bare+=("$(percent "$stock_rate" "$bare_rate")")
+  stock_of_small+=("$(percent "$stock_rate" "$small_rate")")
+  nopool_of_bare+=("$(percent "$nopool_rate" "$bare_rate")")
+  printf 'round %s: bare %9s   small %9s   stock %9s   stock without pool %9s req/s   stock = %s%% of bare, %s%% of small\n' \
+    "$round" "$bare_rate" "$small_rate" "$stock_rate" "$nopool_rate" "${stock_of_bare[-1]}" "${stock_of_small[-1]}"
+done
+printf 'median: stock = %s%% of bare (goal >= 60%%), %s%% of small; stock without pool = %s%% of bare\n' \
+  "$(median "${stock_of_bare[@]}")" "$(median "${stock_of_small[@]}")" "$(median "${nopool_of_bare[@]}")"
 
 echo
 echo "== latency: hey -n $hey_requests -c 1"
@@ -123,9 +167,11 @@ hey_run "invoke gcd" "$engine_url/function/invoke" "$gcd_body"
 hey_run "invoke authentication" "$engine_url/function/invoke" "$auth_body"
 hey_run "invoke authentication-wasi" "$engine_url/function/invoke" "$auth_wasi_body"
 
-kill "$engine_pid"; wait "$engine_pid" 2>/dev/null || true
+kill "$engine_pid" "$stock_pid" "$nopool_pid"; wait "$engine_pid" "$stock_pid" "$nopool_pid" 2>/dev/null || true
 
-echo
-benches/cold_start.sh | sed -n '/^== [0-9]/,/^restart/p'
+if [ "${COLD_START:-1}" != 0 ]; then
+  echo
+  benches/cold_start.sh | sed -n '/^== [0-9]/,/^restart/p'
+fi
 echo
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(date -u +%Y-%m-%d)"

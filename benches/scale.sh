@@ -13,8 +13,14 @@
 #     RSS then, and the first invoke's latency;
 #   - the data directory's size.
 #
-# Environment: COUNTS, DURATION (default 5), ENGINE (the binary, default
-# the release build), KEEP=1 (leave the work directory).
+# Then, as a single wrk run per count is at the mercy of the machine's
+# neighbours, THROUGHPUT_ROUNDS (default 5) interleaved rounds of the invoke
+# throughput with the smallest and the largest count deployed, both engines
+# running side by side (idle while the other is measured).
+#
+# Environment: COUNTS, DURATION (default 5), THROUGHPUT_ROUNDS (0 skips
+# them), ENGINE (the binary, default the release build), KEEP=1 (leave the
+# work directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -117,3 +123,33 @@ for count in $counts; do
   printf '%9s %9s %12s %10s %9s %8s %8s %9s %10s %11s %10s %9s\n' \
     "$count" "$idle" "$deployed" "$called" "$per" "$list_ms" "$query_ms" "$rate" "$restart_ms" "$restart_rss" "$first_ms" "$data_kib"
 done
+
+rounds=${THROUGHPUT_ROUNDS:-5}
+smallest=$(echo "$counts" | tr ' ' '\n' | sort -n | head -1)
+if [ "$rounds" -gt 0 ] && [ "$smallest" != "$max" ]; then
+  echo
+  echo "== invoke throughput, $smallest vs $max deployed, interleaved: $rounds rounds of wrk -t2 -c50 -d${duration}s"
+  few_port=$(free_port)
+  start_engine "$work/data-$smallest" "$few_port"
+  few_pid=$engine_pid
+  many_port=$(free_port)
+  start_engine "$work/data-$max" "$many_port"
+  many_pid=$engine_pid
+  for port in "$few_port" "$many_port"; do
+    wait_for 60 "the engine" curl -fs "http://127.0.0.1:$port/readyz"
+    url=http://127.0.0.1:$port
+    post invoke '{"function_name": "add_00001", "args": {"a": "1", "b": "2"}}' >/dev/null
+  done
+  rate() { wrk -t2 -c50 -d"${duration}s" -s "$body" "http://127.0.0.1:$1/function/invoke" | awk '/Requests\/sec/ { printf "%d", $2 }'; }
+  ratios=()
+  for round in $(seq "$rounds"); do
+    few=$(rate "$few_port")
+    many=$(rate "$many_port")
+    ratios+=("$(awk -v a="$many" -v b="$few" 'BEGIN { printf "%.1f", 100 * a / b }')")
+    printf 'round %s: %s deployed %9s   %s deployed %9s invoke/s   %s = %s%% of %s\n' \
+      "$round" "$smallest" "$few" "$max" "$many" "$max" "${ratios[-1]}" "$smallest"
+  done
+  printf 'median: %s deployed = %s%% of %s deployed (goal: within 5%%)\n' "$max" \
+    "$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" "$smallest"
+  kill "$few_pid" "$many_pid"; wait "$few_pid" "$many_pid" 2>/dev/null || true
+fi

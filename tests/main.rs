@@ -18,6 +18,7 @@ mod functions_file;
 mod http_answers;
 mod image_tools;
 mod images;
+mod isolation;
 mod lazy_translation;
 mod lifecycle;
 mod limits;

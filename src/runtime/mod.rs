@@ -10,11 +10,13 @@
 //! - `secret_files`: the read-only in-memory directory of a WASI call's secrets.
 //! - `host`: the host module `wasm_engine` (calls between functions).
 //! - `error`: [`RuntimeError`].
+//! - `memory_pool`: linear memories reused between calls, reset to zero.
 
 mod abi;
 mod error;
 mod host;
 mod invoke;
+mod memory_pool;
 mod secret_files;
 
 use std::sync::Arc;
@@ -297,6 +299,10 @@ impl Runtime {
         // Validate the whole module at deploy, translate each function on its
         // first call: deploys stay fast even for large modules.
         config.compilation_mode(CompilationMode::LazyTranslation);
+        // Every memory a call may have fits in one pooled region; a function
+        // allowed more than the server's default moves into a `Vec` when it
+        // grows past it.
+        memory_pool::install(options.memory_limit_bytes);
         let engine = Engine::new(&config);
         #[cfg_attr(not(feature = "calls"), allow(unused_mut))]
         let mut plain_linker = Linker::new(&engine);
