@@ -45,8 +45,13 @@ case "$target" in
     # many byte-identical monomorphized functions (33 KB). Rust makes no
     # promise that distinct functions have distinct addresses, so folding
     # all of them (not only those marked safe to fold) is sound.
+    # No .eh_frame_hdr (81 KB): in a static glibc binary crtbeginT.o registers
+    # .eh_frame at startup (__register_frame_info) and libgcc's unwinder
+    # searches registered frames before it looks for that table, so panics
+    # are still caught (and answered 500) without it; docs/performance.md
+    # ("Binary size") has the check.
     rust_gcc_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld"
-    link_args="-C link-arg=-fuse-ld=lld -C link-arg=-B$rust_gcc_ld -C link-arg=-Wl,--icf=all"
+    link_args="-C link-arg=-fuse-ld=lld -C link-arg=-B$rust_gcc_ld -C link-arg=-Wl,--icf=all -C link-arg=-Wl,--no-eh-frame-hdr"
     strip=riscv64-linux-gnu-strip
     qemu=qemu-riscv64
     qemu_prefix=/usr/riscv64-linux-gnu
