@@ -5,19 +5,19 @@
 //! flags, logging setup and exit codes. It does no work of its own: it hands a
 //! [`ServeConfig`] to [`crate::api::serve`] or a file to [`crate::registry`].
 
-use std::collections::HashMap;
+mod flags;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use crate::config::{AdminToken, BasicCredentials, ProviderConfig, ServeConfig};
-use crate::registry::{
-    ImageReference, ProxySettings, RegistryClient, RegistryOptions, TlsSettings,
-};
-use crate::runtime::{bytes_from_mib, usize_saturating};
+use crate::config::{AdminToken, BasicCredentials, ServeConfig};
+use crate::registry::{ImageReference, ProxySettings, RegistryClient, RegistryOptions};
 
-const HELP: &str = "\
+use flags::{FLAGS, Settings};
+
+/// `--help` before the options, which [`flags::help_options`] lists.
+const HELP_USAGE: &str = "\
 wasm_engine: a lightweight WebAssembly function engine
 
 USAGE:
@@ -27,94 +27,19 @@ USAGE:
                                            (IMAGE is REGISTRY/REPOSITORY[:TAG])
 
 SERVE OPTIONS (each has an environment-variable twin; the flag wins):
-    --listen ADDR                 WASM_ENGINE_LISTEN        [default: 0.0.0.0:10000]
-                                  port 0 picks a free port; the log shows it
-    --data-dir DIR                WASM_ENGINE_DATA_DIR      [default: /var/lib/wasmengine]
-    --workers N                   WASM_ENGINE_WORKERS       [default: number of CPUs]
-    --insecure-registry HOST[:PORT]
-                                  WASM_ENGINE_INSECURE_REGISTRIES (comma-separated)
-                                  allow plain HTTP to this registry (repeatable);
-                                  loopback registries use plain HTTP unless they have a
-                                  certs entry (see --registry-certs-dir)
-    --registry-auth-file FILE     WASM_ENGINE_REGISTRY_AUTH_FILE
-                                  registry credentials, docker config.json format
-                                  (auths, credHelpers, credsStore); without it:
-                                  $DOCKER_CONFIG/config.json, ~/.docker/config.json,
-                                  $XDG_RUNTIME_DIR/containers/auth.json (first that exists)
-    --registry-certs-dir DIR      WASM_ENGINE_REGISTRY_CERTS_DIR
-                                  [default: /etc/wasmengine/certs.d, /etc/docker/certs.d,
-                                  /etc/containers/certs.d] per-registry trust:
-                                  DIR/HOST[:PORT]/*.crt (CAs), client.cert + client.key
-                                  (mutual TLS). Scheme rule: a registry with such an entry
-                                  is always reached over HTTPS (loopback too); one named
-                                  with --insecure-registry over HTTP (an entry for it is an
-                                  error); otherwise loopback over HTTP, the rest over HTTPS
-                                  with the system roots (SSL_CERT_FILE, SSL_CERT_DIR, else
-                                  the distribution's bundle). Never a fallback.
-    --registry-mirror HOST=MIRROR[,MIRROR]
-                                  WASM_ENGINE_REGISTRY_MIRRORS (';'-separated)
-                                  pull HOST's images from the mirrors first, in order,
-                                  then from HOST itself (repeatable; pulls only;
-                                  docker.io names Docker Hub)
-    --blob-cache-mb N             WASM_ENGINE_BLOB_CACHE_MB [default: 256]
-                                  registry blobs kept in DATA_DIR/blobs by digest, so an
-                                  image whose blobs are kept is not fetched again; blobs
-                                  no function uses are removed; when full, new blobs are
-                                  not kept (deploys still work); 0 turns it off
-    --max-body-bytes N            WASM_ENGINE_MAX_BODY_BYTES [default: 1048576]
-    --timeout-ms N                WASM_ENGINE_TIMEOUT_MS     [default: 10000]
-                                  wall-clock limit of one invocation (504 beyond)
-    --memory-limit-mb N           WASM_ENGINE_MEMORY_LIMIT_MB [default: 64]
-                                  largest linear memory of one instance
-    --max-output-bytes N          WASM_ENGINE_MAX_OUTPUT_BYTES [default: 1048576]
-                                  most result or stdout/stderr bytes of one call (500 beyond)
-    --max-in-flight N             WASM_ENGINE_MAX_IN_FLIGHT  [default: --workers]
-                                  most invocations running at once
-    --max-queue N                 WASM_ENGINE_MAX_QUEUE      [default: 64]
-                                  most invocations waiting; beyond it 503 + Retry-After
-    --client-timeout-ms N         WASM_ENGINE_CLIENT_TIMEOUT_MS [default: 10000]
-                                  longest wait for a client's next bytes (408 beyond);
-                                  idle keep-alive connections close after it
-    --max-connections N           WASM_ENGINE_MAX_CONNECTIONS [default: 256]
-                                  most open client connections (503 beyond)
-    --registry-timeout-ms N       WASM_ENGINE_REGISTRY_TIMEOUT_MS [default: 10000]
-                                  longest wait for a registry's response headers (502 beyond)
-    --admin-token-file FILE       WASM_ENGINE_ADMIN_TOKEN_FILE
-                                  deploy, update and delete need
-                                  'Authorization: Bearer <first line of FILE>'
-    --protect-all                 WASM_ENGINE_PROTECT_ALL=true
-                                  the admin token also guards invoke, list, query,
-                                  logs and /metrics (never /healthz and /readyz)
-    --function-log-lines N        WASM_ENGINE_FUNCTION_LOG_LINES [default: 1000]
-                                  log lines kept in memory per function (0: none)
-    --function-log-bytes N        WASM_ENGINE_FUNCTION_LOG_BYTES [default: 65536]
-                                  bytes of log text kept in memory per function
-    --functions-file FILE         WASM_ENGINE_FUNCTIONS_FILE
-                                  the functions this node runs (JSON, docs/fleet.md),
-                                  reconciled at start, on change and on SIGHUP
-    --functions-file-poll-ms N    WASM_ENGINE_FUNCTIONS_FILE_POLL_MS [default: 2000]
-                                  how often the functions file is checked for a change
-    --functions-file-jitter-ms N  WASM_ENGINE_FUNCTIONS_FILE_JITTER_MS [default: 0]
-                                  wait a random 0..N ms before a pass that pulls
-                                  (at start, on change), so a fleet spreads its pulls
-    --access-log                  WASM_ENGINE_ACCESS_LOG=true
-                                  log one line per request (method, route, function,
-                                  status, duration, call id) [default: off]
-    --provider-listen ADDR        WASM_ENGINE_PROVIDER_LISTEN [default: off]
-                                  serve the OpenFaaS faas-provider API on ADDR too
-                                  (such as 0.0.0.0:8081; see docs/openfaas.md)
-    --provider-secrets-dir DIR    WASM_ENGINE_PROVIDER_SECRETS_DIR
-                                  basic auth on the provider's /system/* from
-                                  DIR/basic-auth-user and DIR/basic-auth-password
+";
 
-PUSH OPTIONS:
-    --insecure-registry HOST[:PORT]   as above
-    --registry-auth-file FILE         as above
-    --registry-certs-dir DIR          as above
-
+/// `--help` after the push options.
+const HELP_END: &str = "
 GENERAL:
     -h, --help       print this help
     -V, --version    print the version, commit, target and optional features
+
+Registry schemes: a registry with a certs entry (--registry-certs-dir) is
+always reached over HTTPS, loopback too; one named with --insecure-registry
+over HTTP (a certs entry for it is an error); otherwise loopback registries
+over HTTP, the rest over HTTPS with the system roots (SSL_CERT_FILE,
+SSL_CERT_DIR, else the distribution's bundle). Never a fallback.
 
 Registry proxies: HTTPS_PROXY, HTTP_PROXY and NO_PROXY (either case) are
 honoured for registry requests; loopback registries are never proxied.
@@ -187,7 +112,7 @@ pub fn main() -> ExitCode {
     };
     let result: Result<(), (u8, Box<dyn std::error::Error>)> = match command {
         Command::Help => {
-            print!("{HELP}");
+            print!("{}", help());
             Ok(())
         }
         Command::Version => {
@@ -264,7 +189,7 @@ fn init_logging() {
 /// Refuses contradictory registry settings before serving, and logs which
 /// registries have a certs entry (and so are reached over HTTPS).
 fn check_registry_settings(config: &ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
-    let client = RegistryClient::new(config.registry_options());
+    let client = RegistryClient::new(config.registry.clone());
     for line in client.check_settings()? {
         log::info!("{line}");
     }
@@ -331,38 +256,14 @@ fn push_error_hint(
     .into()
 }
 
-/// The serve flags that take a value, with their environment twins.
-const VALUE_FLAGS: &[(&str, &str)] = &[
-    ("listen", "WASM_ENGINE_LISTEN"),
-    ("data-dir", "WASM_ENGINE_DATA_DIR"),
-    ("workers", "WASM_ENGINE_WORKERS"),
-    ("max-body-bytes", "WASM_ENGINE_MAX_BODY_BYTES"),
-    ("timeout-ms", "WASM_ENGINE_TIMEOUT_MS"),
-    ("memory-limit-mb", "WASM_ENGINE_MEMORY_LIMIT_MB"),
-    ("max-output-bytes", "WASM_ENGINE_MAX_OUTPUT_BYTES"),
-    ("client-timeout-ms", "WASM_ENGINE_CLIENT_TIMEOUT_MS"),
-    ("max-connections", "WASM_ENGINE_MAX_CONNECTIONS"),
-    ("max-in-flight", "WASM_ENGINE_MAX_IN_FLIGHT"),
-    ("max-queue", "WASM_ENGINE_MAX_QUEUE"),
-    ("admin-token-file", "WASM_ENGINE_ADMIN_TOKEN_FILE"),
-    ("registry-timeout-ms", "WASM_ENGINE_REGISTRY_TIMEOUT_MS"),
-    ("registry-auth-file", "WASM_ENGINE_REGISTRY_AUTH_FILE"),
-    ("registry-certs-dir", "WASM_ENGINE_REGISTRY_CERTS_DIR"),
-    ("blob-cache-mb", "WASM_ENGINE_BLOB_CACHE_MB"),
-    ("function-log-lines", "WASM_ENGINE_FUNCTION_LOG_LINES"),
-    ("function-log-bytes", "WASM_ENGINE_FUNCTION_LOG_BYTES"),
-    ("functions-file", "WASM_ENGINE_FUNCTIONS_FILE"),
-    (
-        "functions-file-poll-ms",
-        "WASM_ENGINE_FUNCTIONS_FILE_POLL_MS",
-    ),
-    (
-        "functions-file-jitter-ms",
-        "WASM_ENGINE_FUNCTIONS_FILE_JITTER_MS",
-    ),
-    ("provider-listen", "WASM_ENGINE_PROVIDER_LISTEN"),
-    ("provider-secrets-dir", "WASM_ENGINE_PROVIDER_SECRETS_DIR"),
-];
+/// The whole of `--help`.
+fn help() -> String {
+    format!(
+        "{HELP_USAGE}{}\nPUSH OPTIONS:\n{}{HELP_END}",
+        flags::help_options(),
+        flags::help_push_options()
+    )
+}
 
 /// Parses the arguments (without the program name). `env` looks up an
 /// environment variable; flags override their environment twins.
@@ -371,55 +272,34 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
 
     let mut parser = lexopt::Parser::from_args(args);
     let mut positional: Vec<String> = Vec::new();
-    let mut values: HashMap<&'static str, String> = VALUE_FLAGS
-        .iter()
-        .filter_map(|&(flag, twin)| env(twin).map(|value| (flag, value)))
-        .collect();
-    let mut protect_all = env("WASM_ENGINE_PROTECT_ALL")
-        .map(|value| parse_bool("WASM_ENGINE_PROTECT_ALL", &value))
-        .transpose()?
-        .unwrap_or(false);
-    let mut mirror_specs: Vec<String> = env("WASM_ENGINE_REGISTRY_MIRRORS")
-        .map(|list| {
-            list.split(';')
-                .map(str::trim)
-                .filter(|spec| !spec.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut access_log = env("WASM_ENGINE_ACCESS_LOG")
-        .map(|value| parse_bool("WASM_ENGINE_ACCESS_LOG", &value))
-        .transpose()?
-        .unwrap_or(false);
-    let mut insecure_registries: Vec<String> = env("WASM_ENGINE_INSECURE_REGISTRIES")
-        .map(|list| {
-            list.split(',')
-                .map(str::trim)
-                .filter(|host| !host.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    // Each flag's values, the twin's first: a later value of a one-value
+    // flag replaces an earlier one, so a bad twin that a flag overrides is
+    // never read; a list's values add up.
+    let mut given: Vec<Vec<String>> = vec![Vec::new(); FLAGS.len()];
+    for (values, flag) in given.iter_mut().zip(FLAGS) {
+        if let Some(value) = env(flag.env) {
+            *values = flag.twin_values(&value)?;
+        }
+    }
 
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
-            Long("insecure-registry") => {
-                insecure_registries.push(string_value(&mut parser, "--insecure-registry")?)
-            }
-            Long("registry-mirror") => {
-                mirror_specs.push(string_value(&mut parser, "--registry-mirror")?)
-            }
-            Long("protect-all") => protect_all = true,
-            Long("access-log") => access_log = true,
             Long(name) => {
-                let Some(&(flag, _)) = VALUE_FLAGS.iter().find(|&&(flag, _)| flag == name) else {
+                let Some(index) = FLAGS.iter().position(|flag| flag.name == name) else {
                     return Err(unknown_flag(name));
                 };
-                let value = string_value(&mut parser, &format!("--{flag}"))?;
-                values.insert(flag, value);
+                let flag = &FLAGS[index];
+                let value = if flag.takes_value() {
+                    string_value(&mut parser, &format!("--{}", flag.name))?
+                } else {
+                    "true".to_owned()
+                };
+                if flag.replaces() {
+                    given[index].clear();
+                }
+                given[index].push(value);
             }
             Value(value) => positional.push(
                 value
@@ -431,75 +311,78 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
     }
 
     let mut positional = positional.into_iter();
-    match positional.next().as_deref() {
-        Some("help") => Ok(Command::Help),
-        None | Some("serve") => {
-            if let Some(extra) = positional.next() {
-                return Err(format!("unexpected argument {extra:?} for serve"));
-            }
-            let mut config = serve_config(&values)?;
-            config.insecure_registries = insecure_registries;
-            config.registry_auth_files = registry_auth_files(&values, &env);
-            config.registry_tls = registry_tls(&values, &env);
-            config.registry_proxy = registry_proxy(&env);
-            config.registry_mirrors = mirror_specs
-                .iter()
-                .map(|spec| parse_mirror(spec))
-                .collect::<Result<_, _>>()?;
-            config.protect_all = protect_all;
-            config.access_log = access_log;
-            let admin_token_file = values.get("admin-token-file").cloned();
-            if config.protect_all && admin_token_file.is_none() {
-                return Err("--protect-all needs --admin-token-file".into());
-            }
-            let provider_secrets_dir = values.get("provider-secrets-dir").cloned();
-            config.provider = values.get("provider-listen").map(|listen| ProviderConfig {
-                listen: listen.clone(),
-                credentials: None,
-            });
-            if provider_secrets_dir.is_some() && config.provider.is_none() {
-                return Err("--provider-secrets-dir needs --provider-listen".into());
-            }
-            Ok(Command::Serve {
-                config: Box::new(config),
-                admin_token_file,
-                provider_secrets_dir,
-            })
-        }
-        Some("push") => {
-            let (Some(wasm_file), Some(image), None) =
-                (positional.next(), positional.next(), positional.next())
-            else {
+    // The push's file and image; `None` for serve.
+    let push = match positional.next().as_deref() {
+        Some("help") => return Ok(Command::Help),
+        None | Some("serve") => match positional.next() {
+            Some(extra) => return Err(format!("unexpected argument {extra:?} for serve")),
+            None => None,
+        },
+        Some("push") => match (positional.next(), positional.next(), positional.next()) {
+            (Some(wasm_file), Some(image), None) => Some((PathBuf::from(wasm_file), image)),
+            _ => {
                 return Err("push takes two arguments: FILE.wasm REGISTRY/REPOSITORY:TAG".into());
-            };
-            let config = ServeConfig {
-                insecure_registries,
-                registry_auth_files: registry_auth_files(&values, &env),
-                registry_tls: registry_tls(&values, &env),
-                registry_proxy: registry_proxy(&env),
-                ..ServeConfig::default()
-            };
-            Ok(Command::Push {
-                wasm_file: PathBuf::from(wasm_file),
-                image,
-                registry_options: Box::new(config.registry_options()),
-            })
+            }
+        },
+        Some(other) => {
+            return Err(format!(
+                "unknown command {other:?}; the commands are serve (the default), push and help"
+            ));
         }
-        Some(other) => Err(format!(
-            "unknown command {other:?}; the commands are serve (the default), push and help"
-        )),
+    };
+    // Push reads only its own flags: a serve setting that would be refused
+    // (in the environment, say) does not stop a push.
+    let mut settings = settings_from_environment(&env);
+    for (values, flag) in given.into_iter().zip(FLAGS) {
+        if push.is_none() || flag.push {
+            for value in values {
+                flag.apply(&mut settings, value)?;
+            }
+        }
+    }
+    if let Some((wasm_file, image)) = push {
+        return Ok(Command::Push {
+            wasm_file,
+            image,
+            registry_options: Box::new(settings.config.registry),
+        });
+    }
+    if settings.config.protect_all && settings.admin_token_file.is_none() {
+        return Err("--protect-all needs --admin-token-file".into());
+    }
+    if settings.provider_secrets_dir.is_some() && settings.config.provider.is_none() {
+        return Err("--provider-secrets-dir needs --provider-listen".into());
+    }
+    Ok(Command::Serve {
+        config: Box::new(settings.config),
+        admin_token_file: settings.admin_token_file,
+        provider_secrets_dir: settings.provider_secrets_dir,
+    })
+}
+
+/// The defaults, with what the environment says besides the flags' twins:
+/// where docker and podman keep credentials, the system roots' overrides and
+/// the proxies.
+fn settings_from_environment(env: &impl Fn(&str) -> Option<String>) -> Settings {
+    let mut config = ServeConfig::default();
+    config.registry.credentials.candidates = registry_auth_files(env);
+    config.registry.tls.ssl_cert_file = env("SSL_CERT_FILE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    config.registry.tls.ssl_cert_dir = env("SSL_CERT_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    config.registry.proxy = registry_proxy(env);
+    Settings {
+        config,
+        admin_token_file: None,
+        provider_secrets_dir: None,
     }
 }
 
-/// The credential files to look in: the one `--registry-auth-file` names,
-/// or else the places docker and podman keep them.
-fn registry_auth_files(
-    values: &HashMap<&'static str, String>,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Vec<PathBuf> {
-    if let Some(file) = values.get("registry-auth-file") {
-        return vec![PathBuf::from(file)];
-    }
+/// The credential files docker and podman keep, in the order they are
+/// looked in (`--registry-auth-file` replaces them).
+fn registry_auth_files(env: &impl Fn(&str) -> Option<String>) -> Vec<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(directory) = env("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
         candidates.push(PathBuf::from(directory).join("config.json"));
@@ -511,25 +394,6 @@ fn registry_auth_files(
         candidates.push(PathBuf::from(runtime).join("containers/auth.json"));
     }
     candidates
-}
-
-/// The certs directories (`--registry-certs-dir` replaces the defaults) and
-/// the system roots' overrides.
-fn registry_tls(
-    values: &HashMap<&'static str, String>,
-    env: &impl Fn(&str) -> Option<String>,
-) -> TlsSettings {
-    let mut settings = TlsSettings::default();
-    if let Some(dir) = values.get("registry-certs-dir") {
-        settings.certs_dirs = vec![PathBuf::from(dir)];
-    }
-    settings.ssl_cert_file = env("SSL_CERT_FILE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    settings.ssl_cert_dir = env("SSL_CERT_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    settings
 }
 
 /// The proxy settings from `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY` (the
@@ -553,113 +417,12 @@ fn registry_proxy(env: &impl Fn(&str) -> Option<String>) -> ProxySettings {
     }
 }
 
-/// Parses `HOST=MIRROR[,MIRROR]` (hosts as `host[:port]`, a scheme allowed
-/// and dropped: the scheme follows the registry rules).
-fn parse_mirror(spec: &str) -> Result<(String, Vec<String>), String> {
-    let invalid = || {
-        format!(
-            "--registry-mirror {spec:?} must be HOST=MIRROR[,MIRROR], e.g. docker.io=mirror.site.lan:5000"
-        )
-    };
-    let (origin, mirrors) = spec.split_once('=').ok_or_else(invalid)?;
-    let host = |text: &str| {
-        let text = text
-            .trim()
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/');
-        (!text.is_empty() && !text.contains(['/', '@', '?', '#', ' '])).then(|| text.to_owned())
-    };
-    let origin = host(origin).ok_or_else(invalid)?;
-    let mirrors: Vec<String> = mirrors
-        .split(',')
-        .map(|mirror| host(mirror).ok_or_else(invalid))
-        .collect::<Result<_, _>>()?;
-    Ok((origin, mirrors))
-}
-
-/// Builds the serve settings from the flag values, checking each.
-fn serve_config(values: &HashMap<&'static str, String>) -> Result<ServeConfig, String> {
-    let mut config = ServeConfig::default();
-    let number = |flag: &str, unit: &str, range: std::ops::RangeInclusive<u64>| {
-        values
-            .get(flag)
-            .map(|value| match value.parse::<u64>() {
-                Ok(n) if range.contains(&n) => Ok(n),
-                _ => Err(format!(
-                    "--{flag} must be a number of {unit} from {} to {}, got {value:?}",
-                    range.start(),
-                    range.end()
-                )),
-            })
-            .transpose()
-    };
-    const MAX: u64 = u32::MAX as u64; // lossless; `u64::from` is not const
-    if let Some(listen) = values.get("listen") {
-        config.listen.clone_from(listen);
-    }
-    if let Some(data_dir) = values.get("data-dir") {
-        config.data_dir = PathBuf::from(data_dir);
-    }
-    if let Some(n) = number("workers", "threads", 1..=1024)? {
-        config.workers = usize_saturating(n);
-    }
-    if let Some(n) = number("max-body-bytes", "bytes", 1..=MAX)? {
-        config.max_body_bytes = n;
-    }
-    if let Some(n) = number("timeout-ms", "milliseconds", 1..=MAX)? {
-        config.invocation_timeout = Duration::from_millis(n);
-    }
-    if let Some(n) = number("memory-limit-mb", "MiB", 1..=4096)? {
-        config.memory_limit_bytes = bytes_from_mib(n);
-    }
-    if let Some(n) = number("max-output-bytes", "bytes", 1..=MAX)? {
-        config.max_output_bytes = usize_saturating(n);
-    }
-    if let Some(n) = number("client-timeout-ms", "milliseconds", 1..=MAX)? {
-        config.client_timeout = Duration::from_millis(n);
-    }
-    if let Some(n) = number("max-connections", "connections", 1..=65536)? {
-        config.max_connections = usize_saturating(n);
-    }
-    if let Some(n) = number("max-in-flight", "invocations", 1..=1024)? {
-        config.max_in_flight = Some(usize_saturating(n));
-    }
-    if let Some(n) = number("max-queue", "invocations", 0..=1_000_000)? {
-        config.max_queue = usize_saturating(n);
-    }
-    if let Some(n) = number("registry-timeout-ms", "milliseconds", 1..=MAX)? {
-        config.registry_timeout = Duration::from_millis(n);
-    }
-    if let Some(n) = number("blob-cache-mb", "MiB", 0..=1_048_576)? {
-        config.blob_cache_max_bytes = n << 20;
-    }
-    if let Some(n) = number("function-log-lines", "lines", 0..=1_000_000)? {
-        config.function_log.max_lines = usize_saturating(n);
-    }
-    if let Some(n) = number("function-log-bytes", "bytes", 1..=MAX)? {
-        config.function_log.max_bytes = usize_saturating(n);
-    }
-    config.functions_file = values.get("functions-file").map(PathBuf::from);
-    if let Some(n) = number("functions-file-poll-ms", "milliseconds", 10..=3_600_000)? {
-        config.functions_file_poll = Duration::from_millis(n);
-    }
-    if let Some(n) = number("functions-file-jitter-ms", "milliseconds", 0..=3_600_000)? {
-        config.functions_file_jitter = Duration::from_millis(n);
-    }
-    Ok(config)
-}
-
 /// Every long flag, for suggestions.
 fn known_flags() -> impl Iterator<Item = &'static str> {
-    VALUE_FLAGS.iter().map(|&(flag, _)| flag).chain([
-        "insecure-registry",
-        "registry-mirror",
-        "protect-all",
-        "access-log",
-        "help",
-        "version",
-    ])
+    FLAGS
+        .iter()
+        .map(|flag| flag.name)
+        .chain(["help", "version"])
 }
 
 /// `unknown option --timeout; did you mean --timeout-ms?`
@@ -735,14 +498,6 @@ fn read_provider_credentials(directory: &str) -> Result<BasicCredentials, String
     })
 }
 
-fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" | "" => Ok(false),
-        _ => Err(format!("{name} must be true or false, got {value:?}")),
-    }
-}
-
 fn string_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, String> {
     parser
         .value()
@@ -753,6 +508,8 @@ fn string_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, Strin
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Command, String> {
@@ -811,7 +568,10 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:0");
         assert_eq!(config.workers, 3);
         assert_eq!(config.data_dir, PathBuf::from("/env"));
-        assert_eq!(config.insecure_registries, vec!["reg:5000".to_string()]);
+        assert_eq!(
+            config.registry.insecure_registries,
+            vec!["reg:5000".to_string()]
+        );
     }
 
     #[test]
@@ -844,7 +604,7 @@ mod tests {
         };
         assert_eq!(config.invocation_slots(), 3);
         assert_eq!(config.max_queue, 7);
-        assert_eq!(config.max_output_bytes, 4096);
+        assert_eq!(config.runtime.max_output_bytes, 4096);
         assert_eq!(config.client_timeout, Duration::from_millis(1500));
         assert_eq!(admin_token_file.as_deref(), Some(path));
         assert_eq!(
@@ -868,7 +628,7 @@ mod tests {
             panic!("expected serve")
         };
         assert_eq!(
-            config.registry_auth_files,
+            config.registry.credentials.candidates,
             vec![
                 PathBuf::from("/etc/dc/config.json"),
                 PathBuf::from("/home/u/.docker/config.json"),
@@ -885,7 +645,10 @@ mod tests {
         .unwrap() else {
             panic!("expected serve")
         };
-        assert_eq!(config.registry_auth_files, vec![PathBuf::from("/a.json")]);
+        assert_eq!(
+            config.registry.credentials.candidates,
+            vec![PathBuf::from("/a.json")]
+        );
     }
 
     #[test]
@@ -898,7 +661,7 @@ mod tests {
             panic!("expected serve")
         };
         assert_eq!(
-            config.registry_mirrors,
+            config.registry.mirrors,
             vec![
                 ("docker.io".to_string(), vec!["hub-cache.lan".to_string()]),
                 (
@@ -1088,6 +851,52 @@ mod tests {
                 format!("unknown option --{typed}; did you mean --{suggested}?")
             );
         }
+    }
+
+    #[test]
+    fn push_reads_only_its_own_flags() {
+        let Command::Push {
+            registry_options, ..
+        } = parse_with(
+            &[
+                "push",
+                "--workers",
+                "0",
+                "--insecure-registry",
+                "reg:5000",
+                "a.wasm",
+                "reg:5000/a:1",
+            ],
+            &[("WASM_ENGINE_MAX_QUEUE", "lots")],
+        )
+        .unwrap()
+        else {
+            panic!("expected push")
+        };
+        assert_eq!(registry_options.insecure_registries, vec!["reg:5000"]);
+        assert!(
+            parse_with(&["--workers", "0"], &[])
+                .unwrap_err()
+                .contains("--workers")
+        );
+    }
+
+    #[test]
+    fn a_flag_overrides_a_twin_that_would_be_refused() {
+        let Command::Serve { config, .. } =
+            parse_with(&["--max-queue", "5"], &[("WASM_ENGINE_MAX_QUEUE", "lots")]).unwrap()
+        else {
+            panic!("expected serve")
+        };
+        assert_eq!(config.max_queue, 5);
+        assert_eq!(
+            parse_with(&[], &[("WASM_ENGINE_MAX_QUEUE", "lots")]).unwrap_err(),
+            "--max-queue must be a number of invocations from 0 to 1000000, got \"lots\""
+        );
+        assert_eq!(
+            parse_with(&[], &[("WASM_ENGINE_ACCESS_LOG", "maybe")]).unwrap_err(),
+            "WASM_ENGINE_ACCESS_LOG must be true or false, got \"maybe\""
+        );
     }
 
     #[test]

@@ -7,17 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::function_log::LogLimits;
-use crate::registry::{CredentialFiles, ProxySettings, RegistryOptions, TlsSettings};
-
-/// Default listen address.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:10000";
-/// Default data directory.
-pub const DEFAULT_DATA_DIR: &str = "/var/lib/wasmengine";
-/// Default cap on a request body, in bytes (1 MiB).
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
-
-/// Default cap on what one invocation may output, in bytes (1 MiB).
-pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+use crate::registry::RegistryOptions;
+use crate::runtime::RuntimeOptions;
 
 /// The secret that guards the mutating routes. Its `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
@@ -66,43 +57,21 @@ pub struct ServeConfig {
     /// every invocation slot runs a long function).
     /// Defaults to the number of CPUs.
     pub workers: usize,
-    /// Registries (`host` or `host:port`) that may be reached over plain HTTP
-    /// besides loopback ones. Defaults to none.
-    pub insecure_registries: Vec<String>,
-    /// Where registry credentials are looked up: `--registry-auth-file`, or
-    /// else `$DOCKER_CONFIG/config.json`, `~/.docker/config.json` and
-    /// `$XDG_RUNTIME_DIR/containers/auth.json` (the first that exists, read
-    /// at each pull). Defaults to none (anonymous pulls).
-    pub registry_auth_files: Vec<PathBuf>,
-    /// Certs directories (`<dir>/<host[:port]>/*.crt`, `client.cert` +
-    /// `client.key`) and the system roots' files (`SSL_CERT_FILE`,
-    /// `SSL_CERT_DIR`). Defaults to `/etc/wasmengine/certs.d`,
-    /// `/etc/docker/certs.d`, `/etc/containers/certs.d` and the
-    /// distribution's bundle.
-    pub registry_tls: TlsSettings,
-    /// `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` (either case) for
-    /// registry requests; loopback registries are never proxied.
-    /// Defaults to none.
-    pub registry_proxy: ProxySettings,
-    /// `--registry-mirror HOST=MIRROR[,MIRROR]`: pull mirrors per registry,
-    /// tried in order before it. Defaults to none.
-    pub registry_mirrors: Vec<(String, Vec<String>)>,
+    /// The registry client's settings: insecure registries, credential
+    /// files, certs directories, proxies, mirrors and timeouts. Defaults to
+    /// [`RegistryOptions::default`], which documents each one, with
+    /// credential helpers given as long as a registry request (10 s).
+    pub registry: RegistryOptions,
     /// Most bytes of registry blobs kept under `<data dir>/blobs` (0: none
     /// kept). When a new blob does not fit once unreferenced blobs are
     /// removed, it is not kept. Defaults to 256 MiB.
     pub blob_cache_max_bytes: u64,
     /// Largest accepted request body, in bytes. Defaults to 1 MiB.
     pub max_body_bytes: u64,
-    /// Wall-clock time one invocation may run before it is stopped and
-    /// answered with 504. Defaults to 10 s.
-    pub invocation_timeout: Duration,
-    /// Largest linear memory of one function instance, in bytes; `memory.grow`
-    /// beyond it fails inside the function. Defaults to 64 MiB.
-    pub memory_limit_bytes: u64,
-    /// Most bytes a function may return (string ABI) or write to stdout or
-    /// stderr (WASI) in one invocation; beyond it the call fails with 500.
-    /// Defaults to 1 MiB.
-    pub max_output_bytes: usize,
+    /// The limits every invocation runs under unless its function sets its
+    /// own: wall-clock time, linear memory, output bytes. Defaults to
+    /// [`RuntimeOptions::default`] (10 s, 64 MiB, 1 MiB).
+    pub runtime: RuntimeOptions,
     /// Longest wait for each read from a client: a request that stalls longer
     /// is answered 408, an idle keep-alive connection is closed. Also bounds
     /// each write of a response. Defaults to 10 s.
@@ -121,9 +90,6 @@ pub struct ServeConfig {
     /// Whether the admin token also guards invoke, list and query.
     /// Defaults to false.
     pub protect_all: bool,
-    /// Timeout for one registry request (connect, send, and receive the
-    /// response headers). Defaults to 10 s.
-    pub registry_timeout: Duration,
     /// How much of each function's log (WASI stderr and failure reasons) is
     /// kept in memory. Defaults to 1000 lines and 64 KiB per function.
     pub function_log: LogLimits,
@@ -151,21 +117,17 @@ pub struct ServeConfig {
 impl Default for ServeConfig {
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut registry = RegistryOptions::default();
+        // A credential helper has as long as a registry request.
+        registry.credentials.helper_timeout = Some(registry.request_timeout);
         Self {
-            listen: DEFAULT_LISTEN.to_owned(),
-            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            listen: "0.0.0.0:10000".to_owned(),
+            data_dir: PathBuf::from("/var/lib/wasmengine"),
             workers,
-            insecure_registries: Vec::new(),
-            registry_auth_files: Vec::new(),
-            registry_tls: TlsSettings::default(),
-            registry_proxy: ProxySettings::default(),
-            registry_mirrors: Vec::new(),
+            registry,
             blob_cache_max_bytes: 256 << 20,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            registry_timeout: Duration::from_secs(10),
-            invocation_timeout: Duration::from_secs(10),
-            memory_limit_bytes: 64 << 20,
-            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            max_body_bytes: 1 << 20,
+            runtime: RuntimeOptions::default(),
             client_timeout: Duration::from_secs(10),
             max_connections: 256,
             max_in_flight: None,
@@ -183,22 +145,6 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
-    /// The registry client's settings.
-    pub fn registry_options(&self) -> RegistryOptions {
-        RegistryOptions {
-            insecure_registries: self.insecure_registries.clone(),
-            request_timeout: self.registry_timeout,
-            credentials: CredentialFiles {
-                candidates: self.registry_auth_files.clone(),
-                helper_timeout: Some(self.registry_timeout),
-            },
-            tls: self.registry_tls.clone(),
-            proxy: self.registry_proxy.clone(),
-            mirrors: self.registry_mirrors.clone(),
-            ..RegistryOptions::default()
-        }
-    }
-
     /// The most invocations that may run at once.
     pub fn invocation_slots(&self) -> usize {
         self.max_in_flight.unwrap_or(self.workers).max(1)
@@ -226,13 +172,13 @@ impl ServeConfig {
             self.workers,
             self.invocation_slots(),
             self.max_queue,
-            self.invocation_timeout.as_millis(),
-            self.memory_limit_bytes / (1024 * 1024),
-            self.max_output_bytes,
+            self.runtime.timeout.as_millis(),
+            self.runtime.memory_limit_bytes / (1024 * 1024),
+            self.runtime.max_output_bytes,
             self.max_body_bytes,
             self.max_connections,
             self.client_timeout.as_millis(),
-            self.registry_timeout.as_millis()
+            self.registry.request_timeout.as_millis()
         )
     }
 }

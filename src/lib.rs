@@ -5,22 +5,22 @@
 //! runs every invocation in a fresh instance of the wasmi interpreter behind a
 //! small REST API.
 //!
-//! Table of contents:
-//! - [`cli`]: the command line (`serve`, `push`) and process exit codes.
-//! - [`config`]: the server's settings and their defaults.
-//! - [`build_info`]: version, commit and target of this binary.
-//! - [`error`]: how an error and its causes are shown (the rule every error follows).
-//! - [`function`]: the validated domain types shared by every layer.
-//! - [`call`]: call ids and the log context that carries them.
-//! - [`api`]: the only module that speaks HTTP: routes, request parsing, responses.
-//! - [`service`]: deploy, update, delete, list, query and invoke, tying the layers together.
-//! - [`reconcile`]: the declarative functions file, kept deployed on a thread of its own.
-//! - [`metrics`]: the counters behind `GET /metrics` and their text format.
-//! - [`function_log`]: each function's bounded in-memory log.
-//! - [`rfc3339`]: timestamps of function log lines.
-//! - [`registry`]: the only module that talks to container registries (pull and push).
-//! - [`store`]: the only module that writes the data directory.
-//! - [`runtime`]: wasmi engine, module validation, the invocation ABIs and WASI.
+//! Table of contents (the modules not marked public are internal):
+//! - [`cli`] (public): the command line (`serve`, `push`) and process exit codes.
+//! - `config`: the server's settings and their defaults.
+//! - `build_info`: version, commit and target of this binary.
+//! - `error`: how an error and its causes are shown (the rule every error follows).
+//! - [`function`] (public): the validated domain types shared by every layer.
+//! - `call`: call ids and the log context that carries them.
+//! - `api`: the only module that speaks HTTP: routes, request parsing, responses.
+//! - `service`: deploy, update, delete, list, query and invoke, tying the layers together.
+//! - `reconcile`: the declarative functions file, kept deployed on a thread of its own.
+//! - `metrics`: the counters behind `GET /metrics` and their text format.
+//! - `function_log`: each function's bounded in-memory log.
+//! - [`rfc3339`] (public): timestamps of function log lines.
+//! - [`registry`] (public): the only module that talks to container registries (pull and push).
+//! - `store`: the only module that writes the data directory.
+//! - [`runtime`] (public): wasmi engine, module validation, the invocation ABIs and WASI.
 
 // The engine runs on 32-bit boards (armv7): every narrowing or sign-changing
 // conversion must be deliberate, so casts that can lose or reinterpret bits
@@ -32,18 +32,30 @@
     clippy::cast_lossless
 )]
 
-pub mod api;
-pub mod build_info;
-pub mod call;
+// The public modules are what the binary (`src/main.rs`), the benchmarks,
+// the integration tests and the fuzz targets use; everything else is
+// internal (see "API boundaries" in ARCHITECTURE.md).
+mod api;
+mod build_info;
+mod call;
 pub mod cli;
-pub mod config;
-pub mod error;
+mod config;
+mod error;
 pub mod function;
-pub mod function_log;
-pub mod metrics;
-pub mod reconcile;
+mod function_log;
+mod metrics;
+mod reconcile;
 pub mod registry;
 pub mod rfc3339;
 pub mod runtime;
-pub mod service;
-pub mod store;
+mod service;
+mod store;
+
+/// What the fuzz targets (`fuzz/`) call beyond the public modules. Built
+/// only by `cargo fuzz`, which passes `--cfg fuzzing`.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    pub use crate::api::parse_route_body;
+    pub use crate::registry::{WasmFiles, parse_manifest};
+    pub use crate::runtime::read_string_result;
+}

@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `2026-11-28T19:07:00.123Z`.
-pub fn format_millis(time: SystemTime) -> String {
+pub(crate) fn format_millis(time: SystemTime) -> String {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     format!(
         "{}.{:03}Z",
@@ -16,7 +16,7 @@ pub fn format_millis(time: SystemTime) -> String {
 }
 
 /// `2026-11-28T19:07:00Z`: whole seconds, as the engine's log lines show.
-pub fn format_seconds(time: SystemTime) -> String {
+pub(crate) fn format_seconds(time: SystemTime) -> String {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     format!("{}Z", date_and_time(since_epoch.as_secs()))
 }

@@ -23,7 +23,7 @@ use crate::function::{FunctionEntry, FunctionLimits, FunctionName, Input, Manage
 use crate::function_log::{FunctionLog, LogLimits, LogLine};
 use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
 use crate::registry::{ImageReference, RegistryClient, RegistryError};
-use crate::runtime::{CallLimits, CompiledFunction, Runtime, RuntimeError, RuntimeOptions};
+use crate::runtime::{CallLimits, CompiledFunction, Runtime, RuntimeError};
 use crate::store::{BlobCache, FunctionRecord, FunctionStore, StoreError};
 
 /// A failure of one service operation.
@@ -265,11 +265,7 @@ impl FunctionService {
     /// # Errors
     /// A [`StoreError`] when the data directory is unusable or the index corrupt.
     pub fn open(config: &ServeConfig) -> Result<Self, StoreError> {
-        let runtime = Runtime::new(RuntimeOptions {
-            timeout: config.invocation_timeout,
-            memory_limit_bytes: config.memory_limit_bytes,
-            max_output_bytes: config.max_output_bytes,
-        });
+        let runtime = Runtime::new(config.runtime);
         // Modules adopted from the reference engine's data directory must
         // pass the same checks as a deploy's.
         let check_module = |name: &FunctionName, wasi_cap: bool, wasm: &[u8]| {
@@ -279,7 +275,7 @@ impl FunctionService {
                 .map_err(|error| error.to_string())
         };
         let store = FunctionStore::open(&config.data_dir, &check_module)?;
-        let registry = RegistryClient::new(config.registry_options());
+        let registry = RegistryClient::new(config.registry.clone());
         let blobs = BlobCache::new(&config.data_dir, config.blob_cache_max_bytes);
         let indexed = store
             .entries()

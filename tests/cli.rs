@@ -186,3 +186,42 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     assert!(output.status.success(), "{said}");
     assert!(said.trim().is_empty(), "systemd-analyze warned: {said}");
 }
+
+/// The README's configuration table is made from the same flag table as
+/// `--help` (a unit test keeps it so); this checks the binary's `--help`
+/// against it: every flag row's flag, twin and default are in the help.
+#[test]
+fn the_readme_configuration_table_matches_help() {
+    let readme = include_str!("../README.md");
+    let help = run_engine(&["--help"]);
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    // The help wraps its text: compare with the whitespace folded.
+    let help_words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let plain = |cell: &str| {
+        let cell = cell.replace('`', "");
+        cell.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let mut rows = 0;
+    for row in readme.lines().filter(|line| line.starts_with("| `--")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let [_, flag, twin, default, ..] = cells[..] else {
+            panic!("not a table row: {row}")
+        };
+        let flag = plain(flag);
+        assert!(
+            help.lines().any(|line| line.trim_start() == flag
+                || line.trim_start().starts_with(&format!("{flag} "))),
+            "--help has no line for {flag}"
+        );
+        let twin = plain(twin);
+        assert!(help_words.contains(&twin), "--help lacks {twin} ({flag})");
+        let default = format!("[default: {}]", plain(default));
+        assert!(
+            help_words.contains(&default),
+            "--help lacks {default} ({flag})"
+        );
+        rows += 1;
+    }
+    assert!(rows >= 26, "only {rows} flag rows in README.md");
+}

@@ -4,7 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wasm_engine::registry::{Digest, LayerLimits, WasmFiles};
+use wasm_engine::fuzzing::WasmFiles;
+use wasm_engine::registry::{Digest, LayerLimits};
 
 const LIMITS: LayerLimits = LayerLimits {
     max_blob_bytes: 1 << 20,

@@ -3,9 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wasm_engine::registry::{
-    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, parse_manifest,
-};
+use wasm_engine::fuzzing::parse_manifest;
+use wasm_engine::registry::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 
 const CONTENT_TYPES: [&str; 5] = [
     OCI_MANIFEST,

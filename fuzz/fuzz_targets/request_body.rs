@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let route = ROUTES[route as usize % ROUTES.len()];
-    if let Err(error) = wasm_engine::api::parse_route_body(route, body) {
+    if let Err(error) = wasm_engine::fuzzing::parse_route_body(route, body) {
         assert_eq!(error.status(), 400, "{route}: {error}");
     }
 });

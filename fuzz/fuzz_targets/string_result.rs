@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wasm_engine::runtime::read_string_result;
+use wasm_engine::fuzzing::read_string_result;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 10 {

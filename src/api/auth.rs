@@ -1,36 +1,45 @@
-//! The admin token check: which routes need it and whether a request's
-//! `Authorization: Bearer` header carries it, compared in constant time; and
+//! Credentials: [`Access`], whether a request's `Authorization: Bearer`
+//! header carries the admin token, compared in constant time; and
 //! [`BasicAccess`], the provider API's basic auth, compared the same way.
+//! Which routes ask for them is each route's [`Guard`] (`route`).
 
 use sha2::{Digest, Sha256};
 
-use super::ApiError;
+use super::error::ApiError;
+use super::route::Guard;
 use crate::config::{AdminToken, BasicCredentials};
 
 /// The provider API's basic auth (`--provider-secrets-dir`).
 pub struct BasicAccess {
     /// SHA-256 of `user:password`, when credentials are configured.
     expected_digest: Option<[u8; 32]>,
+    /// Whether [`Guard::ProtectAll`] routes ask for them too.
+    protect_all: bool,
 }
 
 impl BasicAccess {
-    pub fn new(credentials: Option<&BasicCredentials>) -> Self {
+    pub fn new(credentials: Option<&BasicCredentials>, protect_all: bool) -> Self {
         Self {
             expected_digest: credentials.map(|credentials| {
                 sha256(format!("{}:{}", credentials.user, credentials.password).as_bytes())
             }),
+            protect_all,
         }
     }
 
-    /// Checks an `Authorization` header against the credentials.
+    /// Checks a request to a route with `guard` carrying the given
+    /// `Authorization` header against the credentials.
     ///
     /// # Errors
-    /// [`ApiError::BasicAuthRequired`] when credentials are configured and
-    /// the header does not carry them.
-    pub fn check(&self, authorization: Option<&str>) -> Result<(), ApiError> {
+    /// [`ApiError::BasicAuthRequired`] when credentials are configured, the
+    /// guard asks for them, and the header does not carry them.
+    pub fn check(&self, guard: Guard, authorization: Option<&str>) -> Result<(), ApiError> {
         let Some(expected) = &self.expected_digest else {
             return Ok(());
         };
+        if !guard.asks(self.protect_all) {
+            return Ok(());
+        }
         let presented = authorization.and_then(|value| {
             let (scheme, encoded) = value.trim().split_once(' ')?;
             scheme
@@ -98,20 +107,17 @@ impl Access {
         }
     }
 
-    /// Checks a request to `path` carrying the given `Authorization` header.
+    /// Checks a request to a route with `guard` carrying the given
+    /// `Authorization` header.
     ///
     /// # Errors
-    /// [`ApiError::Unauthorized`] when the route needs the token and the
-    /// header does not carry it.
-    pub fn check(&self, path: &str, authorization: Option<&str>) -> Result<(), ApiError> {
+    /// [`ApiError::Unauthorized`] when a token is configured, the guard asks
+    /// for it, and the header does not carry it.
+    pub fn check(&self, guard: Guard, authorization: Option<&str>) -> Result<(), ApiError> {
         let Some(expected) = &self.token_digest else {
             return Ok(());
         };
-        let mutating = matches!(
-            path,
-            "/function/deploy" | "/function/update" | "/function/delete"
-        );
-        if !mutating && !self.protect_all {
+        if !guard.asks(self.protect_all) {
             return Ok(());
         }
         let presented = authorization.and_then(|value| {
@@ -140,6 +146,7 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Guard::{Always, Open, ProtectAll};
 
     fn guarded(protect_all: bool) -> Access {
         Access::new(
@@ -151,64 +158,67 @@ mod tests {
     #[test]
     fn without_a_token_everything_is_open() {
         let open = Access::new(None, false);
-        assert!(open.check("/function/deploy", None).is_ok());
+        assert!(open.check(Always, None).is_ok());
     }
 
     #[test]
     fn mutating_routes_need_the_token_and_reads_stay_open() {
         let access = guarded(false);
         assert!(matches!(
-            access.check("/function/deploy", None),
+            access.check(Always, None),
             Err(ApiError::Unauthorized { token_sent: false })
         ));
         assert!(matches!(
-            access.check("/function/delete", Some("Bearer wrong")),
+            access.check(Always, Some("Bearer wrong")),
             Err(ApiError::Unauthorized { token_sent: true })
         ));
         assert!(
             access
-                .check(
-                    "/function/update",
-                    Some("Bearer correct horse battery staple")
-                )
+                .check(Always, Some("Bearer correct horse battery staple"))
                 .is_ok()
         );
         assert!(
             access
-                .check(
-                    "/function/update",
-                    Some("bearer  correct horse battery staple ")
-                )
+                .check(Always, Some("bearer  correct horse battery staple "))
                 .is_ok()
         );
         assert!(matches!(
-            access.check("/function/deploy", Some("Basic Y29ycmVjdA==")),
+            access.check(Always, Some("Basic Y29ycmVjdA==")),
             Err(ApiError::Unauthorized { token_sent: false })
         ));
-        assert!(access.check("/function/invoke", None).is_ok());
-        assert!(access.check("/function/list", None).is_ok());
+        assert!(access.check(ProtectAll, None).is_ok());
+        assert!(access.check(ProtectAll, None).is_ok());
     }
 
     #[test]
     fn basic_auth_takes_the_openfaas_credentials_only() {
-        let open = BasicAccess::new(None);
-        assert!(open.check(None).is_ok());
-        let access = BasicAccess::new(Some(&BasicCredentials {
-            user: "admin".into(),
-            password: "s3cret".into(),
-        }));
+        let open = BasicAccess::new(None, true);
+        assert!(open.check(Always, None).is_ok());
+        let access = BasicAccess::new(
+            Some(&BasicCredentials {
+                user: "admin".into(),
+                password: "s3cret".into(),
+            }),
+            false,
+        );
+        assert!(access.check(ProtectAll, None).is_ok());
+        assert!(access.check(Open, None).is_ok());
         // base64("admin:s3cret") and base64("admin:wrong").
-        assert!(access.check(Some("Basic YWRtaW46czNjcmV0")).is_ok());
-        assert!(access.check(Some("basic  YWRtaW46czNjcmV0 ")).is_ok());
+        assert!(access.check(Always, Some("Basic YWRtaW46czNjcmV0")).is_ok());
+        assert!(
+            access
+                .check(Always, Some("basic  YWRtaW46czNjcmV0 "))
+                .is_ok()
+        );
         assert!(matches!(
-            access.check(Some("Basic YWRtaW46d3Jvbmc=")),
+            access.check(Always, Some("Basic YWRtaW46d3Jvbmc=")),
             Err(ApiError::BasicAuthRequired {
                 credentials_sent: true
             })
         ));
         for header in [None, Some("Bearer YWRtaW46czNjcmV0"), Some("Basic !!!!")] {
             assert!(matches!(
-                access.check(header),
+                access.check(Always, header),
                 Err(ApiError::BasicAuthRequired {
                     credentials_sent: false
                 })
@@ -224,14 +234,12 @@ mod tests {
     #[test]
     fn protect_all_guards_reads_too() {
         let access = guarded(true);
-        assert!(access.check("/function/invoke", None).is_err());
-        assert!(access.check("/function/list", Some("Bearer nope")).is_err());
+        assert!(access.check(Open, None).is_ok());
+        assert!(access.check(ProtectAll, None).is_err());
+        assert!(access.check(ProtectAll, Some("Bearer nope")).is_err());
         assert!(
             access
-                .check(
-                    "/function/query",
-                    Some("Bearer correct horse battery staple")
-                )
+                .check(ProtectAll, Some("Bearer correct horse battery staple"))
                 .is_ok()
         );
     }

@@ -15,13 +15,18 @@ use crate::service::ServiceError;
 pub enum ApiError {
     /// The body is not the JSON the route expects, or a field is invalid.
     BadRequest(String),
-    /// No route has this path.
-    RouteNotFound { method: String, path: String },
-    /// The route exists but not for this method.
+    /// No route of the seed API has this path; `routes` lists them.
+    RouteNotFound {
+        method: String,
+        path: String,
+        routes: String,
+    },
+    /// The route exists but not for this method; `allowed` lists the
+    /// methods it takes, as the `Allow` header does.
     MethodNotAllowed {
         method: String,
         path: String,
-        allowed: &'static str,
+        allowed: String,
     },
     /// The body is larger than the configured cap.
     PayloadTooLarge { limit_bytes: u64 },
@@ -30,8 +35,12 @@ pub enum ApiError {
     /// A provider route needs the basic-auth credentials
     /// (`--provider-secrets-dir`) and the request did not carry them.
     BasicAuthRequired { credentials_sent: bool },
-    /// No provider API route has this path.
-    NoProviderRoute { method: String, path: String },
+    /// No provider API route has this path; `routes` lists them.
+    NoProviderRoute {
+        method: String,
+        path: String,
+        routes: String,
+    },
     /// A provider API route the engine does not implement.
     NotImplemented { what: &'static str },
     /// The client stopped sending its request body before the end.
@@ -97,10 +106,11 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadRequest(message) => f.write_str(message),
-            Self::RouteNotFound { method, path } => write!(
-                f,
-                "no route for {method} {path}; the routes are POST /function/deploy, /function/update, /function/delete, /function/query, /function/invoke, /function/logs and GET /function/list, /metrics, /healthz, /readyz"
-            ),
+            Self::RouteNotFound {
+                method,
+                path,
+                routes,
+            } => write!(f, "no route for {method} {path}; the routes are {routes}"),
             Self::MethodNotAllowed {
                 method,
                 path,
@@ -126,9 +136,13 @@ impl fmt::Display for ApiError {
             } => f.write_str(
                 "the basic-auth user or password is wrong (see basic-auth-user and basic-auth-password in --provider-secrets-dir)",
             ),
-            Self::NoProviderRoute { method, path } => write!(
+            Self::NoProviderRoute {
+                method,
+                path,
+                routes,
+            } => write!(
                 f,
-                "no faas-provider route for {method} {path}; the routes are /system/functions, /system/function/NAME, /system/scale-function/NAME, /system/info, /system/namespaces, /system/logs, /system/secrets, /function/NAME, /healthz and /metrics (see docs/openfaas.md)"
+                "no faas-provider route for {method} {path}; the routes are {routes} (see docs/openfaas.md)"
             ),
             Self::NotImplemented { what } => write!(f, "{what}"),
             Self::RequestTimeout { limit } => write!(

@@ -8,10 +8,11 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::answer::Answer;
 use super::error::ApiError;
-use super::request::{IgnoredFields, parse_json};
+use super::request::IgnoredFields;
 use super::response::Reply;
-use super::{Answer, Shared};
+use super::server::Shared;
 use crate::call::CallId;
 use crate::function::FunctionName;
 use crate::function_log::LogLine;
@@ -66,30 +67,10 @@ impl Call {
     }
 }
 
-/// Whether `path` is a probe or the metrics: answered even while draining.
-pub fn served_while_draining(path: &str) -> bool {
-    matches!(
-        path.split('?').next(),
-        Some("/healthz" | "/readyz" | "/metrics")
-    )
-}
-
-/// `/healthz`: 200 while the process serves. `/readyz`: 200 while it takes
-/// work (workers start once the store is restored), 503
-/// with the reason while it drains, and while entries of the functions
-/// file have never been deployed (their names).
-pub fn health(path: &str, shared: &Shared) -> Result<Answer, ApiError> {
-    if path == "/readyz" {
-        if let Some(reason) = not_ready(shared) {
-            return Err(ApiError::NotReady { reason });
-        }
-        return Ok(Answer::Reply(Reply::ok("ready".into())));
-    }
-    Ok(Answer::Reply(Reply::ok("alive".into())))
-}
-
 /// Why the engine is not ready, if it is not: it drains, or entries of its
-/// functions file have never been deployed. Both listeners' `/readyz` ask.
+/// functions file have never been deployed. Both listeners' `/readyz` ask
+/// (`/healthz` is 200 while the process serves; `/readyz` is 200 while it
+/// takes work: workers start once the store is restored).
 pub fn not_ready(shared: &Shared) -> Option<String> {
     if shared.stopping() {
         return Some("draining: the engine is shutting down and finishes the calls it has".into());
@@ -100,12 +81,13 @@ pub fn not_ready(shared: &Shared) -> Option<String> {
         .and_then(|status| status.not_ready())
 }
 
-/// `GET /metrics`: the Prometheus text exposition.
-pub fn metrics(shared: &Shared) -> Answer {
+/// `GET /metrics` (on either listener): the Prometheus text exposition, of
+/// type [`metrics::CONTENT_TYPE`].
+pub fn metrics(shared: &Shared) -> String {
     let functions = shared.service.function_samples();
     let (invocations_running, invocations_waiting) = shared.admission.load();
     let connections = shared.http.connection_stats();
-    let body = metrics::render(&Scrape {
+    metrics::render(&Scrape {
         functions: &functions,
         changes: shared.service.change_metrics(),
         rejections: &shared.rejections,
@@ -121,11 +103,7 @@ pub fn metrics(shared: &Shared) -> Answer {
         },
         data_dir_bytes: shared.service.data_dir_bytes(),
         process: ProcessStats::read(),
-    });
-    Answer::Raw {
-        content_type: metrics::CONTENT_TYPE,
-        body,
-    }
+    })
 }
 
 /// `POST /function/logs`. Unknown fields are ignored, as on every route.
@@ -142,24 +120,22 @@ pub struct LogsRequest {
     pub ignored_fields: IgnoredFields,
 }
 
+super::request::json_body!(LogsRequest);
+
 /// `POST /function/logs`: the function's recent log as text (`status code:
 /// 200, message: N log line(s) of function F` and one line each after it),
 /// JSON, or NDJSON (`Accept: application/x-ndjson`, one object per line).
 pub fn logs(
-    body: &[u8],
+    request: LogsRequest,
     accept: Option<&str>,
-    call: &mut Call,
     shared: &Shared,
-    ignored_fields: &mut IgnoredFields,
 ) -> Result<Answer, ApiError> {
     let LogsRequest {
         function_name,
         tail,
         since,
-        ignored_fields: ignored,
-    } = parse_json(body)?;
-    *ignored_fields = ignored;
-    call.function = Some(function_name.clone());
+        ..
+    } = request;
     let since = since
         .as_deref()
         .map(rfc3339::parse)
@@ -220,6 +196,7 @@ fn line_json(function: &FunctionName, line: &LogLine) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::request::parse_json;
     use crate::function_log::LogSource;
     use std::time::{Duration, UNIX_EPOCH};
 

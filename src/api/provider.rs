@@ -15,21 +15,30 @@
 //! Errors are [`ApiError`]s, so statuses still come from
 //! [`ApiError::status`] alone.
 //!
-//! Basic auth ([`BasicAccess`]) guards `/system/*` when
-//! `--provider-secrets-dir` is given; invocations too with `--protect-all`.
+//! Its routes are [`ProviderRoute`], a table of the same shape as the
+//! seed's (`route`): each route's methods, [`Guard`], thread and handler in
+//! one arm. Basic auth ([`BasicAccess`]) guards `/system/*` when
+//! `--provider-secrets-dir` is given; invocations and `/metrics` too with
+//! `--protect-all`.
 
 use std::collections::BTreeMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::answer::{
+    Answer, Context, RETRY_AFTER_SECONDS, failed, finish, header, panicked, run_caught,
+};
 use super::auth::BasicAccess;
+use super::error::ApiError;
 use super::observe::{CALL_ID_HEADER, Call};
 use super::request::parse_json;
 use super::response::Reply;
-use super::{Answer, ApiError, RETRY_AFTER_SECONDS, Shared, header, read_body};
+use super::route::{
+    GET, GET_HEAD, Guard, Methods, POST, PathPattern, RouteSpec, RouteTable, RunsOn, path_name,
+    route_enum, route_list,
+};
+use super::server::Shared;
 use crate::call::CallId;
 use crate::config::ProviderConfig;
 use crate::function::{FunctionLimits, FunctionName, Input, MAX_MEMORY_LIMIT_MB};
@@ -51,15 +60,12 @@ pub const FUEL_ANNOTATION: &str = "com.openfaas.wasm.fuel";
 /// What the provider's routes need besides the service.
 pub struct Settings {
     basic: BasicAccess,
-    /// Whether invocations and `/metrics` need the credentials too.
-    protect_all: bool,
 }
 
 impl Settings {
     pub fn new(config: &ProviderConfig, protect_all: bool) -> Self {
         Self {
-            basic: BasicAccess::new(config.credentials.as_ref()),
-            protect_all,
+            basic: BasicAccess::new(config.credentials.as_ref(), protect_all),
         }
     }
 }
@@ -80,6 +86,8 @@ pub struct Response {
     body: Vec<u8>,
     /// An error message, which gets the call id and one newline appended.
     is_error: bool,
+    /// The `Allow` header of a 405.
+    allow: Option<String>,
 }
 
 impl Response {
@@ -89,6 +97,7 @@ impl Response {
             content_type: "application/json".into(),
             body: value.to_string().into_bytes(),
             is_error: false,
+            allow: None,
         }
     }
 
@@ -98,6 +107,7 @@ impl Response {
             content_type: "text/plain; charset=utf-8".into(),
             body: Vec::new(),
             is_error: false,
+            allow: None,
         }
     }
 
@@ -109,6 +119,7 @@ impl Response {
             content_type: "text/plain; charset=utf-8".into(),
             body: reply.message.clone().into_bytes(),
             is_error: reply.status >= 400,
+            allow: reply.allow.clone(),
         }
     }
 }
@@ -121,16 +132,16 @@ pub fn send(request: tiny_http::Request, mut response: Response, call_id: &CallI
             .extend_from_slice(format!(" (call id {call_id})\n").as_bytes());
     }
     let status = response.status;
+    let allow = response.allow.take();
     let mut answer = tiny_http::Response::from_data(response.body)
         .with_status_code(status)
         .with_header(header("Content-Type", &response.content_type))
         .with_header(header(CALL_ID_HEADER, call_id.as_str()));
+    if let Some(allow) = &allow {
+        answer.add_header(header("Allow", allow));
+    }
     match status {
         401 => answer.add_header(header("WWW-Authenticate", "Basic realm=\"Restricted\"")),
-        405 => {
-            let path = request.url().split('?').next().unwrap_or("");
-            answer.add_header(header("Allow", allowed_methods(path).unwrap_or("GET")));
-        }
         503 => answer.add_header(header("Retry-After", RETRY_AFTER_SECONDS)),
         _ => {}
     }
@@ -143,187 +154,240 @@ pub fn send(request: tiny_http::Request, mut response: Response, call_id: &CallI
     status
 }
 
-/// Sends a provider request where it runs: invocations through admission,
-/// deploys, updates and deletes on a change thread, the rest here.
-pub fn dispatch(request: tiny_http::Request, call: Call, shared: &Arc<Shared>) {
-    if call.path.starts_with("/function/") {
-        super::admit(request, call, shared);
-    } else if call.path == "/system/logs"
-        && *request.method() == tiny_http::Method::Get
-        && Query::parse(request.url()).flag("follow")
-    {
-        follow::spawn(request, call, shared);
-    } else if call.path == "/system/functions"
-        && matches!(call.method.as_str(), "POST" | "PUT" | "DELETE")
-    {
-        super::spawn_change(request, call, shared);
-    } else {
-        handle(request, call, shared);
+route_enum! {
+    /// A route of the faas-provider API (`--provider-listen`, `docs/openfaas.md`).
+    pub enum ProviderRoute {
+        ListFunctions,
+        Deploy,
+        Update,
+        Delete,
+        FunctionStatus,
+        Scale,
+        Info,
+        Namespaces,
+        Logs,
+        Secrets,
+        Invoke,
+        Metrics,
+        Healthz,
+        Readyz,
     }
 }
 
-/// Answers one provider request (a panic answers 500, the worker lives on).
-pub fn handle(mut request: tiny_http::Request, mut call: Call, shared: &Shared) {
+/// A provider route's handler.
+pub type ProviderHandler = fn(&mut Context<'_>) -> Result<Response, ApiError>;
+
+impl RouteTable for ProviderRoute {
+    type Handler = ProviderHandler;
+
+    const ALL: &'static [Self] = Self::VARIANTS;
+
+    fn spec(self) -> RouteSpec<ProviderHandler> {
+        use Guard::{Always, Open, ProtectAll};
+        use PathPattern::{Exact, Named, Prefix};
+        type Spec = RouteSpec<ProviderHandler>;
+        const FUNCTIONS: PathPattern = Exact("/system/functions");
+        match self {
+            Self::ListFunctions => Spec::new(GET, FUNCTIONS, Always, list_functions),
+            Self::Deploy => {
+                Spec::new(POST, FUNCTIONS, Always, deploy).runs_on(RunsOn::ChangeThread)
+            }
+            Self::Update => Spec::new(Methods::Only(&["PUT"]), FUNCTIONS, Always, update)
+                .runs_on(RunsOn::ChangeThread),
+            Self::Delete => Spec::new(Methods::Only(&["DELETE"]), FUNCTIONS, Always, delete)
+                .runs_on(RunsOn::ChangeThread),
+            Self::FunctionStatus => {
+                Spec::new(GET, Named("/system/function/"), Always, function_status)
+            }
+            Self::Scale => Spec::new(POST, Named("/system/scale-function/"), Always, scale),
+            Self::Info => Spec::new(GET, Exact("/system/info"), Always, info),
+            Self::Namespaces => Spec::new(GET, Exact("/system/namespaces"), Always, namespaces),
+            Self::Logs => Spec::new(GET, Exact("/system/logs"), Always, logs),
+            Self::Secrets => Spec::new(
+                Methods::Only(&["GET", "POST", "PUT", "DELETE"]),
+                Exact("/system/secrets"),
+                Always,
+                secrets,
+            ),
+            Self::Invoke => Spec::new(Methods::Any, Prefix("/function/"), ProtectAll, invoke)
+                .runs_on(RunsOn::Admission),
+            Self::Metrics => {
+                Spec::new(GET, Exact("/metrics"), ProtectAll, metrics).while_draining()
+            }
+            Self::Healthz => Spec::new(GET_HEAD, Exact("/healthz"), Open, healthz).while_draining(),
+            Self::Readyz => Spec::new(GET_HEAD, Exact("/readyz"), Open, readyz).while_draining(),
+        }
+    }
+
+    fn not_found(method: &str, path: &str) -> ApiError {
+        ApiError::NoProviderRoute {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            routes: route_list::<Self>(),
+        }
+    }
+}
+
+/// Answers one provider request of `route` on this thread (a panic answers
+/// 500, the worker lives on).
+pub fn handle(
+    route: ProviderRoute,
+    mut request: tiny_http::Request,
+    mut call: Call,
+    shared: &Shared,
+) {
     let _scope = crate::call::enter(&call.id);
-    let outcome = catch_unwind(AssertUnwindSafe(|| route(&mut request, &mut call, shared)));
-    let (method, path) = (&call.method, &call.path);
+    let outcome = run_caught(&mut request, &mut call, shared, |context| {
+        let spec = route.spec();
+        check_access(
+            shared,
+            spec.guard,
+            context.header("Authorization").as_deref(),
+        )?;
+        (spec.handler)(context)
+    });
     let answer = match outcome {
         Ok(Ok(response)) => Answer::Provider(response),
         Ok(Err(error)) => {
-            let is_change = path == "/system/functions" && method != "GET";
-            super::failed(method, path, &error, is_change)
+            let is_change = matches!(
+                route,
+                ProviderRoute::Deploy | ProviderRoute::Update | ProviderRoute::Delete
+            );
+            failed(&call, &error, is_change)
         }
-        Err(panic) => super::panicked(method, path, panic.as_ref()),
+        Err(panic) => panicked(&call, panic.as_ref()),
     };
-    super::finish(request, &call, answer, shared);
+    finish(request, &call, answer, shared);
 }
 
-/// The methods a provider route takes, or `None` for no such route.
-/// Invocations (`/function/...`) take any.
-fn allowed_methods(path: &str) -> Option<&'static str> {
-    Some(match path {
-        "/system/functions" | "/system/secrets" => "GET, POST, PUT, DELETE",
-        "/system/info" | "/system/namespaces" | "/system/logs" | "/metrics" => "GET",
-        "/healthz" | "/readyz" => "GET, HEAD",
-        _ if path_name(path, "/system/function/").is_some() => "GET",
-        _ if path_name(path, "/system/scale-function/").is_some() => "POST",
-        _ => return None,
+/// Checks the provider's basic auth for a route with `guard`.
+fn check_access(
+    shared: &Shared,
+    guard: Guard,
+    authorization: Option<&str>,
+) -> Result<(), ApiError> {
+    shared
+        .provider
+        .as_ref()
+        .expect("provider requests come only from the provider's listener")
+        .basic
+        .check(guard, authorization)
+}
+
+fn healthz(_context: &mut Context<'_>) -> Result<Response, ApiError> {
+    Ok(text(200, "OK"))
+}
+
+fn readyz(context: &mut Context<'_>) -> Result<Response, ApiError> {
+    if let Some(reason) = super::observe::not_ready(context.shared) {
+        return Err(ApiError::NotReady { reason });
+    }
+    Ok(text(200, "OK"))
+}
+
+fn metrics(context: &mut Context<'_>) -> Result<Response, ApiError> {
+    Ok(Response {
+        status: 200,
+        content_type: crate::metrics::CONTENT_TYPE.into(),
+        body: super::observe::metrics(context.shared).into_bytes(),
+        is_error: false,
+        allow: None,
     })
 }
 
-/// The `{name}` of `prefix{name}`, when that is all the path holds.
-fn path_name<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
-    path.strip_prefix(prefix)
-        .filter(|name| !name.is_empty() && !name.contains('/'))
-}
-
-fn header_value(request: &tiny_http::Request, name: &'static str) -> Option<String> {
-    request
-        .headers()
+/// `GET /system/functions`.
+fn list_functions(context: &mut Context<'_>) -> Result<Response, ApiError> {
+    let statuses: Vec<Value> = context
+        .shared
+        .service
+        .statuses()
         .iter()
-        .find(|header| header.field.equiv(name))
-        .map(|header| header.value.as_str().to_owned())
+        .map(|status| status_json(status, false))
+        .collect();
+    Ok(Response::json(200, &Value::Array(statuses)))
 }
 
-fn route(
-    request: &mut tiny_http::Request,
-    call: &mut Call,
-    shared: &Shared,
-) -> Result<Response, ApiError> {
-    let settings = shared
-        .provider
-        .as_ref()
-        .expect("provider requests come only from the provider's listener");
-    let authorization = header_value(request, "Authorization");
-    let (method, path) = (call.method.clone(), call.path.clone());
-    if path.starts_with("/function/") {
-        if settings.protect_all {
-            settings.basic.check(authorization.as_deref())?;
-        }
-        return invoke(request, call, shared);
-    }
-    let Some(allowed) = allowed_methods(&path) else {
-        return Err(ApiError::NoProviderRoute { method, path });
-    };
-    if !allowed.split(", ").any(|allowed| allowed == method) {
-        return Err(ApiError::MethodNotAllowed {
-            method,
-            path,
-            allowed,
-        });
-    }
-    match path.as_str() {
-        "/healthz" => return Ok(text(200, "OK")),
-        "/readyz" => {
-            if let Some(reason) = super::observe::not_ready(shared) {
-                return Err(ApiError::NotReady { reason });
-            }
-            return Ok(text(200, "OK"));
-        }
-        "/metrics" => {
-            if settings.protect_all {
-                settings.basic.check(authorization.as_deref())?;
-            }
-            return Ok(match super::observe::metrics(shared) {
-                Answer::Raw { content_type, body } => Response {
-                    status: 200,
-                    content_type: content_type.into(),
-                    body: body.into_bytes(),
-                    is_error: false,
-                },
-                _ => unreachable!("the metrics are a raw answer"),
-            });
-        }
-        _ => {}
-    }
-    settings.basic.check(authorization.as_deref())?;
-    let query = Query::parse(request.url());
-    let service = &shared.service;
-    match (method.as_str(), path.as_str()) {
-        ("GET", "/system/functions") => {
-            let statuses: Vec<Value> = service
-                .statuses()
-                .iter()
-                .map(|status| status_json(status, false))
-                .collect();
-            Ok(Response::json(200, &Value::Array(statuses)))
-        }
-        ("POST" | "PUT", "/system/functions") => {
-            let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
-            let (name, spec) = parse_deployment(&body)?;
-            call.function = Some(name.clone());
-            if method == "POST" {
-                service.deploy(&name, &spec)?;
-            } else {
-                service.update(&name, &spec)?;
-            }
-            Ok(Response::empty(200))
-        }
-        ("DELETE", "/system/functions") => {
-            let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
-            let DeleteFunctionRequest { function_name } = parse_json(&body)?;
-            call.function = Some(function_name.clone());
-            service.delete(&function_name)?;
-            Ok(Response::empty(200))
-        }
-        ("GET", "/system/info") => Ok(Response::json(
-            200,
-            &json!({
-                "provider": "wasm_engine",
-                "orchestration": "wasmi",
-                "version": {
-                    "release": crate::build_info::VERSION,
-                    "sha": crate::build_info::COMMIT,
-                },
-            }),
-        )),
-        ("GET", "/system/namespaces") => Ok(Response::json(200, &json!([NAMESPACE]))),
-        ("GET", "/system/logs") => logs(&query, call, shared),
-        (_, "/system/secrets") => Err(ApiError::NotImplemented {
-            what: "secrets are not supported: the engine has no secrets store, and WebAssembly functions get no files or environment (see docs/openfaas.md)",
+/// `POST /system/functions`.
+fn deploy(context: &mut Context<'_>) -> Result<Response, ApiError> {
+    let (name, spec) = deployment(context)?;
+    context.shared.service.deploy(&name, &spec)?;
+    Ok(Response::empty(200))
+}
+
+/// `PUT /system/functions`.
+fn update(context: &mut Context<'_>) -> Result<Response, ApiError> {
+    let (name, spec) = deployment(context)?;
+    context.shared.service.update(&name, &spec)?;
+    Ok(Response::empty(200))
+}
+
+/// The body of a deploy or an update, naming its function in the call.
+fn deployment(context: &mut Context<'_>) -> Result<(FunctionName, DeploySpec), ApiError> {
+    let body = context.read_body()?;
+    let (name, spec) = parse_deployment(&body)?;
+    context.call.function = Some(name.clone());
+    Ok((name, spec))
+}
+
+/// `DELETE /system/functions`.
+fn delete(context: &mut Context<'_>) -> Result<Response, ApiError> {
+    let body = context.read_body()?;
+    let DeleteFunctionRequest { function_name } = parse_json(&body)?;
+    context.call.function = Some(function_name.clone());
+    context.shared.service.delete(&function_name)?;
+    Ok(Response::empty(200))
+}
+
+/// `GET /system/info`.
+fn info(_context: &mut Context<'_>) -> Result<Response, ApiError> {
+    Ok(Response::json(
+        200,
+        &json!({
+            "provider": "wasm_engine",
+            "orchestration": "wasmi",
+            "version": {
+                "release": crate::build_info::VERSION,
+                "sha": crate::build_info::COMMIT,
+            },
         }),
-        ("GET", _) => {
-            let name = function_name(path_name(&path, "/system/function/").unwrap_or(""))?;
-            call.function = Some(name.clone());
-            let usage = query.flag("usage");
-            Ok(Response::json(
-                200,
-                &status_json(&service.status(&name)?, usage),
-            ))
-        }
-        _ => {
-            // POST /system/scale-function/{name}: an engine instance per call
-            // has nothing to scale; the body is read for its syntax only.
-            let name = function_name(path_name(&path, "/system/scale-function/").unwrap_or(""))?;
-            call.function = Some(name.clone());
-            let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
-            if !body.iter().all(u8::is_ascii_whitespace) {
-                let _: ScaleServiceRequest = parse_json(&body)?;
-            }
-            service.status(&name)?;
-            Ok(Response::empty(202))
-        }
+    ))
+}
+
+/// `GET /system/namespaces`.
+fn namespaces(_context: &mut Context<'_>) -> Result<Response, ApiError> {
+    Ok(Response::json(200, &json!([NAMESPACE])))
+}
+
+/// `/system/secrets`, any of its methods.
+fn secrets(_context: &mut Context<'_>) -> Result<Response, ApiError> {
+    Err(ApiError::NotImplemented {
+        what: "secrets are not supported: the engine has no secrets store, and WebAssembly functions get no files or environment (see docs/openfaas.md)",
+    })
+}
+
+/// `GET /system/function/{name}[?usage=1]`.
+fn function_status(context: &mut Context<'_>) -> Result<Response, ApiError> {
+    let name = function_name(path_name(&context.call.path, "/system/function/").unwrap_or(""))?;
+    context.call.function = Some(name.clone());
+    let usage = Query::parse(context.request.url()).flag("usage");
+    Ok(Response::json(
+        200,
+        &status_json(&context.shared.service.status(&name)?, usage),
+    ))
+}
+
+/// `POST /system/scale-function/{name}`: an engine instance per call has
+/// nothing to scale; the body is read for its syntax only.
+fn scale(context: &mut Context<'_>) -> Result<Response, ApiError> {
+    let name =
+        function_name(path_name(&context.call.path, "/system/scale-function/").unwrap_or(""))?;
+    context.call.function = Some(name.clone());
+    let body = context.read_body()?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let _: ScaleServiceRequest = parse_json(&body)?;
     }
+    context.shared.service.status(&name)?;
+    Ok(Response::empty(202))
 }
 
 fn text(status: u16, text: &str) -> Response {
@@ -339,12 +403,8 @@ fn function_name(text: &str) -> Result<FunctionName, ApiError> {
 
 /// `/function/{name}`, `/function/{name}.openfaas-fn`, `/function/{name}/{path...}`:
 /// the body is the function's input and the output is the answer's body.
-fn invoke(
-    request: &mut tiny_http::Request,
-    call: &mut Call,
-    shared: &Shared,
-) -> Result<Response, ApiError> {
-    let rest = call.path.strip_prefix("/function/").unwrap_or("");
+fn invoke(context: &mut Context<'_>) -> Result<Response, ApiError> {
+    let rest = context.call.path.strip_prefix("/function/").unwrap_or("");
     let segment = rest.split('/').next().unwrap_or("");
     let name = function_name(
         segment
@@ -352,11 +412,15 @@ fn invoke(
             .filter(|name| !name.is_empty())
             .unwrap_or(segment),
     )?;
-    call.function = Some(name.clone());
-    let body = read_body(request, shared.max_body_bytes, shared.client_timeout)?;
-    let content_type =
-        header_value(request, "Content-Type").unwrap_or_else(|| "text/plain".to_owned());
-    let invocation = shared.service.invoke(&name, &Input::Raw(body), &call.id);
+    context.call.function = Some(name.clone());
+    let body = context.read_body()?;
+    let content_type = context
+        .header("Content-Type")
+        .unwrap_or_else(|| "text/plain".to_owned());
+    let invocation = context
+        .shared
+        .service
+        .invoke(&name, &Input::Raw(body), &context.call.id);
     let output = invocation.output.map_err(ApiError::from);
     if let Some(metrics) = &invocation.metrics {
         metrics.count_status(output.as_ref().map_or_else(ApiError::status, |_| 200));
@@ -366,22 +430,32 @@ fn invoke(
         content_type,
         body: output?.into_bytes(),
         is_error: false,
+        allow: None,
     })
 }
 
 /// `GET /system/logs?name=N&tail=T&since=RFC3339`: NDJSON of
 /// faas-provider's `logs.Message`, one per line of the function's log. The
 /// instance is the call id: every call runs in an instance of its own.
-/// With `follow=true` the request goes to [`follow`] instead.
-fn logs(query: &Query, call: &mut Call, shared: &Shared) -> Result<Response, ApiError> {
-    let (name, log_query) = log_request(query, call)?;
-    let lines = shared.service.logs(&name, log_query)?;
+/// With `follow=true` the request goes to [`follow`] instead (see
+/// [`follows`]).
+fn logs(context: &mut Context<'_>) -> Result<Response, ApiError> {
+    let query = Query::parse(context.request.url());
+    let (name, log_query) = log_request(&query, context.call)?;
+    let lines = context.shared.service.logs(&name, log_query)?;
     Ok(Response {
         status: 200,
         content_type: "application/x-ndjson".into(),
         body: ndjson(&name, &lines).into_bytes(),
         is_error: false,
+        allow: None,
     })
+}
+
+/// Whether a `/system/logs` request with this URL follows the log: then it
+/// runs on a thread of its own ([`RunsOn::Stream`]), in [`follow_logs`].
+pub fn follows(url: &str) -> bool {
+    Query::parse(url).flag("follow")
 }
 
 /// The function and the lines a `/system/logs` request asks for.
@@ -442,9 +516,12 @@ mod follow {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
+    use super::super::answer::{failed, finish, log_access, panicked};
+    use super::super::error::ApiError;
     use super::super::observe::{CALL_ID_HEADER, Call};
-    use super::super::{ApiError, Shared};
-    use super::{Query, header_value, log_request, ndjson};
+    use super::super::route::Guard;
+    use super::super::server::Shared;
+    use super::{Query, log_request, ndjson};
     use crate::function_log::{FunctionLog, LogCursor};
 
     /// Most log streams at once; beyond it, 503.
@@ -483,8 +560,8 @@ mod follow {
             let error = ApiError::TooManyLogFollowers {
                 limit: MAX_FOLLOWERS,
             };
-            let answer = super::super::failed(&call.method, &call.path, &error, false);
-            super::super::finish(request, &call, answer, shared);
+            let answer = failed(&call, &error, false);
+            finish(request, &call, answer, shared);
             return;
         }
         let shared = shared.clone();
@@ -508,12 +585,12 @@ mod follow {
         let (log, first) = match started {
             Ok(Ok(started)) => started,
             Ok(Err(error)) => {
-                let answer = super::super::failed(&call.method, &call.path, &error, false);
-                return super::super::finish(request, &call, answer, shared);
+                let answer = failed(&call, &error, false);
+                return finish(request, &call, answer, shared);
             }
             Err(panic) => {
-                let answer = super::super::panicked(&call.method, &call.path, panic.as_ref());
-                return super::super::finish(request, &call, answer, shared);
+                let answer = panicked(&call, panic.as_ref());
+                return finish(request, &call, answer, shared);
             }
         };
         let chunked = !matches!(request.http_version(), tiny_http::HTTPVersion(1, 0));
@@ -534,7 +611,15 @@ mod follow {
                 name_of(&call)
             ),
         }
-        super::super::log_access(&call, 200, shared);
+        log_access(&call, 200, shared);
+    }
+
+    fn authorization(request: &tiny_http::Request) -> Option<String> {
+        request
+            .headers()
+            .iter()
+            .find(|header| header.field.equiv("Authorization"))
+            .map(|header| header.value.as_str().to_owned())
     }
 
     fn name_of(call: &Call) -> &str {
@@ -548,13 +633,7 @@ mod follow {
         call: &mut Call,
         shared: &Shared,
     ) -> Result<(Arc<FunctionLog>, (String, LogCursor)), ApiError> {
-        let settings = shared
-            .provider
-            .as_ref()
-            .expect("provider requests come only from the provider's listener");
-        settings
-            .basic
-            .check(header_value(request, "Authorization").as_deref())?;
+        super::check_access(shared, Guard::Always, authorization(request).as_deref())?;
         let (name, query) = log_request(&Query::parse(request.url()), call)?;
         let log = shared.service.function_log(&name)?;
         let (lines, cursor) = log.query_to_follow(query.since, query.tail);
@@ -647,6 +726,12 @@ mod follow {
 /// Log streams under way (the drain waits for them).
 pub fn log_followers() -> usize {
     follow::count()
+}
+
+/// `GET /system/logs?...&follow=true`, received: streams on a thread of its
+/// own, or is refused (see [`follow`]).
+pub fn follow_logs(request: tiny_http::Request, call: Call, shared: &std::sync::Arc<Shared>) {
+    follow::spawn(request, call, shared);
 }
 
 /// A function as `FunctionStatus`; `usage` adds `usage` (its memory high-water mark).
@@ -1009,9 +1094,11 @@ mod tests {
         assert!(query.flag("follow"));
         assert!(!query.flag("usage"));
         assert!(Query::parse("/system/function/gcd?usage=1").flag("usage"));
-        assert_eq!(allowed_methods("/system/function/gcd"), Some("GET"));
-        assert_eq!(allowed_methods("/system/function/"), None);
-        assert_eq!(allowed_methods("/system/scale-function/gcd"), Some("POST"));
-        assert_eq!(allowed_methods("/system/nope"), None);
+        assert_eq!(
+            path_name("/system/function/gcd", "/system/function/"),
+            Some("gcd")
+        );
+        assert_eq!(path_name("/system/function/", "/system/function/"), None);
+        assert_eq!(path_name("/system/function/a/b", "/system/function/"), None);
     }
 }

@@ -1,5 +1,7 @@
-//! Typed request bodies. Each route's JSON is parsed once, here, into values
-//! whose constructors validate; nothing below re-checks a raw string.
+//! Request bodies: read under the size cap and the client timeout
+//! ([`read_body`]), and each route's JSON parsed once, here, into values
+//! whose constructors validate ([`JsonBody`]); nothing below re-checks a
+//! raw string.
 //!
 //! The body is read as JSON whatever `Content-Type` says: existing clients
 //! send `text/plain`, or both. Fields a route does not know are accepted and
@@ -8,6 +10,8 @@
 //! type is still a 400.
 
 use std::fmt;
+use std::io::Read;
+use std::time::{Duration, Instant};
 
 use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -69,6 +73,49 @@ impl<'de> Deserialize<'de> for IgnoredFields {
         deserializer.deserialize_map(NamesVisitor)
     }
 }
+
+/// A route's JSON body: parsed once, naming the function it is about, with
+/// the fields its route does not know set aside.
+pub trait JsonBody: Sized {
+    /// # Errors
+    /// The 400 that says what is wrong with the body.
+    fn parse(body: &[u8]) -> Result<Self, ApiError>;
+    fn function_name(&self) -> &FunctionName;
+    fn take_ignored_fields(&mut self) -> IgnoredFields;
+}
+
+impl JsonBody for DeployRequest {
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        Self::parse(body)
+    }
+    fn function_name(&self) -> &FunctionName {
+        &self.function_name
+    }
+    fn take_ignored_fields(&mut self) -> IgnoredFields {
+        std::mem::take(&mut self.ignored_fields)
+    }
+}
+
+/// [`JsonBody`] for bodies that are plain serde structs with a
+/// `function_name` and a flattened `ignored_fields`.
+macro_rules! json_body {
+    ($($body:ty),+) => {$(
+        impl $crate::api::request::JsonBody for $body {
+            fn parse(body: &[u8]) -> Result<Self, $crate::api::error::ApiError> {
+                $crate::api::request::parse_json(body)
+            }
+            fn function_name(&self) -> &$crate::function::FunctionName {
+                &self.function_name
+            }
+            fn take_ignored_fields(&mut self) -> $crate::api::request::IgnoredFields {
+                std::mem::take(&mut self.ignored_fields)
+            }
+        }
+    )+};
+}
+pub(crate) use json_body;
+
+json_body!(NameRequest, InvokeRequest);
 
 #[derive(Deserialize)]
 struct RawDeployRequest {
@@ -132,20 +179,60 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Parses `body` as the request of the POST route `path`, as the server does
-/// (for the fuzz targets, which check that no body makes it panic).
+/// Reads the body, refusing with 413 before reading more than the cap and
+/// with 408 when the client stalls (each read waits at most `client_timeout`,
+/// the whole body at most twice that).
 ///
 /// # Errors
-/// The 400 the server would answer.
-pub fn parse_route_body(path: &str, body: &[u8]) -> Result<(), ApiError> {
-    match path {
-        "/function/deploy" | "/function/update" => DeployRequest::parse(body).map(drop),
-        "/function/delete" | "/function/query" => parse_json::<NameRequest>(body).map(drop),
-        _ => parse_json::<InvokeRequest>(body).map(|request| {
-            // What the ABIs do with arguments: render them back to JSON.
-            let _ = request.args.to_json();
-        }),
+/// 413 past `max_body_bytes`, 408 on a stall, 400 when the read fails.
+pub fn read_body(
+    request: &mut tiny_http::Request,
+    max_body_bytes: u64,
+    client_timeout: Duration,
+) -> Result<Vec<u8>, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge {
+        limit_bytes: max_body_bytes,
+    };
+    if request
+        .body_length()
+        .is_some_and(|length| length as u64 > max_body_bytes)
+    {
+        return Err(too_large());
     }
+    let deadline = Instant::now() + client_timeout * 2;
+    let timed_out = || ApiError::RequestTimeout {
+        limit: client_timeout,
+    };
+    let mut body = Vec::new();
+    let mut reader = request.as_reader().take(max_body_bytes + 1);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(timed_out());
+            }
+            Err(error) => {
+                return Err(ApiError::BadRequest(format!(
+                    "request body could not be read: {error}"
+                )));
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(timed_out());
+        }
+    }
+    if body.len() as u64 > max_body_bytes {
+        return Err(too_large());
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ pub struct Reply {
     pub fields: Map<String, Value>,
     /// Whether the text form ends with `\n` (all but a successful invoke).
     pub newline: bool,
+    /// The `Allow` header of a 405: the methods the path takes.
+    pub allow: Option<String>,
 }
 
 impl Reply {
@@ -28,6 +30,7 @@ impl Reply {
             message,
             fields: Map::new(),
             newline: true,
+            allow: None,
         }
     }
 
@@ -53,6 +56,10 @@ impl Reply {
             message: error.to_string(),
             fields: Map::new(),
             newline: true,
+            allow: match error {
+                ApiError::MethodNotAllowed { allowed, .. } => Some(allowed.clone()),
+                _ => None,
+            },
         }
     }
 

@@ -164,14 +164,6 @@ impl FunctionMetrics {
             .map(|count| count.load(Ordering::Relaxed))
             .sum()
     }
-
-    /// Invocations answered with `status` so far.
-    pub fn status_count(&self, status: u16) -> u64 {
-        STATUSES
-            .iter()
-            .position(|&known| known == status)
-            .map_or(0, |index| self.statuses[index].load(Ordering::Relaxed))
-    }
 }
 
 /// What a deploy, update or delete is, for `wasmengine_changes_total{op}`.

@@ -19,16 +19,21 @@ mod push;
 mod reference;
 mod tls;
 
-pub use auth::CredentialFiles;
-pub use client::{BlobSource, NoBlobSource, PulledImage, RegistryClient, RegistryOptions};
+pub(crate) use client::BlobSource;
+pub use client::{RegistryClient, RegistryOptions};
 pub use digest::Digest;
-pub use error::RegistryError;
-pub use layer::{LayerFile, LayerLimits, WasmFiles, build_gzip_tar};
+pub(crate) use error::RegistryError;
+pub use layer::{LayerFile, LayerLimits, build_gzip_tar};
 pub use manifest::{
     DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_EMPTY,
     OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, OCI_MANIFEST, WASM_CONFIG_V0,
-    WASM_CONFIG_V1, parse as parse_manifest,
+    WASM_CONFIG_V1,
 };
-pub use proxy::ProxySettings;
+pub(crate) use proxy::ProxySettings;
 pub use reference::ImageReference;
-pub use tls::{DEFAULT_CERTS_DIRS, TlsSettings};
+#[cfg(test)]
+pub(crate) use tls::TlsSettings;
+
+// For the fuzz targets only (`wasm_engine::fuzzing`).
+#[cfg(fuzzing)]
+pub use {layer::WasmFiles, manifest::parse as parse_manifest};

@@ -23,8 +23,9 @@ use wasmi::{
 };
 use wasmi_wasi::WasiCtx;
 
-pub use abi::{Abi, StringReturn};
-pub use error::RuntimeError;
+pub(crate) use abi::{Abi, StringReturn};
+pub(crate) use error::RuntimeError;
+#[cfg(fuzzing)]
 pub use invoke::read_result as read_string_result;
 
 use crate::function::{FunctionLimits, FunctionName, Input};
@@ -33,19 +34,19 @@ use crate::function::{FunctionLimits, FunctionName, Input};
 /// are clamped to the target's address space ([`usize_saturating`]): on a
 /// 32-bit board 4096 MiB is more than `usize` holds, and a `usize` shifted
 /// by 20 wrapped to 0 and refused every memory.
-pub fn bytes_from_mib(mib: u64) -> u64 {
+pub(crate) fn bytes_from_mib(mib: u64) -> u64 {
     mib.saturating_mul(1 << 20)
 }
 
 /// A byte count from a `u64` setting, clamped to what this target can
 /// address (a cap beyond the address space caps nothing).
-pub fn usize_saturating(bytes: u64) -> usize {
+pub(crate) fn usize_saturating(bytes: u64) -> usize {
     usize::try_from(bytes).unwrap_or(usize::MAX)
 }
 
 /// Per-instance memory cap, in bytes (64 MiB). `memory.grow` beyond it fails
 /// inside the function, as the spec says.
-pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 64 << 20;
+pub(crate) const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 64 << 20;
 
 /// A deployed function's module, compiled once and shared by every
 /// invocation (cheap to clone).
@@ -297,7 +298,7 @@ impl Runtime {
     /// how a deploy that does not say (an OpenFaaS deploy) chooses
     /// `wasi_cap`. It reads only the import section; a module it cannot read
     /// is `false`, and [`Runtime::prepare`] then says what is wrong with it.
-    pub fn imports_wasi(wasm: &[u8]) -> bool {
+    pub(crate) fn imports_wasi(wasm: &[u8]) -> bool {
         for payload in wasmparser::Parser::new(0).parse_all(wasm) {
             match payload {
                 Ok(wasmparser::Payload::ImportSection(imports)) => {
@@ -425,7 +426,7 @@ impl Runtime {
     ///
     /// # Errors
     /// As [`Runtime::invoke`].
-    pub fn invoke_keeping_stderr(
+    pub(crate) fn invoke_keeping_stderr(
         &self,
         function: &CompiledFunction,
         limits: &CallLimits,

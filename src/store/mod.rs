@@ -283,7 +283,7 @@ impl FunctionStore {
         Ok(entry)
     }
 
-    /// [`stage`](Self::stage) then [`commit`](Self::commit).
+    /// [`stage`](Self::stage) then [`commit`](Self::commit), for the tests.
     ///
     /// # Errors
     /// As those two.
