@@ -6,6 +6,7 @@
 //! Constructors validate, so code that holds one of these never re-checks the
 //! raw string it came from. This module does no I/O.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{MapAccess, Visitor};
@@ -13,6 +14,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::registry::{Digest, ImageReference};
+use crate::secret::{SecretName, check_secret_list};
 
 /// Longest accepted function name, in characters.
 pub const MAX_FUNCTION_NAME_LEN: usize = 64;
@@ -139,6 +141,60 @@ pub struct FunctionEntry {
     /// reconciler deployed (it updates and deletes only those, and the API
     /// refuses to change them).
     pub managed_by: Option<ManagedBy>,
+    /// The secrets it sees, and the labels and annotations kept for the
+    /// provider API.
+    pub metadata: FunctionMetadata,
+}
+
+/// What a deploy says of a function besides its image and limits: the
+/// secrets it sees (names only: values live in the secret store), and the
+/// labels and annotations of an OpenFaaS `FunctionDeployment`, kept only to
+/// be shown back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FunctionMetadata {
+    pub secrets: Vec<SecretName>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Most labels, and most annotations, one function may carry.
+pub const MAX_LABELS: usize = 64;
+/// Longest label or annotation key, in bytes (a Kubernetes qualified name).
+pub const MAX_LABEL_KEY_BYTES: usize = 253;
+/// Longest label or annotation value, in bytes.
+pub const MAX_LABEL_VALUE_BYTES: usize = 4096;
+
+impl FunctionMetadata {
+    /// Checks the secret list ([`check_secret_list`]) and the sizes of the
+    /// labels and annotations.
+    ///
+    /// # Errors
+    /// A message naming the field and the rule it breaks.
+    pub fn validate(&self) -> Result<(), String> {
+        check_secret_list(&self.secrets)?;
+        for (field, map) in [("labels", &self.labels), ("annotations", &self.annotations)] {
+            if map.len() > MAX_LABELS {
+                return Err(format!(
+                    "{field} has {} entries; at most {MAX_LABELS} are accepted",
+                    map.len()
+                ));
+            }
+            for (key, value) in map {
+                if key.is_empty() || key.len() > MAX_LABEL_KEY_BYTES {
+                    return Err(format!(
+                        "{field} key {key:?} must be 1-{MAX_LABEL_KEY_BYTES} bytes long"
+                    ));
+                }
+                if value.len() > MAX_LABEL_VALUE_BYTES {
+                    return Err(format!(
+                        "{field}.{key} is {} bytes; at most {MAX_LABEL_VALUE_BYTES} are accepted",
+                        value.len()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl FunctionEntry {
@@ -166,6 +222,13 @@ pub struct FunctionAnswer<'a> {
     adopted_from_reference: Option<AdoptionAnswer<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     managed_by: Option<&'static str>,
+    /// Names only, never values.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    secrets: &'a [SecretName],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: &'a BTreeMap<String, String>,
 }
 
 /// An [`Adoption`] as the API shows it.
@@ -191,6 +254,9 @@ impl<'a> From<&'a FunctionEntry> for FunctionAnswer<'a> {
                 }
             }),
             managed_by: entry.managed_by.map(ManagedBy::as_str),
+            secrets: &entry.metadata.secrets,
+            labels: &entry.metadata.labels,
+            annotations: &entry.metadata.annotations,
         }
     }
 }
@@ -448,6 +514,7 @@ mod tests {
             limits: FunctionLimits::default(),
             adopted_from_reference: None,
             managed_by: None,
+            metadata: FunctionMetadata::default(),
         };
         assert_eq!(
             serde_json::to_string(&entry).unwrap(),
@@ -463,6 +530,16 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&entry).unwrap(),
             r#"{"func_name":"gcd","func_image_name":"127.0.0.1:5000/gcd-wasm:v1","func_local_path":"/data/functions/gcd/gcd.wasm","wasi_cap":false,"image_digest":"unknown","limits":{"memory_limit_mb":16},"adopted_from_reference":{"reference_local_path":"/data/functions/gcd/main.wasm","wasm_digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},"managed_by":"functions-file"}"#
+        );
+        // Secrets by name only; labels and annotations from the provider API.
+        entry.metadata.secrets = vec![SecretName::new("api-key").unwrap()];
+        entry.metadata.labels.insert("team".into(), "edge".into());
+        let json = serde_json::to_string(&entry).unwrap();
+        assert!(
+            json.ends_with(
+                r#""managed_by":"functions-file","secrets":["api-key"],"labels":{"team":"edge"}}"#
+            ),
+            "{json}"
         );
     }
 

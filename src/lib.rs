@@ -11,6 +11,7 @@
 //! - `build_info`: version, commit and target of this binary.
 //! - `error`: how an error and its causes are shown (the rule every error follows).
 //! - [`function`] (public): the validated domain types shared by every layer.
+//! - `secret`: secret names and values (never shown), as every layer sees them.
 //! - `call`: call ids and the log context that carries them.
 //! - `api`: the only module that speaks HTTP: routes, request parsing, responses.
 //! - `service`: deploy, update, delete, list, query and invoke, tying the layers together.
@@ -48,6 +49,7 @@ mod reconcile;
 pub mod registry;
 pub mod rfc3339;
 pub mod runtime;
+mod secret;
 mod service;
 mod store;
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::function::{FunctionEntry, FunctionLimits, FunctionName, ManagedBy};
+use crate::function::{FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, ManagedBy};
 use crate::metrics::ReconcileResult;
 use crate::registry::ImageReference;
 use crate::service::{Changer, DeploySpec, FunctionService};
@@ -485,6 +485,7 @@ impl Reconciler {
             image: entry.image.clone(),
             wasi_cap: entry.wasi_cap.into(),
             limits: entry.limits,
+            metadata: FunctionMetadata::default(),
         };
         match action {
             Action::Deploy(entry) => self
@@ -547,6 +548,7 @@ mod tests {
             limits: FunctionLimits::default(),
             adopted_from_reference: None,
             managed_by,
+            metadata: Default::default(),
         }
     }
 

@@ -19,12 +19,17 @@ use std::time::{Instant, SystemTime};
 use crate::call::CallId;
 use crate::config::ServeConfig;
 use crate::error::ErrorKind;
-use crate::function::{FunctionEntry, FunctionLimits, FunctionName, Input, ManagedBy};
+use crate::function::{
+    FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, Input, ManagedBy,
+};
 use crate::function_log::{FunctionLog, LogLimits, LogLine};
 use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
 use crate::registry::{ImageReference, RegistryClient, RegistryError};
-use crate::runtime::{CallLimits, CompiledFunction, Runtime, RuntimeError};
-use crate::store::{BlobCache, FunctionRecord, FunctionStore, StoreError};
+use crate::runtime::{Abi, CallLimits, CompiledFunction, Runtime, RuntimeError};
+use crate::secret::{Secret, SecretName, SecretValue};
+use crate::store::{
+    BlobCache, FunctionRecord, FunctionStore, SecretChange, SecretStore, StoreError,
+};
 
 /// A failure of one service operation.
 #[derive(Debug)]
@@ -48,6 +53,83 @@ pub enum ServiceError {
     Runtime(RuntimeError),
     /// The data directory could not be written.
     Store(StoreError),
+    /// A secret operation, or the secrets a deploy names, failed.
+    Secret(SecretError),
+}
+
+/// Why a secret operation, or a deploy's secrets, failed. Messages name
+/// secrets, never their values.
+#[derive(Debug)]
+pub enum SecretError {
+    /// An update or delete named a secret that does not exist.
+    NotFound { name: SecretName },
+    /// A create (the provider's `POST /system/secrets`) named one that does.
+    AlreadyExists { name: SecretName },
+    /// A delete named a secret deployed functions use.
+    InUse {
+        name: SecretName,
+        functions: Vec<FunctionName>,
+    },
+    /// A deploy or update named secrets that do not exist.
+    Missing {
+        function: FunctionName,
+        missing: Vec<SecretName>,
+    },
+    /// A deploy or update gave secrets to a function that is not WASI.
+    NeedsWasi { function: FunctionName },
+    /// A call's secret is gone from the store (removed behind the engine's back).
+    Vanished {
+        function: FunctionName,
+        name: SecretName,
+    },
+}
+
+impl std::error::Error for SecretError {}
+
+impl SecretError {
+    /// What kind of failure it is (its HTTP status, in `api`).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::AlreadyExists { .. } | Self::InUse { .. } => ErrorKind::Conflict,
+            Self::Missing { .. } | Self::NeedsWasi { .. } => ErrorKind::Unusable,
+            Self::Vanished { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+impl fmt::Display for SecretError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |names: &mut dyn Iterator<Item = &str>| names.collect::<Vec<_>>().join(", ");
+        match self {
+            Self::NotFound { name } => write!(
+                f,
+                "secret {name} does not exist; create it with POST /function/secret {{\"name\": \"{name}\", \"value\": ...}}"
+            ),
+            Self::AlreadyExists { name } => write!(
+                f,
+                "secret {name} already exists; update it with PUT, or delete it first"
+            ),
+            Self::InUse { name, functions } => write!(
+                f,
+                "secret {name} is used by function(s) {}; update or delete them first",
+                join(&mut functions.iter().map(FunctionName::as_str))
+            ),
+            Self::Missing { function, missing } => write!(
+                f,
+                "function {function} names secret(s) that do not exist: {}; create them first (POST /function/secret)",
+                join(&mut missing.iter().map(SecretName::as_str))
+            ),
+            Self::NeedsWasi { function } => write!(
+                f,
+                "function {function} is not a WASI function: only WASI functions get secrets (as environment variables and files); deploy it without secrets"
+            ),
+            Self::Vanished { function, name } => write!(
+                f,
+                "secret {name}, which function {function} uses, is gone from the data directory; create it again"
+            ),
+        }
+    }
 }
 
 impl fmt::Display for ServiceError {
@@ -72,6 +154,7 @@ impl fmt::Display for ServiceError {
             Self::Registry(error) => error.fmt(f),
             Self::Runtime(error) => error.fmt(f),
             Self::Store(error) => error.fmt(f),
+            Self::Secret(error) => error.fmt(f),
         }
     }
 }
@@ -88,6 +171,7 @@ impl ServiceError {
             Self::Registry(error) => error.kind(),
             Self::Runtime(error) => error.kind(),
             Self::Store(error) => error.kind(),
+            Self::Secret(error) => error.kind(),
         }
     }
 }
@@ -103,7 +187,8 @@ impl std::error::Error for ServiceError {
             Self::NotDeployed { .. }
             | Self::AlreadyDeployed { .. }
             | Self::ChangeInProgress { .. }
-            | Self::ManagedByFile { .. } => None,
+            | Self::ManagedByFile { .. }
+            | Self::Secret(_) => None,
         }
     }
 }
@@ -117,6 +202,12 @@ impl From<RegistryError> for ServiceError {
 impl From<RuntimeError> for ServiceError {
     fn from(error: RuntimeError) -> Self {
         Self::Runtime(error)
+    }
+}
+
+impl From<SecretError> for ServiceError {
+    fn from(error: SecretError) -> Self {
+        Self::Secret(error)
     }
 }
 
@@ -161,6 +252,30 @@ pub struct FunctionStatus {
 pub struct Invocation {
     pub output: Result<String, ServiceError>,
     pub metrics: Option<Arc<FunctionMetrics>>,
+    /// What the output is (so the caller can read it as an HTTP answer the
+    /// ABI's way), when the function is deployed.
+    pub output_kind: Option<OutputKind>,
+}
+
+/// What an invocation's output is, by the function's ABI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputKind {
+    /// A WASI function's stdout.
+    Stdout,
+    /// A string-ABI function's result.
+    StringResult,
+    /// A numeric-ABI function's results, as decimal text.
+    Numbers,
+}
+
+impl OutputKind {
+    fn of(abi: &Abi) -> Self {
+        match abi {
+            Abi::Wasi => Self::Stdout,
+            Abi::String(_) => Self::StringResult,
+            Abi::Numeric { .. } => Self::Numbers,
+        }
+    }
 }
 
 /// A query of a function's log.
@@ -178,6 +293,8 @@ pub struct DeploySpec {
     pub image: ImageReference,
     pub wasi_cap: WasiCap,
     pub limits: FunctionLimits,
+    /// Secrets, labels and annotations (validated by the request's parser).
+    pub metadata: FunctionMetadata,
 }
 
 /// Who asks for a change: the API, or an owner of its own such as the
@@ -230,6 +347,11 @@ impl From<bool> for WasiCap {
 pub struct FunctionService {
     registry: RegistryClient,
     store: FunctionStore,
+    /// The secrets functions see.
+    secrets: SecretStore,
+    /// Held while a secret is deleted and while a deploy or update checks
+    /// its secrets and commits, so a secret in use is never deleted.
+    secrets_in_use: Mutex<()>,
     /// Registry blobs by digest, so an image whose blobs are kept is not
     /// fetched again.
     blobs: BlobCache,
@@ -275,6 +397,7 @@ impl FunctionService {
                 .map_err(|error| error.to_string())
         };
         let store = FunctionStore::open(&config.data_dir, &check_module)?;
+        let secrets = SecretStore::open(&config.data_dir)?;
         let registry = RegistryClient::new(config.registry.clone());
         let blobs = BlobCache::new(&config.data_dir, config.blob_cache_max_bytes);
         let indexed = store
@@ -286,6 +409,8 @@ impl FunctionService {
         let service = Self {
             registry,
             store,
+            secrets,
+            secrets_in_use: Mutex::new(()),
             blobs,
             runtime,
             deployed: RwLock::new(BTreeMap::new()),
@@ -490,6 +615,7 @@ impl FunctionService {
             Err(ServiceError::Registry(_)) => "registry_error",
             Err(ServiceError::Runtime(_)) => "invalid_module",
             Err(ServiceError::Store(_)) => "store_error",
+            Err(ServiceError::Secret(_)) => "invalid_secrets",
         };
         self.change_metrics.count_change(op, outcome);
         result
@@ -505,7 +631,11 @@ impl FunctionService {
             image,
             wasi_cap,
             limits,
+            metadata,
         } = spec;
+        // Before the pull, so that a missing secret costs no download; again
+        // at the commit, under the lock that delete takes.
+        self.check_secrets_exist(name, &metadata.secrets)?;
         let started = Instant::now();
         let pulled = self.registry.pull_using(image, &self.blobs);
         let pulled_at = started.elapsed();
@@ -543,7 +673,15 @@ impl FunctionService {
         });
         let compiled = compiled?;
         let staged = staged?;
+        if !metadata.secrets.is_empty() && !matches!(compiled.abi(), Abi::Wasi) {
+            return Err(SecretError::NeedsWasi {
+                function: name.clone(),
+            }
+            .into());
+        }
         let validated_at = started.elapsed();
+        let secrets_in_use = lock(&self.secrets_in_use);
+        self.check_secrets_exist(name, &metadata.secrets)?;
         let entry = self.store.commit(
             staged,
             FunctionRecord {
@@ -552,6 +690,7 @@ impl FunctionService {
                 wasi_cap,
                 limits: *limits,
                 managed_by,
+                metadata: metadata.clone(),
             },
         )?;
         log::info!(
@@ -578,8 +717,118 @@ impl FunctionService {
         );
         self.write_deployed()
             .insert(name.clone(), Arc::new(deployed));
+        drop(secrets_in_use);
         self.blobs.keep(name, &pulled.referenced, &pulled.fetched);
         Ok(entry)
+    }
+
+    fn check_secrets_exist(
+        &self,
+        function: &FunctionName,
+        secrets: &[SecretName],
+    ) -> Result<(), SecretError> {
+        let missing: Vec<SecretName> = secrets
+            .iter()
+            .filter(|name| !self.secrets.contains(name))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(SecretError::Missing {
+                function: function.clone(),
+                missing,
+            })
+        }
+    }
+
+    /// Every secret's name, sorted (never a value).
+    pub fn secret_names(&self) -> Vec<SecretName> {
+        self.secrets.names()
+    }
+
+    /// Creates or replaces a secret; calls that start after the answer see
+    /// the new value. `expect` says whether it must exist already
+    /// (`Some(true)`: an update), must not (`Some(false)`: a create), or
+    /// either (`None`).
+    ///
+    /// # Errors
+    /// [`SecretError::NotFound`] or [`SecretError::AlreadyExists`] when
+    /// `expect` is not met, or a store failure.
+    pub fn put_secret(
+        &self,
+        name: &SecretName,
+        value: SecretValue,
+        expect: Option<bool>,
+    ) -> Result<SecretChange, ServiceError> {
+        let _secrets_in_use = lock(&self.secrets_in_use);
+        match (expect, self.secrets.contains(name)) {
+            (Some(true), false) => {
+                return Err(SecretError::NotFound { name: name.clone() }.into());
+            }
+            (Some(false), true) => {
+                return Err(SecretError::AlreadyExists { name: name.clone() }.into());
+            }
+            _ => {}
+        }
+        let change = self.secrets.put(name, value)?;
+        log::info!(
+            "secret {name} {}",
+            match change {
+                SecretChange::Created => "created",
+                SecretChange::Updated => "updated",
+            }
+        );
+        Ok(change)
+    }
+
+    /// Deletes a secret no deployed function uses.
+    ///
+    /// # Errors
+    /// [`SecretError::NotFound`], [`SecretError::InUse`] naming the
+    /// functions that use it, or a store failure.
+    pub fn delete_secret(&self, name: &SecretName) -> Result<(), ServiceError> {
+        let _secrets_in_use = lock(&self.secrets_in_use);
+        let users: Vec<FunctionName> = self
+            .read_deployed()
+            .values()
+            .filter(|deployed| deployed.entry.metadata.secrets.contains(name))
+            .map(|deployed| deployed.entry.func_name.clone())
+            .collect();
+        if !users.is_empty() {
+            return Err(SecretError::InUse {
+                name: name.clone(),
+                functions: users,
+            }
+            .into());
+        }
+        if !self.secrets.remove(name)? {
+            return Err(SecretError::NotFound { name: name.clone() }.into());
+        }
+        log::info!("secret {name} deleted");
+        Ok(())
+    }
+
+    /// The values of a function's secrets as they are now.
+    fn secrets_of(&self, entry: &FunctionEntry) -> Result<Vec<Secret>, SecretError> {
+        entry
+            .metadata
+            .secrets
+            .iter()
+            .map(|name| {
+                let value = self
+                    .secrets
+                    .get(name)
+                    .ok_or_else(|| SecretError::Vanished {
+                        function: entry.func_name.clone(),
+                        name: name.clone(),
+                    })?;
+                Ok(Secret {
+                    name: name.clone(),
+                    value,
+                })
+            })
+            .collect()
     }
 
     /// Removes a function and its files. Calls already running finish.
@@ -666,6 +915,17 @@ impl FunctionService {
                 return Invocation {
                     output: Err(error),
                     metrics: None,
+                    output_kind: None,
+                };
+            }
+        };
+        let secrets = match self.secrets_of(&deployed.entry) {
+            Ok(secrets) => secrets,
+            Err(error) => {
+                return Invocation {
+                    output: Err(error.into()),
+                    metrics: Some(deployed.metrics.clone()),
+                    output_kind: Some(OutputKind::of(deployed.compiled.abi())),
                 };
             }
         };
@@ -677,8 +937,10 @@ impl FunctionService {
             &deployed.compiled,
             &deployed.limits,
             input,
+            &secrets,
             &mut stderr,
         );
+        drop(secrets);
         let outcome = match &output {
             Err(RuntimeError::Timeout { .. }) => InvocationOutcome::Timeout,
             Err(RuntimeError::FuelExhausted { .. }) => InvocationOutcome::FuelExhausted,
@@ -700,6 +962,7 @@ impl FunctionService {
         Invocation {
             output: output.map_err(ServiceError::from),
             metrics: Some(deployed.metrics.clone()),
+            output_kind: Some(OutputKind::of(deployed.compiled.abi())),
         }
     }
 

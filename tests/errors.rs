@@ -188,6 +188,13 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
     let bomb = registry.push_layers(&[(DOCKER_LAYER_GZIP, gzip_bomb())], "bomb:v1");
     let start_forever = registry.push_fixture("start_forever", "start-forever:v1");
     let start_forever_wasi = registry.push_fixture("start_forever_wasi", "start-forever-wasi:v1");
+    let crlf_header = registry.push_wat(
+        &crate::http_answers::printing(
+            b"Content-Type: text/plain\nX-Evil: a\rSet-Cookie: stolen=1\n\nbody",
+        ),
+        "crlf.wasm",
+        "crlf-header:v1",
+    );
     let broken = broken_registry();
     let engine = Engine::start_with(&[
         "--memory-limit-mb",
@@ -212,6 +219,7 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
     engine.deploy("div", &numeric, false);
     engine.deploy("exit_3", &exit_3, true);
     engine.deploy("flood", &flood, true);
+    engine.deploy("crlf_header", &crlf_header, true);
     let spin = json!({"function_name": "spin", "function_image": string, "timeout_ms": 300});
     assert_eq!(
         engine.post("/function/deploy", &spin.to_string()).status,
@@ -297,6 +305,11 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
         row("registry_500",           "POST", "/function/deploy", deploy("x", &broken.image("broken:500")), 502, "registry answered 500"),
         row("registry_html_manifest", "POST", "/function/deploy", deploy("x", &broken.image("broken:html")), 502, "registry sent an invalid manifest"),
         row("registry_tampered_blob", "POST", "/function/deploy", deploy("x", &broken.image("broken:tampered")), 502, "does not match its digest"),
+        // Secrets and HTTP answers (issue 17).
+        row("secret_name_dot_dot",    "POST", "/function/secret", json!({"name": "../functions/persist.json", "value": "x"}).to_string(), 400, "secret name \"../functions/persist.json\" contains '/'"),
+        row("deploy_secret_dot_dot",  "POST", "/function/deploy", json!({"function_name": "x", "function_image": wasi, "wasi_cap": true, "secrets": [".."]}).to_string(), 400, "starts with '.'"),
+        row("deploy_secret_missing",  "POST", "/function/deploy", json!({"function_name": "x", "function_image": wasi, "wasi_cap": true, "secrets": ["absent"]}).to_string(), 422, "secret(s) that do not exist: absent"),
+        row("header_with_crlf",       "POST", "/function/invoke", json!({"function_name": "crlf_header", "args": {}, "http": true}).to_string(), 502, "control character '\\r'"),
         row("registry_stall",         "POST", "/function/deploy", deploy("x", &broken.image("broken:stall")), 502, "registry unreachable"),
     ];
     assert!(rows.len() >= 40, "{} rows", rows.len());
@@ -349,6 +362,7 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
         names,
         [
             "big_result",
+            "crlf_header",
             "div",
             "exit_3",
             "flood",

@@ -59,7 +59,7 @@ impl BasicAccess {
 }
 
 /// Standard base64 with padding, as basic auth sends it; `None` when invalid.
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
+pub(super) fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let value = |byte: u8| -> Option<u32> {
         Some(u32::from(match byte {
             b'A'..=b'Z' => byte - b'A',

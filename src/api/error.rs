@@ -41,8 +41,6 @@ pub enum ApiError {
         path: String,
         routes: String,
     },
-    /// A provider API route the engine does not implement.
-    NotImplemented { what: &'static str },
     /// The client stopped sending its request body before the end.
     RequestTimeout { limit: std::time::Duration },
     /// Too many invocations are running and waiting; retry later.
@@ -58,6 +56,12 @@ pub enum ApiError {
     NotReady { reason: String },
     /// The operation itself failed.
     Service(ServiceError),
+    /// A function's output was to be its HTTP answer (`http_answer`) and
+    /// is not a valid one.
+    BadFunctionAnswer {
+        function: crate::function::FunctionName,
+        reason: super::http_answer::AnswerError,
+    },
     /// The handler panicked; the worker carries on.
     Internal,
 }
@@ -79,7 +83,6 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => 405,
             Self::Unauthorized { .. } | Self::BasicAuthRequired { .. } => 401,
             Self::NoProviderRoute { .. } => 404,
-            Self::NotImplemented { .. } => 501,
             Self::RequestTimeout { .. } => 408,
             Self::PayloadTooLarge { .. } => 413,
             Self::Overloaded { .. }
@@ -88,6 +91,7 @@ impl ApiError {
             | Self::ShuttingDown
             | Self::NotReady { .. } => 503,
             Self::Internal => 500,
+            Self::BadFunctionAnswer { .. } => 502,
             Self::Service(error) => match error.kind() {
                 ErrorKind::BadRequest => 400,
                 ErrorKind::NotFound => 404,
@@ -144,7 +148,6 @@ impl fmt::Display for ApiError {
                 f,
                 "no faas-provider route for {method} {path}; the routes are {routes} (see docs/openfaas.md)"
             ),
-            Self::NotImplemented { what } => write!(f, "{what}"),
             Self::RequestTimeout { limit } => write!(
                 f,
                 "the request body did not arrive in time ({} ms per read, --client-timeout-ms)",
@@ -167,6 +170,10 @@ impl fmt::Display for ApiError {
             }
             Self::NotReady { reason } => write!(f, "not ready: {reason}"),
             Self::Service(error) => crate::error::chain(error).fmt(f),
+            Self::BadFunctionAnswer { function, reason } => write!(
+                f,
+                "function {function} did not give a valid HTTP answer: {reason} (see docs/functions.md, \"HTTP answers\")"
+            ),
             Self::Internal => f.write_str(
                 "internal error while handling the request (the engine logged the details); the engine is still serving",
             ),

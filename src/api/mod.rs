@@ -28,6 +28,7 @@ mod admission;
 mod answer;
 mod auth;
 mod error;
+mod http_answer;
 mod observe;
 mod provider;
 mod request;

@@ -31,8 +31,9 @@ use super::answer::{
 };
 use super::auth::BasicAccess;
 use super::error::ApiError;
+use super::http_answer::{self, HttpAnswer};
 use super::observe::{CALL_ID_HEADER, Call};
-use super::request::parse_json;
+use super::request::{SecretBody, parse_json};
 use super::response::Reply;
 use super::route::{
     GET, GET_HEAD, Guard, Methods, POST, PathPattern, RouteSpec, RouteTable, RunsOn, path_name,
@@ -41,11 +42,12 @@ use super::route::{
 use super::server::Shared;
 use crate::call::CallId;
 use crate::config::ProviderConfig;
-use crate::function::{FunctionLimits, FunctionName, Input, MAX_MEMORY_LIMIT_MB};
+use crate::function::{FunctionLimits, FunctionMetadata, FunctionName, Input, MAX_MEMORY_LIMIT_MB};
 use crate::function_log::LogLine;
 use crate::registry::ImageReference;
 use crate::rfc3339;
-use crate::service::{DeploySpec, FunctionStatus, LogQuery, WasiCap};
+use crate::secret::secret_names;
+use crate::service::{DeploySpec, FunctionStatus, LogQuery, OutputKind, WasiCap};
 
 /// The one namespace functions live in, as faasd names it.
 pub const NAMESPACE: &str = "openfaas-fn";
@@ -83,21 +85,24 @@ pub fn access_summary(config: Option<&ProviderConfig>) -> String {
 pub struct Response {
     status: u16,
     content_type: String,
+    /// Headers a function set (`http_answer`), checked there.
+    headers: Vec<(String, String)>,
     body: Vec<u8>,
     /// An error message, which gets the call id and one newline appended.
     is_error: bool,
     /// The `Allow` header of a 405.
     allow: Option<String>,
+    /// A function's own answer: sent with its headers only, none of those
+    /// the engine adds to its own answers of the same status.
+    from_function: bool,
 }
 
 impl Response {
     fn json(status: u16, value: &Value) -> Self {
         Self {
-            status,
             content_type: "application/json".into(),
             body: value.to_string().into_bytes(),
-            is_error: false,
-            allow: None,
+            ..Self::empty(status)
         }
     }
 
@@ -105,21 +110,47 @@ impl Response {
         Self {
             status,
             content_type: "text/plain; charset=utf-8".into(),
+            headers: Vec::new(),
             body: Vec::new(),
             is_error: false,
             allow: None,
+            from_function: false,
         }
+    }
+
+    /// The answer a function set; `default_content_type` when it set none.
+    pub fn function_answer(answer: HttpAnswer, default_content_type: &str) -> Self {
+        let content_type = answer
+            .content_type()
+            .unwrap_or(default_content_type)
+            .to_owned();
+        Self {
+            status: answer.status,
+            content_type,
+            headers: answer
+                .headers
+                .into_iter()
+                .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
+                .collect(),
+            body: answer.body,
+            from_function: true,
+            ..Self::empty(answer.status)
+        }
+    }
+
+    /// The answer's status.
+    pub fn status(&self) -> u16 {
+        self.status
     }
 
     /// An error (or a refusal made outside this module) as the provider
     /// answers it: the message as plain text, no `status code:` prefix.
     pub fn error(reply: &Reply) -> Self {
         Self {
-            status: reply.status,
-            content_type: "text/plain; charset=utf-8".into(),
             body: reply.message.clone().into_bytes(),
             is_error: reply.status >= 400,
             allow: reply.allow.clone(),
+            ..Self::empty(reply.status)
         }
     }
 }
@@ -135,17 +166,30 @@ pub fn send(request: tiny_http::Request, mut response: Response, call_id: &CallI
     let allow = response.allow.take();
     let mut answer = tiny_http::Response::from_data(response.body)
         .with_status_code(status)
-        .with_header(header("Content-Type", &response.content_type))
         .with_header(header(CALL_ID_HEADER, call_id.as_str()));
+    // A function's headers were checked (`http_answer`); one tiny_http still
+    // refuses is left out rather than failing the answer.
+    for (name, value) in std::iter::once(("Content-Type", response.content_type.as_str())).chain(
+        response
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    ) {
+        match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            Ok(header) => answer.add_header(header),
+            Err(()) => log::warn!("left out the header {name}: tiny_http refuses it"),
+        }
+    }
     if let Some(allow) = &allow {
         answer.add_header(header("Allow", allow));
     }
     match status {
+        _ if response.from_function => {}
         401 => answer.add_header(header("WWW-Authenticate", "Basic realm=\"Restricted\"")),
         503 => answer.add_header(header("Retry-After", RETRY_AFTER_SECONDS)),
         _ => {}
     }
-    if matches!(status, 408 | 413) {
+    if matches!(status, 408 | 413) && !response.from_function {
         answer.add_header(header("Connection", "close"));
     }
     if let Err(error) = request.respond(answer) {
@@ -287,11 +331,9 @@ fn readyz(context: &mut Context<'_>) -> Result<Response, ApiError> {
 
 fn metrics(context: &mut Context<'_>) -> Result<Response, ApiError> {
     Ok(Response {
-        status: 200,
         content_type: crate::metrics::CONTENT_TYPE.into(),
         body: super::observe::metrics(context.shared).into_bytes(),
-        is_error: false,
-        allow: None,
+        ..Response::empty(200)
     })
 }
 
@@ -358,11 +400,48 @@ fn namespaces(_context: &mut Context<'_>) -> Result<Response, ApiError> {
     Ok(Response::json(200, &json!([NAMESPACE])))
 }
 
-/// `/system/secrets`, any of its methods.
-fn secrets(_context: &mut Context<'_>) -> Result<Response, ApiError> {
-    Err(ApiError::NotImplemented {
-        what: "secrets are not supported: the engine has no secrets store, and WebAssembly functions get no files or environment (see docs/openfaas.md)",
-    })
+/// `/system/secrets`: `GET` lists the names (`[{"name", "namespace"}]`),
+/// `POST` creates (409 when it exists), `PUT` updates (404 when it does
+/// not), `DELETE` deletes (404 when unknown, 409 while a function uses it).
+/// Values are never answered.
+fn secrets(context: &mut Context<'_>) -> Result<Response, ApiError> {
+    check_namespace(Query::parse(context.request.url()).get("namespace"))?;
+    let service = &context.shared.service;
+    let method = context.call.method.clone();
+    if method == "GET" {
+        let names: Vec<Value> = service
+            .secret_names()
+            .iter()
+            .map(|name| json!({"name": name, "namespace": NAMESPACE}))
+            .collect();
+        return Ok(Response::json(200, &Value::Array(names)));
+    }
+    let body = context.read_body()?;
+    let secret = SecretBody::parse(&body)?;
+    check_namespace(secret.namespace.as_deref())?;
+    let service = &context.shared.service;
+    if method == "DELETE" {
+        service.delete_secret(&secret.name)?;
+        return Ok(Response::empty(200));
+    }
+    let value = secret.value.ok_or_else(|| {
+        ApiError::BadRequest("give the secret's value (text) or rawValue (base64)".into())
+    })?;
+    let create = method == "POST";
+    service.put_secret(&secret.name, value, Some(!create))?;
+    Ok(Response::empty(if create { 201 } else { 200 }))
+}
+
+/// Refuses a namespace other than the engine's one (an empty one is it).
+fn check_namespace(namespace: Option<&str>) -> Result<(), ApiError> {
+    match namespace {
+        Some(namespace) if !namespace.is_empty() && namespace != NAMESPACE => {
+            Err(ApiError::BadRequest(format!(
+                "namespace {namespace:?} does not exist; the engine has one, {NAMESPACE}"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `GET /system/function/{name}[?usage=1]`.
@@ -421,17 +500,41 @@ fn invoke(context: &mut Context<'_>) -> Result<Response, ApiError> {
         .shared
         .service
         .invoke(&name, &Input::Raw(body), &context.call.id);
-    let output = invocation.output.map_err(ApiError::from);
+    let response = invocation
+        .output
+        .map_err(ApiError::from)
+        .and_then(|output| answer(&name, invocation.output_kind, output, content_type));
     if let Some(metrics) = &invocation.metrics {
-        metrics.count_status(output.as_ref().map_or_else(ApiError::status, |_| 200));
+        metrics.count_status(
+            response
+                .as_ref()
+                .map_or_else(ApiError::status, |r| r.status),
+        );
     }
-    Ok(Response {
-        status: 200,
-        content_type,
-        body: output?.into_bytes(),
-        is_error: false,
-        allow: None,
-    })
+    response
+}
+
+/// A successful call's answer: the function's own when its output is one
+/// (`http_answer`: CGI headers, or a `{status, body}` object), else the
+/// output as the body of a 200 with the request's content type.
+fn answer(
+    name: &FunctionName,
+    output_kind: Option<OutputKind>,
+    output: String,
+    content_type: String,
+) -> Result<Response, ApiError> {
+    match http_answer::read(output_kind, &output, false) {
+        Ok(Some(answer)) => Ok(Response::function_answer(answer, &content_type)),
+        Ok(None) => Ok(Response {
+            content_type,
+            body: output.into_bytes(),
+            ..Response::empty(200)
+        }),
+        Err(reason) => Err(ApiError::BadFunctionAnswer {
+            function: name.clone(),
+            reason,
+        }),
+    }
 }
 
 /// `GET /system/logs?name=N&tail=T&since=RFC3339`: NDJSON of
@@ -444,11 +547,9 @@ fn logs(context: &mut Context<'_>) -> Result<Response, ApiError> {
     let (name, log_query) = log_request(&query, context.call)?;
     let lines = context.shared.service.logs(&name, log_query)?;
     Ok(Response {
-        status: 200,
         content_type: "application/x-ndjson".into(),
         body: ndjson(&name, &lines).into_bytes(),
-        is_error: false,
-        allow: None,
+        ..Response::empty(200)
     })
 }
 
@@ -737,7 +838,11 @@ pub fn follow_logs(request: tiny_http::Request, call: Call, shared: &std::sync::
 /// A function as `FunctionStatus`; `usage` adds `usage` (its memory high-water mark).
 fn status_json(status: &FunctionStatus, usage: bool) -> Value {
     let entry = &status.entry;
+    let metadata = &entry.metadata;
     let mut annotations = Map::new();
+    for (key, value) in &metadata.annotations {
+        annotations.insert(key.clone(), json!(value));
+    }
     annotations.insert(WASI_ANNOTATION.into(), json!(entry.wasi_cap.to_string()));
     if let Some(timeout_ms) = entry.limits.timeout_ms {
         annotations.insert(TIMEOUT_ANNOTATION.into(), json!(timeout_ms.to_string()));
@@ -751,8 +856,9 @@ fn status_json(status: &FunctionStatus, usage: bool) -> Value {
         "namespace": NAMESPACE,
         "envProcess": "",
         "envVars": {},
-        "labels": {},
+        "labels": metadata.labels,
         "annotations": annotations,
+        "secrets": metadata.secrets,
         "limits": {"memory": format!("{}Mi", status.limits.memory_limit_bytes >> 20)},
         "invocationCount": status.invocations,
         // Every call gets an instance of its own: always ready, never scaled.
@@ -824,15 +930,9 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
     let bad = |message: String| ApiError::BadRequest(message);
     let name =
         FunctionName::new(&deployment.service).map_err(|error| bad(format!("service: {error}")))?;
-    if let Some(namespace) = deployment.namespace.as_deref() {
-        if !namespace.is_empty() && namespace != NAMESPACE {
-            return Err(bad(format!(
-                "namespace {namespace:?} does not exist; the engine has one, {NAMESPACE}"
-            )));
-        }
-    }
+    check_namespace(deployment.namespace.as_deref())?;
     let image = ImageReference::parse(&deployment.image).map_err(|error| bad(error.to_string()))?;
-    let annotations = deployment.annotations.unwrap_or_default();
+    let annotations = deployment.annotations.clone().unwrap_or_default();
     let number = |key: &str| {
         annotations
             .get(key)
@@ -881,19 +981,11 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
             deployment.env_vars.as_ref().is_some_and(|v| !v.is_empty()),
         ),
         (
-            "secrets",
-            deployment.secrets.as_ref().is_some_and(|v| !v.is_empty()),
-        ),
-        (
             "constraints",
             deployment
                 .constraints
                 .as_ref()
                 .is_some_and(|v| !v.is_empty()),
-        ),
-        (
-            "labels",
-            deployment.labels.as_ref().is_some_and(|v| !v.is_empty()),
         ),
         ("requests", deployment.requests.is_some()),
     ]
@@ -906,12 +998,21 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
             ignored.join(", ")
         );
     }
+    let secrets = secret_names(&deployment.secrets.unwrap_or_default())
+        .map_err(|error| bad(format!("secrets: {error}")))?;
+    let metadata = FunctionMetadata {
+        secrets,
+        labels: deployment.labels.unwrap_or_default(),
+        annotations,
+    };
+    metadata.validate().map_err(bad)?;
     Ok((
         name,
         DeploySpec {
             image,
             wasi_cap,
             limits,
+            metadata,
         },
     ))
 }

@@ -17,8 +17,9 @@ use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
-use crate::function::{FunctionLimits, FunctionName, InvocationArgs};
+use crate::function::{FunctionLimits, FunctionMetadata, FunctionName, InvocationArgs};
 use crate::registry::ImageReference;
+use crate::secret::{SecretName, SecretValue, secret_names};
 use crate::service::DeploySpec;
 
 /// `POST /function/deploy` and `POST /function/update`.
@@ -44,6 +45,10 @@ pub struct InvokeRequest {
     /// Defaults to no arguments.
     #[serde(default)]
     pub args: InvocationArgs,
+    /// Whether the function's output is its HTTP answer (status, headers
+    /// and body; `http_answer`). Defaults to `false`: the answer of today.
+    #[serde(default)]
+    pub http: bool,
     #[serde(flatten)]
     pub ignored_fields: IgnoredFields,
 }
@@ -132,6 +137,9 @@ struct RawDeployRequest {
     memory_limit_mb: Option<u64>,
     #[serde(default)]
     fuel: Option<u64>,
+    /// Secrets the function sees (WASI functions only); they must exist.
+    #[serde(default)]
+    secrets: Vec<String>,
     #[serde(flatten)]
     ignored_fields: IgnoredFields,
 }
@@ -147,15 +155,131 @@ impl DeployRequest {
             fuel: raw.fuel,
         };
         limits.validate().map_err(ApiError::BadRequest)?;
+        let metadata = FunctionMetadata {
+            secrets: secret_names(&raw.secrets).map_err(ApiError::BadRequest)?,
+            ..FunctionMetadata::default()
+        };
+        metadata.validate().map_err(ApiError::BadRequest)?;
         Ok(Self {
             function_name: raw.function_name,
             spec: DeploySpec {
                 image: function_image,
                 wasi_cap: raw.wasi_cap.into(),
                 limits,
+                metadata,
             },
             ignored_fields: raw.ignored_fields,
         })
+    }
+}
+
+/// A secret's body on either API: `name`, and `value` (text) or `rawValue`
+/// (base64 bytes, which wins when both are set, as in faasd), `delete`
+/// (the seed's `POST /function/secret`), `namespace` (the provider's).
+/// Parsed from a JSON value by hand: no message ever quotes the value.
+#[derive(Debug)]
+pub struct SecretBody {
+    pub name: SecretName,
+    pub namespace: Option<String>,
+    pub value: Option<SecretValue>,
+    pub delete: bool,
+    pub ignored_fields: IgnoredFields,
+}
+
+impl SecretBody {
+    /// Parses the body.
+    ///
+    /// # Errors
+    /// A 400 naming the field that is missing or wrong.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let bad = |message: &str| ApiError::BadRequest(message.to_owned());
+        let serde_json::Value::Object(object) = parse_json::<serde_json::Value>(body)? else {
+            return Err(bad("request body must be a JSON object"));
+        };
+        let (mut name, mut namespace, mut text, mut raw) = (None, None, None, None);
+        let mut delete = false;
+        let mut ignored_fields = IgnoredFields::default();
+        for (key, value) in object {
+            use serde_json::Value::{Bool, Null, String as Text};
+            match (key.as_str(), value) {
+                ("name", Text(given)) => {
+                    name = Some(SecretName::new(&given).map_err(ApiError::BadRequest)?);
+                }
+                ("namespace", Text(given)) => namespace = Some(given),
+                ("value", Text(given)) => text = Some(given.into_bytes()),
+                ("rawValue", Text(given)) if !given.is_empty() => {
+                    raw = Some(
+                        super::auth::decode_base64(&given)
+                            .ok_or_else(|| bad("rawValue is not valid base64"))?,
+                    );
+                }
+                ("delete", Bool(given)) => delete = given,
+                ("namespace" | "value" | "rawValue", Null) | ("rawValue", Text(_)) => {}
+                ("name", _) => return Err(bad("name must be a string")),
+                ("namespace", _) => return Err(bad("namespace must be a string")),
+                ("value", _) => return Err(bad("value must be a string")),
+                ("rawValue", _) => return Err(bad("rawValue must be a base64 string")),
+                ("delete", _) => return Err(bad("delete must be true or false")),
+                _ => ignored_fields.0.push(key),
+            }
+        }
+        let value = raw
+            .or(text)
+            .map(|bytes| SecretValue::new(bytes).map_err(ApiError::BadRequest))
+            .transpose()?;
+        Ok(Self {
+            name: name.ok_or_else(|| bad("name is missing: which secret?"))?,
+            namespace,
+            value,
+            delete,
+            ignored_fields,
+        })
+    }
+}
+
+/// `POST /function/secret`: `{"name": N, "value": V}` creates or replaces
+/// the secret, `{"name": N, "delete": true}` deletes it.
+#[derive(Debug)]
+pub enum SecretRequest {
+    Put {
+        name: SecretName,
+        value: SecretValue,
+    },
+    Delete {
+        name: SecretName,
+    },
+}
+
+impl SecretRequest {
+    /// Parses the body; no message ever quotes the value.
+    ///
+    /// # Errors
+    /// A 400 saying what is missing or wrong.
+    pub fn parse(body: &[u8]) -> Result<(Self, IgnoredFields), ApiError> {
+        let mut secret = SecretBody::parse(body)?;
+        if secret.namespace.is_some() {
+            // The seed API has no namespaces.
+            secret.ignored_fields.0.push("namespace".into());
+        }
+        let bad = |message: &str| ApiError::BadRequest(message.to_owned());
+        let request = match (secret.value, secret.delete) {
+            (Some(_), true) => {
+                return Err(bad(
+                    "give either value (to create or update the secret) or \"delete\": true, not both",
+                ));
+            }
+            (None, false) => {
+                return Err(bad(
+                    "give value (to create or update the secret) or \"delete\": true",
+                ));
+            }
+            (Some(value), false) => Self::Put {
+                name: secret.name,
+                value,
+            },
+            (None, true) => Self::Delete { name: secret.name },
+        };
+        Ok((request, secret.ignored_fields))
     }
 }
 
@@ -330,6 +454,46 @@ mod tests {
         ] {
             let error = parse_json::<InvokeRequest>(body.as_bytes()).unwrap_err();
             assert_eq!(error.status(), 400, "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn deploy_request_takes_secrets_and_refuses_bad_names() {
+        let request = DeployRequest::parse(
+            br#"{"function_name": "f", "function_image": "r/f", "wasi_cap": true, "secrets": ["api-key", "db.password"]}"#,
+        )
+        .unwrap();
+        assert_eq!(request.spec.metadata.secrets.len(), 2);
+        bad_request(
+            r#"{"function_name": "f", "function_image": "r/f", "secrets": ["../persist.json"]}"#,
+            "secret name",
+        );
+        bad_request(
+            r#"{"function_name": "f", "function_image": "r/f", "secrets": ["a-b", "a.b"]}"#,
+            "SECRET_A_B",
+        );
+    }
+
+    #[test]
+    fn secret_requests_put_or_delete_and_never_quote_the_value() {
+        let (request, _) = SecretRequest::parse(br#"{"name": "k", "value": "v"}"#).unwrap();
+        assert!(matches!(request, SecretRequest::Put { .. }));
+        let (request, _) = SecretRequest::parse(br#"{"name": "k", "delete": true}"#).unwrap();
+        assert!(matches!(request, SecretRequest::Delete { .. }));
+        for (body, fragment) in [
+            (r#"{"name": "k"}"#, "give value"),
+            (r#"{"name": "k", "value": "v", "delete": true}"#, "not both"),
+            (r#"{"name": "k", "value": 123456789}"#, "must be a string"),
+            (r#"{"name": "../k", "value": "v"}"#, "secret name"),
+            (r#"{"value": "v"}"#, "name is missing"),
+            (r#"{"name": "k", "rawValue": "%%%"}"#, "base64"),
+            (r#"[1]"#, "JSON object"),
+        ] {
+            let error = SecretRequest::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(error.status(), 400, "{body}");
+            let message = error.to_string();
+            assert!(message.contains(fragment), "{body}: {message}");
+            assert!(!message.contains("123456789"), "{message}");
         }
     }
 

@@ -138,6 +138,7 @@ mod tests {
             limits: Default::default(),
             adopted_from_reference: None,
             managed_by: None,
+            metadata: Default::default(),
         }
     }
 

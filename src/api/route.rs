@@ -231,6 +231,7 @@ route_enum! {
         Query,
         Invoke,
         Logs,
+        Secret,
         Metrics,
         Healthz,
         Readyz,
@@ -290,6 +291,12 @@ impl RouteTable for Route {
                 Exact("/function/logs"),
                 ProtectAll,
                 Handler::Logs(seed::logs),
+            ),
+            Self::Secret => RouteSpec::new(
+                POST,
+                Exact("/function/secret"),
+                Always,
+                Handler::Secret(seed::secret),
             ),
             Self::Metrics => RouteSpec::new(
                 GET,
@@ -464,6 +471,7 @@ mod tests {
             ("/function/query", "POST"),
             ("/function/invoke", "POST"),
             ("/function/logs", "POST"),
+            ("/function/secret", "POST"),
             ("/metrics", "GET"),
             ("/healthz", "GET, HEAD"),
             ("/readyz", "GET, HEAD"),
@@ -503,7 +511,7 @@ mod tests {
         assert_eq!(error.status(), 404);
         assert_eq!(
             error.to_string(),
-            "no route for GET /nowhere; the routes are POST /function/deploy, POST /function/update, POST /function/delete, GET /function/list, POST /function/query, POST /function/invoke, POST /function/logs, GET /metrics, GET/HEAD /healthz, GET/HEAD /readyz"
+            "no route for GET /nowhere; the routes are POST /function/deploy, POST /function/update, POST /function/delete, GET /function/list, POST /function/query, POST /function/invoke, POST /function/logs, POST /function/secret, GET /metrics, GET/HEAD /healthz, GET/HEAD /readyz"
         );
         for path in [
             "/system/function/",

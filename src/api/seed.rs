@@ -8,12 +8,17 @@ use serde_json::json;
 
 use super::answer::{Answer, Context, failed, finish, panicked, run_caught};
 use super::error::ApiError;
+use super::http_answer;
 use super::observe::{self, Call, LogsRequest};
-use super::request::{DeployRequest, IgnoredFields, InvokeRequest, JsonBody, NameRequest};
+use super::provider;
+use super::request::{
+    DeployRequest, IgnoredFields, InvokeRequest, JsonBody, NameRequest, SecretRequest,
+};
 use super::response::{Reply, limits_json, list_item, query_item};
 use super::route::{Route, RouteTable};
 use super::server::Shared;
 use crate::function::Input;
+use crate::store::SecretChange;
 
 /// A seed route's handler; its kind says how the body is read and parsed.
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +31,8 @@ pub enum Handler {
     Name(fn(&mut Context<'_>, NameRequest) -> Result<Answer, ApiError>),
     Invoke(fn(&mut Context<'_>, InvokeRequest) -> Result<Answer, ApiError>),
     Logs(fn(&mut Context<'_>, LogsRequest) -> Result<Answer, ApiError>),
+    /// A [`SecretRequest`], which names no function.
+    Secret(fn(&mut Context<'_>, SecretRequest) -> Result<Answer, ApiError>),
 }
 
 impl Handler {
@@ -43,6 +50,12 @@ impl Handler {
             Self::Name(handler) => with_body(context, ignored_fields, handler),
             Self::Invoke(handler) => with_body(context, ignored_fields, handler),
             Self::Logs(handler) => with_body(context, ignored_fields, handler),
+            Self::Secret(handler) => {
+                let body = context.read_body()?;
+                let (request, ignored) = SecretRequest::parse(&body)?;
+                *ignored_fields = ignored;
+                handler(context, request)
+            }
         }
     }
 
@@ -59,6 +72,7 @@ impl Handler {
                 let _ = request.args.to_json();
             }),
             Self::Logs(_) => <LogsRequest as JsonBody>::parse(body).map(drop),
+            Self::Secret(_) => SecretRequest::parse(body).map(drop),
         }
     }
 }
@@ -189,18 +203,65 @@ pub fn query(context: &mut Context<'_>, request: NameRequest) -> Result<Answer, 
     ))
 }
 
-/// `POST /function/invoke`.
+/// `POST /function/invoke`: the output as the answer, or with `"http":
+/// true` the function's own HTTP answer (`http_answer`).
 pub fn invoke(context: &mut Context<'_>, request: InvokeRequest) -> Result<Answer, ApiError> {
     let invocation = context.shared.service.invoke(
         &request.function_name,
         &Input::Args(request.args),
         &context.call.id,
     );
-    let output = invocation.output.map_err(ApiError::from);
+    let function_name = request.function_name;
+    let http = request.http;
+    let answer = invocation
+        .output
+        .map_err(ApiError::from)
+        .and_then(|output| {
+            let answer = if http {
+                http_answer::read(invocation.output_kind, &output, true)
+            } else {
+                Ok(None)
+            };
+            match answer {
+                Ok(Some(answer)) => Ok(Answer::Provider(provider::Response::function_answer(
+                    answer,
+                    "text/plain; charset=utf-8",
+                ))),
+                // Without "http", or numbers: the answer of today.
+                Ok(None) => Ok(Answer::Reply(Reply::output(output))),
+                Err(reason) => Err(ApiError::BadFunctionAnswer {
+                    function: function_name,
+                    reason,
+                }),
+            }
+        });
     if let Some(metrics) = &invocation.metrics {
-        metrics.count_status(output.as_ref().map_or_else(ApiError::status, |_| 200));
+        metrics.count_status(match &answer {
+            Ok(Answer::Provider(response)) => response.status(),
+            Ok(_) => 200,
+            Err(error) => error.status(),
+        });
     }
-    Ok(Answer::Reply(Reply::output(output?)))
+    answer
+}
+
+/// `POST /function/secret`: create or update, or delete, a secret.
+pub fn secret(context: &mut Context<'_>, request: SecretRequest) -> Result<Answer, ApiError> {
+    let service = &context.shared.service;
+    let reply = match request {
+        SecretRequest::Put { name, value } => {
+            let verb = match service.put_secret(&name, value, None)? {
+                SecretChange::Created => "create",
+                SecretChange::Updated => "update",
+            };
+            Reply::ok(format!("{verb} secret {name} successfully!")).with("secret", json!(name))
+        }
+        SecretRequest::Delete { name } => {
+            service.delete_secret(&name)?;
+            Reply::ok(format!("delete secret {name} successfully!")).with("secret", json!(name))
+        }
+    };
+    Ok(Answer::Reply(reply))
 }
 
 /// `POST /function/logs`.

@@ -116,6 +116,9 @@ pub enum InvocationOutcome {
 /// deployed (across updates); delete drops them, and its series disappear.
 pub struct FunctionMetrics {
     statuses: [AtomicU64; STATUSES.len()],
+    /// Statuses outside [`STATUSES`], which only a function's own HTTP
+    /// answer (`api::http_answer`) gives: locked only by such calls.
+    other_statuses: Mutex<Vec<(u16, u64)>>,
     duration: Histogram,
     timeouts: AtomicU64,
     fuel_exhausted: AtomicU64,
@@ -127,6 +130,7 @@ impl Default for FunctionMetrics {
     fn default() -> Self {
         Self {
             statuses: std::array::from_fn(|_| AtomicU64::new(0)),
+            other_statuses: Mutex::default(),
             duration: Histogram::new(INVOCATION_BUCKETS_SECONDS),
             timeouts: AtomicU64::new(0),
             fuel_exhausted: AtomicU64::new(0),
@@ -152,9 +156,33 @@ impl FunctionMetrics {
 
     /// Counts one answered invocation by its status code.
     pub fn count_status(&self, status: u16) {
-        if let Some(index) = STATUSES.iter().position(|&known| known == status) {
-            self.statuses[index].fetch_add(1, Ordering::Relaxed);
+        match STATUSES.iter().position(|&known| known == status) {
+            Some(index) => {
+                self.statuses[index].fetch_add(1, Ordering::Relaxed);
+            }
+            None if (100..=599).contains(&status) => {
+                let mut others = lock(&self.other_statuses);
+                match others.iter_mut().find(|(known, _)| *known == status) {
+                    Some((_, count)) => *count += 1,
+                    None => others.push((status, 1)),
+                }
+            }
+            None => {}
         }
+    }
+
+    /// Every status answered so far with its count: 200 always, the
+    /// engine's others once seen (in [`STATUSES`] order), then those only
+    /// functions chose, in the order first seen.
+    fn status_counts(&self) -> Vec<(u16, u64)> {
+        let mut counts: Vec<(u16, u64)> = STATUSES
+            .iter()
+            .zip(&self.statuses)
+            .map(|(status, count)| (*status, count.load(Ordering::Relaxed)))
+            .filter(|(status, count)| *count > 0 || *status == 200)
+            .collect();
+        counts.extend_from_slice(&lock(&self.other_statuses));
+        counts
     }
 
     /// Invocations answered so far, whatever their status.
@@ -162,7 +190,11 @@ impl FunctionMetrics {
         self.statuses
             .iter()
             .map(|count| count.load(Ordering::Relaxed))
-            .sum()
+            .sum::<u64>()
+            + lock(&self.other_statuses)
+                .iter()
+                .map(|(_, count)| count)
+                .sum::<u64>()
     }
 }
 
@@ -386,17 +418,14 @@ fn render_functions(text: &mut Exposition, functions: &[FunctionSample]) {
         "Invocations of a deployed function, by the HTTP status they were answered with.",
     );
     for function in functions {
-        for (index, status) in STATUSES.iter().enumerate() {
-            let count = function.metrics.statuses[index].load(Ordering::Relaxed);
-            // 200 always, so that rates start at zero; the rest once seen.
-            if count > 0 || *status == 200 {
-                let code = status.to_string();
-                text.sample(
-                    name,
-                    &[("function", function.name.as_str()), ("code", &code)],
-                    count,
-                );
-            }
+        // 200 always, so that rates start at zero; the rest once seen.
+        for (status, count) in function.metrics.status_counts() {
+            let code = status.to_string();
+            text.sample(
+                name,
+                &[("function", function.name.as_str()), ("code", &code)],
+                count,
+            );
         }
     }
     let name = "wasmengine_function_duration_seconds";
@@ -659,6 +688,8 @@ mod tests {
         gcd.record_run(Duration::from_secs(1), InvocationOutcome::Timeout);
         gcd.count_status(504);
         gcd.count_status(999);
+        // A status a function's own HTTP answer chose.
+        gcd.count_status(201);
         let changes = ChangeMetrics::default();
         changes.count_change(ChangeOp::Deploy, "success");
         changes.count_change(ChangeOp::Deploy, "registry_error");
@@ -693,6 +724,7 @@ mod tests {
             [
                 "wasmengine_function_invocations_total{function=\"gcd\",code=\"200\"} 1",
                 "wasmengine_function_invocations_total{function=\"gcd\",code=\"504\"} 1",
+                "wasmengine_function_invocations_total{function=\"gcd\",code=\"201\"} 1",
             ]
         );
         assert!(text.contains(

@@ -16,6 +16,7 @@ use super::{
     StringReturn, WasiState,
 };
 use crate::function::{Input, InvocationArgs};
+use crate::secret::Secret;
 
 const WASM_PAGE_BYTES: u64 = 65_536;
 /// Fuel granted per slice; the deadline is checked between slices. About a
@@ -213,13 +214,15 @@ impl<'a> Invocation<'a> {
     }
 
     /// WASI: run `_start` with `argv = [args JSON]`, the same JSON on stdin,
-    /// no environment, no preopened directories; stdout (one trailing
-    /// newline removed) is the output. What it wrote to stderr is appended
+    /// no environment and no preopened directories except the call's
+    /// `secrets` (`secret_files::provide`); stdout (one trailing newline
+    /// removed) is the output. What it wrote to stderr is appended
     /// to `stderr_out`. A raw body is stdin as it is, and `argv[0]` when it
     /// is a JSON object (else the function's name, as a program name).
     pub(super) fn wasi(
         mut self,
         input: &Input,
+        secrets: &[Secret],
         stderr_out: &mut Vec<u8>,
     ) -> Result<String, RuntimeError> {
         let (function, limits) = (self.function, self.limits);
@@ -228,7 +231,7 @@ impl<'a> Invocation<'a> {
             .unwrap_or_else(|| function.name.as_str().into());
         let stdout = Arc::new(RwLock::new(CappedBuffer::new(limits.max_output_bytes)));
         let stderr = Arc::new(RwLock::new(CappedBuffer::new(limits.max_output_bytes)));
-        let wasi = WasiCtxBuilder::new()
+        let mut wasi = WasiCtxBuilder::new()
             .arg(&argv0)
             .map_err(|error| RuntimeError::BadArguments {
                 reason: format!("the arguments cannot be passed as argv: {error}"),
@@ -237,6 +240,12 @@ impl<'a> Invocation<'a> {
             .stdout(Box::new(WritePipe::from_shared(stdout.clone())))
             .stderr(Box::new(WritePipe::from_shared(stderr.clone())))
             .build();
+        super::secret_files::provide(&mut wasi, secrets).map_err(|reason| {
+            RuntimeError::Instantiation {
+                function: function.name.to_string(),
+                reason,
+            }
+        })?;
         let mut store = new_store(
             &self.runtime.engine,
             WasiState {

@@ -7,11 +7,13 @@
 //!
 //! - `abi`: which of the three ABIs a module is called with, decided at deploy.
 //! - `invoke`: running one invocation under each ABI.
+//! - `secret_files`: the read-only in-memory directory of a WASI call's secrets.
 //! - `error`: [`RuntimeError`].
 
 mod abi;
 mod error;
 mod invoke;
+mod secret_files;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +31,7 @@ pub(crate) use error::RuntimeError;
 pub use invoke::read_result as read_string_result;
 
 use crate::function::{FunctionLimits, FunctionName, Input};
+use crate::secret::Secret;
 
 /// `mib` MiB in bytes. Sizes are `u64` until they reach wasmi, where they
 /// are clamped to the target's address space ([`usize_saturating`]): on a
@@ -417,12 +420,14 @@ impl Runtime {
         limits: &CallLimits,
         input: &Input,
     ) -> Result<String, RuntimeError> {
-        self.invoke_keeping_stderr(function, limits, input, &mut Vec::new())
+        self.invoke_keeping_stderr(function, limits, input, &[], &mut Vec::new())
     }
 
     /// Like [`Runtime::invoke`], and appends what a WASI function wrote to
     /// stderr (up to the output cap, whether the call succeeded or not) to
-    /// `stderr`; the other ABIs have no stderr.
+    /// `stderr`; the other ABIs have no stderr. A WASI function gets
+    /// `secrets` as `SECRET_<NAME>` variables and read-only files under
+    /// `/var/openfaas/secrets` (`secret_files`); the other ABIs have neither.
     ///
     /// # Errors
     /// As [`Runtime::invoke`].
@@ -431,6 +436,7 @@ impl Runtime {
         function: &CompiledFunction,
         limits: &CallLimits,
         input: &Input,
+        secrets: &[Secret],
         stderr: &mut Vec<u8>,
     ) -> Result<String, RuntimeError> {
         match &function.abi {
@@ -445,7 +451,9 @@ impl Runtime {
                 param_names.as_deref(),
                 input,
             ),
-            Abi::Wasi => invoke::Invocation::start(self, function, limits).wasi(input, stderr),
+            Abi::Wasi => {
+                invoke::Invocation::start(self, function, limits).wasi(input, secrets, stderr)
+            }
         }
     }
 }

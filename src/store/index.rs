@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::function::{
-    Adoption, FunctionEntry, FunctionLimits, FunctionName, ManagedBy, UNKNOWN_IMAGE_DIGEST,
+    Adoption, FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, ManagedBy,
+    UNKNOWN_IMAGE_DIGEST,
 };
 use crate::registry::{Digest, ImageReference};
 
@@ -39,6 +40,15 @@ pub(super) struct IndexRecord {
     /// Absent in indexes written before the functions file existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     managed_by: Option<ManagedBy>,
+    /// The names of the secrets it sees (`FunctionMetadata`); absent when
+    /// none, and in indexes written before secrets existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    secrets: Vec<String>,
+    /// Labels and annotations from the provider API, kept to be shown back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
 }
 
 /// An [`Adoption`] in the index file.
@@ -64,6 +74,14 @@ impl From<&FunctionEntry> for IndexRecord {
                 }
             }),
             managed_by: entry.managed_by,
+            secrets: entry
+                .metadata
+                .secrets
+                .iter()
+                .map(|name| name.as_str().to_owned())
+                .collect(),
+            labels: entry.metadata.labels.clone(),
+            annotations: entry.metadata.annotations.clone(),
         }
     }
 }
@@ -99,6 +117,12 @@ impl IndexRecord {
             limits: self.limits,
             adopted_from_reference,
             managed_by: self.managed_by,
+            metadata: FunctionMetadata {
+                secrets: crate::secret::secret_names(&self.secrets)
+                    .map_err(|error| format!("secrets: {error}"))?,
+                labels: self.labels,
+                annotations: self.annotations,
+            },
         })
     }
 }
@@ -214,6 +238,39 @@ mod tests {
         assert_eq!(
             String::from_utf8(render(&index)).unwrap(),
             WRITTEN_BY_EARLIER_VERSIONS
+        );
+    }
+
+    #[test]
+    fn secrets_labels_and_annotations_are_kept_and_a_bad_secret_name_refused() {
+        let text = r#"{
+  "hello": {
+    "func_name": "hello",
+    "func_image_name": "127.0.0.1:5000/hello-wasm:v1",
+    "func_local_path": "/var/lib/wasmengine/functions/hello/hello.wasm",
+    "wasi_cap": true,
+    "image_digest": "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "secrets": [
+      "api-key"
+    ],
+    "labels": {
+      "team": "edge"
+    },
+    "annotations": {
+      "note": "x"
+    }
+  }
+}"#;
+        let index = into_index(parse_records(text.as_bytes()).unwrap()).unwrap();
+        let hello = &index[&FunctionName::new("hello").unwrap()];
+        assert_eq!(hello.metadata.secrets[0].as_str(), "api-key");
+        assert_eq!(hello.metadata.labels["team"], "edge");
+        assert_eq!(String::from_utf8(render(&index)).unwrap(), text);
+        let climbing = text.replace(r#""api-key""#, r#""../persist.json""#);
+        let error = into_index(parse_records(climbing.as_bytes()).unwrap()).unwrap_err();
+        assert!(
+            error.starts_with("entry hello: secrets: secret name"),
+            "{error}"
         );
     }
 

@@ -10,6 +10,7 @@
 //!                                  rename into place (see `commit`)
 //! blobs/<algorithm>/<hex>          registry blobs kept by digest (`blobs`)
 //! blobs/refs/<name>                the blobs a function's image is made of
+//! secrets/<name>                   each secret's value, mode 0600 (`secrets`)
 //! ```
 //!
 //! Every write goes to a temporary file that is fsynced, renamed into place,
@@ -24,6 +25,7 @@ mod blobs;
 mod error;
 mod index;
 mod reference;
+mod secrets;
 mod usage;
 
 use std::collections::BTreeMap;
@@ -36,8 +38,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use blobs::BlobCache;
 pub use error::StoreError;
 pub use reference::ModuleCheck;
+pub use secrets::{SecretChange, SecretStore};
 
-use crate::function::{FunctionEntry, FunctionLimits, FunctionName, ManagedBy};
+use crate::function::{FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, ManagedBy};
 use crate::registry::{Digest, ImageReference};
 use index::Index;
 
@@ -69,6 +72,8 @@ pub struct FunctionRecord {
     pub limits: FunctionLimits,
     /// Who owns the function (`None`: the API).
     pub managed_by: Option<ManagedBy>,
+    /// Its secrets' names, labels and annotations.
+    pub metadata: FunctionMetadata,
 }
 
 impl FunctionStore {
@@ -257,6 +262,7 @@ impl FunctionStore {
             wasi_cap,
             limits,
             managed_by,
+            metadata,
         } = record;
         let entry = FunctionEntry {
             func_name: name.clone(),
@@ -267,6 +273,7 @@ impl FunctionStore {
             limits,
             adopted_from_reference: None,
             managed_by,
+            metadata,
         };
         let mut next = index.clone();
         next.insert(name, entry.clone());
@@ -520,6 +527,7 @@ mod tests {
             wasi_cap,
             limits: FunctionLimits::default(),
             managed_by: None,
+            metadata: FunctionMetadata::default(),
         }
     }
 

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{FunctionStore, StagedWasm, StoreError, rename, sync_directory, write_atomically};
-use crate::function::{Adoption, FunctionEntry, FunctionLimits, FunctionName};
+use crate::function::{Adoption, FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName};
 use crate::registry::{Digest, ImageReference};
 
 /// Where the original index is kept once adopted, next to `persist.json`.
@@ -181,6 +181,7 @@ impl FunctionStore {
                 wasm_digest,
             }),
             managed_by: None,
+            metadata: FunctionMetadata::default(),
         };
         Ok(Ok(Adopted { staged, entry }))
     }
