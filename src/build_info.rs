@@ -10,8 +10,8 @@ pub const COMMIT: &str = env!("WASM_ENGINE_COMMIT");
 pub const TARGET: &str = env!("WASM_ENGINE_TARGET");
 
 /// The optional cargo features this binary was built with, space-separated
-/// (`zstd blob-cache calls` by default; the riscv64 build leaves out `zstd`
-/// and `calls`), or `none`.
+/// (`zstd blob-cache calls` by default; the riscv64 build leaves out
+/// `zstd`), or `none`.
 pub fn features() -> &'static str {
     match (
         cfg!(feature = "zstd"),

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use crate::support::{Engine, Registry, assert_error, http_agent};
 
 /// Whether the engine under test has calls between functions (the cargo
-/// feature `calls`; the riscv64 build leaves it out, and then
-/// `a_build_without_calls_refuses_modules_that_import_them` runs instead).
+/// feature `calls`, on by default; a build without it runs
+/// `a_build_without_calls_refuses_modules_that_import_them` instead).
 fn built_with_calls() -> bool {
     crate::support::engine_has_feature("calls")
 }

@@ -227,8 +227,7 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
         200
     );
     // Calls between functions: relay and r1..r9 may call each other and
-    // the flooding WASI function (in builds with calls: the riscv64 one
-    // leaves them out).
+    // the flooding WASI function (in builds with the feature calls).
     let with_calls = crate::support::engine_has_feature("calls");
     let links = [
         "relay", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9",

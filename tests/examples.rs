@@ -64,7 +64,7 @@ pub fn example_wasm(name: &str, target: &str) -> Vec<u8> {
 }
 
 /// Deploys every example (those that call others only when the engine has
-/// calls: the riscv64 build leaves them out).
+/// calls: a build without the feature `calls` leaves them out).
 fn deploy_examples() -> (Registry, Engine) {
     let registry = Registry::start();
     let engine = Engine::start();

@@ -15,7 +15,7 @@
 //! running the callee, and counting it, is the [`Callees`] the service
 //! implements, so `runtime` never depends on `service` or `store`.
 //!
-//! Builds without the cargo feature `calls` (the riscv64 one) link no host
+//! Builds without the cargo feature `calls` (on by default) link no host
 //! functions: a module importing `wasm_engine` is refused at deploy, and
 //! the rest of this module is never reached.
 #![cfg_attr(not(feature = "calls"), allow(dead_code))]
