@@ -25,7 +25,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::function::{FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, ManagedBy};
+use crate::function::{
+    Environment, FunctionEntry, FunctionLimits, FunctionName, FunctionMetadata, ManagedBy,
+    validate_calls,
+};
 use crate::metrics::ReconcileResult;
 use crate::registry::ImageReference;
 use crate::service::{Changer, DeploySpec, FunctionService};
@@ -42,6 +45,8 @@ pub struct FileEntry {
     pub image: ImageReference,
     pub wasi_cap: bool,
     pub limits: FunctionLimits,
+    /// The functions it may call and its environment.
+    pub metadata: FunctionMetadata,
 }
 
 impl FileEntry {
@@ -52,11 +57,13 @@ impl FileEntry {
             && entry.func_image_name == self.image
             && entry.wasi_cap == self.wasi_cap
             && entry.limits == self.limits
+            && entry.metadata.calls == self.metadata.calls
+            && entry.metadata.env == self.metadata.env
     }
 }
 
 /// An entry as written: `{"name", "image", "wasi_cap"?, "timeout_ms"?,
-/// "memory_limit_mb"?, "fuel"?}`. Unknown fields are refused: a typo must
+/// "memory_limit_mb"?, "fuel"?, "calls"?, "env"?}`. Unknown fields are refused: a typo must
 /// not silently deploy with defaults.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +78,10 @@ struct RawEntry {
     memory_limit_mb: Option<u64>,
     #[serde(default)]
     fuel: Option<u64>,
+    #[serde(default)]
+    calls: Vec<FunctionName>,
+    #[serde(default)]
+    env: Environment,
 }
 
 /// Parses a functions file: a JSON array of entries with distinct names.
@@ -99,11 +110,17 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<FileEntry>, String> {
                 fuel: raw.fuel,
             };
             limits.validate().map_err(at)?;
+            validate_calls(&raw.calls).map_err(at)?;
             Ok(FileEntry {
                 name: raw.name.clone(),
                 image,
                 wasi_cap: raw.wasi_cap,
                 limits,
+                metadata: FunctionMetadata {
+                    calls: raw.calls,
+                    env: raw.env,
+                    ..FunctionMetadata::default()
+                },
             })
         })
         .collect()
@@ -485,7 +502,7 @@ impl Reconciler {
             image: entry.image.clone(),
             wasi_cap: entry.wasi_cap.into(),
             limits: entry.limits,
-            metadata: FunctionMetadata::default(),
+            metadata: entry.metadata.clone(),
         };
         match action {
             Action::Deploy(entry) => self
@@ -535,6 +552,7 @@ mod tests {
             image: ImageReference::parse(image).unwrap(),
             wasi_cap: false,
             limits: FunctionLimits::default(),
+            metadata: FunctionMetadata::default(),
         }
     }
 
@@ -556,10 +574,16 @@ mod tests {
     fn a_file_parses_into_validated_entries() {
         let entries = parse(
             br#"[{"name": "hello", "image": "reg:5000/hello@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
-                 {"name": "cat", "image": "reg:5000/cat:v1", "wasi_cap": true, "timeout_ms": 500, "fuel": 1000}]"#,
+                 {"name": "cat", "image": "reg:5000/cat:v1", "wasi_cap": true, "timeout_ms": 500, "fuel": 1000,
+                  "calls": ["hello"], "env": {"MODE": "fast"}}]"#,
         )
         .unwrap();
         assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].metadata.calls, [name("hello")]);
+        assert_eq!(
+            entries[1].metadata.env.pairs(),
+            [("MODE".into(), "fast".into())]
+        );
         assert!(entries[1].wasi_cap);
         assert_eq!(entries[1].limits.timeout_ms, Some(500));
         assert_eq!(entries[1].limits.fuel, Some(1000));
@@ -577,6 +601,8 @@ mod tests {
             (b"[{\"name\": \"a\", \"image\": \"r/a:1\"}, {\"name\": \"a\", \"image\": \"r/b:1\"}]", "entry 1 (a): the name is listed twice"),
             (b"[{\"name\": \"a\", \"image\": \"r/A:1\"}]", "entry 0 (a):"),
             (b"[{\"name\": \"a\", \"image\": \"r/a:1\", \"memory_limit_mb\": 0}]", "memory_limit_mb must be from 1"),
+            (b"[{\"name\": \"a\", \"image\": \"r/a:1\", \"calls\": [\"b\", \"b\"]}]", "entry 0 (a): calls lists b twice"),
+            (b"[{\"name\": \"a\", \"image\": \"r/a:1\", \"env\": {\"A=B\": \"c\"}}]", "contains '='"),
         ] {
             let error = parse(text).unwrap_err();
             assert!(error.contains(fragment), "{error:?} should contain {fragment:?}");
