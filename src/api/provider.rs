@@ -42,7 +42,10 @@ use super::route::{
 use super::server::Shared;
 use crate::call::CallId;
 use crate::config::ProviderConfig;
-use crate::function::{FunctionLimits, FunctionMetadata, FunctionName, Input, MAX_MEMORY_LIMIT_MB};
+use crate::function::{
+    Environment, FunctionLimits, FunctionMetadata, FunctionName, Input, MAX_MEMORY_LIMIT_MB,
+    validate_calls,
+};
 use crate::function_log::LogLine;
 use crate::registry::ImageReference;
 use crate::rfc3339;
@@ -58,6 +61,8 @@ pub const WASI_ANNOTATION: &str = "com.openfaas.wasm.wasi";
 pub const TIMEOUT_ANNOTATION: &str = "com.openfaas.wasm.timeout_ms";
 /// Annotation with the function's `fuel` budget.
 pub const FUEL_ANNOTATION: &str = "com.openfaas.wasm.fuel";
+/// Annotation with the functions it may call (`calls`), comma-separated.
+pub const CALLS_ANNOTATION: &str = "com.openfaas.wasm.calls";
 
 /// What the provider's routes need besides the service.
 pub struct Settings {
@@ -850,12 +855,16 @@ fn status_json(status: &FunctionStatus, usage: bool) -> Value {
     if let Some(fuel) = entry.limits.fuel {
         annotations.insert(FUEL_ANNOTATION.into(), json!(fuel.to_string()));
     }
+    if !metadata.calls.is_empty() {
+        let calls: Vec<&str> = metadata.calls.iter().map(FunctionName::as_str).collect();
+        annotations.insert(CALLS_ANNOTATION.into(), json!(calls.join(",")));
+    }
     let mut value = json!({
         "name": entry.func_name,
         "image": entry.func_image_name,
         "namespace": NAMESPACE,
         "envProcess": "",
-        "envVars": {},
+        "envVars": metadata.env.variables(),
         "labels": metadata.labels,
         "annotations": annotations,
         "secrets": metadata.secrets,
@@ -968,6 +977,18 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
         fuel: number(FUEL_ANNOTATION)?,
     };
     limits.validate().map_err(bad)?;
+    let calls = annotations
+        .get(CALLS_ANNOTATION)
+        .map_or("", String::as_str)
+        .split(',')
+        .map(str::trim)
+        .filter(|callee| !callee.is_empty())
+        .map(|callee| {
+            FunctionName::new(callee)
+                .map_err(|error| bad(format!("annotation {CALLS_ANNOTATION}: {error}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    validate_calls(&calls).map_err(bad)?;
     let ignored: Vec<&str> = [
         (
             "envProcess",
@@ -975,10 +996,6 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
                 .env_process
                 .as_ref()
                 .is_some_and(|v| !v.is_empty()),
-        ),
-        (
-            "envVars",
-            deployment.env_vars.as_ref().is_some_and(|v| !v.is_empty()),
         ),
         (
             "constraints",
@@ -1000,11 +1017,14 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
     }
     let secrets = secret_names(&deployment.secrets.unwrap_or_default())
         .map_err(|error| bad(format!("secrets: {error}")))?;
+    let env = Environment::new(deployment.env_vars.unwrap_or_default())
+        .map_err(|reason| bad(format!("envVars: {reason}")))?;
     let metadata = FunctionMetadata {
         secrets,
         labels: deployment.labels.unwrap_or_default(),
         annotations,
-        ..FunctionMetadata::default()
+        calls,
+        env,
     };
     metadata.validate().map_err(bad)?;
     Ok((
@@ -1161,6 +1181,19 @@ mod tests {
         .unwrap();
         assert_eq!(minimal.1.wasi_cap, WasiCap::Off);
         assert!(minimal.1.limits.is_empty());
+        assert!(minimal.1.metadata.calls.is_empty());
+        let caller = parse_deployment(
+            br#"{"service":"gateway","image":"r/gateway","annotations":{"com.openfaas.wasm.calls":"authentication, hello"}}"#,
+        )
+        .unwrap();
+        let calls: Vec<&str> = caller
+            .1
+            .metadata
+            .calls
+            .iter()
+            .map(FunctionName::as_str)
+            .collect();
+        assert_eq!(calls, ["authentication", "hello"]);
         for (body, fragment) in [
             (r#"{"service":"../x","image":"r/x"}"#, "service"),
             (
@@ -1174,6 +1207,14 @@ mod tests {
             (
                 r#"{"service":"x","image":"r/x","annotations":{"com.openfaas.wasm.fuel":"0"}}"#,
                 "fuel",
+            ),
+            (
+                r#"{"service":"x","image":"r/x","annotations":{"com.openfaas.wasm.calls":"a,../b"}}"#,
+                "annotation com.openfaas.wasm.calls: function_name contains '/'",
+            ),
+            (
+                r#"{"service":"x","image":"r/x","annotations":{"com.openfaas.wasm.calls":"a,a"}}"#,
+                "calls lists a twice",
             ),
             (
                 r#"{"service":"x","image":"r/x","annotations":{"com.openfaas.wasm.wasi":"yes"}}"#,
