@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::function::{
-    Environment, FunctionEntry, FunctionLimits, FunctionName, FunctionMetadata, ManagedBy,
+    Environment, FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, ManagedBy,
     validate_calls,
 };
 use crate::metrics::ReconcileResult;

@@ -1182,6 +1182,23 @@ mod tests {
         assert_eq!(minimal.1.wasi_cap, WasiCap::Off);
         assert!(minimal.1.limits.is_empty());
         assert!(minimal.1.metadata.calls.is_empty());
+        assert!(minimal.1.metadata.env.is_empty());
+        let configured = parse_deployment(
+            br#"{"service":"cat","image":"r/cat","envVars":{"MODE":"fast","LEVEL":"2"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            configured.1.metadata.env.pairs(),
+            [
+                ("LEVEL".to_owned(), "2".to_owned()),
+                ("MODE".to_owned(), "fast".to_owned())
+            ]
+        );
+        let refused =
+            parse_deployment(br#"{"service":"cat","image":"r/cat","envVars":{"A=B":"1"}}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(refused.contains("envVars"), "{refused}");
         let caller = parse_deployment(
             br#"{"service":"gateway","image":"r/gateway","annotations":{"com.openfaas.wasm.calls":"authentication, hello"}}"#,
         )
