@@ -503,6 +503,7 @@ impl Reconciler {
             wasi_cap: entry.wasi_cap.into(),
             limits: entry.limits,
             metadata: entry.metadata.clone(),
+            env_without_wasi: crate::service::EnvWithoutWasi::Refused,
         };
         match action {
             Action::Deploy(entry) => self

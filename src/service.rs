@@ -303,6 +303,19 @@ pub struct DeploySpec {
     pub limits: FunctionLimits,
     /// Secrets, labels and annotations (validated by the request's parser).
     pub metadata: FunctionMetadata,
+    /// What an `env` given to a function that turns out not to be a WASI
+    /// function means: an error (the seed API and the functions file ask for
+    /// it explicitly), or nothing (the provider API, whose `envVars` OpenFaaS
+    /// stacks set for every function, `write_debug` and the like).
+    pub env_without_wasi: EnvWithoutWasi,
+}
+
+/// See [`DeploySpec::env_without_wasi`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EnvWithoutWasi {
+    #[default]
+    Refused,
+    Dropped,
 }
 
 /// Who asks for a change: the API, or an owner of its own such as the
@@ -649,6 +662,7 @@ impl FunctionService {
             wasi_cap,
             limits,
             metadata,
+            env_without_wasi,
         } = spec;
         // Before the pull, so that a missing secret costs no download; again
         // at the commit, under the lock that delete takes.
@@ -695,11 +709,17 @@ impl FunctionService {
             }
             .into());
         }
-        if !wasi_cap && !metadata.env.is_empty() {
+        let drop_env = !wasi_cap && !metadata.env.is_empty();
+        if drop_env && *env_without_wasi == EnvWithoutWasi::Refused {
             return Err(RuntimeError::EnvWithoutWasi {
                 function: name.to_string(),
             }
             .into());
+        }
+        if drop_env {
+            log::info!(
+                "deploy of {name}: envVars ignored (only WASI functions have an environment)"
+            );
         }
         let staged = staged?;
         if !metadata.secrets.is_empty() && !matches!(compiled.abi(), Abi::Wasi) {
@@ -719,7 +739,14 @@ impl FunctionService {
                 wasi_cap,
                 limits: *limits,
                 managed_by,
-                metadata: metadata.clone(),
+                metadata: if drop_env {
+                    FunctionMetadata {
+                        env: Default::default(),
+                        ..metadata.clone()
+                    }
+                } else {
+                    metadata.clone()
+                },
             },
         )?;
         log::info!(

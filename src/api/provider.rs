@@ -50,7 +50,7 @@ use crate::function_log::LogLine;
 use crate::registry::ImageReference;
 use crate::rfc3339;
 use crate::secret::secret_names;
-use crate::service::{DeploySpec, FunctionStatus, LogQuery, OutputKind, WasiCap};
+use crate::service::{DeploySpec, EnvWithoutWasi, FunctionStatus, LogQuery, OutputKind, WasiCap};
 
 /// The one namespace functions live in, as faasd names it.
 pub const NAMESPACE: &str = "openfaas-fn";
@@ -1034,6 +1034,7 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
             wasi_cap,
             limits,
             metadata,
+            env_without_wasi: EnvWithoutWasi::Dropped,
         },
     ))
 }

@@ -177,6 +177,7 @@ impl DeployRequest {
                 wasi_cap: raw.wasi_cap.into(),
                 limits,
                 metadata,
+                env_without_wasi: crate::service::EnvWithoutWasi::Refused,
             },
             ignored_fields: raw.ignored_fields,
         })
