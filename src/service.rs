@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime};
 
@@ -378,6 +379,9 @@ pub struct FunctionService {
     blobs: BlobCache,
     runtime: Arc<Runtime>,
     deployed: Arc<RwLock<DeployedMap>>,
+    /// Bumped, under the map's write lock, each time the map is written: the
+    /// API renders the list once per generation (`list_generation`).
+    generation: AtomicU64,
     /// Runs the callees of `wasm_engine::call`, over the same map (`None`
     /// in builds without the cargo feature `calls`).
     callees: Option<Arc<dyn Callees>>,
@@ -447,6 +451,7 @@ impl FunctionService {
             blobs,
             runtime,
             deployed,
+            generation: AtomicU64::new(0),
             callees,
             changing: Mutex::new(HashSet::new()),
             change_metrics: ChangeMetrics::default(),
@@ -530,9 +535,14 @@ impl FunctionService {
     }
 
     fn write_deployed(&self) -> std::sync::RwLockWriteGuard<'_, DeployedMap> {
-        self.deployed
+        let map = self
+            .deployed
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Before the writer changes the map, while it holds the lock: a
+        // reader that sees the old generation answered before the change.
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        map
     }
 
     fn get(&self, name: &FunctionName) -> Result<Arc<DeployedFunction>, ServiceError> {
@@ -891,6 +901,28 @@ impl FunctionService {
     }
 
     /// Every deployed function, sorted by name.
+    /// Changes whenever a function is deployed, updated, deleted or
+    /// restored: a list rendered at one generation is the list until the
+    /// next.
+    pub fn list_generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// [`list`](Self::list) and the generation it is of.
+    pub fn list_at_generation(&self) -> (u64, Vec<FunctionEntry>) {
+        let map = self.read_deployed();
+        let generation = self.generation.load(Ordering::Relaxed);
+        let deployed: Vec<Arc<DeployedFunction>> = map.values().cloned().collect();
+        drop(map);
+        (
+            generation,
+            deployed
+                .iter()
+                .map(|deployed| deployed.entry.clone())
+                .collect(),
+        )
+    }
+
     pub fn list(&self) -> Vec<FunctionEntry> {
         // Only the `Arc`s are cloned under the lock; the entries after it.
         let deployed: Vec<Arc<DeployedFunction>> = self.read_deployed().values().cloned().collect();

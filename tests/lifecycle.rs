@@ -171,3 +171,60 @@ fn callers_see_the_old_version_then_the_new_one_and_never_an_error() {
         "{outputs:?}"
     );
 }
+
+/// The list is rendered once per change of the deployed functions and
+/// reused until the next: every deploy, update and delete must show, in
+/// both formats, on the next list.
+#[test]
+fn the_list_follows_every_deploy_update_and_delete_in_both_formats() {
+    let registry = Registry::start();
+    let v1 = push_version(&registry, "v1", 0, "v1");
+    let v2 = push_version(&registry, "v2", 0, "v2");
+    let engine = Engine::start();
+    let listed = |expected: &[(&str, &str)]| {
+        let text = engine.get("/function/list").message().to_owned();
+        let items: Vec<String> = expected
+            .iter()
+            .map(|(name, image)| {
+                format!("{{func_name: {name}, func_image_name: {image}, wasi_cap: true}}")
+            })
+            .collect();
+        assert_eq!(
+            text,
+            format!("all deployed function info: [{}]", items.join(", "))
+        );
+        let json = engine.request("GET", "/function/list", "", true).json();
+        let pairs: Vec<(String, String)> = json["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["func_name"].as_str().unwrap().to_owned(),
+                    f["func_image_name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(n, i)| ((*n).to_owned(), (*i).to_owned()))
+            .collect();
+        assert_eq!(pairs, expected);
+    };
+
+    listed(&[]);
+    engine.deploy("a", &v1, true);
+    listed(&[("a", &v1)]);
+    listed(&[("a", &v1)]);
+    let update = engine.post(
+        "/function/update",
+        &json!({"function_name": "a", "function_image": v2, "wasi_cap": true}).to_string(),
+    );
+    assert_eq!(update.status, 200, "{}", update.body);
+    listed(&[("a", &v2)]);
+    engine.deploy("b", &v1, true);
+    listed(&[("a", &v2), ("b", &v1)]);
+    let delete = engine.post("/function/delete", r#"{"function_name": "a"}"#);
+    assert_eq!(delete.status, 200, "{}", delete.body);
+    listed(&[("b", &v1)]);
+}

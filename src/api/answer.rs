@@ -5,6 +5,7 @@
 //! both listeners. Which handler runs is `route`'s business.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -13,7 +14,7 @@ use super::error::ApiError;
 use super::observe::{CALL_ID_HEADER, Call, Listener};
 use super::provider;
 use super::request::read_body;
-use super::response::Reply;
+use super::response::{RenderedList, Reply};
 use super::server::Shared;
 use crate::call::CallId;
 
@@ -79,6 +80,8 @@ pub enum Answer {
     },
     /// A faas-provider API answer, sent as it is.
     Provider(provider::Response),
+    /// The seed's list, rendered once per generation of the functions.
+    List(Arc<RenderedList>),
 }
 
 /// The answer to a route that failed with `error`, logged at warn when an
@@ -121,6 +124,24 @@ pub fn finish(request: tiny_http::Request, call: &Call, answer: Answer, shared: 
             respond(request, reply, &call.id);
             status
         }
+        Answer::List(rendered) => {
+            let (body, content_type) = rendered.body(wants_json(&request));
+            let length = body.len();
+            let response = tiny_http::Response::new(
+                tiny_http::StatusCode(200),
+                vec![
+                    header("Content-Type", content_type),
+                    header(CALL_ID_HEADER, call.id.as_str()),
+                ],
+                std::io::Cursor::new(body),
+                Some(length),
+                None,
+            );
+            if let Err(error) = request.respond(response) {
+                log::debug!("could not send the response: {error}");
+            }
+            200
+        }
         Answer::Raw { content_type, body } => {
             let response = tiny_http::Response::from_string(body)
                 .with_header(header("Content-Type", content_type))
@@ -158,13 +179,7 @@ pub fn log_access(call: &Call, status: u16, shared: &Shared) {
 /// Renders `reply` (JSON when the client prefers it) with the headers its
 /// status calls for, and sends it. An error's message names the call id.
 fn respond(request: tiny_http::Request, mut reply: Reply, call_id: &CallId) {
-    let wants_json = accept::prefers_json(
-        request
-            .headers()
-            .iter()
-            .filter(|header| header.field.equiv("Accept"))
-            .map(|header| header.value.as_str()),
-    );
+    let wants_json = wants_json(&request);
     if reply.status >= 400 {
         reply.message.push_str(&format!(" (call id {call_id})"));
         reply = reply.with("call_id", json!(call_id.as_str()));
@@ -189,6 +204,17 @@ fn respond(request: tiny_http::Request, mut reply: Reply, call_id: &CallId) {
     if let Err(error) = request.respond(response) {
         log::debug!("could not send the response: {error}");
     }
+}
+
+/// Whether the client prefers a JSON answer ([`accept::prefers_json`]).
+fn wants_json(request: &tiny_http::Request) -> bool {
+    accept::prefers_json(
+        request
+            .headers()
+            .iter()
+            .filter(|header| header.field.equiv("Accept"))
+            .map(|header| header.value.as_str()),
+    )
 }
 
 pub fn header(name: &str, value: &str) -> tiny_http::Header {

@@ -5,6 +5,8 @@
 //! As the reference engine does, a text answer ends with one `\n`, except a
 //! successful invocation's: that is the function's output verbatim.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
@@ -86,6 +88,44 @@ impl Reply {
                 format!("status code: {}, message: {}", self.status, self.message),
                 "text/plain; charset=utf-8",
             )
+        }
+    }
+}
+
+/// The list's answer rendered both ways, once per generation of the
+/// deployed functions (`FunctionService::list_generation`): with 1,000
+/// functions, rendering is most of what a list costs, and the list changes
+/// only on a deploy, update or delete.
+#[derive(Debug)]
+pub struct RenderedList {
+    pub generation: u64,
+    pub text: Arc<[u8]>,
+    pub json: Arc<[u8]>,
+}
+
+impl RenderedList {
+    pub fn new(generation: u64, entries: &[FunctionEntry]) -> Self {
+        let items: Vec<String> = entries.iter().map(list_item).collect();
+        let reply = Reply::ok(format!(
+            "all deployed function info: [{}]",
+            items.join(", ")
+        ))
+        .with("functions", json!(entries));
+        let text = reply.render(false).0;
+        let json = reply.render(true).0;
+        Self {
+            generation,
+            text: Arc::from(text.into_bytes()),
+            json: Arc::from(json.into_bytes()),
+        }
+    }
+
+    /// The body and its content type (as [`Reply::render`] gives them).
+    pub fn body(&self, json: bool) -> (Arc<[u8]>, &'static str) {
+        if json {
+            (self.json.clone(), "application/json")
+        } else {
+            (self.text.clone(), "text/plain; charset=utf-8")
         }
     }
 }

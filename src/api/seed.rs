@@ -4,6 +4,8 @@
 //! typed request into a [`FunctionService`](crate::service::FunctionService)
 //! call and its [`Reply`]. The routes and their properties are in `route`.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::answer::{Answer, Context, failed, finish, panicked, run_caught};
@@ -14,7 +16,7 @@ use super::provider;
 use super::request::{
     DeployRequest, IgnoredFields, InvokeRequest, JsonBody, NameRequest, SecretRequest,
 };
-use super::response::{Reply, limits_json, list_item, query_item};
+use super::response::{RenderedList, Reply, limits_json, query_item};
 use super::route::{Route, RouteTable};
 use super::server::Shared;
 use crate::function::Input;
@@ -181,16 +183,25 @@ pub fn delete(context: &mut Context<'_>, request: NameRequest) -> Result<Answer,
 }
 
 /// `GET /function/list`.
+///
+/// Rendered once per generation of the deployed functions and kept (one
+/// rendering at a time, made under the cache's lock so that concurrent lists
+/// after a change render it once).
 pub fn list(context: &mut Context<'_>) -> Result<Answer, ApiError> {
-    let entries = context.shared.service.list();
-    let items: Vec<String> = entries.iter().map(list_item).collect();
-    Ok(Answer::Reply(
-        Reply::ok(format!(
-            "all deployed function info: [{}]",
-            items.join(", ")
-        ))
-        .with("functions", json!(entries)),
-    ))
+    let service = &context.shared.service;
+    let generation = service.list_generation();
+    let mut cache = context
+        .shared
+        .list_cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(rendered) = cache.as_ref().filter(|r| r.generation == generation) {
+        return Ok(Answer::List(rendered.clone()));
+    }
+    let (generation, entries) = service.list_at_generation();
+    let rendered = Arc::new(RenderedList::new(generation, &entries));
+    *cache = Some(rendered.clone());
+    Ok(Answer::List(rendered))
 }
 
 /// `POST /function/query`.

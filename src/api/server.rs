@@ -49,7 +49,7 @@ use super::auth::Access;
 use super::error::ApiError;
 use super::observe::{Call, Listener};
 use super::provider;
-use super::response::Reply;
+use super::response::{RenderedList, Reply};
 use super::route::{self, Routed, RunsOn};
 use crate::config::ServeConfig;
 use crate::metrics::{Rejection, Rejections};
@@ -144,6 +144,8 @@ pub struct Shared {
     stop_announced: AtomicBool,
     /// The faas-provider API's basic auth, when it is on.
     pub provider: Option<provider::Settings>,
+    /// The list as last rendered (`seed::list`).
+    pub list_cache: std::sync::Mutex<Option<Arc<RenderedList>>>,
 }
 
 /// A request on its way to its handler: what admission queues and a change
@@ -272,6 +274,7 @@ impl Server {
                     .provider
                     .as_ref()
                     .map(|provider| provider::Settings::new(provider, config.protect_all)),
+                list_cache: std::sync::Mutex::new(None),
             }),
             stop,
             threads: config.workers.max(slots),
