@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # ab.sh ENGINE_A ENGINE_B: two engine builds against the bare tiny_http
-# server, invoking gcd (benches/gcd.wat) with wrk -t2 -c50 in interleaved
+# server, invoking gcd (benches/gcd.wat, or the module WASM) with wrk -t2 -c50 in interleaved
 # rounds (the order rotates each round), for before/after comparisons of one
 # change on a machine shared with other work. Reports each run's req/s, the
 # ratios, and the engine's own CPU time per request (utime + stime from
 # /proc/PID/stat over the run), which neighbours disturb less than req/s.
 #
 # Environment: ROUNDS (default 5), SECONDS_PER_RUN (default 5), WORKERS
-# (default: number of CPUs). Needs wrk, docker-registry, wat2wasm, curl.
+# (default: number of CPUs); WASM, NAME and ARGS to invoke another
+# non-WASI module (a .wasm file, its export, its args as a JSON object), e.g.
+#   WASM=experiments/application/authentication/target/stock/wasm32-unknown-unknown/release/authentication.wasm \
+#   NAME=authentication ARGS='{"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"}'
+# Needs wrk, docker-registry, wat2wasm, curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 engine_a=$(realpath "${1:?usage: benches/ab.sh ENGINE_A ENGINE_B}")
@@ -22,8 +26,14 @@ on_exit_remove "$work"
 cargo build --release --quiet --example bare_server
 registry=127.0.0.1:$(free_port)
 start_registry "$registry" "$work/registry"
-wat2wasm benches/gcd.wat -o "$work/gcd.wasm"
-"$engine_b" push "$work/gcd.wasm" "$registry/gcd-wasm:v1" >/dev/null
+name=${NAME:-gcd}
+args=${ARGS:-'{"a": "1071", "b": "462"}'}
+if [[ -n ${WASM:-} ]]; then
+  cp "$WASM" "$work/function.wasm"
+else
+  wat2wasm benches/gcd.wat -o "$work/function.wasm"
+fi
+"$engine_b" push "$work/function.wasm" "$registry/function-wasm:v1" >/dev/null
 
 declare -A url pid
 for variant in a b; do
@@ -33,7 +43,7 @@ for variant in a b; do
   on_exit_kill $!; pid[$variant]=$!
   wait_for 30 "engine $variant" curl -fs "http://127.0.0.1:$port/function/list"
   curl -fs -o /dev/null -X POST "http://127.0.0.1:$port/function/deploy" \
-    -d "{\"function_name\": \"gcd\", \"function_image\": \"$registry/gcd-wasm:v1\"}"
+    -d "{\"function_name\": \"$name\", \"function_image\": \"$registry/function-wasm:v1\"}"
   url[$variant]="http://127.0.0.1:$port/function/invoke"
 done
 bare_port=$(free_port)
@@ -42,7 +52,8 @@ on_exit_kill $!; pid[bare]=$!
 url[bare]="http://127.0.0.1:$bare_port/"
 wait_for 30 "the bare server" port_in_use "$bare_port"
 
-body='{"function_name": "gcd", "args": {"a": "1071", "b": "462"}}'
+body="{\"function_name\": \"$name\", \"args\": $args}"
+curl -fs -X POST "${url[a]}" -d "$body" >/dev/null || { echo "ab.sh: $name does not answer on A" >&2; exit 1; }
 cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '$body'
@@ -58,6 +69,7 @@ run() {
   # /proc times are in USER_HZ (100 per second on Linux): 10,000 us a tick.
   awk -v b="$before" -v a="$after" '/Requests\/sec/ {r=$2} / requests in / {n=$1} END {printf "%s %.2f", r, (a-b)*10000/n}' <<<"$out"
 }
+echo "function: $name (${WASM:-benches/gcd.wat})"
 echo "A = $engine_a"
 echo "B = $engine_b"
 printf 'round  %10s %10s %10s   A/bare   B/bare     B/A   CPU us/request: bare A B\n' bare A B

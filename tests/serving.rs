@@ -216,6 +216,66 @@ fn idle_and_stalled_clients_hold_no_worker_and_are_cut_off() {
 }
 
 #[test]
+fn request_bodies_arrive_whole_however_they_are_framed_or_split() {
+    let registry = Registry::start();
+    let string = registry.push_fixture("string", "string:v1");
+    let engine = Engine::start();
+    engine.deploy("echo", &string, false);
+    // Larger than one 16 KiB read, so each framing takes several (and
+    // smaller than the 32 KiB past which the answer itself is chunked).
+    let big = "y".repeat(24_000);
+    let body = format!(r#"{{"function_name": "echo", "args": {{"a": "1", "big": "{big}"}}}}"#);
+    let echoed = format!(r#"{{"a":"1","big":"{big}"}}"#);
+    let head = |framing: &str| {
+        format!(
+            "POST /function/invoke HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{framing}\r\n\r\n"
+        )
+    };
+    let answered = |answer: &str| {
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "{}",
+            &answer[..answer.len().min(300)]
+        );
+        assert!(
+            answer.contains(&echoed),
+            "the echo differs from the arguments sent"
+        );
+    };
+
+    // Chunked, in chunks of uneven sizes.
+    let mut chunked = head("Transfer-Encoding: chunked").into_bytes();
+    for piece in [&body[..10], &body[10..20_000], &body[20_000..]] {
+        chunked.extend_from_slice(format!("{:x}\r\n{piece}\r\n", piece.len()).as_bytes());
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    answered(&raw_exchange(
+        engine.address(),
+        &chunked,
+        Duration::from_secs(30),
+    ));
+
+    // A declared length, sent in three writes with pauses between them.
+    let mut stream = TcpStream::connect(engine.address()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(head(&format!("Content-Length: {}", body.len())).as_bytes())
+        .unwrap();
+    for piece in [&body[..5], &body[5..17_000], &body[17_000..]] {
+        std::thread::sleep(Duration::from_millis(50));
+        stream.write_all(piece.as_bytes()).unwrap();
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answered(&String::from_utf8_lossy(&answer));
+
+    // A small body, which fits in the first read.
+    engine.assert_output("echo", json!({"a": "1"}), r#"{"a":"1"}"#);
+}
+
+#[test]
 fn connections_beyond_the_limit_get_503() {
     let engine = Engine::start_with(&["--max-connections", "3"]);
     let held: Vec<TcpStream> = (0..3)
