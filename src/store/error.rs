@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::ErrorKind;
 
@@ -64,6 +64,17 @@ impl fmt::Display for StoreError {
 }
 
 impl StoreError {
+    /// For `map_err`: `action` ("create", "read", ...) on the data directory
+    /// at `path` (or a directory of it) failed, which is fatal at startup.
+    pub(super) fn unusable(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::DataDirUnusable {
+            path,
+            action,
+            source,
+        }
+    }
+
     /// What kind of failure this is: [`ErrorKind::StorageFull`] when a write
     /// found the disk full, else [`ErrorKind::Internal`].
     pub fn kind(&self) -> ErrorKind {

@@ -89,14 +89,7 @@ impl FunctionStore {
     /// [`StoreError::Io`] when adopting the reference's index fails to write.
     pub fn open(data_dir: &Path, check_module: ModuleCheck<'_>) -> Result<Self, StoreError> {
         let functions_dir = data_dir.join("functions");
-        let unusable = |action: &'static str| {
-            let path = data_dir.to_path_buf();
-            move |source| StoreError::DataDirUnusable {
-                path,
-                action,
-                source,
-            }
-        };
+        let unusable = |action| StoreError::unusable(data_dir, action);
         fs::create_dir_all(&functions_dir).map_err(unusable("create"))?;
         let probe = functions_dir.join(format!(".write-probe{TEMP_SUFFIX}"));
         File::create(&probe)

@@ -50,14 +50,7 @@ impl SecretStore {
     /// [`StoreError::Io`] when a secret cannot be read.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let directory = data_dir.join(SECRETS_DIR);
-        let unusable = |action: &'static str| {
-            let path = directory.clone();
-            move |source| StoreError::DataDirUnusable {
-                path,
-                action,
-                source,
-            }
-        };
+        let unusable = |action| StoreError::unusable(&directory, action);
         fs::create_dir_all(&directory).map_err(unusable("create"))?;
         fs::set_permissions(&directory, fs::Permissions::from_mode(DIR_MODE))
             .map_err(unusable("restrict"))?;
