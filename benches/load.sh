@@ -14,6 +14,10 @@
 # deployed under its export's name); and the stock build on an engine
 # without the pool of linear memories (WASM_ENGINE_MEMORY_POOL=off).
 #
+# The static musl build (the kind boards run) is measured too when it has
+# been built (cross/build x86_64-unknown-linux-musl), or given as MUSL_ENGINE:
+# gcd and the stock authentication on an engine of its own.
+#
 # Environment: DURATION (wrk seconds, default 15), HEY_REQUESTS (default 5000),
 # WORKERS (engine and bare-server workers, default: number of CPUs),
 # COMPARE_ROUNDS (interleaved 5 s bare/gcd pairs, and bare/small/stock/stock
@@ -123,6 +127,19 @@ wrk_run "invoke gcd" "$engine_url/function/invoke" "$gcd_body"
 wrk_run "invoke authentication" "$engine_url/function/invoke" "$auth_body"
 wrk_run "invoke authentication (stock build)" "$stock_url/function/invoke" "$auth_body"
 wrk_run "invoke authentication-wasi" "$engine_url/function/invoke" "$auth_wasi_body"
+musl_engine=${MUSL_ENGINE:-target/x86_64-unknown-linux-musl/release/wasm_engine}
+if [[ -x $musl_engine ]]; then
+  engine=$musl_engine start_engine "$work/data-musl"
+  musl_url=$started_url
+  wait_for 30 "the musl engine" curl -fs "$musl_url/function/list"
+  deploy gcd gcd-wasm:v1 false "$musl_url" >/dev/null
+  deploy authentication authentication-stock-wasm:v1 false "$musl_url" >/dev/null
+  wrk_run "invoke gcd (static musl build)" "$musl_url/function/invoke" "$gcd_body"
+  wrk_run "invoke authentication (stock, musl)" "$musl_url/function/invoke" "$auth_body"
+  kill "$started_pid"
+else
+  echo "(no static musl build at $musl_engine: cross/build x86_64-unknown-linux-musl measures it too)"
+fi
 
 # One pair of runs is at the mercy of the machine's neighbours (the bare
 # server alone has given 36k to 64k req/s here): alternate short runs.
