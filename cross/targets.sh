@@ -75,8 +75,21 @@ case "$target" in
     qemu=""
     qemu_prefix=""
     ;;
+  i686-unknown-linux-gnu)
+    # Not a board: a 32-bit static glibc build like armv7's that runs
+    # natively here (no qemu), so that CI exercises 32-bit code paths qemu
+    # cannot (the pool of linear memories needs the real /proc/self/pagemap).
+    # gcc -m32 (gcc-multilib) links it and compiles ring's C.
+    deb="gcc-multilib"
+    linker=""
+    cc=gcc
+    rustflags="-C target-feature=+crt-static"
+    strip=strip
+    qemu=""
+    qemu_prefix=""
+    ;;
   *)
-    echo "unknown target $target; known: aarch64-unknown-linux-musl riscv64gc-unknown-linux-gnu armv7-unknown-linux-gnueabihf x86_64-unknown-linux-musl" >&2
+    echo "unknown target $target; known: aarch64-unknown-linux-musl riscv64gc-unknown-linux-gnu armv7-unknown-linux-gnueabihf x86_64-unknown-linux-musl i686-unknown-linux-gnu" >&2
     exit 2
     ;;
 esac

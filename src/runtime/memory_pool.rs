@@ -19,10 +19,13 @@
 //! stack) cost what the few pages its calls touch cost, instead of a 1 MiB
 //! `memset` per call.
 //!
-//! Installed only where it is checked to work ([`install`]): Linux, 64-bit
-//! (each region reserves address space for the largest memory a call may
-//! have), `/proc/self/pagemap` readable and answering a self-check (under
+//! Installed only where it is checked to work ([`install`]): Linux, with
+//! `/proc/self/pagemap` readable and answering a self-check (under
 //! qemu-user it describes the emulator's own address space, and fails it).
+//! Each region reserves address space (not memory) for the largest memory a
+//! call may have; on 32-bit targets at most 8 MiB, so that the regions fit
+//! a 32-bit address space, and a memory that grows beyond its region moves
+//! into a `Vec` (see the patch).
 //! Elsewhere, or with `WASM_ENGINE_MEMORY_POOL=off`, wasmi allocates and
 //! zero-fills a `Vec` per memory as released.
 
@@ -34,7 +37,7 @@ pub(super) fn install(reserve_bytes: u64) -> bool {
     imp::install(reserve_bytes)
 }
 
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[cfg(target_os = "linux")]
 mod imp {
     use std::fs::File;
     use std::os::unix::fs::FileExt;
@@ -53,6 +56,15 @@ mod imp {
     const MAX_RESIDENT_BYTES: usize = 2 << 20;
     /// Page map entries read at once (on the stack: 4 KiB).
     const PAGES_PER_READ: usize = 512;
+    /// The largest region: wasm32's whole 4 GiB where address space is
+    /// plenty. A 32-bit process has 3 GiB of it in all, shared with the
+    /// heap and the threads' stacks: 8 MiB a region covers a stock Rust or
+    /// wasi-libc build (17 initial pages) and its growth; the idle regions
+    /// then take 128 MiB of address space, plus 8 MiB an instance alive.
+    #[cfg(target_pointer_width = "64")]
+    const MAX_REGION_BYTES: usize = 1 << 32;
+    #[cfg(not(target_pointer_width = "64"))]
+    const MAX_REGION_BYTES: usize = 8 << 20;
     /// `/proc/self/pagemap`: the page is present in memory.
     const PAGE_PRESENT: u64 = 1 << 63;
     /// `/proc/self/pagemap`: the page is swapped out (its contents live on).
@@ -150,7 +162,7 @@ mod imp {
                 .ok_or("no page size")?;
             let region_bytes = usize::try_from(reserve_bytes)
                 .unwrap_or(usize::MAX)
-                .clamp(page_bytes, 1 << 32)
+                .clamp(page_bytes, MAX_REGION_BYTES)
                 .next_multiple_of(page_bytes);
             let pagemap = File::open("/proc/self/pagemap")
                 .map_err(|error| format!("/proc/self/pagemap: {error}"))?;
@@ -355,7 +367,7 @@ mod imp {
     }
 }
 
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+#[cfg(not(target_os = "linux"))]
 mod imp {
     pub(super) fn install(_reserve_bytes: u64) -> bool {
         false
