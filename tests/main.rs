@@ -4,6 +4,7 @@
 mod support;
 
 mod abis;
+mod architecture;
 mod blob_cache;
 mod calls;
 mod cli;
