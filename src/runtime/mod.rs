@@ -703,6 +703,37 @@ mod tests {
     }
 
     #[test]
+    fn a_wasi_start_function_that_sleeps_forever_is_refused_at_deploy() {
+        // One relative monotonic clock of u64::MAX nanoseconds, slept in the
+        // start function: the deploy would never finish.
+        let sleeping = r#"(module
+            (import "wasi_snapshot_preview1" "poll_oneoff"
+              (func $poll (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (func $nap
+              (i32.store (i32.const 16) (i32.const 1))
+              (i64.store (i32.const 24) (i64.const -1))
+              (drop (call $poll (i32.const 0) (i32.const 128) (i32.const 1) (i32.const 192))))
+            (start $nap)
+            (func (export "_start")))"#;
+        let runtime = Runtime::new(RuntimeOptions {
+            timeout: Duration::from_millis(50),
+            ..RuntimeOptions::default()
+        });
+        let error = runtime
+            .prepare(
+                &name("nap"),
+                true,
+                &wat::parse_str(sleeping).expect("valid WAT"),
+            )
+            .expect_err("the start function sleeps past the time limit");
+        assert!(
+            matches!(&error, RuntimeError::StartFailed { reason } if reason.contains("slept past the server's 50 ms")),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn a_start_function_that_traps_is_refused_at_deploy() {
         let trapping = r#"(module
             (func $boom unreachable)
