@@ -800,6 +800,35 @@ mod tests {
     }
 
     #[test]
+    fn a_callees_start_function_is_charged_to_its_caller() {
+        // Its start function burns over 4 million fuel per instance.
+        const START_BURN: &str = include_str!("../../tests/fixtures/start_burn.wat");
+        let world_with = |fuel| {
+            let mut caller = spec("relay", RELAY, &["start_burn"]);
+            caller.limits.fuel = Some(fuel);
+            caller.limits.timeout_ms = Some(600_000);
+            deploy(
+                RuntimeOptions::default(),
+                &[caller, spec("start_burn", START_BURN, &[])],
+            )
+        };
+        let world = world_with(100_000_000);
+        let run = invoke(&world, "relay", "start_burn");
+        let used = run.fuel_used;
+        assert_eq!(output(run), "");
+        assert!(used > 4_000_000, "the caller was charged only {used}");
+        // A caller that cannot pay for the start function runs out.
+        let world = world_with(2_000_000);
+        let error = invoke(&world, "relay", "start_burn")
+            .output
+            .expect_err("the start function spends the caller's fuel");
+        assert!(
+            matches!(&error, RuntimeError::FuelExhausted { function, fuel: 2_000_000 } if function == "relay"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn result_refuses_unknown_handles_and_pointers_outside_memory() {
         let wat = r#"(module
             (import "wasm_engine" "call" (func $call (param i32 i32 i32 i32) (result i64)))

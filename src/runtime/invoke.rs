@@ -412,11 +412,12 @@ impl<'a> Invocation<'a> {
             let _ = store.set_fuel(0);
         }
         outcome.map_err(|error| {
-            if self.expired.is_set() {
+            let out_of_fuel = error.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel);
+            // A wait reached the deadline, or a call the start function made
+            // did (`wasm_engine::call` then empties the fuel to stop it).
+            if self.expired.is_set() || (out_of_fuel && Instant::now() >= self.deadline) {
                 self.error(Stop::Timeout, false)
-            } else if granted < INSTANTIATION_FUEL
-                && error.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel)
-            {
+            } else if granted < INSTANTIATION_FUEL && out_of_fuel {
                 // The start function passed deploy's check, so it was the
                 // budget that ran out, not the start function's own bound.
                 self.error(Stop::FuelExhausted, false)
