@@ -506,15 +506,20 @@ impl Input {
     /// The text of a JSON object input (the arguments, or a raw body that is
     /// one), which a WASI function gets as `argv[0]` as the seed API's do.
     /// `None` for any other body.
+    ///
+    /// Only the shape is checked: the body is scanned, never built into a
+    /// `serde_json::Value` (which took a 60 MiB body to a gigabyte).
     pub fn json_object_text(&self) -> Option<std::borrow::Cow<'_, str>> {
         match self {
             Self::Args(args) => Some(std::borrow::Cow::Owned(args.to_json())),
             Self::Raw(body) => {
                 let text = std::str::from_utf8(body).ok()?;
-                let value: serde_json::Value = serde_json::from_str(text).ok()?;
-                value
-                    .is_object()
-                    .then_some(std::borrow::Cow::Borrowed(text))
+                if !text.trim_start().starts_with('{') {
+                    return None;
+                }
+                serde_json::from_str::<serde::de::IgnoredAny>(text)
+                    .ok()
+                    .map(|_| std::borrow::Cow::Borrowed(text))
             }
         }
     }
@@ -679,6 +684,17 @@ mod tests {
         assert_eq!(raw.arguments().unwrap().get("b"), Some("18"));
         let text = Input::Raw(b"hello".to_vec());
         assert_eq!(text.json_object_text(), None);
+        for not_an_object in [
+            &b"[1, 2]"[..],
+            b" \"x\"",
+            b"{\"a\": 1} trailing",
+            b"{\"a\": ",
+            b"\n{\"a\"}",
+        ] {
+            assert_eq!(Input::Raw(not_an_object.to_vec()).json_object_text(), None);
+        }
+        let spaced = Input::Raw(b" \n{\"a\": [1, {\"b\": null}]} \n".to_vec());
+        assert!(spaced.json_object_text().is_some());
         assert!(text.arguments().unwrap_err().contains("JSON object"));
         assert!(
             Input::Raw(Vec::new())

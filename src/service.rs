@@ -27,7 +27,8 @@ use crate::function_log::{FunctionLog, LogLimits, LogLine};
 use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
 use crate::registry::{ImageReference, RegistryClient, RegistryError};
 use crate::runtime::{
-    Abi, CallLimits, CallSetup, Callees, CompiledFunction, Run, Runtime, RuntimeError, Within,
+    Abi, CallLimits, CallSetup, Callees, CompiledFunction, Run, Runtime, RuntimeError,
+    RuntimeOptions, Within,
 };
 use crate::secret::{Secret, SecretName, SecretValue};
 use crate::store::{
@@ -415,7 +416,11 @@ impl FunctionService {
     /// # Errors
     /// A [`StoreError`] when the data directory is unusable or the index corrupt.
     pub fn open(config: &ServeConfig) -> Result<Self, StoreError> {
-        let runtime = Arc::new(Runtime::new(config.runtime));
+        // A callee never gets a larger input than a request body may be.
+        let runtime = Arc::new(Runtime::new(RuntimeOptions {
+            max_call_input_bytes: config.max_body_bytes,
+            ..config.runtime
+        }));
         // Modules adopted from the reference engine's data directory must
         // pass the same checks as a deploy's.
         let check_module = |name: &FunctionName, wasi_cap: bool, wasm: &[u8]| {

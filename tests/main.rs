@@ -16,6 +16,7 @@ mod examples;
 mod fleet;
 mod formats;
 mod functions_file;
+mod hostile_exec;
 mod http_answers;
 mod image_tools;
 mod images;

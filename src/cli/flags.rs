@@ -200,7 +200,8 @@ pub(super) const FLAGS: &[Flag] = &[
         },
         env: "WASM_ENGINE_MAX_BODY_BYTES",
         default: "`1048576`",
-        help: "largest request body (413 beyond)",
+        help: "largest request body (413 beyond), and largest input one function hands \
+               another (`wasm_engine::call` returns -13 beyond)",
         push: false,
     },
     Flag {

@@ -90,11 +90,13 @@ pub enum CallCode {
     BadInput,
     /// The caller holds [`MAX_UNREAD_RESULTS`] results it has not read.
     TooManyResults,
+    /// The input is larger than a request body may be (`--max-body-bytes`).
+    InputTooLarge,
 }
 
 impl CallCode {
     /// Every code, in the order of their numbers.
-    pub const ALL: [CallCode; 12] = [
+    pub const ALL: [CallCode; 13] = [
         Self::NotDeployed,
         Self::NotAllowed,
         Self::Failed,
@@ -107,9 +109,10 @@ impl CallCode {
         Self::BadPointer,
         Self::BadInput,
         Self::TooManyResults,
+        Self::InputTooLarge,
     ];
 
-    /// The negative number the function sees: -1 to -12.
+    /// The negative number the function sees: -1 to -13.
     pub fn number(self) -> i64 {
         let index = Self::ALL
             .iter()
@@ -235,6 +238,8 @@ pub(super) struct HostState {
     deadline: Instant,
     budget: FuelBudget,
     max_call_depth: usize,
+    /// The largest input a call may hand its callee, in bytes.
+    max_call_input_bytes: u64,
     /// Outputs of calls not read yet, by handle; a read one is `None`.
     results: Vec<Option<Vec<u8>>>,
 }
@@ -248,6 +253,7 @@ impl HostState {
         deadline: Instant,
         budget: FuelBudget,
         max_call_depth: usize,
+        max_call_input_bytes: u64,
     ) -> Self {
         let stack = match within {
             Some(within) => within.stack.clone(),
@@ -261,6 +267,7 @@ impl HostState {
             deadline,
             budget,
             max_call_depth,
+            max_call_input_bytes,
             results: Vec::new(),
         }
     }
@@ -276,6 +283,7 @@ impl HostState {
             deadline: Instant::now(),
             budget: FuelBudget::default(),
             max_call_depth: 0,
+            max_call_input_bytes: 0,
             results: Vec::new(),
         }
     }
@@ -399,6 +407,9 @@ fn call(
         Some(CallCode::DepthExceeded)
     } else if host.results.iter().flatten().count() >= MAX_UNREAD_RESULTS {
         Some(CallCode::TooManyResults)
+    } else if u64::from(input_len) > host.max_call_input_bytes {
+        // Refused before it is copied out of the caller's memory.
+        Some(CallCode::InputTooLarge)
     } else if Instant::now() >= host.deadline {
         // The caller's time is up: stop it at once rather than at the end
         // of its fuel slice.
@@ -789,6 +800,35 @@ mod tests {
     }
 
     #[test]
+    fn a_callees_start_function_is_charged_to_its_caller() {
+        // Its start function burns over 4 million fuel per instance.
+        const START_BURN: &str = include_str!("../../tests/fixtures/start_burn.wat");
+        let world_with = |fuel| {
+            let mut caller = spec("relay", RELAY, &["start_burn"]);
+            caller.limits.fuel = Some(fuel);
+            caller.limits.timeout_ms = Some(600_000);
+            deploy(
+                RuntimeOptions::default(),
+                &[caller, spec("start_burn", START_BURN, &[])],
+            )
+        };
+        let world = world_with(100_000_000);
+        let run = invoke(&world, "relay", "start_burn");
+        let used = run.fuel_used;
+        assert_eq!(output(run), "");
+        assert!(used > 4_000_000, "the caller was charged only {used}");
+        // A caller that cannot pay for the start function runs out.
+        let world = world_with(2_000_000);
+        let error = invoke(&world, "relay", "start_burn")
+            .output
+            .expect_err("the start function spends the caller's fuel");
+        assert!(
+            matches!(&error, RuntimeError::FuelExhausted { function, fuel: 2_000_000 } if function == "relay"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn result_refuses_unknown_handles_and_pointers_outside_memory() {
         let wat = r#"(module
             (import "wasm_engine" "call" (func $call (param i32 i32 i32 i32) (result i64)))
@@ -861,7 +901,7 @@ mod tests {
     #[test]
     fn every_code_has_its_number() {
         let numbers: Vec<i64> = CallCode::ALL.iter().map(|code| code.number()).collect();
-        assert_eq!(numbers, (1..=12).map(|n| -n).collect::<Vec<i64>>());
+        assert_eq!(numbers, (1..=13).map(|n| -n).collect::<Vec<i64>>());
         assert_eq!(CallCode::Cycle.number(), -7);
     }
 }

@@ -8,10 +8,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use wasmi::{Func, Instance, Linker, Memory, ResumableCall, Store, Val, ValType};
-use wasmi_wasi::WasiCtxBuilder;
 use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 
 use super::host::{CallSetup, FuelBudget, HostState, Within};
+use super::sched::{self, Expired};
 use super::{
     CallLimits, CompiledFunction, InstanceLimiter, Limited, PlainState, Runtime, RuntimeError,
     StringReturn, WasiState,
@@ -89,6 +89,9 @@ pub(super) struct Invocation<'a> {
     budget: FuelBudget,
     /// Environment variables a WASI function sees.
     env: &'a [(String, String)],
+    /// Set when a WASI wait reached the deadline (`sched`): the trap that
+    /// ended the call is then its time limit.
+    expired: Expired,
     /// What the host functions use; moved into the store when it is made.
     host: Option<HostState>,
 }
@@ -120,6 +123,7 @@ impl<'a> Invocation<'a> {
             deadline,
             budget.clone(),
             runtime.max_call_depth,
+            runtime.max_call_input_bytes,
         );
         Self {
             runtime,
@@ -129,6 +133,7 @@ impl<'a> Invocation<'a> {
             fuel,
             budget,
             env: setup.env,
+            expired: Expired::default(),
             host: Some(host),
         }
     }
@@ -274,20 +279,22 @@ impl<'a> Invocation<'a> {
             .unwrap_or_else(|| function.name.as_str().into());
         let stdout = Arc::new(RwLock::new(CappedBuffer::new(limits.max_output_bytes)));
         let stderr = Arc::new(RwLock::new(CappedBuffer::new(limits.max_output_bytes)));
-        let mut wasi = WasiCtxBuilder::new()
-            .arg(&argv0)
+        // Waits (sleeps) end at the deadline, as instructions do.
+        let mut wasi = sched::wasi_context(self.deadline, self.expired.clone());
+        wasi.set_stdin(Box::new(ReadPipe::from(input.bytes().into_owned())));
+        wasi.set_stdout(Box::new(WritePipe::from_shared(stdout.clone())));
+        wasi.set_stderr(Box::new(WritePipe::from_shared(stderr.clone())));
+        wasi.push_arg(&argv0)
             .map_err(|error| RuntimeError::BadArguments {
                 reason: format!("the arguments cannot be passed as argv: {error}"),
-            })?
-            // Keys and values were checked at deploy (no `=`, no NUL).
-            .envs(self.env)
-            .map_err(|error| RuntimeError::BadArguments {
-                reason: format!("the environment cannot be passed: {error}"),
-            })?
-            .stdin(Box::new(ReadPipe::from(input.bytes().into_owned())))
-            .stdout(Box::new(WritePipe::from_shared(stdout.clone())))
-            .stderr(Box::new(WritePipe::from_shared(stderr.clone())))
-            .build();
+            })?;
+        // Keys and values were checked at deploy (no `=`, no NUL).
+        for (key, value) in self.env {
+            wasi.push_env(key, value)
+                .map_err(|error| RuntimeError::BadArguments {
+                    reason: format!("the environment cannot be passed: {error}"),
+                })?;
+        }
         super::secret_files::provide(&mut wasi, secrets).map_err(|reason| {
             RuntimeError::Instantiation {
                 function: function.name.to_string(),
@@ -380,17 +387,47 @@ impl<'a> Invocation<'a> {
         Ok((store, instance))
     }
 
+    /// Instantiates the module and runs its start function, if it has one.
+    /// The start function's fuel ([`INSTANTIATION_FUEL`] at most) comes out
+    /// of the call's budget like any other instruction's, so a callee's start
+    /// function is charged to its caller; what it leaves is given back.
     fn instantiate<T: Limited>(
         &self,
         store: &mut Store<T>,
         linker: &Linker<T>,
     ) -> Result<Instance, RuntimeError> {
-        linker
-            .instantiate_and_start(&mut *store, &self.function.module)
-            .map_err(|error| RuntimeError::Instantiation {
-                function: self.function.name.to_string(),
-                reason: error.to_string(),
-            })
+        let granted = match self.budget.get() {
+            Some(left) => {
+                let granted = left.min(INSTANTIATION_FUEL);
+                self.budget.set(left - granted);
+                granted
+            }
+            None => INSTANTIATION_FUEL,
+        };
+        // Cannot fail: the engine meters fuel.
+        let _ = store.set_fuel(granted);
+        let outcome = linker.instantiate_and_start(&mut *store, &self.function.module);
+        if let (Some(left), Ok(unused)) = (self.budget.get(), store.get_fuel()) {
+            self.budget.set(left.saturating_add(unused));
+            let _ = store.set_fuel(0);
+        }
+        outcome.map_err(|error| {
+            let out_of_fuel = error.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel);
+            // A wait reached the deadline, or a call the start function made
+            // did (`wasm_engine::call` then empties the fuel to stop it).
+            if self.expired.is_set() || (out_of_fuel && Instant::now() >= self.deadline) {
+                self.error(Stop::Timeout, false)
+            } else if granted < INSTANTIATION_FUEL && out_of_fuel {
+                // The start function passed deploy's check, so it was the
+                // budget that ran out, not the start function's own bound.
+                self.error(Stop::FuelExhausted, false)
+            } else {
+                RuntimeError::Instantiation {
+                    function: self.function.name.to_string(),
+                    reason: error.to_string(),
+                }
+            }
+        })
     }
 
     fn export(
@@ -471,7 +508,11 @@ impl<'a> Invocation<'a> {
             // Cannot fail: the engine meters fuel.
             let _ = store.set_fuel(0);
         }
-        outcome
+        match outcome {
+            // A WASI wait reached the deadline and trapped.
+            Err(Stop::Failed { .. }) if self.expired.is_set() => Err(Stop::Timeout),
+            outcome => outcome,
+        }
     }
 
     /// What a stopped call answers; `memory_refused`: a growth was refused

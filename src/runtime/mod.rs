@@ -9,6 +9,7 @@
 //! - `invoke`: running one invocation under each ABI.
 //! - `secret_files`: the read-only in-memory directory of a WASI call's secrets.
 //! - `host`: the host module `wasm_engine` (calls between functions).
+//! - `sched`: WASI's scheduler, whose sleeps end at the call's deadline.
 //! - `error`: [`RuntimeError`].
 //! - `memory_pool`: linear memories reused between calls, reset to zero.
 
@@ -17,6 +18,7 @@ mod error;
 mod host;
 mod invoke;
 mod memory_pool;
+mod sched;
 mod secret_files;
 
 use std::sync::Arc;
@@ -148,6 +150,7 @@ pub struct Runtime {
     wasi_linker: Linker<WasiState>,
     defaults: CallLimits,
     max_call_depth: usize,
+    max_call_input_bytes: u64,
 }
 
 /// The server-wide defaults of [`CallLimits`]. Every field documents its default.
@@ -164,6 +167,11 @@ pub struct RuntimeOptions {
     /// How deep calls between functions may nest below the function a
     /// request invoked (`--max-call-depth`). Defaults to 8.
     pub max_call_depth: usize,
+    /// Largest input a `wasm_engine::call` may hand its callee, in bytes
+    /// (the caller gets -13 beyond). The server sets it to
+    /// `--max-body-bytes`, so a callee never gets an input a request could
+    /// not give it. Defaults to 1 MiB.
+    pub max_call_input_bytes: u64,
 }
 
 impl Default for RuntimeOptions {
@@ -173,6 +181,7 @@ impl Default for RuntimeOptions {
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
             max_output_bytes: 1 << 20,
             max_call_depth: DEFAULT_MAX_CALL_DEPTH,
+            max_call_input_bytes: 1 << 20,
         }
     }
 }
@@ -325,6 +334,7 @@ impl Runtime {
                 max_output_bytes: options.max_output_bytes,
             },
             max_call_depth: options.max_call_depth,
+            max_call_input_bytes: options.max_call_input_bytes,
         }
     }
 
@@ -426,11 +436,14 @@ impl Runtime {
     /// under the same fuel bound calls have ([`invoke::INSTANTIATION_FUEL`]),
     /// so a module whose start function never finishes, or traps, is refused
     /// at deploy (and at restore) instead of failing every call or holding
-    /// the deploy forever.
+    /// the deploy forever. A WASI sleep in it ends at the server's
+    /// `--timeout-ms` and refuses the module too.
     fn instantiate_once(&self, module: &Module, wasi_cap: bool) -> Result<(), RuntimeError> {
         let limiter = InstanceLimiter::new(self.defaults.memory_limit_bytes);
+        let expired = sched::Expired::default();
         let outcome = if wasi_cap {
-            let wasi = wasmi_wasi::WasiCtxBuilder::new().build();
+            let deadline = std::time::Instant::now() + self.defaults.timeout;
+            let wasi = sched::wasi_context(deadline, expired.clone());
             let host = host::HostState::inert();
             let mut store = invoke::new_store(
                 &self.engine,
@@ -458,6 +471,13 @@ impl Runtime {
             } else if error.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) {
                 RuntimeError::StartDidNotFinish {
                     fuel: invoke::INSTANTIATION_FUEL,
+                }
+            } else if expired.is_set() {
+                RuntimeError::StartFailed {
+                    reason: format!(
+                        "it slept past the server's {} ms time limit (--timeout-ms)",
+                        self.defaults.timeout.as_millis()
+                    ),
                 }
             } else {
                 RuntimeError::StartFailed {
@@ -678,6 +698,37 @@ mod tests {
             .expect_err("the start function never returns");
         assert!(
             matches!(error, RuntimeError::StartDidNotFinish { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_wasi_start_function_that_sleeps_forever_is_refused_at_deploy() {
+        // One relative monotonic clock of u64::MAX nanoseconds, slept in the
+        // start function: the deploy would never finish.
+        let sleeping = r#"(module
+            (import "wasi_snapshot_preview1" "poll_oneoff"
+              (func $poll (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (func $nap
+              (i32.store (i32.const 16) (i32.const 1))
+              (i64.store (i32.const 24) (i64.const -1))
+              (drop (call $poll (i32.const 0) (i32.const 128) (i32.const 1) (i32.const 192))))
+            (start $nap)
+            (func (export "_start")))"#;
+        let runtime = Runtime::new(RuntimeOptions {
+            timeout: Duration::from_millis(50),
+            ..RuntimeOptions::default()
+        });
+        let error = runtime
+            .prepare(
+                &name("nap"),
+                true,
+                &wat::parse_str(sleeping).expect("valid WAT"),
+            )
+            .expect_err("the start function sleeps past the time limit");
+        assert!(
+            matches!(&error, RuntimeError::StartFailed { reason } if reason.contains("slept past the server's 50 ms")),
             "{error}"
         );
     }

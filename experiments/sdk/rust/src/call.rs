@@ -61,6 +61,9 @@ pub enum CallError {
     /// -11: the callee refused its input (a numeric function needs a JSON
     /// object of numbers as strings).
     BadInput,
+    /// -13: the input is larger than a request body may be (the engine's
+    /// `--max-body-bytes`).
+    InputTooLarge,
 }
 
 impl CallError {
@@ -75,6 +78,7 @@ impl CallError {
             -7 => Self::Cycle,
             -8 => Self::OutputTooLarge,
             -11 => Self::BadInput,
+            -13 => Self::InputTooLarge,
             other => Self::Engine(other),
         }
     }
@@ -92,6 +96,7 @@ impl CallError {
             Self::OutputTooLarge => "output too large",
             Self::Engine(_) => "refused by the engine",
             Self::BadInput => "refused its input",
+            Self::InputTooLarge => "input too large",
         }
     }
 }
