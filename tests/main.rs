@@ -4,6 +4,7 @@
 mod support;
 
 mod abis;
+mod binary_output;
 mod blob_cache;
 mod calls;
 mod cli;
