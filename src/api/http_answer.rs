@@ -352,7 +352,7 @@ fn check_header(place: &str, name: &str, value: &str) -> Result<(), AnswerError>
             "{place}'s value contains the control character {bad:?} (CR, LF and NUL are never accepted)"
         )));
     }
-    if value.chars().any(|c| !c.is_ascii()) {
+    if !value.is_ascii() {
         return Err(error(format!(
             "{place}'s value contains a non-ASCII character; encode it (RFC 8187 or percent-encoding)"
         )));
