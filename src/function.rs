@@ -783,4 +783,41 @@ mod tests {
         let error = serde_json::from_str::<InvocationArgs>(r#"{"n": "1", "n": "2"}"#).unwrap_err();
         assert!(error.to_string().contains("twice"), "{error}");
     }
+
+    #[test]
+    fn answer_settings_come_from_the_annotations_and_refuse_what_does_not_read() {
+        let settings = |pairs: &[(&str, &str)]| {
+            let annotations = pairs
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect();
+            AnswerSettings::from_annotations(&annotations)
+        };
+        assert_eq!(settings(&[]), Ok(AnswerSettings::default()));
+        assert_eq!(
+            settings(&[
+                (CONTENT_TYPE_ANNOTATION, " image/png "),
+                (HTTP_ANSWER_ANNOTATION, "off")
+            ]),
+            Ok(AnswerSettings {
+                content_type: Some("image/png".into()),
+                http_answer: HttpAnswerMode::Off,
+            })
+        );
+        assert_eq!(
+            settings(&[(HTTP_ANSWER_ANNOTATION, "on")])
+                .unwrap()
+                .http_answer,
+            HttpAnswerMode::On
+        );
+        for bad in ["", "text/html\r\nSet-Cookie: a=b", "image/\u{e9}"] {
+            let error = settings(&[(CONTENT_TYPE_ANNOTATION, bad)]).unwrap_err();
+            assert!(error.contains("must be a media type"), "{error}");
+        }
+        let error = settings(&[(HTTP_ANSWER_ANNOTATION, "yes")]).unwrap_err();
+        assert!(
+            error.contains(r#"must be "auto", "off" or "on""#),
+            "{error}"
+        );
+    }
 }
