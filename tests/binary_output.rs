@@ -518,3 +518,34 @@ fn on_the_provider_route_an_echo_of_the_caller_is_not_read_as_the_functions_answ
         bad.body
     );
 }
+
+#[test]
+fn bytes_a_function_writes_to_stderr_are_logged_escaped_not_replaced() {
+    let registry = Registry::start();
+    // The printing fixture, writing to stderr (fd 2) instead of stdout.
+    let wat = printing(b"png \x89PNG\r\n\xe2\x82 \xc3\xa9 done\n").replace(
+        "(call $fd_write (i32.const 1)",
+        "(call $fd_write (i32.const 2)",
+    );
+    assert!(wat.contains("(i32.const 2)"), "{wat}");
+    let image = registry.push_wat(&wat, "stderr.wasm", "stderr:v1");
+    let engine = Engine::start();
+    engine.deploy("stderr", &image, true);
+    assert_eq!(engine.invoke("stderr", json!({})).status, 200);
+    let logs = engine.post_json(
+        "/function/logs",
+        &json!({"function_name": "stderr"}).to_string(),
+    );
+    let lines: Vec<String> = logs.json()["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|line| line["line"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        lines,
+        ["png \\x89PNG", "\\xe2\\x82 \u{e9} done"],
+        "{}",
+        logs.body
+    );
+}
