@@ -38,6 +38,17 @@ while read -r name target abi _; do
     "$(stat -c %s "$release/$name.wasm")" "${release#"$here/"}/$name.wasm"
 done < <(example_apps)
 
+# Native builds of the examples that answer with bytes, which the tests
+# (tests/binary_output.rs) compare with their wasm byte for byte; the C one,
+# gzip-c, is built natively by c/build.sh. They land at
+# application/<name>/target/native/release/<name>.
+for name in thumbnail; do
+  dir="$here/application/$name"
+  (cd "$dir" && cargo build --quiet --release --target-dir target/native </dev/null)
+  printf '%-22s %-24s %-8s %8d bytes  %s\n' "$name (native)" "$(rustc -vV | sed -n 's/^host: //p')" "native" \
+    "$(stat -c %s "$dir/target/native/release/$name")" "application/$name/target/native/release/$name"
+done
+
 # Stock builds: the same sources with the toolchain's default linker settings
 # (Rust's 1 MiB shadow stack, so 17 initial pages instead of 2), as most
 # modules users bring are built. Empty RUSTFLAGS overrides the 64 KiB stack of

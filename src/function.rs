@@ -204,6 +204,87 @@ impl FunctionMetadata {
     }
 }
 
+/// Annotation with the `Content-Type` of a function's answers when the
+/// function does not set one itself (`docs/openfaas.md`).
+pub const CONTENT_TYPE_ANNOTATION: &str = "com.openfaas.wasm.content_type";
+/// Annotation saying whether the provider's route reads a function's output
+/// as its HTTP answer: `auto` (the default), `off` or `on` ([`HttpAnswerMode`]).
+pub const HTTP_ANSWER_ANNOTATION: &str = "com.openfaas.wasm.http_answer";
+
+/// Whether the provider's invocation route reads an output that looks like
+/// an HTTP answer (CGI headers, a `{status, headers, body}` object) as one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HttpAnswerMode {
+    /// Read it, unless its head (the CGI header lines, or the whole JSON
+    /// object) is where the input starts: the function echoed its caller,
+    /// who must not choose the answer's status and headers.
+    #[default]
+    Auto,
+    /// Never: the output is always the body of a 200.
+    Off,
+    /// Always, echoed or not: the function's callers are trusted to set
+    /// its answer (a gateway that builds the body, for example).
+    On,
+}
+
+/// How a function's output is answered, from its annotations: the default
+/// `Content-Type` and the [`HttpAnswerMode`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnswerSettings {
+    pub content_type: Option<String>,
+    pub http_answer: HttpAnswerMode,
+}
+
+impl AnswerSettings {
+    /// Reads [`CONTENT_TYPE_ANNOTATION`] and [`HTTP_ANSWER_ANNOTATION`].
+    ///
+    /// # Errors
+    /// A message naming the annotation and what it takes.
+    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Result<Self, String> {
+        let content_type = match annotations.get(CONTENT_TYPE_ANNOTATION) {
+            None => None,
+            Some(value) => {
+                let value = value.trim();
+                if value.is_empty()
+                    || value.len() > 256
+                    || !value
+                        .bytes()
+                        .all(|byte| byte == b'\t' || (b' '..=b'~').contains(&byte))
+                {
+                    return Err(format!(
+                        "annotation {CONTENT_TYPE_ANNOTATION} must be a media type (1-256 printable ASCII characters), got {value:?}"
+                    ));
+                }
+                Some(value.to_owned())
+            }
+        };
+        let http_answer = match annotations.get(HTTP_ANSWER_ANNOTATION).map(|v| v.trim()) {
+            None | Some("auto") => HttpAnswerMode::Auto,
+            Some("off") => HttpAnswerMode::Off,
+            Some("on") => HttpAnswerMode::On,
+            Some(other) => {
+                return Err(format!(
+                    "annotation {HTTP_ANSWER_ANNOTATION} must be \"auto\", \"off\" or \"on\", got {other:?}"
+                ));
+            }
+        };
+        Ok(Self {
+            content_type,
+            http_answer,
+        })
+    }
+
+    /// As [`from_annotations`](Self::from_annotations), for a function
+    /// already deployed (whose annotations were checked then): anything
+    /// that does not read is the default.
+    pub fn of(metadata: &FunctionMetadata) -> Self {
+        if metadata.annotations.is_empty() {
+            return Self::default();
+        }
+        Self::from_annotations(&metadata.annotations).unwrap_or_default()
+    }
+}
+
 impl FunctionEntry {
     /// The image digest as text: the digest, or [`UNKNOWN_IMAGE_DIGEST`].
     pub fn image_digest_text(&self) -> &str {
@@ -717,5 +798,42 @@ mod tests {
         );
         let error = serde_json::from_str::<InvocationArgs>(r#"{"n": "1", "n": "2"}"#).unwrap_err();
         assert!(error.to_string().contains("twice"), "{error}");
+    }
+
+    #[test]
+    fn answer_settings_come_from_the_annotations_and_refuse_what_does_not_read() {
+        let settings = |pairs: &[(&str, &str)]| {
+            let annotations = pairs
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect();
+            AnswerSettings::from_annotations(&annotations)
+        };
+        assert_eq!(settings(&[]), Ok(AnswerSettings::default()));
+        assert_eq!(
+            settings(&[
+                (CONTENT_TYPE_ANNOTATION, " image/png "),
+                (HTTP_ANSWER_ANNOTATION, "off")
+            ]),
+            Ok(AnswerSettings {
+                content_type: Some("image/png".into()),
+                http_answer: HttpAnswerMode::Off,
+            })
+        );
+        assert_eq!(
+            settings(&[(HTTP_ANSWER_ANNOTATION, "on")])
+                .unwrap()
+                .http_answer,
+            HttpAnswerMode::On
+        );
+        for bad in ["", "text/html\r\nSet-Cookie: a=b", "image/\u{e9}"] {
+            let error = settings(&[(CONTENT_TYPE_ANNOTATION, bad)]).unwrap_err();
+            assert!(error.contains("must be a media type"), "{error}");
+        }
+        let error = settings(&[(HTTP_ANSWER_ANNOTATION, "yes")]).unwrap_err();
+        assert!(
+            error.contains(r#"must be "auto", "off" or "on""#),
+            "{error}"
+        );
     }
 }

@@ -124,7 +124,7 @@ impl FunctionLog {
         if stderr.is_empty() || self.limits.max_lines == 0 {
             return;
         }
-        let text = String::from_utf8_lossy(stderr);
+        let text = escape_invalid_utf8(stderr);
         let text = text.strip_suffix('\n').unwrap_or(&text);
         let pieces: Vec<&str> = text.split('\n').collect();
         // Lines that would be evicted by the later ones of the same call are
@@ -248,6 +248,24 @@ fn cut(text: &str) -> String {
     format!("{}{MARK}", &text[..end])
 }
 
+/// `bytes` as text: UTF-8 as it is, and each byte that is not part of
+/// valid UTF-8 shown as `\xNN`, so a function's log never silently loses
+/// or replaces what it wrote (a `\` stays itself: the escapes are for
+/// reading, not for decoding back).
+pub fn escape_invalid_utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return text.into();
+    }
+    let mut text = String::with_capacity(bytes.len() + 16);
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            text.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    text.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +288,7 @@ mod tests {
             b"first\r\nsecond\n\nlast without newline",
         );
         log.append_stderr(&id("c2"), &version, b"");
+        log.append_stderr(&id("c2"), &version, b"png \x89PNG\r\n\xe2\x82 \xc3\xa9\n");
         log.append_engine(&id("c3"), &version, "trapped:\nunreachable");
         let lines = log.query(None, None);
         assert_eq!(
@@ -279,14 +298,16 @@ mod tests {
                 "second",
                 "",
                 "last without newline",
+                "png \\x89PNG",
+                "\\xe2\\x82 \u{e9}",
                 "trapped: unreachable"
             ]
         );
         assert_eq!(lines[0].call_id.as_str(), "c1");
         assert_eq!(&*lines[0].version, "sha256:aa");
         assert_eq!(lines[0].source, LogSource::Stderr);
-        assert_eq!(lines[4].call_id.as_str(), "c3");
-        assert_eq!(lines[4].source, LogSource::Engine);
+        assert_eq!(lines[6].call_id.as_str(), "c3");
+        assert_eq!(lines[6].source, LogSource::Engine);
     }
 
     #[test]

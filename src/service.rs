@@ -21,7 +21,7 @@ use crate::call::CallId;
 use crate::config::ServeConfig;
 use crate::error::ErrorKind;
 use crate::function::{
-    FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, Input, ManagedBy,
+    AnswerSettings, FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, Input, ManagedBy,
 };
 use crate::function_log::{FunctionLog, LogLimits, LogLine};
 use crate::metrics::{ChangeMetrics, ChangeOp, FunctionMetrics, FunctionSample, InvocationOutcome};
@@ -260,11 +260,14 @@ pub struct FunctionStatus {
 /// The outcome of [`FunctionService::invoke`], with the function's metrics
 /// (when it is deployed) so that the caller can count the status it answers.
 pub struct Invocation {
-    pub output: Result<String, ServiceError>,
+    /// The output as the function wrote it: any bytes.
+    pub output: Result<Vec<u8>, ServiceError>,
     pub metrics: Option<Arc<FunctionMetrics>>,
     /// What the output is (so the caller can read it as an HTTP answer the
     /// ABI's way), when the function is deployed.
     pub output_kind: Option<OutputKind>,
+    /// How its annotations say to answer it (default when not deployed).
+    pub answer_settings: AnswerSettings,
 }
 
 /// What an invocation's output is, by the function's ABI.
@@ -987,6 +990,7 @@ impl FunctionService {
                     output: Err(error),
                     metrics: None,
                     output_kind: None,
+                    answer_settings: AnswerSettings::default(),
                 };
             }
         };
@@ -997,6 +1001,7 @@ impl FunctionService {
                     output: Err(error.into()),
                     metrics: Some(deployed.metrics.clone()),
                     output_kind: Some(OutputKind::of(deployed.compiled.abi())),
+                    answer_settings: AnswerSettings::of(&deployed.entry.metadata),
                 };
             }
         };
@@ -1016,6 +1021,7 @@ impl FunctionService {
             output: run.output.map_err(ServiceError::from),
             metrics: Some(deployed.metrics.clone()),
             output_kind: Some(OutputKind::of(deployed.compiled.abi())),
+            answer_settings: AnswerSettings::of(&deployed.entry.metadata),
         }
     }
 

@@ -303,7 +303,6 @@ fn every_hostile_input_gets_its_status_and_message_and_the_engine_keeps_serving(
         row("result_over_output_cap", "POST", "/function/invoke", invoke("big_result"), 500, "result is larger than the 65536 byte output limit"),
         row("stdout_over_output_cap", "POST", "/function/invoke", invoke("flood"), 500, "stdout is larger than the 65536 byte output limit"),
         row("result_outside_memory",  "POST", "/function/invoke", invoke("out_of_bounds"), 500, "lies outside its 131072 byte memory"),
-        row("result_not_utf8",        "POST", "/function/invoke", invoke("not_utf8"), 500, "UTF-8"),
         row("wasi_exit_code",         "POST", "/function/invoke", invoke("exit_3"), 500, "exited with code 3"),
         // More hostile request bodies and names.
         row("invoke_truncated_json",  "POST", "/function/invoke", body(r#"{"function_name": "gcd", "args": {"a": "1""#), 400, "not valid JSON"),

@@ -127,17 +127,13 @@ fn seed_invoke_with_http_true_sends_the_functions_own_answer() {
         json!({"function_name": "echo", "args": {"status": "200", "note": "x"}, "http": true}),
     );
     assert_eq!(answer.status, 502, "{}", answer.body);
-    assert!(
-        answer.body.contains("unknown field \"note\""),
-        "{}",
-        answer.body
-    );
+    assert!(answer.body.contains("an unknown field"), "{}", answer.body);
     let answer = invoke(
         &engine,
         json!({"function_name": "echo", "args": {"status": "700", "body": "x"}, "http": true}),
     );
     assert_eq!(answer.status, 502, "{}", answer.body);
-    assert!(answer.body.contains("100 to 599"), "{}", answer.body);
+    assert!(answer.body.contains("200 to 599"), "{}", answer.body);
     let answer = invoke(
         &engine,
         json!({"function_name": "echo", "args": {"status": "404", "body": "gone"}, "http": true}),
@@ -160,8 +156,12 @@ fn provider_invocations_send_answers_that_functions_set_and_keep_the_others() {
     let cat = registry.push_fixture("wasi_cat", "wasi-cat:v1");
     let string = registry.push_fixture("string", "string:v1");
     let node = Node::start(&[]);
+    // Echo functions: their callers are trusted to set the answer ("on"),
+    // as the echo guard of "auto" would otherwise send it as it is.
     for (name, image) in [("wasi_cat", &cat), ("echo", &string)] {
-        let deployment = json!({"service": name, "image": image}).to_string();
+        let deployment = json!({"service": name, "image": image,
+            "annotations": {"com.openfaas.wasm.http_answer": "on"}})
+        .to_string();
         assert_eq!(node.faas_cli_deploy(&deployment), (404, Some(200)));
     }
     let call = |name: &str, body: &[u8]| {
@@ -225,7 +225,7 @@ fn provider_invocations_send_answers_that_functions_set_and_keep_the_others() {
 
     // Malformed answers: 502 saying what is wrong.
     for (name, body, fragment) in [
-        ("wasi_cat", &b"Status: 999\n\n"[..], "100 to 599"),
+        ("wasi_cat", &b"Status: 999\n\n"[..], "200 to 599"),
         (
             "wasi_cat",
             b"Status: 200\nConnection: close\n\n",
@@ -251,7 +251,7 @@ fn provider_invocations_send_answers_that_functions_set_and_keep_the_others() {
             br#"{"status": "200", "headers": {"Content-Length": "5"}, "body": ""}"#,
             "header Content-Length may not be set",
         ),
-        ("echo", br#"{"status": "2000", "body": ""}"#, "100 to 599"),
+        ("echo", br#"{"status": "2000", "body": ""}"#, "200 to 599"),
         (
             "echo",
             br#"{"status": "200", "body": 5}"#,

@@ -5,6 +5,7 @@ mod support;
 
 mod abis;
 mod architecture;
+mod binary_output;
 mod blob_cache;
 mod calls;
 mod cli;

@@ -185,7 +185,7 @@ fn respond(request: tiny_http::Request, mut reply: Reply, call_id: &CallId) {
         reply = reply.with("call_id", json!(call_id.as_str()));
     }
     let (body, content_type) = reply.render(wants_json);
-    let mut response = tiny_http::Response::from_string(body)
+    let mut response = tiny_http::Response::from_data(body)
         .with_status_code(reply.status)
         .with_header(header("Content-Type", content_type))
         .with_header(header(CALL_ID_HEADER, call_id.as_str()));

@@ -444,7 +444,6 @@ mod tests {
                 },
                 500,
             ),
-            (RuntimeError::OutputNotUtf8 { function: text() }, 500),
         ];
         let store: Vec<(StoreError, u16)> = vec![
             (io(std::io::ErrorKind::StorageFull), 507),

@@ -43,8 +43,8 @@ use super::server::Shared;
 use crate::call::CallId;
 use crate::config::ProviderConfig;
 use crate::function::{
-    Environment, FunctionLimits, FunctionMetadata, FunctionName, Input, MAX_MEMORY_LIMIT_MB,
-    validate_calls,
+    AnswerSettings, Environment, FunctionLimits, FunctionMetadata, FunctionName, HttpAnswerMode,
+    Input, MAX_MEMORY_LIMIT_MB, validate_calls,
 };
 use crate::function_log::LogLine;
 use crate::registry::ImageReference;
@@ -498,17 +498,28 @@ fn invoke(context: &mut Context<'_>) -> Result<Response, ApiError> {
     )?;
     context.call.function = Some(name.clone());
     let body = context.read_body()?;
-    let content_type = context
+    let request_type = context
         .header("Content-Type")
         .unwrap_or_else(|| "text/plain".to_owned());
+    let input = Input::Raw(body);
     let invocation = context
         .shared
         .service
-        .invoke(&name, &Input::Raw(body), &context.call.id);
+        .invoke(&name, &input, &context.call.id);
+    let settings = &invocation.answer_settings;
     let response = invocation
         .output
         .map_err(ApiError::from)
-        .and_then(|output| answer(&name, invocation.output_kind, output, content_type));
+        .and_then(|output| {
+            answer(
+                &name,
+                invocation.output_kind,
+                settings,
+                output,
+                &input.bytes(),
+                &request_type,
+            )
+        });
     if let Some(metrics) = &invocation.metrics {
         metrics.count_status(
             response
@@ -520,19 +531,35 @@ fn invoke(context: &mut Context<'_>) -> Result<Response, ApiError> {
 }
 
 /// A successful call's answer: the function's own when its output is one
-/// (`http_answer`: CGI headers, or a `{status, body}` object), else the
-/// output as the body of a 200 with the request's content type.
+/// (`http_answer`: CGI headers, or a `{status, body}` object) and its
+/// `HttpAnswerMode` lets it be read (`auto`: unless it echoes the request's
+/// body), else the output as the body of a 200. The `Content-Type`, when
+/// the function set none: its `content_type` annotation, else the
+/// request's for UTF-8 output (as OpenFaaS's classic watchdog does), else
+/// `application/octet-stream`.
 fn answer(
     name: &FunctionName,
     output_kind: Option<OutputKind>,
-    output: String,
-    content_type: String,
+    settings: &AnswerSettings,
+    output: Vec<u8>,
+    request_body: &[u8],
+    request_type: &str,
 ) -> Result<Response, ApiError> {
-    match http_answer::read(output_kind, &output, false) {
-        Ok(Some(answer)) => Ok(Response::function_answer(answer, &content_type)),
+    let read = match settings.http_answer {
+        HttpAnswerMode::Off => Ok(None),
+        HttpAnswerMode::Auto => http_answer::read(output_kind, &output, false, Some(request_body)),
+        HttpAnswerMode::On => http_answer::read(output_kind, &output, false, None),
+    };
+    let configured = settings.content_type.as_deref();
+    match read {
+        Ok(Some(answer)) => {
+            let content_type =
+                http_answer::default_content_type(configured, &answer.body, request_type);
+            Ok(Response::function_answer(answer, &content_type))
+        }
         Ok(None) => Ok(Response {
-            content_type,
-            body: output.into_bytes(),
+            content_type: http_answer::default_content_type(configured, &output, request_type),
+            body: output,
             ..Response::empty(200)
         }),
         Err(reason) => Err(ApiError::BadFunctionAnswer {
@@ -989,6 +1016,8 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
         })
         .collect::<Result<Vec<_>, _>>()?;
     validate_calls(&calls).map_err(bad)?;
+    // The content type and HTTP answer mode, checked now; calls read them.
+    AnswerSettings::from_annotations(&annotations).map_err(bad)?;
     let ignored: Vec<&str> = [
         (
             "envProcess",

@@ -3,7 +3,10 @@
 //! client prefers JSON (see `accept`), as a JSON object.
 //!
 //! As the reference engine does, a text answer ends with one `\n`, except a
-//! successful invocation's: that is the function's output verbatim.
+//! successful invocation's: that is the function's output verbatim, bytes
+//! and all (`application/octet-stream` when they are not UTF-8). The JSON
+//! form carries UTF-8 output as the string `output`, and any other output
+//! as `output_base64` ([`encode_base64`]).
 
 use std::sync::Arc;
 
@@ -23,6 +26,9 @@ pub struct Reply {
     pub newline: bool,
     /// The `Allow` header of a 405: the methods the path takes.
     pub allow: Option<String>,
+    /// A successful invocation's output that is not UTF-8: the text form
+    /// sends it after `message: ` instead of the message.
+    pub bytes: Option<Vec<u8>>,
 }
 
 impl Reply {
@@ -33,18 +39,40 @@ impl Reply {
             fields: Map::new(),
             newline: true,
             allow: None,
+            bytes: None,
         }
     }
 
     /// A successful invocation: the text form is the output verbatim, with
     /// no newline added (a newline the function printed last was already
-    /// dropped by the WASI ABI, as the reference engine does).
-    pub fn output(output: String) -> Self {
-        Self {
-            newline: false,
-            ..Self::ok(output.clone())
+    /// dropped by the WASI ABI, as the reference engine does). The JSON form
+    /// has it as `output` when it is UTF-8, else as `output_base64` (and a
+    /// `message` that says so).
+    pub fn output(output: Vec<u8>) -> Self {
+        match String::from_utf8(output) {
+            Ok(text) => Self {
+                newline: false,
+                ..Self::ok(text.clone())
+            }
+            .with("output", json!(text)),
+            Err(not_text) => {
+                let bytes = not_text.into_bytes();
+                Self {
+                    newline: false,
+                    ..Self::ok(format!(
+                        "the output is {} bytes that are not UTF-8 text: see output_base64",
+                        bytes.len()
+                    ))
+                }
+                .with("output_base64", json!(encode_base64(&bytes)))
+                .with_bytes(bytes)
+            }
         }
-        .with("output", json!(output))
+    }
+
+    fn with_bytes(mut self, bytes: Vec<u8>) -> Self {
+        self.bytes = Some(bytes);
+        self
     }
 
     pub fn with(mut self, key: &str, value: Value) -> Self {
@@ -62,17 +90,27 @@ impl Reply {
                 ApiError::MethodNotAllowed { allowed, .. } => Some(allowed.clone()),
                 _ => None,
             },
+            bytes: None,
         }
     }
 
     /// The body and its content type.
-    pub fn render(&self, json: bool) -> (String, &'static str) {
+    pub fn render(&self, json: bool) -> (Vec<u8>, &'static str) {
         if json {
             let mut object = Map::new();
             object.insert("status".into(), json!(self.status));
             object.insert("message".into(), json!(self.message));
             object.extend(self.fields.clone());
-            (Value::Object(object).to_string(), "application/json")
+            (
+                Value::Object(object).to_string().into_bytes(),
+                "application/json",
+            )
+        } else if let Some(bytes) = &self.bytes {
+            // The reference's text answer, with the function's bytes as they
+            // are; not text, so not labelled as text.
+            let mut body = format!("status code: {}, message: ", self.status).into_bytes();
+            body.extend_from_slice(bytes);
+            (body, super::http_answer::OCTET_STREAM)
         } else if self.newline {
             // Exactly one: a message never supplies its own.
             (
@@ -80,16 +118,40 @@ impl Reply {
                     "status code: {}, message: {}\n",
                     self.status,
                     self.message.trim_end_matches('\n')
-                ),
+                )
+                .into_bytes(),
                 "text/plain; charset=utf-8",
             )
         } else {
             (
-                format!("status code: {}, message: {}", self.status, self.message),
+                format!("status code: {}, message: {}", self.status, self.message).into_bytes(),
                 "text/plain; charset=utf-8",
             )
         }
     }
+}
+
+/// Standard base64 with padding (RFC 4648 section 4), as `output_base64`
+/// carries bytes. Twenty lines here rather than a dependency; the decoder
+/// is `auth::decode_base64`.
+pub fn encode_base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let group = chunk.iter().enumerate().fold(0u32, |group, (index, byte)| {
+            group | u32::from(*byte) << (16 - 8 * index)
+        });
+        for index in 0..4 {
+            if index <= chunk.len() {
+                text.push(char::from(
+                    ALPHABET[(group >> (18 - 6 * index)) as usize & 63],
+                ));
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    text
 }
 
 /// The list's answer rendered both ways, once per generation of the
@@ -115,8 +177,8 @@ impl RenderedList {
         let json = reply.render(true).0;
         Self {
             generation,
-            text: Arc::from(text.into_bytes()),
-            json: Arc::from(json.into_bytes()),
+            text: Arc::from(text),
+            json: Arc::from(json),
         }
     }
 
@@ -196,7 +258,7 @@ mod tests {
 
     #[test]
     fn text_answers_end_with_one_newline_but_invoke_output_is_verbatim() {
-        let text = |reply: Reply| reply.render(false).0;
+        let text = |reply: Reply| String::from_utf8(reply.render(false).0).unwrap();
         assert_eq!(
             text(Reply::ok("delete function hello successfully!".into())),
             "status code: 200, message: delete function hello successfully!\n"
@@ -220,10 +282,10 @@ mod tests {
     #[test]
     fn json_answers_carry_no_added_newline() {
         let (body, _) = Reply::ok("delete function hello successfully!".into()).render(true);
-        assert!(body.ends_with('}'), "{body:?}");
+        assert!(body.ends_with(b"}"), "{body:?}");
         let (body, _) = Reply::output("out\n".into()).render(true);
         assert_eq!(
-            serde_json::from_str::<Value>(&body).unwrap(),
+            serde_json::from_slice::<Value>(&body).unwrap(),
             json!({"status": 200, "message": "out\n", "output": "out\n"})
         );
     }
@@ -234,10 +296,48 @@ mod tests {
             .with("output", json!("21"))
             .render(true);
         assert_eq!(content_type, "application/json");
-        let value: Value = serde_json::from_str(&body).unwrap();
+        let value: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             value,
             json!({"status": 200, "message": "hi", "output": "21"})
         );
+    }
+
+    #[test]
+    fn output_that_is_not_utf8_is_sent_as_bytes_and_as_base64_in_json() {
+        let png = b"\x89PNG\r\n\x1a\n\x00\xff".to_vec();
+        let (body, content_type) = Reply::output(png.clone()).render(false);
+        let mut expected = b"status code: 200, message: ".to_vec();
+        expected.extend_from_slice(&png);
+        assert_eq!((body, content_type), (expected, "application/octet-stream"));
+        let (body, content_type) = Reply::output(png).render(true);
+        assert_eq!(content_type, "application/json");
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value["output_base64"], "iVBORw0KGgoA/w==");
+        assert!(value.get("output").is_none(), "{value}");
+        assert_eq!(
+            value["message"],
+            "the output is 10 bytes that are not UTF-8 text: see output_base64"
+        );
+        // UTF-8 output keeps today's fields and type.
+        let (_, content_type) = Reply::output("h\u{e9}".into()).render(false);
+        assert_eq!(content_type, "text/plain; charset=utf-8");
+    }
+
+    #[test]
+    fn base64_encodes_every_length_and_decodes_back() {
+        assert_eq!(encode_base64(b""), "");
+        assert_eq!(encode_base64(b"f"), "Zg==");
+        assert_eq!(encode_base64(b"fo"), "Zm8=");
+        assert_eq!(encode_base64(b"foo"), "Zm9v");
+        assert_eq!(encode_base64(b"foobar"), "Zm9vYmFy");
+        let all: Vec<u8> = (0..=255).chain((0..=255).rev()).collect();
+        for length in 0..all.len() {
+            let bytes = &all[..length];
+            assert_eq!(
+                super::super::auth::decode_base64(&encode_base64(bytes)).as_deref(),
+                Some(bytes)
+            );
+        }
     }
 }

@@ -214,8 +214,9 @@ pub fn query(context: &mut Context<'_>, request: NameRequest) -> Result<Answer, 
     ))
 }
 
-/// `POST /function/invoke`: the output as the answer, or with `"http":
-/// true` the function's own HTTP answer (`http_answer`).
+/// `POST /function/invoke`: the output as the answer (bytes and all: see
+/// `Reply::output`), or with `"http": true` the function's own HTTP answer
+/// (`http_answer`).
 pub fn invoke(context: &mut Context<'_>, request: InvokeRequest) -> Result<Answer, ApiError> {
     let invocation = context.shared.service.invoke(
         &request.function_name,
@@ -224,20 +225,28 @@ pub fn invoke(context: &mut Context<'_>, request: InvokeRequest) -> Result<Answe
     );
     let function_name = request.function_name;
     let http = request.http;
+    let configured_type = invocation.answer_settings.content_type.as_deref();
     let answer = invocation
         .output
         .map_err(ApiError::from)
         .and_then(|output| {
             let answer = if http {
-                http_answer::read(invocation.output_kind, &output, true)
+                http_answer::read(invocation.output_kind, &output, true, None)
             } else {
                 Ok(None)
             };
             match answer {
-                Ok(Some(answer)) => Ok(Answer::Provider(provider::Response::function_answer(
-                    answer,
-                    "text/plain; charset=utf-8",
-                ))),
+                Ok(Some(answer)) => {
+                    let content_type = http_answer::default_content_type(
+                        configured_type,
+                        &answer.body,
+                        "text/plain; charset=utf-8",
+                    );
+                    Ok(Answer::Provider(provider::Response::function_answer(
+                        answer,
+                        &content_type,
+                    )))
+                }
                 // Without "http", or numbers: the answer of today.
                 Ok(None) => Ok(Answer::Reply(Reply::output(output))),
                 Err(reason) => Err(ApiError::BadFunctionAnswer {

@@ -72,8 +72,6 @@ pub enum RuntimeError {
         len: u32,
         memory_bytes: usize,
     },
-    /// The string ABI returned bytes that are not UTF-8.
-    OutputNotUtf8 { function: String },
     /// The module imports `wasm_engine` but was deployed without `calls`.
     CallsNotListed { function: String },
     /// A function that is not a WASI command was deployed with `env`.
@@ -205,12 +203,6 @@ impl fmt::Display for RuntimeError {
                 f,
                 "function {function} returned (ptr {ptr}, len {len}), which lies outside its {memory_bytes} byte memory"
             ),
-            Self::OutputNotUtf8 { function } => {
-                write!(
-                    f,
-                    "function {function} returned bytes that are not UTF-8 text"
-                )
-            }
             Self::CallsNotListed { function } => write!(
                 f,
                 "function {function} imports wasm_engine (calls to other functions) but was deployed without \"calls\"; list the functions it may call: \"calls\": [\"name\", ...]"
@@ -252,8 +244,7 @@ impl RuntimeError {
             | Self::MemoryLimit { .. }
             | Self::OutputTooLarge { .. }
             | Self::NonZeroExit { .. }
-            | Self::OutputOutOfBounds { .. }
-            | Self::OutputNotUtf8 { .. } => ErrorKind::FunctionFailed,
+            | Self::OutputOutOfBounds { .. } => ErrorKind::FunctionFailed,
         }
     }
 }

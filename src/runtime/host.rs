@@ -146,7 +146,8 @@ pub trait Callees: Send + Sync {
 /// bounded it: the caller's is then charged with it).
 #[derive(Debug)]
 pub struct Run {
-    pub output: Result<String, RuntimeError>,
+    /// The function's output as it wrote it: any bytes (`docs/abi.md`).
+    pub output: Result<Vec<u8>, RuntimeError>,
     pub fuel_used: u64,
 }
 
@@ -448,7 +449,7 @@ fn call(
         fuel_left = Some(0);
     }
     let answer = run.output.map(|output| {
-        host.results.push(Some(output.into_bytes()));
+        host.results.push(Some(output));
         i64::try_from(host.results.len() - 1).unwrap_or(i64::MAX)
     });
     (
@@ -610,8 +611,10 @@ mod tests {
 
     #[track_caller]
     fn output(run: Run) -> String {
-        run.output
-            .unwrap_or_else(|error| panic!("the call fails: {error}"))
+        let output = run
+            .output
+            .unwrap_or_else(|error| panic!("the call fails: {error}"));
+        String::from_utf8(output).expect("the test's functions answer text")
     }
 
     #[test]

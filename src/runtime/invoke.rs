@@ -151,12 +151,12 @@ impl<'a> Invocation<'a> {
     /// The string ABI: write the input (the args JSON, or a raw body) at
     /// the start of freshly grown pages, call `f(ptr, len)`, read the
     /// `(ptr, len)` it returns (as two `i32`, or packed in one `i64` as
-    /// `ptr << 32 | len`) as UTF-8.
+    /// `ptr << 32 | len`): any bytes, UTF-8 or not.
     pub(super) fn string(
         mut self,
         returns: StringReturn,
         input: &Input,
-    ) -> Result<String, RuntimeError> {
+    ) -> Result<Vec<u8>, RuntimeError> {
         let (mut store, instance) = self.plain_instance()?;
         let name = self.function.name.as_str();
         let memory: Memory =
@@ -227,7 +227,7 @@ impl<'a> Invocation<'a> {
         params: &[ValType],
         param_names: Option<&[String]>,
         input: &Input,
-    ) -> Result<String, RuntimeError> {
+    ) -> Result<Vec<u8>, RuntimeError> {
         let function = self.function;
         let args = input
             .arguments()
@@ -258,13 +258,16 @@ impl<'a> Invocation<'a> {
             .iter()
             .map(format_number)
             .collect::<Vec<_>>()
-            .join(" "))
+            .join(" ")
+            .into_bytes())
     }
 
     /// WASI: run `_start` with `argv = [args JSON]`, the same JSON on stdin,
     /// the deploy's `env`, and no preopened directories except the call's
-    /// `secrets` (`secret_files::provide`, which adds their variables); stdout (one trailing newline
-    /// removed) is the output. What it wrote to stderr is appended
+    /// `secrets` (`secret_files::provide`, which adds their variables); stdout
+    /// is the output, byte for byte, except that one trailing newline is
+    /// removed from an output that is UTF-8 text (as the reference engine
+    /// does; bytes that are not text are never cut). What it wrote to stderr is appended
     /// to `stderr_out`. A raw body is stdin as it is, and `argv[0]` when it
     /// is a JSON object (else the function's name, as a program name).
     pub(super) fn wasi(
@@ -272,7 +275,7 @@ impl<'a> Invocation<'a> {
         input: &Input,
         secrets: &[Secret],
         stderr_out: &mut Vec<u8>,
-    ) -> Result<String, RuntimeError> {
+    ) -> Result<Vec<u8>, RuntimeError> {
         let (function, limits) = (self.function, self.limits);
         let argv0 = input
             .json_object_text()
@@ -339,10 +342,10 @@ impl<'a> Invocation<'a> {
                 ..
             }) => {
                 let mut output = stdout.bytes;
-                if output.last() == Some(&b'\n') {
+                if output.last() == Some(&b'\n') && std::str::from_utf8(&output).is_ok() {
                     output.pop();
                 }
-                Ok(String::from_utf8_lossy(&output).into_owned())
+                Ok(output)
             }
             Err(Stop::Failed {
                 exit_status: Some(exit_code),
@@ -353,7 +356,9 @@ impl<'a> Invocation<'a> {
                 Err(RuntimeError::NonZeroExit {
                     function: function.name.to_string(),
                     exit_code,
-                    stderr_tail: String::from_utf8_lossy(tail).trim().to_owned(),
+                    stderr_tail: crate::function_log::escape_invalid_utf8(tail)
+                        .trim()
+                        .to_owned(),
                 })
             }
             Err(stop) => Err(self.error(stop, memory_refused)),
@@ -568,15 +573,15 @@ fn u32_bits(value: i32) -> u32 {
 }
 
 /// Reads a string-ABI result: `len` bytes at `ptr` of the instance's memory
-/// `data`, which must lie inside it, be at most `cap` bytes, and be UTF-8.
-/// Copies nothing before those checks pass.
+/// `data`, which must lie inside it and be at most `cap` bytes (any bytes:
+/// text or not). Copies nothing before those checks pass.
 pub fn read_result(
     function: &str,
     data: &[u8],
     ptr: u32,
     len: u32,
     cap: usize,
-) -> Result<String, RuntimeError> {
+) -> Result<Vec<u8>, RuntimeError> {
     if len as usize > cap {
         return Err(RuntimeError::OutputTooLarge {
             function: function.to_owned(),
@@ -593,11 +598,7 @@ pub fn read_result(
             len,
             memory_bytes: data.len(),
         })?;
-    std::str::from_utf8(output)
-        .map(str::to_owned)
-        .map_err(|_| RuntimeError::OutputNotUtf8 {
-            function: function.to_owned(),
-        })
+    Ok(output.to_vec())
 }
 
 /// Pairs each parameter with its raw value: by name when the module names its
@@ -762,11 +763,13 @@ mod tests {
         let compiled = runtime
             .prepare(&name, false, &wat::parse_str(wat).expect("valid WAT"))
             .expect("the module deploys");
-        runtime.invoke(
-            &compiled,
-            &runtime.limits_for(limits),
-            &Input::Args(args(pairs)),
-        )
+        runtime
+            .invoke(
+                &compiled,
+                &runtime.limits_for(limits),
+                &Input::Args(args(pairs)),
+            )
+            .map(|output| String::from_utf8(output).expect("numbers are text"))
     }
 
     fn parsed(raw: &str, ty: ValType) -> Option<String> {
@@ -945,12 +948,12 @@ mod tests {
     }
 
     #[test]
-    fn a_string_result_must_lie_inside_memory_fit_the_cap_and_be_utf8() {
+    fn a_string_result_must_lie_inside_memory_and_fit_the_cap_and_may_be_any_bytes() {
         let memory = b"hello, world\xff";
         let read = |ptr, len, cap| read_result("f", memory, ptr, len, cap);
-        assert_eq!(read(0, 5, 100).unwrap(), "hello");
-        assert_eq!(read(7, 5, 5).unwrap(), "world", "exactly the cap");
-        assert_eq!(read(13, 0, 0).unwrap(), "", "empty, at the very end");
+        assert_eq!(read(0, 5, 100).unwrap(), b"hello");
+        assert_eq!(read(7, 5, 5).unwrap(), b"world", "exactly the cap");
+        assert_eq!(read(13, 0, 0).unwrap(), b"", "empty, at the very end");
         assert!(matches!(
             read(0, 6, 5),
             Err(RuntimeError::OutputTooLarge { limit_bytes: 5, .. })
@@ -968,10 +971,11 @@ mod tests {
             read(u32::MAX, 1, 100),
             Err(RuntimeError::OutputOutOfBounds { .. })
         ));
-        assert!(matches!(
-            read(12, 1, 100),
-            Err(RuntimeError::OutputNotUtf8 { .. })
-        ));
+        assert_eq!(
+            read(12, 1, 100).unwrap(),
+            b"\xff",
+            "bytes that are not UTF-8"
+        );
         // The cap is checked first: a huge length costs nothing.
         assert!(matches!(
             read(0, u32::MAX, 100),

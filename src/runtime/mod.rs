@@ -498,7 +498,7 @@ impl Runtime {
         function: &CompiledFunction,
         limits: &CallLimits,
         input: &Input,
-    ) -> Result<String, RuntimeError> {
+    ) -> Result<Vec<u8>, RuntimeError> {
         let setup = CallSetup {
             env: &[],
             secrets: &[],
@@ -619,7 +619,11 @@ mod tests {
                         &args(&[("burn", &burn.to_string()), ("which", &which.to_string())]),
                     )
                     .unwrap_or_else(|error| panic!("burn {burn}, function {which}: {error}"));
-                assert_eq!(output, expected_big(which).to_string(), "burn {burn}");
+                assert_eq!(
+                    output,
+                    expected_big(which).to_string().into_bytes(),
+                    "burn {burn}"
+                );
             }
         }
     }
@@ -645,7 +649,7 @@ mod tests {
             ..FunctionLimits::default()
         });
         let output = runtime.invoke(&compiled, &limits, &args(&[]));
-        assert_eq!(output.expect("the fill finishes"), "7");
+        assert_eq!(output.expect("the fill finishes"), b"7");
     }
 
     #[test]

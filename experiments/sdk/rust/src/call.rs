@@ -101,11 +101,25 @@ impl CallError {
     }
 }
 
-/// Calls the deployed function `name` with `input` and returns its output.
+/// Calls the deployed function `name` with `input` and returns its output
+/// as text (bytes that are not UTF-8 replaced by U+FFFD; [`call_bytes`]
+/// keeps them).
 ///
 /// # Errors
 /// The [`CallError`] the engine answered with.
 pub fn call(name: &str, input: &[u8]) -> Result<String, CallError> {
+    let output = call_bytes(name, input)?;
+    Ok(String::from_utf8(output)
+        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()))
+}
+
+/// Calls the deployed function `name` with `input` and returns its output
+/// as the callee wrote it: any bytes (a WASI callee's stdout less one
+/// trailing newline when it is text, a string callee's result).
+///
+/// # Errors
+/// The [`CallError`] the engine answered with.
+pub fn call_bytes(name: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
     // SAFETY: both ranges are live slices of this instance's memory.
     let handle = unsafe { host_call(name.as_ptr(), name.len(), input.as_ptr(), input.len()) };
     if handle < 0 {
@@ -117,7 +131,7 @@ pub fn call(name: &str, input: &[u8]) -> Result<String, CallError> {
     let size = unsafe { host_result(handle, core::ptr::null_mut(), 0) };
     let size = usize::try_from(size).map_err(|_| CallError::from_code(size))?;
     if size == 0 {
-        return Ok(String::new());
+        return Ok(Vec::new());
     }
     let mut output: Vec<u8> = Vec::with_capacity(size);
     // SAFETY: the engine writes at most `size` bytes into the spare capacity.
@@ -125,8 +139,5 @@ pub fn call(name: &str, input: &[u8]) -> Result<String, CallError> {
     let written = usize::try_from(written).map_err(|_| CallError::from_code(written))?;
     // SAFETY: the engine wrote exactly `written <= size` bytes.
     unsafe { output.set_len(written.min(size)) };
-    // The engine hands back text: a string function's UTF-8 result, or a
-    // WASI function's stdout (which it reads lossily).
-    Ok(String::from_utf8(output)
-        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()))
+    Ok(output)
 }
