@@ -26,7 +26,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 #[cfg(feature = "blob-cache")]
-use super::{StoreError, TEMP_SUFFIX};
+use super::StoreError;
+#[cfg(feature = "blob-cache")]
+use super::durable::{WriteMode, write_atomically};
 use crate::function::FunctionName;
 use crate::registry::{BlobSource, Digest};
 
@@ -98,7 +100,7 @@ impl BlobCache {
                         source,
                     })
                 })
-                .and_then(|()| write_renamed(&path, bytes));
+                .and_then(|()| write_atomically(&path, bytes, WriteMode::CACHE));
             match written {
                 Ok(()) => used += size,
                 Err(error) => log::warn!("blob cache: {}", crate::error::chain(&error)),
@@ -131,7 +133,7 @@ impl BlobCache {
             .iter()
             .map(|digest| format!("{digest}\n"))
             .collect();
-        write_renamed(&refs.join(name.as_str()), text.as_bytes())
+        write_atomically(&refs.join(name.as_str()), text.as_bytes(), WriteMode::CACHE)
     }
 
     fn collect_garbage_locked(&self, indexed: Option<&BTreeSet<String>>) {
@@ -227,23 +229,6 @@ impl BlobSource for BlobCache {
     fn cached(&self, _: &Digest) -> Option<Vec<u8>> {
         None
     }
-}
-
-/// Writes `bytes` to a temporary file next to `path` and renames it into
-/// place (no fsync: see the module's comment).
-#[cfg(feature = "blob-cache")]
-fn write_renamed(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let file_name = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let temp = path.with_file_name(format!(".{file_name}{TEMP_SUFFIX}"));
-    fs::write(&temp, bytes)
-        .and_then(|()| fs::rename(&temp, path))
-        .map_err(|source| StoreError::Io {
-            action: "write",
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 #[cfg(feature = "blob-cache")]

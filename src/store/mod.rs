@@ -13,15 +13,16 @@
 //! secrets/<name>                   each secret's value, mode 0600 (`secrets`)
 //! ```
 //!
-//! Every write goes to a temporary file that is fsynced, renamed into place,
-//! and followed by an fsync of the directory, so a crash leaves the old or the
-//! new file, never a torn one. [`FunctionStore::open`] removes what a crash
+//! Every write goes through `durable`: a temporary file that is fsynced,
+//! renamed into place, and followed by an fsync of the directory, so a crash
+//! leaves the old or the new file, never a torn one. [`FunctionStore::open`] removes what a crash
 //! can leave behind (temporary files, directories the index does not name)
 //! and logs each removal.
 //!
 //! An index the reference engine wrote is adopted at open (`reference`).
 
 mod blobs;
+mod durable;
 mod error;
 mod index;
 mod reference;
@@ -29,8 +30,7 @@ mod secrets;
 mod usage;
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,10 +42,10 @@ pub use secrets::{SecretChange, SecretStore};
 
 use crate::function::{FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, ManagedBy};
 use crate::registry::{Digest, ImageReference};
+use durable::{TEMP_SUFFIX, WriteMode, rename, sync_directory, write_atomically, write_temp};
 use index::Index;
 
 const INDEX_FILE: &str = "persist.json";
-const TEMP_SUFFIX: &str = ".tmp";
 const PENDING_SUFFIX: &str = ".pending";
 
 /// The data directory's functions and index.
@@ -92,9 +92,10 @@ impl FunctionStore {
         let unusable = |action| StoreError::unusable(data_dir, action);
         fs::create_dir_all(&functions_dir).map_err(unusable("create"))?;
         let probe = functions_dir.join(format!(".write-probe{TEMP_SUFFIX}"));
-        File::create(&probe)
-            .and_then(|mut file| file.write_all(b"probe"))
-            .map_err(unusable("write to"))?;
+        write_temp(&probe, b"probe", WriteMode::CACHE).map_err(|error| match error {
+            StoreError::Io { source, .. } => unusable("write to")(source),
+            other => other,
+        })?;
         fs::remove_file(&probe).map_err(unusable("write to"))?;
 
         let index_path = functions_dir.join(INDEX_FILE);
@@ -215,7 +216,7 @@ impl FunctionStore {
             temp_path,
             committed: false,
         };
-        write_synced(&staged.temp_path, wasm)?;
+        write_temp(&staged.temp_path, wasm, WriteMode::DURABLE)?;
         Ok(staged)
     }
 
@@ -322,7 +323,7 @@ impl FunctionStore {
     }
 
     fn write_index(&self, index: &Index) -> Result<(), StoreError> {
-        write_atomically(&self.index_path, &index::render(index))
+        write_atomically(&self.index_path, &index::render(index), WriteMode::DURABLE)
     }
 
     fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -450,58 +451,6 @@ impl Drop for StagedWasm {
 fn pending_file_name(name: &FunctionName, image_digest: Option<&Digest>) -> String {
     let hex = image_digest.map_or(crate::function::UNKNOWN_IMAGE_DIGEST, Digest::hex);
     format!(".{name}.wasm.{hex}{PENDING_SUFFIX}")
-}
-
-fn rename(from: &Path, to: &Path) -> Result<(), StoreError> {
-    fs::rename(from, to).map_err(|source| StoreError::Io {
-        action: "rename into",
-        path: to.to_path_buf(),
-        source,
-    })
-}
-
-/// Creates `path` holding `bytes` and fsyncs it.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io_error = |action: &'static str| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    let mut file = File::create(path).map_err(io_error("create"))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io_error("write"))
-}
-
-/// Writes `bytes` to `path` via a fsynced temporary file and a rename, then
-/// fsyncs the directory so the rename itself is durable.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let directory = path.parent().expect("store paths have a parent");
-    let file_name = path
-        .file_name()
-        .expect("store paths name a file")
-        .to_string_lossy();
-    let temp_path = directory.join(format!(".{file_name}{TEMP_SUFFIX}"));
-    write_synced(&temp_path, bytes)?;
-    fs::rename(&temp_path, path).map_err(|source| StoreError::Io {
-        action: "rename into",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    sync_directory(directory)
-}
-
-fn sync_directory(directory: &Path) -> Result<(), StoreError> {
-    File::open(directory)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|source| StoreError::Io {
-            action: "sync",
-            path: directory.to_path_buf(),
-            source,
-        })
 }
 
 #[cfg(test)]
