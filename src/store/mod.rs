@@ -11,6 +11,8 @@
 //! blobs/<algorithm>/<hex>          registry blobs kept by digest (`blobs`)
 //! blobs/refs/<name>                the blobs a function's image is made of
 //! secrets/<name>                   each secret's value, mode 0600 (`secrets`)
+//! engine.lock                      held (`flock`) by the engine using the
+//!                                  directory; holds its pid (`lock`)
 //! ```
 //!
 //! Every write goes through `durable`: a temporary file that is fsynced,
@@ -25,6 +27,7 @@ mod blobs;
 mod durable;
 mod error;
 mod index;
+mod lock;
 mod reference;
 mod secrets;
 mod usage;
@@ -55,6 +58,8 @@ pub struct FunctionStore {
     /// The index as last written. The lock serialises writers; readers of
     /// deployed functions never take it (the service keeps its own map).
     index: Mutex<Index>,
+    /// The exclusive lock on the data directory, held while the store lives.
+    _lock: lock::DataDirLock,
 }
 
 /// What a deploy or update records about a function, beyond what the store
@@ -84,12 +89,18 @@ impl FunctionStore {
     ///
     /// # Errors
     /// [`StoreError::DataDirUnusable`] when the directory cannot be created or
-    /// written, [`StoreError::TruncatedIndex`] when the index ends mid-way,
+    /// written, [`StoreError::DataDirLocked`] when another engine holds it,
+    /// [`StoreError::TruncatedIndex`] when the index ends mid-way,
     /// [`StoreError::CorruptIndex`] when it cannot be read otherwise, and
     /// [`StoreError::Io`] when adopting the reference's index fails to write.
     pub fn open(data_dir: &Path, check_module: ModuleCheck<'_>) -> Result<Self, StoreError> {
         let functions_dir = data_dir.join("functions");
         let unusable = |action| StoreError::unusable(data_dir, action);
+        fs::create_dir_all(data_dir).map_err(unusable("create"))?;
+        // Before anything is read or cleaned up: a second engine on the same
+        // directory would otherwise remove the first one's staged files and
+        // overwrite its index.
+        let lock = lock::DataDirLock::acquire(data_dir)?;
         fs::create_dir_all(&functions_dir).map_err(unusable("create"))?;
         let probe = functions_dir.join(format!(".write-probe{TEMP_SUFFIX}"));
         write_temp(&probe, b"probe", WriteMode::CACHE).map_err(|error| match error {
@@ -142,6 +153,7 @@ impl FunctionStore {
             functions_dir,
             index_path,
             index: Mutex::new(index),
+            _lock: lock,
         };
         if let Some((original, reference)) = reference_index {
             store.adopt_reference(&original, reference, check_module)?;
