@@ -419,7 +419,7 @@ pub struct FunctionService {
     secrets_in_use: Mutex<()>,
     /// Registry blobs by digest, so an image whose blobs are kept is not
     /// fetched again.
-    blobs: BlobCache,
+    blobs: Arc<BlobCache>,
     runtime: Arc<Runtime>,
     deployed: Arc<RwLock<DeployedMap>>,
     /// Bumped, under the map's write lock, each time the map is written: the
@@ -467,10 +467,14 @@ impl FunctionService {
                 .map(drop)
                 .map_err(|error| error.to_string())
         };
-        let store = FunctionStore::open(&config.data_dir, &check_module)?;
+        let blobs = Arc::new(BlobCache::new(
+            &config.data_dir,
+            config.blob_cache_max_bytes,
+        ));
+        let store = FunctionStore::open(&config.data_dir, &check_module)?
+            .with_blob_cache(Arc::clone(&blobs));
         let secrets = Arc::new(SecretStore::open(&config.data_dir)?);
         let registry = RegistryClient::new(config.registry.clone());
-        let blobs = BlobCache::new(&config.data_dir, config.blob_cache_max_bytes);
         let indexed = store
             .entries()
             .iter()
@@ -747,7 +751,7 @@ impl FunctionService {
         self.check_secrets_exist(name, &metadata.secrets)?;
         check_env_outside_secret_namespace(name, metadata)?;
         let started = Instant::now();
-        let pulled = self.registry.pull_using(image, &self.blobs);
+        let pulled = self.registry.pull_using(image, &*self.blobs);
         let pulled_at = started.elapsed();
         self.change_metrics.record_pull(
             pulled_at,

@@ -11,10 +11,15 @@
 //! fsync: a cached blob is checked against its digest whenever it is read,
 //! and one a crash tore is simply fetched again; so the cache adds no
 //! fsync to a deploy. A blob no function references is removed (after a
-//! delete or an update, and at start). The cache is bounded: when a new blob does not fit after
-//! that, it is not kept (the deploy does not depend on the cache). A cache
-//! failure is logged, never fatal: the index and the modules stay the source
-//! of truth, and a restart never pulls.
+//! delete or an update, and at start). The cache is bounded
+//! (`--blob-cache-mb`): when a new blob does not fit after that, the least
+//! recently used blobs are removed until it does (a blob's modification time
+//! is when it was last written or read); a blob larger than the whole bound
+//! is not kept. When a write of the store finds the disk full, it trims the
+//! cache the same way ([`BlobCache::trim`]) and tries once more: the cache
+//! never costs a deploy or a delete its space. A cache failure is logged,
+//! never fatal: the index and the modules stay the source of truth, and a
+//! restart never pulls.
 
 use std::collections::BTreeSet;
 #[cfg(feature = "blob-cache")]
@@ -84,12 +89,20 @@ impl BlobCache {
                 continue;
             }
             let size = bytes.len() as u64;
-            if used + size > self.max_bytes {
+            if size > self.max_bytes {
                 log::info!(
-                    "blob cache full ({used} of {} bytes): not keeping {digest} ({size} bytes)",
+                    "blob cache: not keeping {digest} ({size} bytes): larger than the whole cache ({} bytes, --blob-cache-mb)",
                     self.max_bytes
                 );
                 continue;
+            }
+            if used + size > self.max_bytes {
+                let freed = self.evict_oldest_locked(used + size - self.max_bytes);
+                log::info!(
+                    "blob cache: removed {freed} bytes of the least recently used blobs to keep {digest} within {} bytes",
+                    self.max_bytes
+                );
+                used = used.saturating_sub(freed);
             }
             let written = path
                 .parent()
@@ -106,6 +119,43 @@ impl BlobCache {
                 Err(error) => log::warn!("blob cache: {}", crate::error::chain(&error)),
             }
         }
+    }
+
+    /// Removes the least recently used blobs (whether or not a function
+    /// references them: a removed blob is fetched again when needed) until
+    /// `wanted_bytes` are freed or the cache is empty; returns the bytes
+    /// freed. What a write that found the disk full calls before it tries
+    /// once more.
+    pub fn trim(&self, wanted_bytes: u64) -> u64 {
+        if self.max_bytes == 0 {
+            return 0;
+        }
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.evict_oldest_locked(wanted_bytes)
+    }
+
+    fn evict_oldest_locked(&self, wanted_bytes: u64) -> u64 {
+        let mut blobs: Vec<(std::time::SystemTime, u64, PathBuf)> = ["sha256", "sha512"]
+            .iter()
+            .flat_map(|algorithm| list(&self.directory.join(algorithm)))
+            .filter_map(|path| {
+                let metadata = fs::metadata(&path).ok()?;
+                let used_at = metadata.modified().ok()?;
+                Some((used_at, metadata.len(), path))
+            })
+            .collect();
+        blobs.sort();
+        let mut freed = 0;
+        for (_, size, path) in blobs {
+            if freed >= wanted_bytes {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                log::debug!("blob cache: evicted {}", path.display());
+                freed += size;
+            }
+        }
+        freed
     }
 
     /// Forgets `name`'s references and removes blobs nothing references.
@@ -193,9 +243,18 @@ impl BlobSource for BlobCache {
         if self.max_bytes == 0 {
             return None;
         }
-        let bytes = fs::read(self.blob_path(digest)).ok()?;
+        let path = self.blob_path(digest);
+        let bytes = fs::read(&path).ok()?;
         // A blob that no longer matches (disk corruption) is fetched again.
-        (digest.of_same_kind(&bytes) == *digest).then_some(bytes)
+        if digest.of_same_kind(&bytes) != *digest {
+            return None;
+        }
+        // Its modification time is when it was last used: the cache is
+        // trimmed least recently used first.
+        if let Ok(file) = fs::File::options().write(true).open(&path) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
+        Some(bytes)
     }
 }
 
@@ -216,6 +275,10 @@ impl BlobCache {
     pub fn keep(&self, _: &FunctionName, _: &[Digest], _: &[(Digest, Vec<u8>)]) {}
 
     pub fn forget(&self, _: &FunctionName) {}
+
+    pub fn trim(&self, _: u64) -> u64 {
+        0
+    }
 
     pub fn collect_garbage(&self, _: &BTreeSet<String>) {}
 }
@@ -252,11 +315,26 @@ mod tests {
         cache.keep(
             &name,
             &[da.clone(), db.clone()],
-            &[(da.clone(), a.clone()), (db.clone(), b)],
+            &[(da.clone(), a.clone()), (db.clone(), b.clone())],
         );
+        // 5 + 7 > 10: the older one made room for the second.
+        assert_eq!(cache.cached(&da), None);
+        assert_eq!(cache.cached(&db), Some(b.clone()));
+        // Larger than the bound: never kept.
+        let big = vec![7u8; 11];
+        let dbig = Digest::of(&big);
+        let all = [da.clone(), db.clone(), dbig.clone()];
+        cache.keep(&name, &all, &[(dbig.clone(), big)]);
+        assert_eq!(cache.cached(&dbig), None);
+        assert_eq!(cache.cached(&db), Some(b.clone()));
+        // Room for a again: b, the least recently used, goes.
+        cache.keep(&name, &all, &[(da.clone(), a.clone())]);
         assert_eq!(cache.cached(&da), Some(a.clone()));
-        // 5 + 7 > 10: the second is not kept.
         assert_eq!(cache.cached(&db), None);
+        // Trimming frees the least recently used first, until enough is freed.
+        cache.keep(&name, &all, &[]);
+        assert_eq!(cache.trim(1), 5);
+        assert_eq!(cache.cached(&da), None);
         // Tampered bytes are never returned.
         fs::write(cache.blob_path(&da), b"xxxxx").unwrap();
         assert_eq!(cache.cached(&da), None);

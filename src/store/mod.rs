@@ -35,8 +35,8 @@ mod usage;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub use blobs::BlobCache;
 pub use error::StoreError;
@@ -49,6 +49,10 @@ use durable::{TEMP_SUFFIX, WriteMode, rename, sync_directory, write_atomically, 
 use index::Index;
 
 const INDEX_FILE: &str = "persist.json";
+/// What a file system may round a write up to (a page, a block, and the
+/// directory's growth), asked of the blob cache on top of a write's bytes
+/// when the disk is full.
+const ROUNDING_BYTES: u64 = 16 << 10;
 const PENDING_SUFFIX: &str = ".pending";
 
 /// The data directory's functions and index.
@@ -60,6 +64,8 @@ pub struct FunctionStore {
     index: Mutex<Index>,
     /// The exclusive lock on the data directory, held while the store lives.
     _lock: lock::DataDirLock,
+    /// Trimmed when a write finds the disk full (see [`Self::with_room`]).
+    blobs: Option<Arc<BlobCache>>,
 }
 
 /// What a deploy or update records about a function, beyond what the store
@@ -154,6 +160,7 @@ impl FunctionStore {
             index_path,
             index: Mutex::new(index),
             _lock: lock,
+            blobs: None,
         };
         if let Some((original, reference)) = reference_index {
             store.adopt_reference(&original, reference, check_module)?;
@@ -161,6 +168,41 @@ impl FunctionStore {
         store.complete_pending_commits();
         store.remove_leftovers();
         Ok(store)
+    }
+
+    /// Makes `blobs` the space a write that finds the disk full may take
+    /// back (least recently used blobs first) before it tries once more.
+    #[must_use]
+    pub fn with_blob_cache(mut self, blobs: Arc<BlobCache>) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
+
+    /// Runs `write`; if it found the disk full, trims the blob cache by
+    /// about `needed_bytes` (and a page more per file, for the file
+    /// system's rounding) and runs it once more.
+    fn with_room<T>(
+        &self,
+        needed_bytes: u64,
+        mut write: impl FnMut() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match write() {
+            Err(error) if error.kind() == crate::error::ErrorKind::StorageFull => {
+                let freed = self
+                    .blobs
+                    .as_ref()
+                    .map_or(0, |blobs| blobs.trim(needed_bytes + ROUNDING_BYTES));
+                if freed == 0 {
+                    return Err(error);
+                }
+                log::warn!(
+                    "the disk is full: removed {freed} bytes of cached registry blobs (least recently used first) to write {} bytes",
+                    needed_bytes
+                );
+                write()
+            }
+            result => result,
+        }
     }
 
     /// Every indexed function, sorted by name.
@@ -210,25 +252,34 @@ impl FunctionStore {
     /// [`StoreError::Io`] when the directory or the file cannot be written.
     pub fn stage(&self, name: &FunctionName, wasm: &[u8]) -> Result<StagedWasm, StoreError> {
         let directory = self.functions_dir.join(name.as_str());
-        if !directory.is_dir() {
-            fs::create_dir_all(&directory).map_err(|source| StoreError::Io {
-                action: "create",
-                path: directory.clone(),
-                source,
-            })?;
-            sync_directory(&self.functions_dir)?;
-        }
         static STAGED_COUNT: AtomicU64 = AtomicU64::new(0);
         let temp_path = directory.join(format!(
             ".{name}.wasm.{}{TEMP_SUFFIX}",
             STAGED_COUNT.fetch_add(1, Ordering::Relaxed)
         ));
-        let staged = StagedWasm {
+        // Made before anything is written, so that whatever fails from here
+        // on (the directory, the write, the module's validation, the
+        // commit), its drop removes what this deploy created.
+        let mut staged = StagedWasm {
             name: name.clone(),
             temp_path,
+            created_directory: None,
             committed: false,
         };
-        write_temp(&staged.temp_path, wasm, WriteMode::DURABLE)?;
+        if !directory.is_dir() {
+            self.with_room(0, || {
+                fs::create_dir(&directory).map_err(|source| StoreError::Io {
+                    action: "create",
+                    path: directory.clone(),
+                    source,
+                })
+            })?;
+            staged.created_directory = Some(directory);
+            sync_directory(&self.functions_dir)?;
+        }
+        self.with_room(wasm.len() as u64, || {
+            write_temp(&staged.temp_path, wasm, WriteMode::DURABLE)
+        })?;
         Ok(staged)
     }
 
@@ -284,7 +335,7 @@ impl FunctionStore {
         let mut next = index.clone();
         next.insert(name, entry.clone());
         self.write_index(&next)?;
-        staged.committed = true;
+        staged.mark_committed();
         *index = next;
         // Committed. If this rename is lost to a crash, the next start redoes it.
         if let Err(error) = rename(&pending_path, &wasm_path) {
@@ -314,6 +365,12 @@ impl FunctionStore {
     /// Removes a function from the index (durably), then deletes its files.
     /// A failure deleting the files is logged; the next start removes them.
     ///
+    /// On a full disk (the new, smaller index needs room for its temporary
+    /// copy) the blob cache is trimmed first; if that is not enough, the
+    /// module's file is removed before the index is written, its bytes kept
+    /// in memory and written back if the index write still fails, so the
+    /// function stays deployed, as the error answer says.
+    ///
     /// # Errors
     /// [`StoreError::Io`] when the index cannot be written.
     pub fn remove(&self, name: &FunctionName) -> Result<(), StoreError> {
@@ -322,7 +379,14 @@ impl FunctionStore {
         if next.remove(name).is_none() {
             return Ok(());
         }
-        self.write_index(&next)?;
+        let rendered = index::render(&next);
+        let write = || write_atomically(&self.index_path, &rendered, WriteMode::DURABLE);
+        match self.with_room(rendered.len() as u64, write) {
+            Err(error) if error.kind() == crate::error::ErrorKind::StorageFull => {
+                self.remove_module_first(name, error, write)?;
+            }
+            result => result?,
+        }
         *index = next;
         let directory = self.functions_dir.join(name.as_str());
         if let Err(error) = fs::remove_dir_all(&directory) {
@@ -334,8 +398,48 @@ impl FunctionStore {
         Ok(())
     }
 
+    /// A delete's last resort on a full disk: frees the module's space,
+    /// then writes the index; puts the module back if that still fails.
+    fn remove_module_first(
+        &self,
+        name: &FunctionName,
+        full: StoreError,
+        write_index: impl Fn() -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let wasm_path = self.wasm_path(name);
+        let directory = self.functions_dir.join(name.as_str());
+        let Ok(wasm) = fs::read(&wasm_path) else {
+            return Err(full);
+        };
+        log::warn!(
+            "the disk is full ({}): removing the module of {name} before the index that forgets it",
+            crate::error::chain(&full)
+        );
+        fs::remove_file(&wasm_path)
+            .map_err(|source| StoreError::Io {
+                action: "remove",
+                path: wasm_path.clone(),
+                source,
+            })
+            .and_then(|()| sync_directory(&directory))?;
+        if let Err(error) = write_index() {
+            // Not deleted: the function must keep its module.
+            if let Err(restore) = write_atomically(&wasm_path, &wasm, WriteMode::DURABLE) {
+                log::error!(
+                    "could not put back the module of {name} after a failed delete: {}; it runs until the engine stops, then must be deployed again",
+                    crate::error::chain(&restore)
+                );
+            }
+            return Err(error);
+        }
+        Ok(())
+    }
+
     fn write_index(&self, index: &Index) -> Result<(), StoreError> {
-        write_atomically(&self.index_path, &index::render(index), WriteMode::DURABLE)
+        let rendered = index::render(index);
+        self.with_room(rendered.len() as u64, || {
+            write_atomically(&self.index_path, &rendered, WriteMode::DURABLE)
+        })
     }
 
     fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -441,17 +545,32 @@ fn remove_temp_files(directory: &Path) {
 
 /// A function's `.wasm`, written and fsynced under a temporary name by
 /// [`FunctionStore::stage`]. Removed on drop unless committed.
+/// If staging created the function's directory (a new name), a drop
+/// before the commit removes it too: a refused deploy leaves nothing.
 #[derive(Debug)]
 pub struct StagedWasm {
     name: FunctionName,
     temp_path: PathBuf,
+    created_directory: Option<PathBuf>,
     committed: bool,
+}
+
+impl StagedWasm {
+    /// The index names it now: its files are the function's.
+    fn mark_committed(&mut self) {
+        self.committed = true;
+        self.created_directory = None;
+    }
 }
 
 impl Drop for StagedWasm {
     fn drop(&mut self) {
         if !self.committed {
             let _ = fs::remove_file(&self.temp_path);
+        }
+        if let Some(directory) = &self.created_directory {
+            // Only if empty: `remove_dir` never takes files with it.
+            let _ = fs::remove_dir(directory);
         }
     }
 }
@@ -548,10 +667,8 @@ mod tests {
         assert!(store.entries().is_empty());
         assert!(!store.wasm_path(&name("f")).exists());
         drop(staged);
-        let leftovers: Vec<_> = fs::read_dir(dir.path().join("functions/f"))
-            .unwrap()
-            .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
+        // A refused deploy of a new name leaves not even its directory.
+        assert!(!dir.path().join("functions/f").exists());
 
         let staged = store.stage(&name("f"), b"new").unwrap();
         let entry = store.commit(staged, record("i", b"d", false)).unwrap();

@@ -243,7 +243,7 @@ impl FunctionStore {
         self.write_index(&next)?;
         *index = next;
         for (mut staged, wasm_path) in pending {
-            staged.committed = true;
+            staged.mark_committed();
             // Committed. If this rename is lost to a crash, the next start redoes it.
             if let Err(error) = rename(&staged.temp_path, &wasm_path) {
                 log::error!(
