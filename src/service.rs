@@ -473,7 +473,8 @@ impl FunctionService {
         ));
         let store = FunctionStore::open(&config.data_dir, &check_module)?
             .with_blob_cache(Arc::clone(&blobs));
-        let secrets = Arc::new(SecretStore::open(&config.data_dir)?);
+        let secrets =
+            Arc::new(SecretStore::open(&config.data_dir)?.with_blob_cache(Arc::clone(&blobs)));
         let registry = RegistryClient::new(config.registry.clone());
         let indexed = store
             .entries()

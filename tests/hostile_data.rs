@@ -340,3 +340,26 @@ fn on_a_full_disk_the_cache_gives_way_refusals_leave_nothing_and_delete_frees_sp
     let startup = restarted.startup_log.join("\n");
     assert!(!startup.contains("interrupted"), "{startup}");
 }
+
+#[test]
+fn a_refused_deploy_leaves_no_directory_for_the_next_start_to_clean() {
+    let registry = Registry::start();
+    // Exports `other`: deployed as `refused`, validation refuses it (422)
+    // after the module was staged.
+    let image = registry.push_wasm_bytes(&module_of_size("other", 16, 4), "o.wasm", "other:v1");
+    let mut engine = Engine::start();
+    let refused = engine.post(
+        "/function/deploy",
+        &json!({"function_name": "refused", "function_image": image, "wasi_cap": false})
+            .to_string(),
+    );
+    assert_error(&refused, 422, "no exported function named refused");
+    let functions = engine.data_dir.join("functions");
+    assert!(!functions.join("refused").exists(), "its directory is left");
+    assert_eq!(temporary_files(&engine.data_dir), Vec::<PathBuf>::new());
+
+    engine.kill();
+    let restarted = Engine::start_in(&engine.data_dir, &[]);
+    let startup = restarted.startup_log.join("\n");
+    assert!(!startup.contains("interrupted"), "{startup}");
+}

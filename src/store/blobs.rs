@@ -15,7 +15,8 @@
 //! (`--blob-cache-mb`): when a new blob does not fit after that, the least
 //! recently used blobs are removed until it does (a blob's modification time
 //! is when it was last written or read); a blob larger than the whole bound
-//! is not kept. When a write of the store finds the disk full, it trims the
+//! is not kept, nor one that would leave less than a tenth of the file
+//! system free (the disk is shared). When a write of the store finds the disk full, it trims the
 //! cache the same way ([`BlobCache::trim`]) and tries once more: the cache
 //! never costs a deploy or a delete its space. A cache failure is logged,
 //! never fatal: the index and the modules stay the source of truth, and a
@@ -36,6 +37,47 @@ use super::StoreError;
 use super::durable::{WriteMode, write_atomically};
 use crate::function::FunctionName;
 use crate::registry::{BlobSource, Digest};
+
+/// The cache keeps no blob that would leave less than this part of its
+/// file system free (1/10): a cache must not fill a board's disk for its
+/// neighbours (logs, other programs), whatever `--blob-cache-mb` says.
+#[cfg(feature = "blob-cache")]
+const MIN_FREE_PART: u64 = 10;
+
+/// A file system's size and the space an unprivileged writer may use.
+#[cfg(feature = "blob-cache")]
+struct FileSystemSpace {
+    total_bytes: u64,
+    available_bytes: u64,
+}
+
+#[cfg(feature = "blob-cache")]
+impl FileSystemSpace {
+    /// `statvfs` of the file system holding `path` (or its nearest existing
+    /// ancestor); `None` when it cannot be asked.
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::ffi::OsStrExt;
+        let existing = path.ancestors().find(|ancestor| ancestor.exists())?;
+        let c_path = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+        let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `c_path` is a NUL-terminated string that outlives the
+        // call, and `stats` is a buffer of the type statvfs fills.
+        let result = unsafe { libc::statvfs(c_path.as_ptr(), stats.as_mut_ptr()) };
+        if result != 0 {
+            return None;
+        }
+        // SAFETY: statvfs returned 0, so it filled `stats`.
+        let stats = unsafe { stats.assume_init() };
+        // The fields are u32 on some 32-bit targets (armv7), u64 elsewhere.
+        #[allow(clippy::useless_conversion)]
+        let block = u64::from(stats.f_frsize);
+        #[allow(clippy::useless_conversion)]
+        Some(Self {
+            total_bytes: u64::from(stats.f_blocks).saturating_mul(block),
+            available_bytes: u64::from(stats.f_bavail).saturating_mul(block),
+        })
+    }
+}
 
 /// The blob cache. Cheap to share; writers serialise on a lock.
 #[cfg(feature = "blob-cache")]
@@ -93,6 +135,16 @@ impl BlobCache {
                 log::info!(
                     "blob cache: not keeping {digest} ({size} bytes): larger than the whole cache ({} bytes, --blob-cache-mb)",
                     self.max_bytes
+                );
+                continue;
+            }
+            if let Some(space) = FileSystemSpace::of(&self.directory)
+                && space.available_bytes.saturating_sub(size) < space.total_bytes / MIN_FREE_PART
+            {
+                log::info!(
+                    "blob cache: not keeping {digest} ({size} bytes): the file system would have less than 1/{MIN_FREE_PART} of its space free ({} of {} bytes free)",
+                    space.available_bytes,
+                    space.total_bytes
                 );
                 continue;
             }

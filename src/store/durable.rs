@@ -8,14 +8,16 @@
 //! which is written, fsynced, renamed over the target, and followed by an
 //! fsync of the directory, so a crash leaves the old or the new file, never
 //! a torn one. A write that fails at any step removes its temporary file:
-//! a full disk leaves nothing behind, not even an empty file.
+//! a full disk leaves nothing behind, not even an empty file. A write that
+//! finds the disk full may first take the blob cache's space
+//! ([`with_room`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::StoreError;
+use super::{BlobCache, StoreError};
 
 /// What every temporary file's name ends with; `open` removes such files.
 pub(super) const TEMP_SUFFIX: &str = ".tmp";
@@ -48,6 +50,38 @@ impl WriteMode {
         permissions: None,
         fsync: false,
     };
+}
+
+/// What a file system may round a write up to (a page, a block, and the
+/// directory's growth), asked of the blob cache on top of a write's bytes
+/// when the disk is full.
+const ROUNDING_BYTES: u64 = 16 << 10;
+
+/// Runs `write`; if it found the disk full, trims `blobs` (least recently
+/// used first) by about `needed_bytes` and runs it once more: the cache
+/// never costs the store a write. Without a cache, or with nothing to
+/// trim, the first failure is returned.
+///
+/// # Errors
+/// What `write` returned.
+pub(super) fn with_room<T>(
+    blobs: Option<&BlobCache>,
+    needed_bytes: u64,
+    mut write: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match write() {
+        Err(error) if error.kind() == crate::error::ErrorKind::StorageFull => {
+            let freed = blobs.map_or(0, |blobs| blobs.trim(needed_bytes + ROUNDING_BYTES));
+            if freed == 0 {
+                return Err(error);
+            }
+            log::warn!(
+                "the disk is full: removed {freed} bytes of cached registry blobs (least recently used first) to write {needed_bytes} bytes"
+            );
+            write()
+        }
+        result => result,
+    }
 }
 
 /// The temporary file [`write_atomically`] writes `path` through.

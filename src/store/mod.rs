@@ -49,10 +49,6 @@ use durable::{TEMP_SUFFIX, WriteMode, rename, sync_directory, write_atomically, 
 use index::Index;
 
 const INDEX_FILE: &str = "persist.json";
-/// What a file system may round a write up to (a page, a block, and the
-/// directory's growth), asked of the blob cache on top of a write's bytes
-/// when the disk is full.
-const ROUNDING_BYTES: u64 = 16 << 10;
 const PENDING_SUFFIX: &str = ".pending";
 
 /// The data directory's functions and index.
@@ -178,31 +174,13 @@ impl FunctionStore {
         self
     }
 
-    /// Runs `write`; if it found the disk full, trims the blob cache by
-    /// about `needed_bytes` (and a page more per file, for the file
-    /// system's rounding) and runs it once more.
+    /// [`durable::with_room`] with this store's blob cache.
     fn with_room<T>(
         &self,
         needed_bytes: u64,
-        mut write: impl FnMut() -> Result<T, StoreError>,
+        write: impl FnMut() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        match write() {
-            Err(error) if error.kind() == crate::error::ErrorKind::StorageFull => {
-                let freed = self
-                    .blobs
-                    .as_ref()
-                    .map_or(0, |blobs| blobs.trim(needed_bytes + ROUNDING_BYTES));
-                if freed == 0 {
-                    return Err(error);
-                }
-                log::warn!(
-                    "the disk is full: removed {freed} bytes of cached registry blobs (least recently used first) to write {} bytes",
-                    needed_bytes
-                );
-                write()
-            }
-            result => result,
-        }
+        durable::with_room(self.blobs.as_deref(), needed_bytes, write)
     }
 
     /// Every indexed function, sorted by name.

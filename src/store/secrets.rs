@@ -14,8 +14,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::BlobCache;
 use super::StoreError;
-use super::durable::{TEMP_SUFFIX, WriteMode, sync_directory, write_atomically};
+use super::durable::{TEMP_SUFFIX, WriteMode, sync_directory, with_room, write_atomically};
 use crate::secret::{SecretName, SecretValue};
 
 const SECRETS_DIR: &str = "secrets";
@@ -36,6 +37,8 @@ pub struct SecretStore {
     secrets: RwLock<Secrets>,
     /// Serialises writers (the map's lock is held only to read or swap).
     writing: Mutex<()>,
+    /// Trimmed when a write finds the disk full.
+    blobs: Option<Arc<BlobCache>>,
 }
 
 impl SecretStore {
@@ -97,7 +100,16 @@ impl SecretStore {
             directory,
             secrets: RwLock::new(secrets),
             writing: Mutex::new(()),
+            blobs: None,
         })
+    }
+
+    /// Makes `blobs` the space a write that finds the disk full may take
+    /// back before it tries once more.
+    #[must_use]
+    pub fn with_blob_cache(mut self, blobs: Arc<BlobCache>) -> Self {
+        self.blobs = Some(blobs);
+        self
     }
 
     /// Every secret's name, sorted.
@@ -124,7 +136,9 @@ impl SecretStore {
     pub fn put(&self, name: &SecretName, value: SecretValue) -> Result<SecretChange, StoreError> {
         let _writing = self.lock_writing();
         let path = self.directory.join(name.as_str());
-        write_atomically(&path, value.bytes(), WriteMode::PRIVATE)?;
+        with_room(self.blobs.as_deref(), value.bytes().len() as u64, || {
+            write_atomically(&path, value.bytes(), WriteMode::PRIVATE)
+        })?;
         let previous = self.write().insert(name.clone(), Arc::new(value));
         Ok(match previous {
             Some(_) => SecretChange::Updated,
