@@ -162,6 +162,7 @@ impl FunctionStore {
             store.adopt_reference(&original, reference, check_module)?;
         }
         store.complete_pending_commits();
+        store.forget_entries_without_module();
         store.remove_leftovers();
         Ok(store)
     }
@@ -466,6 +467,38 @@ impl FunctionStore {
         }
     }
 
+    /// Drops from the index the functions whose module is gone: what a
+    /// crash leaves between the two steps of a delete on a full disk
+    /// ([`Self::remove`] frees the module before it writes the index), so
+    /// the delete is completed; a module removed by hand is treated alike
+    /// (it could not be restored anyway). A failure to write is logged.
+    fn forget_entries_without_module(&self) {
+        let mut index = self.lock_index();
+        let missing: Vec<FunctionName> = index
+            .keys()
+            .filter(|name| {
+                fs::symlink_metadata(self.wasm_path(name))
+                    .is_err_and(|error| error.kind() == std::io::ErrorKind::NotFound)
+            })
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let mut next = index.clone();
+        for name in &missing {
+            log::warn!(
+                "forgetting function {name}: its module {} is gone (a delete on a full disk was interrupted, or the file was removed); deploy it again if it should exist",
+                self.wasm_path(name).display()
+            );
+            next.remove(name);
+        }
+        match self.write_index(&next) {
+            Ok(()) => *index = next,
+            Err(error) => log::error!("{}", crate::error::chain(&error)),
+        }
+    }
+
     /// Deletes temporary files and function directories the index does not
     /// name, except those the reference engine's kept index names.
     fn remove_leftovers(&self) {
@@ -652,6 +685,33 @@ mod tests {
         let entry = store.commit(staged, record("i", b"d", false)).unwrap();
         assert_eq!(store.entries(), vec![entry]);
         assert_eq!(store.read_wasm(&name("f")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_delete_interrupted_after_freeing_the_module_is_completed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
+        for function in ["gone", "kept"] {
+            store
+                .put(&name(function), record("i", b"d", false), b"x")
+                .unwrap();
+        }
+        drop(store);
+        // What `remove_module_first` leaves if the engine dies before the
+        // index write.
+        fs::remove_file(dir.path().join("functions/gone/gone.wasm")).unwrap();
+
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
+        let names: Vec<String> = store
+            .entries()
+            .iter()
+            .map(|entry| entry.func_name.to_string())
+            .collect();
+        assert_eq!(names, ["kept"]);
+        assert!(!dir.path().join("functions/gone").exists());
+        drop(store);
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
+        assert_eq!(store.entries().len(), 1);
     }
 
     #[test]
