@@ -29,7 +29,7 @@ impl DataDirLock {
     /// cannot be opened or locked.
     pub(super) fn acquire(data_dir: &Path) -> Result<Self, StoreError> {
         let lock_path = data_dir.join(LOCK_FILE);
-        let unusable = |action| StoreError::unusable(&lock_path, action);
+        let unusable = |action| StoreError::unusable(data_dir, action);
         // Not truncated on open: the holder's pid must stay readable.
         let mut file = OpenOptions::new()
             .read(true)
@@ -37,7 +37,7 @@ impl DataDirLock {
             .create(true)
             .truncate(false)
             .open(&lock_path)
-            .map_err(unusable("open the lock file of"))?;
+            .map_err(unusable("open the lock file (engine.lock) of"))?;
         // SAFETY: flock on a descriptor this function owns; no memory is
         // passed.
         let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -52,7 +52,7 @@ impl DataDirLock {
                     holder_pid,
                 });
             }
-            return Err(unusable("lock")(error));
+            return Err(unusable("lock (engine.lock)")(error));
         }
         // A failure to record the pid only makes a second engine's message
         // vaguer; the lock is what matters.
