@@ -64,7 +64,10 @@ pub struct ServeConfig {
     pub registry: RegistryOptions,
     /// Most bytes of registry blobs kept under `<data dir>/blobs` (0: none
     /// kept). When a new blob does not fit once unreferenced blobs are
-    /// removed, it is not kept. Defaults to 256 MiB.
+    /// removed, the least recently used blobs make room (one larger than
+    /// the bound is not kept); a store write that finds the disk full trims
+    /// it the same way; no blob is kept that would leave its file system
+    /// under a tenth free. Defaults to 256 MiB.
     pub blob_cache_max_bytes: u64,
     /// Largest accepted request body, in bytes. Defaults to 1 MiB.
     pub max_body_bytes: u64,

@@ -61,6 +61,10 @@ pub enum ServiceError {
     Secret(SecretError),
 }
 
+/// What every secret's environment variable begins with
+/// ([`SecretName::env_var_name`]); a deploy's `env` may not use it.
+pub const SECRET_ENV_PREFIX: &str = "SECRET_";
+
 /// Why a secret operation, or a deploy's secrets, failed. Messages name
 /// secrets, never their values.
 #[derive(Debug)]
@@ -81,6 +85,12 @@ pub enum SecretError {
     },
     /// A deploy or update gave secrets to a function that is not WASI.
     NeedsWasi { function: FunctionName },
+    /// A deploy's or update's `env` sets variables in the secrets' namespace
+    /// (`SECRET_*`), where a decoy would shadow a secret's variable.
+    EnvInSecretNamespace {
+        function: FunctionName,
+        keys: Vec<String>,
+    },
     /// A call's secret is gone from the store (removed behind the engine's back).
     Vanished {
         function: FunctionName,
@@ -96,7 +106,9 @@ impl SecretError {
         match self {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::AlreadyExists { .. } | Self::InUse { .. } => ErrorKind::Conflict,
-            Self::Missing { .. } | Self::NeedsWasi { .. } => ErrorKind::Unusable,
+            Self::Missing { .. } | Self::NeedsWasi { .. } | Self::EnvInSecretNamespace { .. } => {
+                ErrorKind::Unusable
+            }
             Self::Vanished { .. } => ErrorKind::Internal,
         }
     }
@@ -128,6 +140,19 @@ impl fmt::Display for SecretError {
                 f,
                 "function {function} is not a WASI function: only WASI functions get secrets (as environment variables and files); deploy it without secrets"
             ),
+            Self::EnvInSecretNamespace { function, keys } => {
+                let shown = keys.len().min(3);
+                let more = if keys.len() > shown {
+                    format!(" and {} more", keys.len() - shown)
+                } else {
+                    String::new()
+                };
+                write!(
+                    f,
+                    "the env of function {function} sets {}{more}: variables named {SECRET_ENV_PREFIX}* are reserved for secrets (a secret NAME is {SECRET_ENV_PREFIX}NAME, upper-cased), so env may not set them; rename the variable, or store the value as a secret and list it in secrets",
+                    keys[..shown].join(", ")
+                )
+            }
             Self::Vanished { function, name } => write!(
                 f,
                 "secret {name}, which function {function} uses, is gone from the data directory; create it again"
@@ -340,6 +365,24 @@ impl Changer {
         }
     }
 
+    /// The secrets an update by the functions file keeps: the file has no
+    /// `secrets` field (values do not belong in a ConfigMap), so its update
+    /// of a function the API deployed with secrets (a takeover), or of one
+    /// that kept them so, would otherwise strip them, and nothing could give
+    /// them back (the API may not change a function the file manages). A
+    /// function's secrets therefore stay what its last API deploy said;
+    /// `None` when there are none to keep or the update lists its own.
+    fn secrets_kept_from(
+        self,
+        existing: &FunctionEntry,
+        spec: &DeploySpec,
+    ) -> Option<Vec<SecretName>> {
+        let keeps = self == Self::Owner(ManagedBy::FunctionsFile)
+            && spec.metadata.secrets.is_empty()
+            && !existing.metadata.secrets.is_empty();
+        keeps.then(|| existing.metadata.secrets.clone())
+    }
+
     /// Refuses an API change of a function another owner manages.
     fn may_change(self, existing: &FunctionEntry) -> Result<(), ServiceError> {
         match (self, existing.managed_by) {
@@ -380,7 +423,7 @@ pub struct FunctionService {
     secrets_in_use: Mutex<()>,
     /// Registry blobs by digest, so an image whose blobs are kept is not
     /// fetched again.
-    blobs: BlobCache,
+    blobs: Arc<BlobCache>,
     runtime: Arc<Runtime>,
     deployed: Arc<RwLock<DeployedMap>>,
     /// Bumped, under the map's write lock, each time the map is written: the
@@ -432,10 +475,15 @@ impl FunctionService {
                 .map(drop)
                 .map_err(|error| error.to_string())
         };
-        let store = FunctionStore::open(&config.data_dir, &check_module)?;
-        let secrets = Arc::new(SecretStore::open(&config.data_dir)?);
+        let blobs = Arc::new(BlobCache::new(
+            &config.data_dir,
+            config.blob_cache_max_bytes,
+        ));
+        let store = FunctionStore::open(&config.data_dir, &check_module)?
+            .with_blob_cache(Arc::clone(&blobs));
+        let secrets =
+            Arc::new(SecretStore::open(&config.data_dir)?.with_blob_cache(Arc::clone(&blobs)));
         let registry = RegistryClient::new(config.registry.clone());
-        let blobs = BlobCache::new(&config.data_dir, config.blob_cache_max_bytes);
         let indexed = store
             .entries()
             .iter()
@@ -633,6 +681,31 @@ impl FunctionService {
             let _guard = self.begin_change(name)?;
             let old = self.get(name)?;
             changer.may_change(&old.entry)?;
+            let kept;
+            let spec = match changer.secrets_kept_from(&old.entry, spec) {
+                Some(secrets) => {
+                    log::info!(
+                        "{name}: the functions file's update keeps the secrets it was deployed with ({}); the file has no secrets field",
+                        secrets
+                            .iter()
+                            .map(SecretName::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    kept = DeploySpec {
+                        image: spec.image.clone(),
+                        wasi_cap: spec.wasi_cap,
+                        limits: spec.limits,
+                        metadata: FunctionMetadata {
+                            secrets,
+                            ..spec.metadata.clone()
+                        },
+                        env_without_wasi: spec.env_without_wasi,
+                    };
+                    &kept
+                }
+                None => spec,
+            };
             let entry = self.install(name, spec, changer.managed_by())?;
             log::info!(
                 "updated {name}: {}@{} -> {}@{}",
@@ -685,8 +758,9 @@ impl FunctionService {
         // Before the pull, so that a missing secret costs no download; again
         // at the commit, under the lock that delete takes.
         self.check_secrets_exist(name, &metadata.secrets)?;
+        check_env_outside_secret_namespace(name, metadata)?;
         let started = Instant::now();
-        let pulled = self.registry.pull_using(image, &self.blobs);
+        let pulled = self.registry.pull_using(image, &*self.blobs);
         let pulled_at = started.elapsed();
         self.change_metrics.record_pull(
             pulled_at,
@@ -1062,6 +1136,32 @@ impl FunctionService {
     /// Bytes the data directory's functions take on disk.
     pub fn data_dir_bytes(&self) -> u64 {
         self.store.disk_usage_bytes()
+    }
+}
+
+/// Refuses an `env` that sets a `SECRET_*` variable: a function cannot tell
+/// such a variable from a secret's, so a deploy could hand it a decoy for a
+/// secret it is given (or is given later). The whole prefix is refused, not
+/// only the names of the function's own secrets: the rule then does not
+/// depend on which secrets exist or are listed.
+fn check_env_outside_secret_namespace(
+    function: &FunctionName,
+    metadata: &FunctionMetadata,
+) -> Result<(), SecretError> {
+    let keys: Vec<String> = metadata
+        .env
+        .variables()
+        .keys()
+        .filter(|key| key.starts_with(SECRET_ENV_PREFIX))
+        .cloned()
+        .collect();
+    if keys.is_empty() {
+        Ok(())
+    } else {
+        Err(SecretError::EnvInSecretNamespace {
+            function: function.clone(),
+            keys,
+        })
     }
 }
 

@@ -17,6 +17,7 @@ mod examples;
 mod fleet;
 mod formats;
 mod functions_file;
+mod hostile_data;
 mod hostile_exec;
 mod http_answers;
 mod image_tools;

@@ -209,6 +209,7 @@ impl SecretBody {
         };
         let (mut name, mut namespace, mut text, mut raw) = (None, None, None, None);
         let mut delete = false;
+        let mut raw_empty = false;
         let mut ignored_fields = IgnoredFields::default();
         for (key, value) in object {
             use serde_json::Value::{Bool, Null, String as Text};
@@ -225,7 +226,10 @@ impl SecretBody {
                     );
                 }
                 ("delete", Bool(given)) => delete = given,
-                ("namespace" | "value" | "rawValue", Null) | ("rawValue", Text(_)) => {}
+                // An empty rawValue loses to a value, as in faasd, and
+                // alone is an empty secret (OpenFaaS creates those).
+                ("rawValue", Text(_)) => raw_empty = true,
+                ("namespace" | "value" | "rawValue", Null) => {}
                 ("name", _) => return Err(bad("name must be a string")),
                 ("namespace", _) => return Err(bad("namespace must be a string")),
                 ("value", _) => return Err(bad("value must be a string")),
@@ -236,6 +240,7 @@ impl SecretBody {
         }
         let value = raw
             .or(text)
+            .or_else(|| raw_empty.then(Vec::new))
             .map(|bytes| SecretValue::new(bytes).map_err(ApiError::BadRequest))
             .transpose()?;
         Ok(Self {

@@ -185,9 +185,10 @@ pub(super) const FLAGS: &[Flag] = &[
         env: "WASM_ENGINE_BLOB_CACHE_MB",
         default: "`256`",
         help: "registry blobs kept in `DATA_DIR/blobs` by digest, so an image whose blobs are \
-               kept is not fetched again; unused blobs are removed; when full, new blobs are \
-               not kept (deploys still work); `0` turns it off (no effect in a build without \
-               the `blob-cache` feature)",
+               kept is not fetched again; unused blobs are removed; past the bound, and when \
+               a deploy or delete finds the disk full, the least recently used blobs are \
+               removed; it never leaves the disk under 1/10 free; `0` turns it off (no effect in a build without the `blob-cache` \
+               feature)",
         push: false,
     },
     Flag {

@@ -56,6 +56,15 @@ fn components(path: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Whether `path`'s last segment is empty or `.` (`x/`, `x/.`): only a
+/// directory can be named so.
+fn names_a_directory(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|last| last.is_empty() || last == ".")
+        && path.contains('/')
+}
+
 /// Whether `path` names the directory itself.
 fn is_self(path: &str) -> bool {
     components(path).is_empty()
@@ -77,16 +86,23 @@ fn stat(filetype: FileType, size: u64, inode: u64) -> Filestat {
 impl SecretDir {
     /// The inode number and value of the secret `path` names: only a
     /// secret's own name does (`..` and deeper paths name nothing here).
+    /// A path that ends as a directory's does (`name/`, `name/.`) names
+    /// no file: `ENOTDIR` for a secret's name, as POSIX `open` answers.
     fn file(&self, path: &str) -> Result<(u64, &Arc<SecretValue>), Error> {
         let [file_name] = components(path)[..] else {
             return Err(Error::not_found());
         };
-        self.0
+        let found = self
+            .0
             .iter()
             .zip(1..)
             .find(|((name, _), _)| name.as_str() == file_name)
             .map(|((_, value), inode)| (inode, value))
-            .ok_or_else(Error::not_found)
+            .ok_or_else(Error::not_found)?;
+        if names_a_directory(path) {
+            return Err(Error::not_dir());
+        }
+        Ok(found)
     }
 
     fn directory_stat() -> Filestat {
@@ -326,6 +342,23 @@ mod tests {
             ],
             "{output}"
         );
+    }
+
+    #[test]
+    fn a_trailing_slash_never_names_a_secret_file() {
+        let value = Arc::new(SecretValue::new(b"k".to_vec()).unwrap());
+        let dir = super::SecretDir(Arc::new(vec![("alpha-key".to_owned(), value)]));
+        assert!(dir.file("alpha-key").is_ok());
+        assert!(dir.file("./alpha-key").is_ok());
+        for path in ["alpha-key/", "alpha-key//", "alpha-key/.", "./alpha-key/"] {
+            let error = dir
+                .file(path)
+                .err()
+                .unwrap_or_else(|| panic!("{path} opened"));
+            let described = format!("{error:?}");
+            assert!(described.contains("Notdir"), "{path}: {described}");
+        }
+        assert!(dir.file("missing/").is_err());
     }
 
     #[test]

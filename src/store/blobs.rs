@@ -11,10 +11,16 @@
 //! fsync: a cached blob is checked against its digest whenever it is read,
 //! and one a crash tore is simply fetched again; so the cache adds no
 //! fsync to a deploy. A blob no function references is removed (after a
-//! delete or an update, and at start). The cache is bounded: when a new blob does not fit after
-//! that, it is not kept (the deploy does not depend on the cache). A cache
-//! failure is logged, never fatal: the index and the modules stay the source
-//! of truth, and a restart never pulls.
+//! delete or an update, and at start). The cache is bounded
+//! (`--blob-cache-mb`): when a new blob does not fit after that, the least
+//! recently used blobs are removed until it does (a blob's modification time
+//! is when it was last written or read); a blob larger than the whole bound
+//! is not kept, nor one that would leave less than a tenth of the file
+//! system free (the disk is shared). When a write of the store finds the disk full, it trims the
+//! cache the same way ([`BlobCache::trim`]) and tries once more: the cache
+//! never costs a deploy or a delete its space. A cache failure is logged,
+//! never fatal: the index and the modules stay the source of truth, and a
+//! restart never pulls.
 
 use std::collections::BTreeSet;
 #[cfg(feature = "blob-cache")]
@@ -26,9 +32,52 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 #[cfg(feature = "blob-cache")]
-use super::{StoreError, TEMP_SUFFIX};
+use super::StoreError;
+#[cfg(feature = "blob-cache")]
+use super::durable::{WriteMode, write_atomically};
 use crate::function::FunctionName;
 use crate::registry::{BlobSource, Digest};
+
+/// The cache keeps no blob that would leave less than this part of its
+/// file system free (1/10): a cache must not fill a board's disk for its
+/// neighbours (logs, other programs), whatever `--blob-cache-mb` says.
+#[cfg(feature = "blob-cache")]
+const MIN_FREE_PART: u64 = 10;
+
+/// A file system's size and the space an unprivileged writer may use.
+#[cfg(feature = "blob-cache")]
+struct FileSystemSpace {
+    total_bytes: u64,
+    available_bytes: u64,
+}
+
+#[cfg(feature = "blob-cache")]
+impl FileSystemSpace {
+    /// `statvfs` of the file system holding `path` (or its nearest existing
+    /// ancestor); `None` when it cannot be asked.
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::ffi::OsStrExt;
+        let existing = path.ancestors().find(|ancestor| ancestor.exists())?;
+        let c_path = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+        let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `c_path` is a NUL-terminated string that outlives the
+        // call, and `stats` is a buffer of the type statvfs fills.
+        let result = unsafe { libc::statvfs(c_path.as_ptr(), stats.as_mut_ptr()) };
+        if result != 0 {
+            return None;
+        }
+        // SAFETY: statvfs returned 0, so it filled `stats`.
+        let stats = unsafe { stats.assume_init() };
+        // The fields are u32 on some 32-bit targets (armv7), u64 elsewhere.
+        #[allow(clippy::useless_conversion)]
+        let block = u64::from(stats.f_frsize);
+        #[allow(clippy::useless_conversion)]
+        Some(Self {
+            total_bytes: u64::from(stats.f_blocks).saturating_mul(block),
+            available_bytes: u64::from(stats.f_bavail).saturating_mul(block),
+        })
+    }
+}
 
 /// The blob cache. Cheap to share; writers serialise on a lock.
 #[cfg(feature = "blob-cache")]
@@ -82,12 +131,30 @@ impl BlobCache {
                 continue;
             }
             let size = bytes.len() as u64;
-            if used + size > self.max_bytes {
+            if size > self.max_bytes {
                 log::info!(
-                    "blob cache full ({used} of {} bytes): not keeping {digest} ({size} bytes)",
+                    "blob cache: not keeping {digest} ({size} bytes): larger than the whole cache ({} bytes, --blob-cache-mb)",
                     self.max_bytes
                 );
                 continue;
+            }
+            if let Some(space) = FileSystemSpace::of(&self.directory)
+                && space.available_bytes.saturating_sub(size) < space.total_bytes / MIN_FREE_PART
+            {
+                log::info!(
+                    "blob cache: not keeping {digest} ({size} bytes): the file system would have less than 1/{MIN_FREE_PART} of its space free ({} of {} bytes free)",
+                    space.available_bytes,
+                    space.total_bytes
+                );
+                continue;
+            }
+            if used + size > self.max_bytes {
+                let freed = self.evict_oldest_locked(used + size - self.max_bytes);
+                log::info!(
+                    "blob cache: removed {freed} bytes of the least recently used blobs to keep {digest} within {} bytes",
+                    self.max_bytes
+                );
+                used = used.saturating_sub(freed);
             }
             let written = path
                 .parent()
@@ -98,12 +165,49 @@ impl BlobCache {
                         source,
                     })
                 })
-                .and_then(|()| write_renamed(&path, bytes));
+                .and_then(|()| write_atomically(&path, bytes, WriteMode::CACHE));
             match written {
                 Ok(()) => used += size,
                 Err(error) => log::warn!("blob cache: {}", crate::error::chain(&error)),
             }
         }
+    }
+
+    /// Removes the least recently used blobs (whether or not a function
+    /// references them: a removed blob is fetched again when needed) until
+    /// `wanted_bytes` are freed or the cache is empty; returns the bytes
+    /// freed. What a write that found the disk full calls before it tries
+    /// once more.
+    pub fn trim(&self, wanted_bytes: u64) -> u64 {
+        if self.max_bytes == 0 {
+            return 0;
+        }
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.evict_oldest_locked(wanted_bytes)
+    }
+
+    fn evict_oldest_locked(&self, wanted_bytes: u64) -> u64 {
+        let mut blobs: Vec<(std::time::SystemTime, u64, PathBuf)> = ["sha256", "sha512"]
+            .iter()
+            .flat_map(|algorithm| list(&self.directory.join(algorithm)))
+            .filter_map(|path| {
+                let metadata = fs::metadata(&path).ok()?;
+                let used_at = metadata.modified().ok()?;
+                Some((used_at, metadata.len(), path))
+            })
+            .collect();
+        blobs.sort();
+        let mut freed = 0;
+        for (_, size, path) in blobs {
+            if freed >= wanted_bytes {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                log::debug!("blob cache: evicted {}", path.display());
+                freed += size;
+            }
+        }
+        freed
     }
 
     /// Forgets `name`'s references and removes blobs nothing references.
@@ -131,7 +235,7 @@ impl BlobCache {
             .iter()
             .map(|digest| format!("{digest}\n"))
             .collect();
-        write_renamed(&refs.join(name.as_str()), text.as_bytes())
+        write_atomically(&refs.join(name.as_str()), text.as_bytes(), WriteMode::CACHE)
     }
 
     fn collect_garbage_locked(&self, indexed: Option<&BTreeSet<String>>) {
@@ -191,9 +295,18 @@ impl BlobSource for BlobCache {
         if self.max_bytes == 0 {
             return None;
         }
-        let bytes = fs::read(self.blob_path(digest)).ok()?;
+        let path = self.blob_path(digest);
+        let bytes = fs::read(&path).ok()?;
         // A blob that no longer matches (disk corruption) is fetched again.
-        (digest.of_same_kind(&bytes) == *digest).then_some(bytes)
+        if digest.of_same_kind(&bytes) != *digest {
+            return None;
+        }
+        // Its modification time is when it was last used: the cache is
+        // trimmed least recently used first.
+        if let Ok(file) = fs::File::options().write(true).open(&path) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
+        Some(bytes)
     }
 }
 
@@ -215,6 +328,10 @@ impl BlobCache {
 
     pub fn forget(&self, _: &FunctionName) {}
 
+    pub fn trim(&self, _: u64) -> u64 {
+        0
+    }
+
     pub fn collect_garbage(&self, _: &BTreeSet<String>) {}
 }
 
@@ -227,23 +344,6 @@ impl BlobSource for BlobCache {
     fn cached(&self, _: &Digest) -> Option<Vec<u8>> {
         None
     }
-}
-
-/// Writes `bytes` to a temporary file next to `path` and renames it into
-/// place (no fsync: see the module's comment).
-#[cfg(feature = "blob-cache")]
-fn write_renamed(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let file_name = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let temp = path.with_file_name(format!(".{file_name}{TEMP_SUFFIX}"));
-    fs::write(&temp, bytes)
-        .and_then(|()| fs::rename(&temp, path))
-        .map_err(|source| StoreError::Io {
-            action: "write",
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 #[cfg(feature = "blob-cache")]
@@ -267,11 +367,26 @@ mod tests {
         cache.keep(
             &name,
             &[da.clone(), db.clone()],
-            &[(da.clone(), a.clone()), (db.clone(), b)],
+            &[(da.clone(), a.clone()), (db.clone(), b.clone())],
         );
+        // 5 + 7 > 10: the older one made room for the second.
+        assert_eq!(cache.cached(&da), None);
+        assert_eq!(cache.cached(&db), Some(b.clone()));
+        // Larger than the bound: never kept.
+        let big = vec![7u8; 11];
+        let dbig = Digest::of(&big);
+        let all = [da.clone(), db.clone(), dbig.clone()];
+        cache.keep(&name, &all, &[(dbig.clone(), big)]);
+        assert_eq!(cache.cached(&dbig), None);
+        assert_eq!(cache.cached(&db), Some(b.clone()));
+        // Room for a again: b, the least recently used, goes.
+        cache.keep(&name, &all, &[(da.clone(), a.clone())]);
         assert_eq!(cache.cached(&da), Some(a.clone()));
-        // 5 + 7 > 10: the second is not kept.
         assert_eq!(cache.cached(&db), None);
+        // Trimming frees the least recently used first, until enough is freed.
+        cache.keep(&name, &all, &[]);
+        assert_eq!(cache.trim(1), 5);
+        assert_eq!(cache.cached(&da), None);
         // Tampered bytes are never returned.
         fs::write(cache.blob_path(&da), b"xxxxx").unwrap();
         assert_eq!(cache.cached(&da), None);

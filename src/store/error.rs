@@ -18,6 +18,13 @@ pub enum StoreError {
         action: &'static str,
         source: io::Error,
     },
+    /// At startup: another process (another engine) holds the data
+    /// directory's lock file.
+    DataDirLocked {
+        lock_path: PathBuf,
+        /// The holder's pid as it wrote it in the lock file, if readable.
+        holder_pid: Option<u32>,
+    },
     /// At startup: the index file exists but cannot be read or parsed.
     CorruptIndex { path: PathBuf, reason: String },
     /// At startup: the index ends mid-way. This engine writes it atomically;
@@ -40,6 +47,21 @@ impl fmt::Display for StoreError {
                 "cannot {action} data directory {} (run as a user who can write it, or pass --data-dir DIR or set WASM_ENGINE_DATA_DIR)",
                 path.display()
             ),
+            Self::DataDirLocked {
+                lock_path,
+                holder_pid,
+            } => {
+                let holder = holder_pid.map_or_else(
+                    || "another process (its pid is not written yet)".to_owned(),
+                    |pid| format!("another engine, pid {pid},"),
+                );
+                write!(
+                    f,
+                    "data directory {} is in use: {holder} holds its lock {}; two engines on one data directory overwrite each other's functions. Stop that engine first, or give this one its own --data-dir (WASM_ENGINE_DATA_DIR)",
+                    lock_path.parent().unwrap_or(lock_path).display(),
+                    lock_path.display()
+                )
+            }
             Self::CorruptIndex { path, reason } => write!(
                 f,
                 "the function index {} cannot be read: {reason}; repair it or move it away to start empty (the engine never discards deployed functions on its own)",
@@ -83,6 +105,7 @@ impl StoreError {
                 ErrorKind::StorageFull
             }
             Self::DataDirUnusable { .. }
+            | Self::DataDirLocked { .. }
             | Self::CorruptIndex { .. }
             | Self::TruncatedIndex { .. }
             | Self::Io { .. } => ErrorKind::Internal,
@@ -94,7 +117,9 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::DataDirUnusable { source, .. } | Self::Io { source, .. } => Some(source),
-            Self::CorruptIndex { .. } | Self::TruncatedIndex { .. } => None,
+            Self::DataDirLocked { .. }
+            | Self::CorruptIndex { .. }
+            | Self::TruncatedIndex { .. } => None,
         }
     }
 }

@@ -11,29 +11,32 @@
 //! blobs/<algorithm>/<hex>          registry blobs kept by digest (`blobs`)
 //! blobs/refs/<name>                the blobs a function's image is made of
 //! secrets/<name>                   each secret's value, mode 0600 (`secrets`)
+//! engine.lock                      held (`flock`) by the engine using the
+//!                                  directory; holds its pid (`lock`)
 //! ```
 //!
-//! Every write goes to a temporary file that is fsynced, renamed into place,
-//! and followed by an fsync of the directory, so a crash leaves the old or the
-//! new file, never a torn one. [`FunctionStore::open`] removes what a crash
+//! Every write goes through `durable`: a temporary file that is fsynced,
+//! renamed into place, and followed by an fsync of the directory, so a crash
+//! leaves the old or the new file, never a torn one. [`FunctionStore::open`] removes what a crash
 //! can leave behind (temporary files, directories the index does not name)
 //! and logs each removal.
 //!
 //! An index the reference engine wrote is adopted at open (`reference`).
 
 mod blobs;
+mod durable;
 mod error;
 mod index;
+mod lock;
 mod reference;
 mod secrets;
 mod usage;
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub use blobs::BlobCache;
 pub use error::StoreError;
@@ -42,10 +45,10 @@ pub use secrets::{SecretChange, SecretStore};
 
 use crate::function::{FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, ManagedBy};
 use crate::registry::{Digest, ImageReference};
+use durable::{TEMP_SUFFIX, WriteMode, rename, sync_directory, write_atomically, write_temp};
 use index::Index;
 
 const INDEX_FILE: &str = "persist.json";
-const TEMP_SUFFIX: &str = ".tmp";
 const PENDING_SUFFIX: &str = ".pending";
 
 /// The data directory's functions and index.
@@ -55,6 +58,10 @@ pub struct FunctionStore {
     /// The index as last written. The lock serialises writers; readers of
     /// deployed functions never take it (the service keeps its own map).
     index: Mutex<Index>,
+    /// The exclusive lock on the data directory, held while the store lives.
+    _lock: lock::DataDirLock,
+    /// Trimmed when a write finds the disk full (see [`Self::with_room`]).
+    blobs: Option<Arc<BlobCache>>,
 }
 
 /// What a deploy or update records about a function, beyond what the store
@@ -84,17 +91,24 @@ impl FunctionStore {
     ///
     /// # Errors
     /// [`StoreError::DataDirUnusable`] when the directory cannot be created or
-    /// written, [`StoreError::TruncatedIndex`] when the index ends mid-way,
+    /// written, [`StoreError::DataDirLocked`] when another engine holds it,
+    /// [`StoreError::TruncatedIndex`] when the index ends mid-way,
     /// [`StoreError::CorruptIndex`] when it cannot be read otherwise, and
     /// [`StoreError::Io`] when adopting the reference's index fails to write.
     pub fn open(data_dir: &Path, check_module: ModuleCheck<'_>) -> Result<Self, StoreError> {
         let functions_dir = data_dir.join("functions");
         let unusable = |action| StoreError::unusable(data_dir, action);
+        fs::create_dir_all(data_dir).map_err(unusable("create"))?;
+        // Before anything is read or cleaned up: a second engine on the same
+        // directory would otherwise remove the first one's staged files and
+        // overwrite its index.
+        let lock = lock::DataDirLock::acquire(data_dir)?;
         fs::create_dir_all(&functions_dir).map_err(unusable("create"))?;
         let probe = functions_dir.join(format!(".write-probe{TEMP_SUFFIX}"));
-        File::create(&probe)
-            .and_then(|mut file| file.write_all(b"probe"))
-            .map_err(unusable("write to"))?;
+        write_temp(&probe, b"probe", WriteMode::CACHE).map_err(|error| match error {
+            StoreError::Io { source, .. } => unusable("write to")(source),
+            other => other,
+        })?;
         fs::remove_file(&probe).map_err(unusable("write to"))?;
 
         let index_path = functions_dir.join(INDEX_FILE);
@@ -141,13 +155,33 @@ impl FunctionStore {
             functions_dir,
             index_path,
             index: Mutex::new(index),
+            _lock: lock,
+            blobs: None,
         };
         if let Some((original, reference)) = reference_index {
             store.adopt_reference(&original, reference, check_module)?;
         }
         store.complete_pending_commits();
+        store.forget_entries_without_module();
         store.remove_leftovers();
         Ok(store)
+    }
+
+    /// Makes `blobs` the space a write that finds the disk full may take
+    /// back (least recently used blobs first) before it tries once more.
+    #[must_use]
+    pub fn with_blob_cache(mut self, blobs: Arc<BlobCache>) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
+
+    /// [`durable::with_room`] with this store's blob cache.
+    fn with_room<T>(
+        &self,
+        needed_bytes: u64,
+        write: impl FnMut() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        durable::with_room(self.blobs.as_deref(), needed_bytes, write)
     }
 
     /// Every indexed function, sorted by name.
@@ -197,25 +231,34 @@ impl FunctionStore {
     /// [`StoreError::Io`] when the directory or the file cannot be written.
     pub fn stage(&self, name: &FunctionName, wasm: &[u8]) -> Result<StagedWasm, StoreError> {
         let directory = self.functions_dir.join(name.as_str());
-        if !directory.is_dir() {
-            fs::create_dir_all(&directory).map_err(|source| StoreError::Io {
-                action: "create",
-                path: directory.clone(),
-                source,
-            })?;
-            sync_directory(&self.functions_dir)?;
-        }
         static STAGED_COUNT: AtomicU64 = AtomicU64::new(0);
         let temp_path = directory.join(format!(
             ".{name}.wasm.{}{TEMP_SUFFIX}",
             STAGED_COUNT.fetch_add(1, Ordering::Relaxed)
         ));
-        let staged = StagedWasm {
+        // Made before anything is written, so that whatever fails from here
+        // on (the directory, the write, the module's validation, the
+        // commit), its drop removes what this deploy created.
+        let mut staged = StagedWasm {
             name: name.clone(),
             temp_path,
+            created_directory: None,
             committed: false,
         };
-        write_synced(&staged.temp_path, wasm)?;
+        if !directory.is_dir() {
+            self.with_room(0, || {
+                fs::create_dir(&directory).map_err(|source| StoreError::Io {
+                    action: "create",
+                    path: directory.clone(),
+                    source,
+                })
+            })?;
+            staged.created_directory = Some(directory);
+            sync_directory(&self.functions_dir)?;
+        }
+        self.with_room(wasm.len() as u64, || {
+            write_temp(&staged.temp_path, wasm, WriteMode::DURABLE)
+        })?;
         Ok(staged)
     }
 
@@ -271,7 +314,7 @@ impl FunctionStore {
         let mut next = index.clone();
         next.insert(name, entry.clone());
         self.write_index(&next)?;
-        staged.committed = true;
+        staged.mark_committed();
         *index = next;
         // Committed. If this rename is lost to a crash, the next start redoes it.
         if let Err(error) = rename(&pending_path, &wasm_path) {
@@ -301,6 +344,12 @@ impl FunctionStore {
     /// Removes a function from the index (durably), then deletes its files.
     /// A failure deleting the files is logged; the next start removes them.
     ///
+    /// On a full disk (the new, smaller index needs room for its temporary
+    /// copy) the blob cache is trimmed first; if that is not enough, the
+    /// module's file is removed before the index is written, its bytes kept
+    /// in memory and written back if the index write still fails, so the
+    /// function stays deployed, as the error answer says.
+    ///
     /// # Errors
     /// [`StoreError::Io`] when the index cannot be written.
     pub fn remove(&self, name: &FunctionName) -> Result<(), StoreError> {
@@ -309,7 +358,14 @@ impl FunctionStore {
         if next.remove(name).is_none() {
             return Ok(());
         }
-        self.write_index(&next)?;
+        let rendered = index::render(&next);
+        let write = || write_atomically(&self.index_path, &rendered, WriteMode::DURABLE);
+        match self.with_room(rendered.len() as u64, write) {
+            Err(error) if error.kind() == crate::error::ErrorKind::StorageFull => {
+                self.remove_module_first(name, error, write)?;
+            }
+            result => result?,
+        }
         *index = next;
         let directory = self.functions_dir.join(name.as_str());
         if let Err(error) = fs::remove_dir_all(&directory) {
@@ -321,8 +377,48 @@ impl FunctionStore {
         Ok(())
     }
 
+    /// A delete's last resort on a full disk: frees the module's space,
+    /// then writes the index; puts the module back if that still fails.
+    fn remove_module_first(
+        &self,
+        name: &FunctionName,
+        full: StoreError,
+        write_index: impl Fn() -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let wasm_path = self.wasm_path(name);
+        let directory = self.functions_dir.join(name.as_str());
+        let Ok(wasm) = fs::read(&wasm_path) else {
+            return Err(full);
+        };
+        log::warn!(
+            "the disk is full ({}): removing the module of {name} before the index that forgets it",
+            crate::error::chain(&full)
+        );
+        fs::remove_file(&wasm_path)
+            .map_err(|source| StoreError::Io {
+                action: "remove",
+                path: wasm_path.clone(),
+                source,
+            })
+            .and_then(|()| sync_directory(&directory))?;
+        if let Err(error) = write_index() {
+            // Not deleted: the function must keep its module.
+            if let Err(restore) = write_atomically(&wasm_path, &wasm, WriteMode::DURABLE) {
+                log::error!(
+                    "could not put back the module of {name} after a failed delete: {}; it runs until the engine stops, then must be deployed again",
+                    crate::error::chain(&restore)
+                );
+            }
+            return Err(error);
+        }
+        Ok(())
+    }
+
     fn write_index(&self, index: &Index) -> Result<(), StoreError> {
-        write_atomically(&self.index_path, &index::render(index))
+        let rendered = index::render(index);
+        self.with_room(rendered.len() as u64, || {
+            write_atomically(&self.index_path, &rendered, WriteMode::DURABLE)
+        })
     }
 
     fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -368,6 +464,38 @@ impl FunctionStore {
                     let _ = fs::remove_file(&path);
                 }
             }
+        }
+    }
+
+    /// Drops from the index the functions whose module is gone: what a
+    /// crash leaves between the two steps of a delete on a full disk
+    /// ([`Self::remove`] frees the module before it writes the index), so
+    /// the delete is completed; a module removed by hand is treated alike
+    /// (it could not be restored anyway). A failure to write is logged.
+    fn forget_entries_without_module(&self) {
+        let mut index = self.lock_index();
+        let missing: Vec<FunctionName> = index
+            .keys()
+            .filter(|name| {
+                fs::symlink_metadata(self.wasm_path(name))
+                    .is_err_and(|error| error.kind() == std::io::ErrorKind::NotFound)
+            })
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let mut next = index.clone();
+        for name in &missing {
+            log::warn!(
+                "forgetting function {name}: its module {} is gone (a delete on a full disk was interrupted, or the file was removed); deploy it again if it should exist",
+                self.wasm_path(name).display()
+            );
+            next.remove(name);
+        }
+        match self.write_index(&next) {
+            Ok(()) => *index = next,
+            Err(error) => log::error!("{}", crate::error::chain(&error)),
         }
     }
 
@@ -428,17 +556,32 @@ fn remove_temp_files(directory: &Path) {
 
 /// A function's `.wasm`, written and fsynced under a temporary name by
 /// [`FunctionStore::stage`]. Removed on drop unless committed.
+/// If staging created the function's directory (a new name), a drop
+/// before the commit removes it too: a refused deploy leaves nothing.
 #[derive(Debug)]
 pub struct StagedWasm {
     name: FunctionName,
     temp_path: PathBuf,
+    created_directory: Option<PathBuf>,
     committed: bool,
+}
+
+impl StagedWasm {
+    /// The index names it now: its files are the function's.
+    fn mark_committed(&mut self) {
+        self.committed = true;
+        self.created_directory = None;
+    }
 }
 
 impl Drop for StagedWasm {
     fn drop(&mut self) {
         if !self.committed {
             let _ = fs::remove_file(&self.temp_path);
+        }
+        if let Some(directory) = &self.created_directory {
+            // Only if empty: `remove_dir` never takes files with it.
+            let _ = fs::remove_dir(directory);
         }
     }
 }
@@ -450,58 +593,6 @@ impl Drop for StagedWasm {
 fn pending_file_name(name: &FunctionName, image_digest: Option<&Digest>) -> String {
     let hex = image_digest.map_or(crate::function::UNKNOWN_IMAGE_DIGEST, Digest::hex);
     format!(".{name}.wasm.{hex}{PENDING_SUFFIX}")
-}
-
-fn rename(from: &Path, to: &Path) -> Result<(), StoreError> {
-    fs::rename(from, to).map_err(|source| StoreError::Io {
-        action: "rename into",
-        path: to.to_path_buf(),
-        source,
-    })
-}
-
-/// Creates `path` holding `bytes` and fsyncs it.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io_error = |action: &'static str| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    let mut file = File::create(path).map_err(io_error("create"))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io_error("write"))
-}
-
-/// Writes `bytes` to `path` via a fsynced temporary file and a rename, then
-/// fsyncs the directory so the rename itself is durable.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let directory = path.parent().expect("store paths have a parent");
-    let file_name = path
-        .file_name()
-        .expect("store paths name a file")
-        .to_string_lossy();
-    let temp_path = directory.join(format!(".{file_name}{TEMP_SUFFIX}"));
-    write_synced(&temp_path, bytes)?;
-    fs::rename(&temp_path, path).map_err(|source| StoreError::Io {
-        action: "rename into",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    sync_directory(directory)
-}
-
-fn sync_directory(directory: &Path) -> Result<(), StoreError> {
-    File::open(directory)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|source| StoreError::Io {
-            action: "sync",
-            path: directory.to_path_buf(),
-            source,
-        })
 }
 
 #[cfg(test)]
@@ -587,15 +678,40 @@ mod tests {
         assert!(store.entries().is_empty());
         assert!(!store.wasm_path(&name("f")).exists());
         drop(staged);
-        let leftovers: Vec<_> = fs::read_dir(dir.path().join("functions/f"))
-            .unwrap()
-            .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
+        // A refused deploy of a new name leaves not even its directory.
+        assert!(!dir.path().join("functions/f").exists());
 
         let staged = store.stage(&name("f"), b"new").unwrap();
         let entry = store.commit(staged, record("i", b"d", false)).unwrap();
         assert_eq!(store.entries(), vec![entry]);
         assert_eq!(store.read_wasm(&name("f")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_delete_interrupted_after_freeing_the_module_is_completed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
+        for function in ["gone", "kept"] {
+            store
+                .put(&name(function), record("i", b"d", false), b"x")
+                .unwrap();
+        }
+        drop(store);
+        // What `remove_module_first` leaves if the engine dies before the
+        // index write.
+        fs::remove_file(dir.path().join("functions/gone/gone.wasm")).unwrap();
+
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
+        let names: Vec<String> = store
+            .entries()
+            .iter()
+            .map(|entry| entry.func_name.to_string())
+            .collect();
+        assert_eq!(names, ["kept"]);
+        assert!(!dir.path().join("functions/gone").exists());
+        drop(store);
+        let store = FunctionStore::open(dir.path(), &any_module).unwrap();
+        assert_eq!(store.entries().len(), 1);
     }
 
     #[test]

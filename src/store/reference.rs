@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{FunctionStore, StagedWasm, StoreError, rename, sync_directory, write_atomically};
+use super::durable::{WriteMode, rename, sync_directory, write_atomically};
+use super::{FunctionStore, StagedWasm, StoreError};
 use crate::function::{Adoption, FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName};
 use crate::registry::{Digest, ImageReference};
 
@@ -92,7 +93,7 @@ impl FunctionStore {
             reference.len(),
             kept_path.display()
         );
-        write_atomically(&kept_path, original)?;
+        write_atomically(&kept_path, original, WriteMode::DURABLE)?;
         let total = reference.len();
         let mut adopted = Vec::new();
         for (key, entry) in reference {
@@ -242,7 +243,7 @@ impl FunctionStore {
         self.write_index(&next)?;
         *index = next;
         for (mut staged, wasm_path) in pending {
-            staged.committed = true;
+            staged.mark_committed();
             // Committed. If this rename is lost to a crash, the next start redoes it.
             if let Err(error) = rename(&staged.temp_path, &wasm_path) {
                 log::error!(

@@ -1,7 +1,7 @@
 //! [`SecretStore`]: the secrets under `secrets/` in the data directory, one
 //! file per secret (`secrets/<name>`, mode 0600, in a directory of mode
-//! 0700), written as the index is: a temporary file (created 0600), fsync,
-//! rename, directory fsync. All of them are also kept in memory, so a call
+//! 0700), written as the index is (`durable::write_atomically`: a
+//! temporary file created 0600, fsync, rename, directory fsync). All of them are also kept in memory, so a call
 //! reads its secrets without touching the disk and sees a change from the
 //! next call on.
 //!
@@ -9,13 +9,14 @@
 //! errors name files, never contents. Which functions use a secret is the
 //! service's business, not this module's.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::{StoreError, TEMP_SUFFIX, sync_directory};
+use super::BlobCache;
+use super::StoreError;
+use super::durable::{TEMP_SUFFIX, WriteMode, sync_directory, with_room, write_atomically};
 use crate::secret::{SecretName, SecretValue};
 
 const SECRETS_DIR: &str = "secrets";
@@ -36,6 +37,8 @@ pub struct SecretStore {
     secrets: RwLock<Secrets>,
     /// Serialises writers (the map's lock is held only to read or swap).
     writing: Mutex<()>,
+    /// Trimmed when a write finds the disk full.
+    blobs: Option<Arc<BlobCache>>,
 }
 
 impl SecretStore {
@@ -97,7 +100,16 @@ impl SecretStore {
             directory,
             secrets: RwLock::new(secrets),
             writing: Mutex::new(()),
+            blobs: None,
         })
+    }
+
+    /// Makes `blobs` the space a write that finds the disk full may take
+    /// back before it tries once more.
+    #[must_use]
+    pub fn with_blob_cache(mut self, blobs: Arc<BlobCache>) -> Self {
+        self.blobs = Some(blobs);
+        self
     }
 
     /// Every secret's name, sorted.
@@ -124,19 +136,9 @@ impl SecretStore {
     pub fn put(&self, name: &SecretName, value: SecretValue) -> Result<SecretChange, StoreError> {
         let _writing = self.lock_writing();
         let path = self.directory.join(name.as_str());
-        let temp_path = self
-            .directory
-            .join(format!(".{}{TEMP_SUFFIX}", name.as_str()));
-        write_private(&temp_path, value.bytes())?;
-        if let Err(source) = fs::rename(&temp_path, &path) {
-            let _ = fs::remove_file(&temp_path);
-            return Err(StoreError::Io {
-                action: "rename into",
-                path,
-                source,
-            });
-        }
-        sync_directory(&self.directory)?;
+        with_room(self.blobs.as_deref(), value.bytes().len() as u64, || {
+            write_atomically(&path, value.bytes(), WriteMode::PRIVATE)
+        })?;
         let previous = self.write().insert(name.clone(), Arc::new(value));
         Ok(match previous {
             Some(_) => SecretChange::Updated,
@@ -221,30 +223,6 @@ impl Secrets {
             self.0.remove(index);
         }
     }
-}
-
-/// Creates `path` with mode 0600 (whatever the umask, and even if a stale
-/// file was there), writes `bytes` and fsyncs it.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io_error = |action: &'static str| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    let mut file: File = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(FILE_MODE)
-        .open(path)
-        .map_err(io_error("create"))?;
-    file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
-        .and_then(|()| file.write_all(bytes))
-        .and_then(|()| file.sync_all())
-        .map_err(io_error("write"))
 }
 
 #[cfg(test)]
