@@ -196,12 +196,14 @@ fn check_provider_access(config: &ServeConfig) -> Result<(), Box<dyn std::error:
         .as_ref()
         .is_some_and(|provider| provider.credentials.is_none());
     if open_provider && config.admin_token.is_some() && !config.provider_insecure {
-        return Err("--admin-token-file guards the seed API, but the provider API on \
+        return Err(
+            "--admin-token-file guards the seed API, but the provider API on \
              --provider-listen would have no credentials: anyone who can reach it could \
              deploy, delete and run code; pass --provider-secrets-dir DIR (with \
              basic-auth-user and basic-auth-password), or --provider-insecure if an open \
              provider API is meant"
-            .into());
+                .into(),
+        );
     }
     Ok(())
 }

@@ -94,7 +94,10 @@ fn a_huge_content_length_with_no_body_does_not_kill_the_engine() {
     let provider = provider_address(&engine);
     let huge = "Content-Length: 100000000000\r\n";
     for (address, request) in [
-        (engine.address(), format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{huge}\r\n")),
+        (
+            engine.address(),
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{huge}\r\n"),
+        ),
         (
             engine.address(),
             format!("POST /function/invoke HTTP/1.1\r\nHost: x\r\n{huge}\r\n"),
@@ -137,7 +140,10 @@ fn bodies_dripping_into_routes_that_do_not_read_them_freeze_nothing() {
     let status = healthz(engine.address(), Duration::from_secs(20));
     let waited = started.elapsed();
     stop.store(true, Ordering::Relaxed);
-    assert!(status.starts_with("HTTP/1.1 200"), "{status:?} after {waited:?}");
+    assert!(
+        status.starts_with("HTTP/1.1 200"),
+        "{status:?} after {waited:?}"
+    );
     assert!(
         waited < Duration::from_secs(10),
         "/healthz waited {waited:?} behind the drippers"
@@ -201,7 +207,9 @@ fn request_heads_beyond_the_limits_are_refused_and_the_connection_closed() {
     );
     let many_headers = format!(
         "GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n",
-        (0..120).map(|n| format!("X-{n}: 1\r\n")).collect::<String>()
+        (0..120)
+            .map(|n| format!("X-{n}: 1\r\n"))
+            .collect::<String>()
     );
     let long_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
     for address in [engine.address(), provider.as_str()] {
