@@ -175,10 +175,12 @@ pub const MAX_REQUEST_LINE_BYTES: usize = 8 << 10;
 /// as many in their default header sizes).
 pub const MAX_HEADERS: usize = 100;
 
-/// Most bytes of a body left unread (a 404, a 413 by its declared length)
-/// that are skipped to keep the connection; beyond it the connection is
-/// closed after the answer.
-pub const MAX_DRAIN_BYTES: usize = 64 << 10;
+/// The least number of bytes of a body left unread (a 404, a 413 by its
+/// declared length) that are skipped, by the connection's thread and under
+/// the body deadline, so that the client can finish sending and read the
+/// answer; with more than the larger of this and 4 x `--max-body-bytes`
+/// the connection is closed after the answer.
+pub const MIN_DRAIN_BYTES: usize = 1 << 20;
 
 /// The least room, per listener, for bodies read whole before their request
 /// is handed to a worker (at least four bodies of `--max-body-bytes`); a
@@ -260,7 +262,7 @@ impl Server {
             max_request_line_bytes: Some(MAX_REQUEST_LINE_BYTES),
             max_header_bytes: Some(config.max_header_bytes),
             max_headers: Some(MAX_HEADERS),
-            max_drain_bytes: Some(MAX_DRAIN_BYTES),
+            max_drain_bytes: Some(max_body_bytes.saturating_mul(4).max(MIN_DRAIN_BYTES)),
             // Bodies the engine would accept are read whole by the
             // connection's thread: workers and slots get complete requests.
             prefetch_body_bytes: Some(max_body_bytes),
