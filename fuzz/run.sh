@@ -12,7 +12,7 @@ seconds=${1:-20}
 shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-  targets=(request_body image_reference manifest layer string_result)
+  targets=(request_body request_head image_reference manifest layer string_result)
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 rustup toolchain list | grep -q '^nightly' || { echo "fuzz/run.sh: the nightly toolchain is missing (rustup toolchain install nightly)" >&2; exit 1; }

@@ -161,6 +161,7 @@ fn serve(
     if let (Some(provider), Some(directory)) = (config.provider.as_mut(), provider_secrets_dir) {
         provider.credentials = Some(read_provider_credentials(directory)?);
     }
+    check_provider_access(&config)?;
     check_registry_settings(&config)?;
     Ok(crate::api::serve(config)?)
 }
@@ -184,6 +185,27 @@ fn init_logging() {
             })
         })
         .init();
+}
+
+/// Refuses an engine whose admin token guards the seed API while its
+/// provider API would be open to anyone, unless `--provider-insecure` says
+/// that is meant.
+fn check_provider_access(config: &ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let open_provider = config
+        .provider
+        .as_ref()
+        .is_some_and(|provider| provider.credentials.is_none());
+    if open_provider && config.admin_token.is_some() && !config.provider_insecure {
+        return Err(
+            "--admin-token-file guards the seed API, but the provider API on \
+             --provider-listen would have no credentials: anyone who can reach it could \
+             deploy, delete and run code; pass --provider-secrets-dir DIR (with \
+             basic-auth-user and basic-auth-password), or --provider-insecure if an open \
+             provider API is meant"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Refuses contradictory registry settings before serving, and logs which

@@ -79,6 +79,13 @@ pub struct ServeConfig {
     /// is answered 408, an idle keep-alive connection is closed. Also bounds
     /// each write of a response. Defaults to 10 s.
     pub client_timeout: Duration,
+    /// Most bytes of a request's header lines; beyond it 431 and the
+    /// connection is closed. Defaults to 16 KiB.
+    pub max_header_bytes: usize,
+    /// Whether an engine with an admin token may serve the provider API
+    /// without basic auth (`--provider-insecure`). Defaults to false: such
+    /// an engine refuses to start.
+    pub provider_insecure: bool,
     /// Most client connections open at once; each holds a small thread while
     /// open. Beyond it a connection is answered 503. Defaults to 256.
     pub max_connections: usize,
@@ -133,6 +140,8 @@ impl Default for ServeConfig {
             runtime: RuntimeOptions::default(),
             client_timeout: Duration::from_secs(10),
             max_connections: 256,
+            max_header_bytes: 16 << 10,
+            provider_insecure: false,
             max_in_flight: None,
             max_queue: 64,
             admin_token: None,

@@ -19,6 +19,7 @@ mod formats;
 mod functions_file;
 mod hostile_data;
 mod hostile_exec;
+mod hostile_http;
 mod http_answers;
 mod image_tools;
 mod images;

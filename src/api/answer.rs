@@ -39,11 +39,15 @@ impl Context<'_> {
             .map(|header| header.value.as_str().to_owned())
     }
 
-    /// Reads the body under the server's cap and client timeout.
+    /// Reads the body under the server's cap and client timeout (or hands
+    /// out the one read before admission).
     ///
     /// # Errors
     /// 413, 408 or 400, see [`read_body`].
     pub fn read_body(&mut self) -> Result<Vec<u8>, ApiError> {
+        if let Some(body) = self.call.body.take() {
+            return Ok(body);
+        }
         read_body(
             self.request,
             self.shared.max_body_bytes,

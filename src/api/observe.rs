@@ -44,6 +44,9 @@ pub struct Call {
     pub path: String,
     /// The function the request names, once its body is parsed.
     pub function: Option<FunctionName>,
+    /// An invocation's body, read before it took an invocation slot
+    /// (`server::admit`), for `Context::read_body` to hand out.
+    pub body: Option<Vec<u8>>,
 }
 
 impl Call {
@@ -63,6 +66,7 @@ impl Call {
             method: request.method().to_string(),
             path: request.url().split('?').next().unwrap_or("").to_owned(),
             function: None,
+            body: None,
         }
     }
 }

@@ -49,6 +49,7 @@ use super::auth::Access;
 use super::error::ApiError;
 use super::observe::{Call, Listener};
 use super::provider;
+use super::request::read_body;
 use super::response::{RenderedList, Reply};
 use super::route::{self, Routed, RunsOn};
 use crate::config::ServeConfig;
@@ -167,6 +168,25 @@ impl Job {
     }
 }
 
+/// Longest request line (method, path and query, version): beyond it 414.
+pub const MAX_REQUEST_LINE_BYTES: usize = 8 << 10;
+
+/// Most header lines in a request: beyond it 431 (nginx and Go allow about
+/// as many in their default header sizes).
+pub const MAX_HEADERS: usize = 100;
+
+/// The least number of bytes of a body left unread (a 404, a 413 by its
+/// declared length) that are skipped, by the connection's thread and under
+/// the body deadline, so that the client can finish sending and read the
+/// answer; with more than the larger of this and 4 x `--max-body-bytes`
+/// the connection is closed after the answer.
+pub const MIN_DRAIN_BYTES: usize = 1 << 20;
+
+/// The least room, per listener, for bodies read whole before their request
+/// is handed to a worker (at least four bodies of `--max-body-bytes`); a
+/// body that does not fit is read by its worker, under the same deadline.
+pub const MIN_PREFETCH_BUDGET: usize = 32 << 20;
+
 /// Most deploys, updates and deletes under way at once (each runs on its own
 /// thread and may pull an image); beyond it they are answered 503.
 const MAX_CHANGES: usize = 8;
@@ -191,6 +211,17 @@ pub fn serve(config: ServeConfig) -> Result<(), StartupError> {
             "OpenFaaS faas-provider API on provider http://{address} ({})",
             provider::access_summary(config.provider.as_ref())
         );
+        let open_provider = config
+            .provider
+            .as_ref()
+            .is_some_and(|provider| provider.credentials.is_none());
+        if open_provider && config.provider_insecure && config.admin_token.is_some() {
+            log::warn!(
+                "--provider-insecure: the provider API on {address} has no basic auth although \
+                 the seed API needs the admin token; anyone who can reach it can deploy, delete \
+                 and run code"
+            );
+        }
     }
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, server.stop_flag()).map_err(StartupError::Signals)?;
@@ -221,10 +252,21 @@ impl Server {
     /// # Errors
     /// A [`StartupError`] when the address or the data directory is unusable.
     pub fn bind(config: &ServeConfig) -> Result<Self, StartupError> {
+        let max_body_bytes = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
         let limits = tiny_http::ConnectionLimits {
             read_timeout: Some(config.client_timeout),
             write_timeout: Some(config.client_timeout),
             max_connections: Some(config.max_connections),
+            head_timeout: Some(config.client_timeout),
+            body_timeout: Some(config.client_timeout * 2),
+            max_request_line_bytes: Some(MAX_REQUEST_LINE_BYTES),
+            max_header_bytes: Some(config.max_header_bytes),
+            max_headers: Some(MAX_HEADERS),
+            max_drain_bytes: Some(max_body_bytes.saturating_mul(4).max(MIN_DRAIN_BYTES)),
+            // Bodies the engine would accept are read whole by the
+            // connection's thread: workers and slots get complete requests.
+            prefetch_body_bytes: Some(max_body_bytes),
+            max_prefetched_bytes: Some(max_body_bytes.saturating_mul(4).max(MIN_PREFETCH_BUDGET)),
         };
         let bind = |flag: &'static str, address: &str| {
             let bind_error = |reason: String| StartupError::Bind {
@@ -474,7 +516,22 @@ fn receive(http: &tiny_http::Server, listener: Listener, shared: &Arc<Shared>, w
 /// the calls ahead of it (run by the worker that frees a slot), or refused.
 /// Not inlined, see [`Job::run`].
 #[inline(never)]
-fn admit(job: Job, shared: &Arc<Shared>) {
+fn admit(mut job: Job, shared: &Arc<Shared>) {
+    // Only complete requests compete for slots: the body is read first (the
+    // connection's thread has mostly read it already, see `Server::bind`).
+    let max_body_bytes = shared.max_body_bytes;
+    match read_body(&mut job.request, max_body_bytes, shared.client_timeout) {
+        Ok(body) => job.call.body = Some(body),
+        Err(error) => {
+            if matches!(error, ApiError::RequestTimeout { .. }) {
+                shared.rejections.count(Rejection::RequestTimeout);
+            }
+            let _scope = crate::call::enter(&job.call.id);
+            let answer = failed(&job.call, &error, false);
+            finish(job.request, &job.call, answer, shared);
+            return;
+        }
+    }
     match shared.admission.admit(job) {
         Admit::Run(job) => {
             job.run(shared);

@@ -297,7 +297,23 @@ pub(super) const FLAGS: &[Flag] = &[
         env: "WASM_ENGINE_CLIENT_TIMEOUT_MS",
         default: "`10000`",
         help: "longest wait for a client's next bytes (408 beyond); idle keep-alive \
-               connections close after it",
+               connections close after it; a request's head (line and headers) must arrive \
+               whole within it from its first byte, its body within twice it \
+               ([docs/security.md](docs/security.md))",
+        push: false,
+    },
+    Flag {
+        name: "max-header-bytes",
+        value: Value::Number {
+            unit: "bytes",
+            min: 1024,
+            max: 1 << 20,
+            set: |s, n| s.config.max_header_bytes = usize_saturating(n),
+        },
+        env: "WASM_ENGINE_MAX_HEADER_BYTES",
+        default: "`16384`",
+        help: "most bytes of a request's header lines (431 beyond, then the connection is \
+               closed); at most 100 headers and an 8 KiB request line (414 beyond)",
         push: false,
     },
     Flag {
@@ -454,6 +470,17 @@ pub(super) const FLAGS: &[Flag] = &[
         default: "none",
         help: "basic auth on the provider's `/system/*` from `DIR/basic-auth-user` and \
                `DIR/basic-auth-password`; needs `--provider-listen`",
+        push: false,
+    },
+    Flag {
+        name: "provider-insecure",
+        value: Value::Switch(|s, on| s.config.provider_insecure = on),
+        env: "WASM_ENGINE_PROVIDER_INSECURE",
+        default: "off",
+        help: "serve the provider API without basic auth even though `--admin-token-file` \
+               guards the seed API: anyone who can reach `--provider-listen` can then deploy, \
+               delete and run code and give functions any secret; without this flag such an \
+               engine refuses to start",
         push: false,
     },
 ];

@@ -113,6 +113,7 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use client::parse_request_head;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -338,8 +339,12 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable)
-                            .with_timeout_counter(open_connections.clone()))
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            limits,
+                            Some(open_connections.clone()),
+                        ))
                     }
                     Err(e) => Err(e),
                 };
@@ -475,6 +480,39 @@ pub struct ConnectionLimits {
     /// beyond it a new connection is answered `503` with `Retry-After: 1` and
     /// closed. `None`: no limit (upstream).
     pub max_connections: Option<usize>,
+    /// Longest time for a request's head (request line and headers), from
+    /// its first byte, whatever the pace of each read: past it the request
+    /// is answered `408` and its connection closed. `None`: no limit.
+    pub head_timeout: Option<Duration>,
+    /// Longest time for a request's body, from the end of its head, whoever
+    /// reads it: a read past it fails with `TimedOut`. `None`: no limit.
+    pub body_timeout: Option<Duration>,
+    /// Longest request line, in bytes: beyond it `414` and close.
+    /// `None`: no limit.
+    pub max_request_line_bytes: Option<usize>,
+    /// Most bytes of header lines (each with its `CRLF`): beyond it `431`
+    /// and close. `None`: no limit.
+    pub max_header_bytes: Option<usize>,
+    /// Most header lines: beyond it `431` and close. `None`: no limit.
+    pub max_headers: Option<usize>,
+    /// Most bytes of a body the application left unread that are read and
+    /// thrown away so that the connection can carry the next request; with
+    /// more, the connection is closed. The bytes are skipped by the
+    /// connection's own thread, before its next request, under the body's
+    /// deadline. `None`: no limit.
+    pub max_drain_bytes: Option<usize>,
+    /// Bodies with a `Content-Length` up to this many bytes are read whole
+    /// by the connection's own thread (under `body_timeout`) before the
+    /// request is handed out, so that `recv` returns complete requests only
+    /// and a slow body holds no thread of the application. A body that does
+    /// not arrive in time is handed out as a reader that fails with
+    /// `TimedOut`, and the connection is closed after the answer. `None`:
+    /// 1024 (upstream).
+    pub prefetch_body_bytes: Option<usize>,
+    /// Most bytes of bodies larger than 1024 bytes read up front and held at
+    /// once, across all connections; a body that does not fit is handed out
+    /// unread. `None`: no limit.
+    pub max_prefetched_bytes: Option<usize>,
 }
 
 impl ConnectionLimits {
@@ -499,6 +537,9 @@ pub(crate) struct ConnectionCounters {
     pub(crate) open: AtomicUsize,
     pub(crate) refused: AtomicU64,
     pub(crate) header_timeouts: AtomicU64,
+    /// Bytes of bodies read up front and not yet dropped (see
+    /// `ConnectionLimits::max_prefetched_bytes`).
+    pub(crate) prefetched_bytes: AtomicUsize,
 }
 
 /// Patched (WasmEngine): see [`Server::connection_stats`].

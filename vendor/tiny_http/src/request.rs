@@ -116,6 +116,72 @@ impl From<IoError> for RequestCreationError {
     }
 }
 
+/// Patched (WasmEngine): what `new_request` reads up front and where an
+/// unread body's length is left (see `ConnectionLimits`).
+pub(crate) struct BodyOptions {
+    pub(crate) prefetch_body_bytes: usize,
+    pub(crate) budget: Option<(std::sync::Arc<crate::ConnectionCounters>, usize)>,
+    pub(crate) state: Option<std::sync::Arc<crate::util::ConnectionState>>,
+}
+
+impl Default for BodyOptions {
+    /// Upstream's: bodies of up to 1024 bytes are read up front.
+    fn default() -> BodyOptions {
+        BodyOptions {
+            prefetch_body_bytes: 1024,
+            budget: None,
+            state: None,
+        }
+    }
+}
+
+impl BodyOptions {
+    /// Takes `bytes` of the budget for bodies read up front, if it has room.
+    fn reserve(&self, bytes: usize) -> Option<Option<Reservation>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some((counters, max)) = &self.budget else {
+            return Some(None);
+        };
+        if counters.prefetched_bytes.fetch_add(bytes, Relaxed) + bytes > *max {
+            counters.prefetched_bytes.fetch_sub(bytes, Relaxed);
+            return None;
+        }
+        Some(Some(Reservation(counters.clone(), bytes)))
+    }
+}
+
+/// Patched (WasmEngine): bytes of the budget for bodies read up front,
+/// given back when the body is dropped.
+struct Reservation(std::sync::Arc<crate::ConnectionCounters>, usize);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0.prefetched_bytes.fetch_sub(self.1, Relaxed);
+    }
+}
+
+/// Patched (WasmEngine): a body read up front, with its reservation.
+struct Prefetched(Cursor<Vec<u8>>, Option<Reservation>);
+
+impl Read for Prefetched {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+/// Patched (WasmEngine): a body that did not arrive in time.
+struct TimedOutBody;
+
+impl Read for TimedOutBody {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(IoError::new(
+            ErrorKind::TimedOut,
+            "the request body did not arrive in time",
+        ))
+    }
+}
+
 /// Builds a new request.
 ///
 /// After the request line and headers have been read from the socket, a new `Request` object
@@ -135,6 +201,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    options: &BodyOptions,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -159,7 +226,8 @@ where
     };
 
     // true if the client sent a `Expect: 100-continue` header
-    let expects_continue = {
+    let mut writer = writer;
+    let mut expects_continue = {
         match headers
             .iter()
             .find(|h: &&Header| h.field.equiv("Expect"))
@@ -191,14 +259,43 @@ where
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
-            // if the content-length is small enough, we just read everything into a buffer
+        } else if let Some(reservation) = (content_length <= options.prefetch_body_bytes)
+            .then(|| {
+                if content_length <= 1024 {
+                    Some(None)
+                } else {
+                    options.reserve(content_length)
+                }
+            })
+            .flatten()
+        {
+            // Patched (WasmEngine): the body is read whole here, on the
+            // connection's thread (upstream: up to 1024 bytes, and not after
+            // `Expect: 100-continue`, which is now answered here first).
+            if expects_continue {
+                let msg = Response::new_empty(StatusCode(100));
+                msg.raw_print(&mut writer, version.clone(), &headers, true, None)?;
+                writer.flush()?;
+                expects_continue = false;
+            }
 
             let mut buffer = vec![0; content_length];
             let mut offset = 0;
 
             while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
+                let read = match source_data.read(&mut buffer[offset..]) {
+                    Ok(read) => read,
+                    Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                    Err(error) if crate::client::is_timeout(&error) => {
+                        // Patched (WasmEngine): the application answers it
+                        // (a body read fails), then the connection is closed.
+                        if let Some(state) = &options.state {
+                            state.abandon();
+                        }
+                        break;
+                    }
+                    Err(error) => return Err(RequestCreationError::CreationIoError(error)),
+                };
                 if read == 0 {
                     // the socket returned EOF, but we were before the expected content-length
                     // aborting
@@ -210,9 +307,17 @@ where
                 offset += read;
             }
 
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
+            if offset == content_length {
+                Box::new(Prefetched(Cursor::new(buffer), reservation))
+                    as Box<dyn Read + Send + 'static>
+            } else {
+                Box::new(TimedOutBody) as Box<dyn Read + Send + 'static>
+            }
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let (mut data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            if let Some(state) = &options.state {
+                data_reader = data_reader.leaving_unread_to(state.clone());
+            }
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {

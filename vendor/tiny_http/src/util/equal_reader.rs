@@ -8,6 +8,12 @@ use std::sync::mpsc::{Receiver, Sender};
 /// If the limit is reached, it returns EOF. If the limit is not reached
 /// when the destructor is called, the remaining bytes will be read and
 /// thrown away.
+///
+/// Patched (WasmEngine): read and thrown away through a small fixed buffer
+/// (upstream allocated all the remaining bytes at once, so a lying
+/// `Content-Length` aborted the process), and, for a connection's reader,
+/// not here at all: the count is left in the connection's state and its
+/// own thread skips the bytes, within limits, before the next request.
 pub struct EqualReader<R>
 where
     R: Read,
@@ -15,6 +21,8 @@ where
     reader: R,
     size: usize,
     last_read_signal: Sender<IoResult<()>>,
+    // Patched (WasmEngine): where the unread byte count is left.
+    state: Option<std::sync::Arc<crate::util::ConnectionState>>,
 }
 
 impl<R> EqualReader<R>
@@ -28,9 +36,17 @@ where
             reader,
             size,
             last_read_signal: tx,
+            state: None,
         };
 
         (r, rx)
+    }
+
+    /// Patched (WasmEngine): leaves the unread bytes to the connection's
+    /// thread (see the type's documentation) instead of reading them on drop.
+    pub fn leaving_unread_to(mut self, state: std::sync::Arc<crate::util::ConnectionState>) -> Self {
+        self.state = Some(state);
+        self
     }
 }
 
@@ -65,11 +81,15 @@ where
 {
     fn drop(&mut self) {
         let mut remaining_to_read = self.size;
+        if let Some(state) = &self.state {
+            state.leave_unread(remaining_to_read);
+            return;
+        }
+        let mut buf = [0; 1024];
 
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
-
-            match self.reader.read(&mut buf) {
+            let len = remaining_to_read.min(buf.len());
+            match self.reader.read(&mut buf[..len]) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;

@@ -45,6 +45,18 @@ impl Stream {
         }
     }
 
+    /// Patched (WasmEngine): for read deadlines. Not applied to TLS streams,
+    /// whose reads are still checked against the deadline after each read.
+    fn set_read_timeout(&mut self, timeout: Option<std::time::Duration>) -> IoResult<()> {
+        match self {
+            Stream::Http(Connection::Tcp(stream)) => stream.set_read_timeout(timeout),
+            #[cfg(unix)]
+            Stream::Http(Connection::Unix(stream)) => stream.set_read_timeout(timeout),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Ok(()),
+        }
+    }
+
     fn shutdown(&mut self, how: Shutdown) -> IoResult<()> {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.shutdown(how),
@@ -86,6 +98,11 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    // Patched (WasmEngine): the deadline of the reads under way (a request's
+    //  head or body), with the socket's own per-read timeout, and whether that
+    //  timeout is shortened now to end at the deadline.
+    deadline: Option<(std::sync::Arc<crate::util::ConnectionState>, Option<std::time::Duration>)>,
+    shortened: bool,
 }
 
 impl RefinedTcpStream {
@@ -101,12 +118,16 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            deadline: None,
+            shortened: false,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            deadline: None,
+            shortened: false,
         };
 
         (read, write)
@@ -120,6 +141,42 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// Patched (WasmEngine): reads from now on end at the deadline `state`
+    /// holds, if any; `read_timeout` is the socket's own per-read timeout.
+    pub(crate) fn with_deadline(
+        mut self,
+        state: std::sync::Arc<crate::util::ConnectionState>,
+        read_timeout: Option<std::time::Duration>,
+    ) -> Self {
+        self.deadline = Some((state, read_timeout));
+        self
+    }
+
+    /// Patched (WasmEngine): fails a read once the deadline has passed, and
+    /// shortens the socket's read timeout when the deadline comes first (a
+    /// system call only then, not on every read).
+    fn before_read(&mut self) -> IoResult<()> {
+        let Some((state, read_timeout)) = &self.deadline else {
+            return Ok(());
+        };
+        match state.remaining() {
+            Some(remaining) if remaining.is_zero() => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request did not arrive within its deadline",
+            )),
+            Some(remaining) if read_timeout.map_or(true, |timeout| remaining < timeout) => {
+                self.shortened = true;
+                self.stream.set_read_timeout(Some(remaining))
+            }
+            _ if self.shortened => {
+                self.shortened = false;
+                let read_timeout = *read_timeout;
+                self.stream.set_read_timeout(read_timeout)
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -137,6 +194,7 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        self.before_read()?;
         self.stream.read(buf)
     }
 }

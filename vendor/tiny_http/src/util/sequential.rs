@@ -114,13 +114,30 @@ impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {
             SequentialReaderInner::MyTurn(ref mut reader) => return reader.read(buf),
-            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().unwrap(),
+            // Patched (WasmEngine): an error, not a panic, when the reader
+            // before this one was lost.
+            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection closed")
+            })?,
             SequentialReaderInner::Empty => unreachable!(),
         };
 
         let result = reader.read(buf);
         self.inner = SequentialReaderInner::MyTurn(reader);
         result
+    }
+}
+
+impl<R: Read + Send> SequentialReader<R> {
+    /// Patched (WasmEngine): blocks until the readers before this one are
+    /// done, so that what they left (such as an unread body) is known before
+    /// this one reads.
+    pub fn wait_turn(&mut self) {
+        if let SequentialReaderInner::Waiting(ref mut recv) = self.inner {
+            if let Ok(reader) = recv.recv() {
+                self.inner = SequentialReaderInner::MyTurn(reader);
+            }
+        }
     }
 }
 
