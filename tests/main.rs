@@ -15,6 +15,7 @@ mod examples;
 mod fleet;
 mod formats;
 mod functions_file;
+mod hostile_registry;
 mod http_answers;
 mod image_tools;
 mod images;

@@ -1,8 +1,11 @@
 //! [`RegistryClient`]: the blocking Docker Registry HTTP API V2 client.
 //!
-//! Every request has timeouts; plain HTTP is used only for loopback
-//! registries and those the operator marked insecure, and HTTPS never falls
-//! back to HTTP. Basic and Bearer challenges are answered with the
+//! Every request has timeouts, and a pull has one deadline for all of its
+//! requests ([`RegistryOptions::pull_timeout`]) and gives up when the engine
+//! stops ([`RegistryClient::stop_flag`]); plain HTTP is used only for
+//! loopback registries and those the operator marked insecure, redirects
+//! follow the same rule, and HTTPS never falls back to HTTP. A URL's query
+//! (where signed URLs carry their credentials) is never shown. Basic and Bearer challenges are answered with the
 //! credentials `auth` finds (Bearer tokens cached per registry and scope,
 //! renewed on 401, and once on 403). Redirects are followed here, not by
 //! ureq, so `Authorization` goes to the same host only; connection errors,
@@ -10,8 +13,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::http::Response;
 
@@ -19,7 +23,7 @@ use super::auth::{
     Challenge, Credential, CredentialFiles, FoundCredential, Secret, TokenCache, base64_encode,
     query_escape,
 };
-use super::digest::{Digest, HashingReader};
+use super::digest::Digest;
 use super::error::RegistryError;
 use super::layer::{LayerFile, LayerLimits, WasmFiles};
 use super::manifest::{self, Descriptor, ImageConfig, LayerKind, Manifest};
@@ -33,11 +37,15 @@ pub struct RegistryOptions {
     /// Registries (`host` or `host:port`) reached over plain HTTP besides
     /// loopback ones. Defaults to none.
     pub insecure_registries: Vec<String>,
-    /// Time allowed to connect, send a request and receive response headers.
-    /// Defaults to 10 s.
+    /// Time allowed to connect, send a request and receive response headers,
+    /// to receive a manifest's body, and to wait for any one read of a
+    /// blob's body (a stalled connection, resumed). Defaults to 10 s.
     pub request_timeout: Duration,
     /// Time allowed to receive (or send) one blob's body. Defaults to 120 s.
     pub body_timeout: Duration,
+    /// Time allowed for a whole pull, every request, retry and resume of it
+    /// included (504 beyond). Defaults to 5 minutes.
+    pub pull_timeout: Duration,
     /// Largest manifest or index accepted, in bytes. Defaults to 4 MiB.
     pub max_manifest_bytes: u64,
     /// Caps on layer blobs, unpacked layers and the `.wasm` file.
@@ -70,6 +78,7 @@ impl Default for RegistryOptions {
             insecure_registries: Vec::new(),
             request_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(120),
+            pull_timeout: Duration::from_secs(5 * 60),
             max_manifest_bytes: 4 << 20,
             layer_limits: LayerLimits {
                 max_blob_bytes: 256 << 20,
@@ -151,6 +160,8 @@ pub struct RegistryClient {
     tokens: Arc<TokenCache>,
     /// One agent per `host[:port]` (its TLS trust may differ), made on first use.
     agents: Arc<Mutex<BTreeMap<String, ureq::Agent>>>,
+    /// Set when the engine stops: pulls under way give up.
+    stop: Arc<AtomicBool>,
 }
 
 impl RegistryClient {
@@ -159,7 +170,16 @@ impl RegistryClient {
             options,
             tokens: Arc::new(TokenCache::default()),
             agents: Arc::new(Mutex::new(BTreeMap::new())),
+            stop: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A flag that, once set, makes every pull under way give up with
+    /// [`RegistryError::PullAbandoned`] at its next request or read (within
+    /// about [`RegistryOptions::request_timeout`], the longest a read
+    /// waits), so that stopping the engine never waits for a stuck registry.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
     }
 
     /// Checks the registry settings at startup and says which registries
@@ -251,6 +271,10 @@ impl RegistryClient {
             .timeout_recv_response(Some(options.request_timeout))
             .timeout_send_body(Some(options.body_timeout))
             .timeout_recv_body(Some(options.body_timeout))
+            // A read that gets nothing for this long is a stalled
+            // connection: a blob resumes, anything else fails (502), and a
+            // stop or the pull's deadline is seen at the next read.
+            .timeout_per_read(Some(options.request_timeout))
             // Redirects are followed by `Session::execute`, which keeps
             // `Authorization` on the same host.
             .max_redirects(0)
@@ -296,18 +320,64 @@ impl RegistryClient {
     /// certs entry means HTTPS, loopback included; `--insecure-registry`
     /// means HTTP; otherwise loopback is HTTP and everything else HTTPS.
     fn plain_http(&self, reference: &ImageReference) -> bool {
+        self.plain_http_host(
+            &reference.registry,
+            reference.host(),
+            reference.is_loopback(),
+        )
+    }
+
+    /// [`RegistryClient::plain_http`] for `host_port` (`host[:port]`).
+    fn plain_http_host(&self, host_port: &str, host: &str, loopback: bool) -> bool {
         let insecure = self
             .options
             .insecure_registries
             .iter()
-            .any(|insecure| insecure == &reference.registry || insecure == reference.host());
+            .any(|insecure| insecure == host_port || insecure == host);
         if insecure {
             return true;
         }
-        if self.options.tls.entry(&reference.registry).is_some() {
+        if self.options.tls.entry(host_port).is_some() {
             return false;
         }
-        reference.is_loopback()
+        loopback
+    }
+
+    /// Whether a redirect from `url` to `target` may be followed: to HTTPS,
+    /// or to plain HTTP on a host that is itself allowed it (loopback or
+    /// `--insecure-registry`, by the same rule as registries).
+    ///
+    /// # Errors
+    /// [`RegistryError::RedirectRefused`] otherwise.
+    fn check_redirect(&self, url: &str, target: &str) -> Result<(), RegistryError> {
+        let refused = || RegistryError::RedirectRefused {
+            url: redact_query(url).to_owned(),
+            target: redact_query(target).to_owned(),
+        };
+        if target.starts_with("https://") {
+            return Ok(());
+        }
+        if !target.starts_with("http://") {
+            return Err(refused());
+        }
+        let host_port = host_port(target);
+        // Userinfo (`user@host`) is not a host to judge: refused.
+        if host_port.is_empty() || host_port.contains('@') {
+            return Err(refused());
+        }
+        let host = match host_port.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or(rest),
+            None => host_port.split(':').next().unwrap_or(host_port),
+        };
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if self.plain_http_host(host_port, host, loopback) {
+            Ok(())
+        } else {
+            Err(refused())
+        }
     }
 
     /// Resolves `reference`, fetches its layers and returns its one `.wasm`.
@@ -330,20 +400,26 @@ impl RegistryClient {
         reference: &ImageReference,
         cache: &S,
     ) -> Result<PulledImage, RegistryError> {
+        // One deadline for the whole pull, mirrors included.
+        let budget = Budget::pull(reference, self.options.pull_timeout, self.stop.clone());
         // Mirrors first, in order, then the origin (registries.conf semantics).
         for mirror in self.mirrors_of(&reference.registry) {
             let mirrored = reference.at_registry(mirror);
-            match self.pull_from(&mirrored, cache) {
+            match self.pull_from(&mirrored, cache, &budget) {
                 Ok(pulled) => {
                     log::debug!("pulled {reference} through the mirror {mirror}");
                     return Ok(pulled);
                 }
+                Err(
+                    error @ (RegistryError::PullTimedOut { .. }
+                    | RegistryError::PullAbandoned { .. }),
+                ) => return Err(error),
                 Err(error) => log::warn!(
                     "mirror {mirror} failed for {reference}: {error}; trying the next source"
                 ),
             }
         }
-        self.pull_from(reference, cache)
+        self.pull_from(reference, cache, &budget)
     }
 
     /// The mirrors configured for `registry`, in order.
@@ -368,8 +444,10 @@ impl RegistryClient {
         &self,
         reference: &ImageReference,
         cache: &S,
+        budget: &Budget,
     ) -> Result<PulledImage, RegistryError> {
         let mut session = self.session(reference, "pull");
+        session.budget = budget.clone();
         let mut record = PullRecord::default();
         let (top_digest, top) =
             session.manifest_cached(reference.manifest_reference(), cache, &mut record)?;
@@ -460,6 +538,14 @@ impl RegistryClient {
                 continue;
             }
             let digest = parse_descriptor_digest(reference, &layer.digest)?;
+            // A size past the cap is refused before anything is fetched.
+            let limits = &self.options.layer_limits;
+            if let Some(size) = layer.size.filter(|size| *size > limits.max_blob_bytes) {
+                return Err(RegistryError::TooLarge {
+                    what: format!("layer {digest} (its manifest declares {size} bytes)"),
+                    limit_bytes: limits.max_blob_bytes,
+                });
+            }
             record.referenced.push(digest.clone());
             if let Some(bytes) = cache.cached(&digest) {
                 files.apply_layer(
@@ -470,7 +556,7 @@ impl RegistryClient {
                 )?;
                 continue;
             }
-            record.layer_bytes += layer.size.unwrap_or(0);
+            record.layer_bytes = record.layer_bytes.saturating_add(layer.size.unwrap_or(0));
             let keep_copy = cache.enabled()
                 && layer
                     .size
@@ -479,7 +565,14 @@ impl RegistryClient {
                 inner: session.blob(&digest)?,
                 copy: keep_copy.then(Vec::new),
             };
-            files.apply_layer(&mut blob, &digest, layer.size, &self.options.layer_limits)?;
+            let applied =
+                files.apply_layer(&mut blob, &digest, layer.size, &self.options.layer_limits);
+            // A read the transport failed (the registry, the deadline, the
+            // stop) is the real problem, whatever the unpacking made of it.
+            if let Some(failure) = blob.inner.take_failure() {
+                return Err(failure);
+            }
+            applied?;
             if let Some(copy) = blob.copy {
                 record.fetched.push((digest, copy));
             }
@@ -512,6 +605,7 @@ impl RegistryClient {
             scope,
             authorization,
             credential: None,
+            budget: Budget::unlimited(),
         }
     }
 }
@@ -536,9 +630,105 @@ impl Authorization {
 }
 
 /// The request a session sends: given the agent, the URL (the original or a
-/// redirect's target) and the `Authorization` value, if any.
+/// redirect's target) and what the request carries ([`authorized`] adds it).
 pub(super) type MakeRequest<'m> =
-    dyn Fn(&ureq::Agent, &str, Option<&str>) -> Result<Response<ureq::Body>, ureq::Error> + 'm;
+    dyn Fn(&ureq::Agent, &str, &Sending<'_>) -> Result<Response<ureq::Body>, ureq::Error> + 'm;
+
+/// One attempt of a request to a fixed URL (what [`Fetcher`] retries).
+type SendAttempt<'m> =
+    dyn Fn(&ureq::Agent, &Sending<'_>) -> Result<Response<ureq::Body>, ureq::Error> + 'm;
+
+/// What one request carries: the session's `Authorization` (to the
+/// registry's own origin only) and the time its pull has left.
+pub(super) struct Sending<'s> {
+    authorization: Option<&'s str>,
+    time_left: Option<Duration>,
+}
+
+/// The time a pull may still take and the engine's stop flag, checked
+/// before every request, at every read of a blob and between retries; each
+/// request is given what is left as its overall timeout.
+#[derive(Clone)]
+pub(super) struct Budget {
+    /// `None` for a push (the command line's, which nothing stops).
+    pull: Option<PullLimit>,
+}
+
+#[derive(Clone)]
+struct PullLimit {
+    reference: String,
+    deadline: Instant,
+    limit: Duration,
+    stop: Arc<AtomicBool>,
+}
+
+impl Budget {
+    fn unlimited() -> Self {
+        Self { pull: None }
+    }
+
+    fn pull(reference: &ImageReference, limit: Duration, stop: Arc<AtomicBool>) -> Self {
+        Self {
+            pull: Some(PullLimit {
+                reference: reference.to_string(),
+                deadline: Instant::now() + limit,
+                limit,
+                stop,
+            }),
+        }
+    }
+
+    /// # Errors
+    /// [`RegistryError::PullAbandoned`] once the engine stops,
+    /// [`RegistryError::PullTimedOut`] once the deadline has passed.
+    fn check(&self) -> Result<(), RegistryError> {
+        let Some(pull) = &self.pull else {
+            return Ok(());
+        };
+        if pull.stop.load(Ordering::Relaxed) {
+            return Err(RegistryError::PullAbandoned {
+                reference: pull.reference.clone(),
+            });
+        }
+        if Instant::now() >= pull.deadline {
+            return Err(RegistryError::PullTimedOut {
+                reference: pull.reference.clone(),
+                limit_ms: pull.limit.as_millis(),
+            });
+        }
+        Ok(())
+    }
+
+    /// What is left of the pull's time (at least 1 ms: ureq takes 0 as none).
+    fn time_left(&self) -> Option<Duration> {
+        let pull = self.pull.as_ref()?;
+        Some(
+            pull.deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        )
+    }
+
+    /// The error to report for `error`: the budget's own when it has run
+    /// out (a timeout then is the deadline's doing), else `error`.
+    fn or(&self, error: RegistryError) -> RegistryError {
+        self.check().err().unwrap_or(error)
+    }
+
+    /// Sleeps `wait` (a retry's backoff), seeing a stop or the deadline
+    /// within 100 ms.
+    fn sleep(&self, wait: Duration) -> Result<(), RegistryError> {
+        let until = Instant::now() + wait;
+        loop {
+            self.check()?;
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+    }
+}
 
 /// One operation against one repository: remembers how it authenticated
 /// so later requests of the same pull or push reuse it.
@@ -550,6 +740,8 @@ pub(super) struct Session<'a> {
     authorization: Option<Authorization>,
     /// The credential lookup's result, once made.
     credential: Option<Option<FoundCredential>>,
+    /// A pull's deadline and stop; unlimited for a push.
+    budget: Budget,
 }
 
 impl Session<'_> {
@@ -569,7 +761,7 @@ impl Session<'_> {
     pub fn send(
         &mut self,
         url: &str,
-        make: impl Fn(&ureq::Agent, &str, Option<&str>) -> Result<Response<ureq::Body>, ureq::Error>,
+        make: impl Fn(&ureq::Agent, &str, &Sending<'_>) -> Result<Response<ureq::Body>, ureq::Error>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let mut renewed = false;
         loop {
@@ -737,6 +929,7 @@ impl Session<'_> {
         scope: &str,
         credential: Option<&FoundCredential>,
     ) -> Result<(Secret, Duration), RegistryError> {
+        self.budget.check()?;
         if !realm.starts_with("https://") && !realm.starts_with("http://") {
             return Err(RegistryError::AccessDenied {
                 reference: self.reference.to_string(),
@@ -780,7 +973,7 @@ impl Session<'_> {
                 }
             }
         };
-        let mut response = result.map_err(|error| unreachable(realm, &error))?;
+        let mut response = result.map_err(|error| self.budget.or(unreachable(realm, &error)))?;
         match response.status().as_u16() {
             200 => {}
             401 | 403 => {
@@ -855,6 +1048,7 @@ impl Session<'_> {
                 .authorization
                 .as_ref()
                 .map(|authorization| authorization.header().to_owned()),
+            budget: self.budget.clone(),
         }
     }
 
@@ -901,10 +1095,10 @@ impl Session<'_> {
     /// sends one.
     fn manifest_digest(&mut self, tag: &str) -> Result<Option<Digest>, RegistryError> {
         let url = self.url(&format!("manifests/{tag}"));
-        let response = self.send(&url, |agent, url, authorization| {
+        let response = self.send(&url, |agent, url, sending| {
             authorized(
                 agent.head(url).header("Accept", manifest::MANIFEST_ACCEPT),
-                authorization,
+                sending,
             )
             .call()
         })?;
@@ -924,11 +1118,17 @@ impl Session<'_> {
         reference: &str,
     ) -> Result<(Digest, Manifest, Vec<u8>), RegistryError> {
         let url = self.url(&format!("manifests/{reference}"));
-        let mut response = self.send(&url, |agent, url, authorization| {
+        // A manifest is small: its body has as long as the headers had,
+        // not a blob's time.
+        let body_timeout = self.client.options.request_timeout;
+        let mut response = self.send(&url, |agent, url, sending| {
             authorized(
                 agent.get(url).header("Accept", manifest::MANIFEST_ACCEPT),
-                authorization,
+                sending,
             )
+            .config()
+            .timeout_recv_body(Some(body_timeout))
+            .build()
             .call()
         })?;
         let display = format!(
@@ -968,7 +1168,7 @@ impl Session<'_> {
                     what: format!("manifest {display}"),
                     limit_bytes: limit,
                 },
-                other => unreachable(&url, &other),
+                other => self.budget.or(unreachable(&url, &other)),
             })?;
         let digest = Digest::of(&body);
         // The body must hash to the digest it was asked by, and to the one
@@ -1006,11 +1206,19 @@ impl Session<'_> {
             return Ok(serde_json::from_slice(&bytes).unwrap_or_default());
         }
         let limit: u64 = 1 << 20;
+        if let Some(size) = config.size.filter(|size| *size > limit) {
+            return Err(RegistryError::TooLarge {
+                what: format!("config {digest} (its manifest declares {size} bytes)"),
+                limit_bytes: limit,
+            });
+        }
         let mut blob = self.blob(&digest)?;
-        let mut reader = HashingReader::for_digest(&mut blob as &mut dyn Read, &digest, limit);
         let mut bytes = Vec::new();
-        let read = reader.read_to_end(&mut bytes);
-        if reader.limit_exceeded() {
+        let read = (&mut blob).take(limit + 1).read_to_end(&mut bytes);
+        if let Some(failure) = blob.take_failure() {
+            return Err(failure);
+        }
+        if bytes.len() as u64 > limit {
             return Err(RegistryError::TooLarge {
                 what: format!("config {digest}"),
                 limit_bytes: limit,
@@ -1020,12 +1228,7 @@ impl Session<'_> {
             url: self.url(&format!("blobs/{digest}")),
             reason: error.to_string(),
         })?;
-        let (actual, _) = reader
-            .finish()
-            .map_err(|error| RegistryError::Unreachable {
-                url: self.url(&format!("blobs/{digest}")),
-                reason: error.to_string(),
-            })?;
+        let actual = digest.of_same_kind(&bytes);
         if actual != digest {
             return Err(RegistryError::DigestMismatch {
                 what: format!("config {digest}"),
@@ -1042,10 +1245,10 @@ impl Session<'_> {
 
     /// Opens the blob `digest` as a stream. The caller verifies the digest
     /// while reading.
-    pub fn blob(&mut self, digest: &Digest) -> Result<impl Read + use<>, RegistryError> {
+    pub fn blob(&mut self, digest: &Digest) -> Result<ResumingBlob, RegistryError> {
         let url = self.url(&format!("blobs/{digest}"));
-        let response = self.send(&url, |agent, url, authorization| {
-            authorized(agent.get(url), authorization).call()
+        let response = self.send(&url, |agent, url, sending| {
+            authorized(agent.get(url), sending).call()
         })?;
         match response.status().as_u16() {
             200 => Ok(ResumingBlob {
@@ -1054,9 +1257,10 @@ impl Session<'_> {
                 body: Box::new(response.into_body().into_reader()),
                 bytes_read: 0,
                 resumes_left: 3,
+                failure: None,
             }),
             404 => Err(RegistryError::UnexpectedStatus {
-                url,
+                url: redact_query(&url).to_owned(),
                 status: 404,
                 body_excerpt: "the manifest names a blob the registry does not have".into(),
             }),
@@ -1073,6 +1277,7 @@ struct Fetcher {
     client: RegistryClient,
     registry_origin: String,
     authorization: Option<String>,
+    budget: Budget,
 }
 
 impl Fetcher {
@@ -1090,7 +1295,9 @@ impl Fetcher {
         loop {
             let same_host = origin(&current) == registry_origin;
             let header = if same_host { authorization } else { None };
-            let response = self.with_retries(&current, &|agent| make(agent, &current, header))?;
+            let response = self.with_retries(&current, header, &|agent, sending| {
+                make(agent, &current, sending)
+            })?;
             let status = response.status().as_u16();
             if matches!(status, 301 | 302 | 303 | 307 | 308) {
                 let Some(location) = response
@@ -1103,12 +1310,14 @@ impl Fetcher {
                 hops += 1;
                 if hops > 10 {
                     return Err(RegistryError::UnexpectedStatus {
-                        url: url.to_owned(),
+                        url: redact_query(url).to_owned(),
                         status,
                         body_excerpt: "more than 10 redirects".into(),
                     });
                 }
-                current = resolve_location(&current, location);
+                let target = resolve_location(&current, location);
+                self.client.check_redirect(&current, &target)?;
+                current = target;
                 log::debug!("redirected to {}", redact_query(&current));
                 continue;
             }
@@ -1129,29 +1338,36 @@ impl Fetcher {
     fn with_retries(
         &self,
         url: &str,
-        send: &dyn Fn(&ureq::Agent) -> Result<Response<ureq::Body>, ureq::Error>,
+        authorization: Option<&str>,
+        send: &SendAttempt<'_>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let options = &self.client.options;
         let agent = self.client.agent_for(url)?;
         let mut waited = Duration::ZERO;
         let mut backoff = options.initial_backoff;
         let mut attempt = 1;
+        let failed = |error: ureq::Error| self.budget.or(self.client.transport_error(url, &error));
         loop {
-            let outcome = send(&agent);
+            self.budget.check()?;
+            let sending = Sending {
+                authorization,
+                time_left: self.budget.time_left(),
+            };
+            let outcome = send(&agent, &sending);
             let retry_after = match &outcome {
                 Ok(response) if is_retryable_status(response.status().as_u16()) => {
                     Some(retry_after(response))
                 }
-                Ok(_) => return outcome.map_err(|error| self.client.transport_error(url, &error)),
+                Ok(_) => return outcome.map_err(failed),
                 Err(error) if is_retryable_error(error) => Some(None),
                 Err(_) => None,
             };
             let Some(retry_after) = retry_after else {
-                return outcome.map_err(|error| self.client.transport_error(url, &error));
+                return outcome.map_err(failed);
             };
             let wait = retry_after.unwrap_or_else(|| jitter(backoff));
             if attempt >= options.max_attempts || waited + wait > options.max_retry_wait {
-                return outcome.map_err(|error| self.client.transport_error(url, &error));
+                return outcome.map_err(failed);
             }
             log::debug!(
                 "{}: {}; retrying in {} ms (attempt {} of {})",
@@ -1165,7 +1381,7 @@ impl Fetcher {
                 options.max_attempts
             );
             drop(outcome);
-            std::thread::sleep(wait);
+            self.budget.sleep(wait)?;
             waited += wait;
             backoff = (backoff * 2).min(Duration::from_secs(8));
             attempt += 1;
@@ -1173,33 +1389,56 @@ impl Fetcher {
     }
 }
 
-/// A blob's body that, when the connection breaks mid-way, asks for the
-/// rest (`Range: bytes=N-`) and goes on; a server that answers 200 instead
-/// of 206 sends it all again, and the bytes already read are skipped. The
-/// caller verifies the whole blob's digest at the end either way.
-struct ResumingBlob {
+/// A blob's body that, when the connection breaks or stalls mid-way, asks
+/// for the rest (`Range: bytes=N-`) and goes on; a server that answers 200
+/// instead of 206 sends it all again, and the bytes already read are
+/// skipped. The caller verifies the whole blob's digest at the end either
+/// way. Every read first checks the pull's [`Budget`]. When a read fails
+/// for good, the reason is kept as a [`RegistryError`]
+/// ([`ResumingBlob::take_failure`]): what unpacks the blob sees only an I/O
+/// error, and a registry's failure must not pass for a broken archive.
+pub(super) struct ResumingBlob {
     fetcher: Fetcher,
     url: String,
     body: Box<dyn Read>,
     bytes_read: u64,
     resumes_left: u32,
+    failure: Option<RegistryError>,
 }
 
 impl ResumingBlob {
+    /// Why the last read failed, when the registry, the pull's deadline or
+    /// the engine's stop made it fail.
+    pub fn take_failure(&mut self) -> Option<RegistryError> {
+        self.failure.take()
+    }
+
+    /// Keeps `error` as the failure and returns it as an I/O error.
+    fn fail(&mut self, error: RegistryError) -> std::io::Error {
+        let io_error = std::io::Error::other(error.to_string());
+        self.failure = Some(error);
+        io_error
+    }
+
     /// Replaces the broken body with the rest of the blob.
-    fn resume(&mut self, cause: &std::io::Error) -> std::io::Result<()> {
+    fn resume(&mut self, cause: &std::io::Error) -> Result<(), RegistryError> {
         let offset = self.bytes_read;
         log::debug!(
-            "{}: connection broken after {offset} bytes ({cause}); resuming",
-            redact_query(&self.url)
+            "{}: connection broken after {offset} bytes ({}); resuming",
+            redact_query(&self.url),
+            scrub_queries(&cause.to_string())
         );
         let range = format!("bytes={offset}-");
-        let response = self
-            .fetcher
-            .execute(&self.url, &|agent, url, authorization| {
-                authorized(agent.get(url).header("Range", &range), authorization).call()
-            })
-            .map_err(|error| std::io::Error::other(error.to_string()))?;
+        let response = self.fetcher.execute(&self.url, &|agent, url, sending| {
+            authorized(agent.get(url).header("Range", &range), sending).call()
+        })?;
+        let broken = |error: std::io::Error| RegistryError::Unreachable {
+            url: redact_query(&self.url).to_owned(),
+            reason: format!(
+                "resuming the download after {offset} bytes: {}",
+                scrub_queries(&error.to_string())
+            ),
+        };
         match response.status().as_u16() {
             206 => {
                 self.body = Box::new(response.into_body().into_reader());
@@ -1207,16 +1446,19 @@ impl ResumingBlob {
             200 => {
                 // No range support: the whole blob again, less what was read.
                 let mut body = response.into_body().into_reader();
-                let skipped = std::io::copy(&mut (&mut body).take(offset), &mut std::io::sink())?;
+                let skipped = std::io::copy(&mut (&mut body).take(offset), &mut std::io::sink())
+                    .map_err(|error| self.fetcher.budget.or(broken(error)))?;
                 if skipped < offset {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    return Err(broken(std::io::ErrorKind::UnexpectedEof.into()));
                 }
                 self.body = Box::new(body);
             }
             status => {
-                return Err(std::io::Error::other(format!(
-                    "resuming the download after {offset} bytes: the registry answered {status}"
-                )));
+                return Err(RegistryError::UnexpectedStatus {
+                    url: redact_query(&self.url).to_owned(),
+                    status,
+                    body_excerpt: format!("resuming the download after {offset} bytes"),
+                });
             }
         }
         Ok(())
@@ -1225,19 +1467,38 @@ impl ResumingBlob {
 
 impl Read for ResumingBlob {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Err(error) = self.fetcher.budget.check() {
+            return Err(self.fail(error));
+        }
         loop {
             match self.body.read(buf) {
                 Ok(n) => {
                     self.bytes_read += n as u64;
                     return Ok(n);
                 }
-                Err(error)
-                    if self.resumes_left > 0 && error.kind() != std::io::ErrorKind::Interrupted =>
-                {
-                    self.resumes_left -= 1;
-                    self.resume(&error)?;
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {
+                    return Err(error);
                 }
-                Err(error) => return Err(error),
+                Err(error) if self.resumes_left > 0 => {
+                    self.resumes_left -= 1;
+                    if let Err(stopped) = self.fetcher.budget.check() {
+                        return Err(self.fail(stopped));
+                    }
+                    if let Err(failed) = self.resume(&error) {
+                        return Err(self.fail(failed));
+                    }
+                }
+                Err(error) => {
+                    let failed = self.fetcher.budget.or(RegistryError::Unreachable {
+                        url: redact_query(&self.url).to_owned(),
+                        reason: format!(
+                            "the download broke after {} bytes: {}",
+                            self.bytes_read,
+                            scrub_queries(&error.to_string())
+                        ),
+                    });
+                    return Err(self.fail(failed));
+                }
             }
         }
     }
@@ -1279,13 +1540,19 @@ fn parse_descriptor_digest(
     })
 }
 
-/// Adds the session's `Authorization` header to `request`, if it has one.
+/// Adds what `sending` carries to `request`: the session's
+/// `Authorization` header, if it has one, and the pull's time left as the
+/// request's overall timeout (body included).
 pub(super) fn authorized<B>(
     request: ureq::RequestBuilder<B>,
-    authorization: Option<&str>,
+    sending: &Sending<'_>,
 ) -> ureq::RequestBuilder<B> {
-    match authorization {
+    let request = match sending.authorization {
         Some(authorization) => request.header("Authorization", authorization),
+        None => request,
+    };
+    match sending.time_left {
+        Some(time_left) => request.config().timeout_global(Some(time_left)).build(),
         None => request,
     }
 }
@@ -1305,9 +1572,17 @@ fn origin(url: &str) -> &str {
     &url[..end]
 }
 
-/// Resolves a `Location` against the URL it answered.
+/// Resolves a `Location` against the URL it answered. A location with a
+/// scheme of its own (`ftp://`, `file://`) stays absolute, for
+/// [`RegistryClient::check_redirect`] to refuse.
 fn resolve_location(base: &str, location: &str) -> String {
-    if location.starts_with("http://") || location.starts_with("https://") {
+    let has_scheme = location.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if has_scheme {
         location.to_owned()
     } else if let Some(rest) = location.strip_prefix("//") {
         let scheme = base.split("://").next().unwrap_or("https");
@@ -1335,6 +1610,20 @@ fn redact_userinfo(url: &str) -> String {
 /// A URL without its query (signed URLs carry credentials there).
 fn redact_query(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
+}
+
+/// `text` (such as an HTTP library's error message) with the query of every
+/// URL in it removed.
+fn scrub_queries(text: &str) -> String {
+    text.split_inclusive(char::is_whitespace)
+        .map(|word| match (word.find("://"), word.find('?')) {
+            (Some(scheme), Some(query)) if query > scheme => {
+                let trailing = &word[word.trim_end().len()..];
+                format!("{}{trailing}", &word[..query])
+            }
+            _ => word.to_owned(),
+        })
+        .collect()
 }
 
 fn is_retryable_status(status: u16) -> bool {
@@ -1374,23 +1663,21 @@ fn jitter(wait: Duration) -> Duration {
 }
 
 pub(super) fn unreachable(url: &str, error: &ureq::Error) -> RegistryError {
-    let reason = error.to_string();
+    let reason = scrub_queries(&error.to_string());
+    let url = redact_query(url).to_owned();
     if url.starts_with("https://") && reason.contains("certificate") {
         return RegistryError::UntrustedCertificate {
-            url: url.to_owned(),
+            url,
             reason,
             looked_at: Vec::new(),
         };
     }
-    RegistryError::Unreachable {
-        url: url.to_owned(),
-        reason: error.to_string(),
-    }
+    RegistryError::Unreachable { url, reason }
 }
 
 pub(super) fn unexpected_status(url: &str, mut response: Response<ureq::Body>) -> RegistryError {
     RegistryError::UnexpectedStatus {
-        url: url.to_owned(),
+        url: redact_query(url).to_owned(),
         status: response.status().as_u16(),
         body_excerpt: body_excerpt(&mut response),
     }
@@ -1435,6 +1722,70 @@ mod tests {
             "https://r/v2/a/blobs/y"
         );
         assert_eq!(origin("http://127.0.0.2:80/path?x"), "http://127.0.0.2:80");
+    }
+
+    #[test]
+    fn redirects_go_to_https_or_to_hosts_allowed_plain_http() {
+        let client = RegistryClient::new(RegistryOptions {
+            insecure_registries: vec!["edge.lan:5000".into(), "mirror.lan".into()],
+            ..RegistryOptions::default()
+        });
+        let from = "http://127.0.0.1:5000/v2/a/blobs/sha256:1";
+        for allowed in [
+            "https://s3.example/x?sig=1",
+            "http://127.0.0.1:9000/x",
+            "http://localhost/x",
+            "http://[::1]:9000/x",
+            "http://edge.lan:5000/x",
+            "http://mirror.lan:8080/x",
+        ] {
+            assert!(client.check_redirect(from, allowed).is_ok(), "{allowed}");
+        }
+        for refused in [
+            "http://169.254.169.254/latest?sig=abc",
+            "http://edge.lan:6000/x",
+            "http://example.com/x",
+            "http://user@127.0.0.1/x",
+            "ftp://127.0.0.1/x",
+            "file:///etc/passwd",
+        ] {
+            let error = client.check_redirect(from, refused).unwrap_err();
+            assert!(!error.to_string().contains("sig="), "{error}");
+        }
+        assert_eq!(resolve_location(from, "ftp://h/x"), "ftp://h/x");
+    }
+
+    #[test]
+    fn queries_are_scrubbed_from_messages() {
+        assert_eq!(
+            scrub_queries("http://h/x?sig=abc: timed out (https://a/b?c=d)"),
+            "http://h/x timed out (https://a/b"
+        );
+        assert_eq!(scrub_queries("no url? here"), "no url? here");
+        assert_eq!(redact_query("https://h/x?sig=1"), "https://h/x");
+    }
+
+    #[test]
+    fn a_pull_budget_runs_out_and_stops() {
+        let reference = ImageReference::parse("127.0.0.1:5000/a:v1").unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let budget = Budget::pull(&reference, Duration::from_secs(60), stop.clone());
+        assert!(budget.check().is_ok());
+        assert!(budget.time_left().unwrap() <= Duration::from_secs(60));
+        stop.store(true, Ordering::Relaxed);
+        assert!(matches!(
+            budget.check(),
+            Err(RegistryError::PullAbandoned { .. })
+        ));
+        let spent = Budget::pull(&reference, Duration::ZERO, Arc::new(AtomicBool::new(false)));
+        assert!(matches!(
+            spent.or(RegistryError::Unreachable {
+                url: String::new(),
+                reason: String::new()
+            }),
+            RegistryError::PullTimedOut { .. }
+        ));
+        assert!(Budget::unlimited().time_left().is_none());
     }
 
     #[test]

@@ -178,10 +178,11 @@ impl WasmFiles {
                 actual: actual.to_string(),
             });
         }
-        if let Some(expected_size) = expected_size.filter(|expected| *expected != size) {
-            return Err(RegistryError::InvalidLayer {
-                digest: digest.to_string(),
-                reason: format!("the manifest says {expected_size} bytes, the blob has {size}"),
+        if let Some(declared) = expected_size.filter(|expected| *expected != size) {
+            return Err(RegistryError::SizeMismatch {
+                what: format!("layer {digest}"),
+                declared,
+                actual: size,
             });
         }
         outcome
