@@ -12,7 +12,7 @@ use super::client::RegistryClient;
 use super::error::RegistryError;
 use super::reference::ImageReference;
 use super::transport::{
-    Budget, Fetcher, MakeRequest, Sending, origin, resolve_location, unreachable,
+    Budget, Fetcher, MakeRequest, Sending, origin, redact_query, resolve_location, unreachable,
 };
 
 impl RegistryClient {
@@ -265,10 +265,11 @@ impl Session<'_> {
         credential: Option<&FoundCredential>,
     ) -> Result<(Secret, Duration), RegistryError> {
         self.budget.check()?;
+        let shown_realm = redact_query(realm);
         if !realm.starts_with("https://") && !realm.starts_with("http://") {
             return Err(RegistryError::AccessDenied {
                 reference: self.reference.to_string(),
-                detail: format!("its token service realm {realm:?} is not an http(s) URL"),
+                detail: format!("its token service realm {shown_realm:?} is not an http(s) URL"),
             });
         }
         let agent = &self.client.agent_for(realm)?;
@@ -285,15 +286,22 @@ impl Session<'_> {
                 agent
                     .post(realm)
                     .header("Content-Type", "application/x-www-form-urlencoded")
+                    .config()
+                    .timeout_global(self.budget.time_left())
+                    .build()
                     .send(form.as_bytes())
             }
             other => {
                 let separator = if realm.contains('?') { '&' } else { '?' };
-                let mut url = format!("{realm}{separator}scope={}", query_escape(scope));
+                let mut url = format!("{shown_realm}{separator}scope={}", query_escape(scope));
                 if let Some(service) = service {
                     url.push_str(&format!("&service={}", query_escape(service)));
                 }
-                let request = agent.get(&url);
+                let request = agent
+                    .get(&url)
+                    .config()
+                    .timeout_global(self.budget.time_left())
+                    .build();
                 match other {
                     Some(Credential::Basic { username, password }) => {
                         let pair = format!("{username}:{}", password.0);
@@ -316,13 +324,13 @@ impl Session<'_> {
                     Some(found) => RegistryError::AccessDenied {
                         reference: self.reference.to_string(),
                         detail: format!(
-                            "the token service at {realm} refused the credentials from {} ({})",
+                            "the token service at {shown_realm} refused the credentials from {} ({})",
                             found.source,
                             response.status().as_u16()
                         ),
                     },
                     None => self.credentials_required(&format!(
-                        "its token service at {realm} refused anonymous access ({})",
+                        "its token service at {shown_realm} refused anonymous access ({})",
                         response.status().as_u16()
                     )),
                 });
@@ -330,7 +338,7 @@ impl Session<'_> {
             status => {
                 return Err(RegistryError::AccessDenied {
                     reference: self.reference.to_string(),
-                    detail: format!("the token service at {realm} answered {status}"),
+                    detail: format!("the token service at {shown_realm} answered {status}"),
                 });
             }
         }
@@ -349,7 +357,7 @@ impl Session<'_> {
             .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|error| error.to_string()))
             .map_err(|error| RegistryError::AccessDenied {
                 reference: self.reference.to_string(),
-                detail: format!("the token service at {realm} sent no token ({error})"),
+                detail: format!("the token service at {shown_realm} sent no token ({error})"),
             })?;
         let token = body
             .token
@@ -357,7 +365,7 @@ impl Session<'_> {
             .or(body.access_token)
             .ok_or_else(|| RegistryError::AccessDenied {
                 reference: self.reference.to_string(),
-                detail: format!("the token service at {realm} sent no token"),
+                detail: format!("the token service at {shown_realm} sent no token"),
             })?;
         // The spec's default lifetime is 60 s; honour shorter ones too.
         let lifetime = Duration::from_secs(body.expires_in.unwrap_or(60));

@@ -220,7 +220,7 @@ impl Budget {
     }
 
     /// What is left of the pull's time (at least 1 ms: ureq takes 0 as none).
-    fn time_left(&self) -> Option<Duration> {
+    pub(super) fn time_left(&self) -> Option<Duration> {
         let pull = self.pull.as_ref()?;
         Some(
             pull.deadline
