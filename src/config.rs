@@ -180,7 +180,8 @@ impl ServeConfig {
     pub fn limits_summary(&self) -> String {
         format!(
             "limits: {} workers, {} invocations at once and {} queued, {} ms and {} MiB per invocation, \
-             {} output bytes, {} body bytes, {} connections, client timeout {} ms, registry timeout {} ms",
+             {} output bytes, {} body bytes, {} connections, client timeout {} ms, registry timeout {} ms, \
+             pull timeout {} ms",
             self.workers,
             self.invocation_slots(),
             self.max_queue,
@@ -190,7 +191,8 @@ impl ServeConfig {
             self.max_body_bytes,
             self.max_connections,
             self.client_timeout.as_millis(),
-            self.registry.request_timeout.as_millis()
+            self.registry.request_timeout.as_millis(),
+            self.registry.pull_timeout.as_millis()
         )
     }
 }

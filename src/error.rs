@@ -35,7 +35,8 @@ pub enum ErrorKind {
     Unusable,
     /// The registry failed, refused, or sent something wrong.
     Upstream,
-    /// A call was stopped at its time limit or fuel budget.
+    /// A call was stopped at its time limit or fuel budget, or a pull at
+    /// its deadline (`--pull-timeout-ms`) or by the engine's stop.
     Stopped,
     /// The function failed while it ran (a trap, an exit code, its memory
     /// limit, too much output).

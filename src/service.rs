@@ -982,6 +982,13 @@ impl FunctionService {
         })
     }
 
+    /// The flag that makes pulls under way give up (the engine is
+    /// stopping): the server uses it as its stop flag, so that stopping
+    /// never waits for a stuck registry (see `RegistryClient::stop_flag`).
+    pub fn pull_stop_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.registry.stop_flag()
+    }
+
     /// Every deployed function, sorted by name.
     /// Changes whenever a function is deployed, updated, deleted or
     /// restored: a list rendered at one generation is the list until the

@@ -20,6 +20,7 @@ mod functions_file;
 mod hostile_data;
 mod hostile_exec;
 mod hostile_http;
+mod hostile_registry;
 mod http_answers;
 mod image_tools;
 mod images;

@@ -349,6 +349,29 @@ mod tests {
                 },
                 502,
             ),
+            (
+                RegistryError::RedirectRefused {
+                    url: text(),
+                    target: text(),
+                },
+                502,
+            ),
+            (
+                RegistryError::SizeMismatch {
+                    what: text(),
+                    declared: 1,
+                    actual: 2,
+                },
+                502,
+            ),
+            (
+                RegistryError::PullTimedOut {
+                    reference: text(),
+                    limit_ms: 1,
+                },
+                504,
+            ),
+            (RegistryError::PullAbandoned { reference: text() }, 504),
         ];
         let runtime: Vec<(RuntimeError, u16)> = vec![
             (RuntimeError::InvalidModule { reason: text() }, 422),

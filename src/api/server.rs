@@ -291,7 +291,9 @@ impl Server {
                 .with_jitter(config.functions_file_jitter)
         });
         let slots = config.invocation_slots();
-        let stop = Arc::new(AtomicBool::new(false));
+        // The registry's: a stop also gives up pulls under way, so the
+        // drain never waits for a stuck registry (issue 25).
+        let stop = service.pull_stop_flag();
         let http = Arc::new(http);
         Ok(Self {
             http: http.clone(),

@@ -348,6 +348,20 @@ pub(super) const FLAGS: &[Flag] = &[
         push: false,
     },
     Flag {
+        name: "pull-timeout-ms",
+        value: Value::Number {
+            unit: "milliseconds",
+            min: 1,
+            max: MAX,
+            set: |s, n| s.config.registry.pull_timeout = Duration::from_millis(n),
+        },
+        env: "WASM_ENGINE_PULL_TIMEOUT_MS",
+        default: "`300000`",
+        help: "longest a deploy's or update's whole pull may take, every request, retry and \
+               resume included (504 beyond); a stop gives up a pull at once",
+        push: false,
+    },
+    Flag {
         name: "admin-token-file",
         value: Value::Text {
             name: "FILE",

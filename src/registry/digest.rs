@@ -98,13 +98,54 @@ impl serde::Serialize for Digest {
     }
 }
 
+/// Wraps a reader, counting the bytes read and failing once more than
+/// `limit_bytes` have passed: the one limit-counting reader of `registry`
+/// (blobs, through [`HashingReader`], and unpacked layers).
+pub struct LimitedReader<R> {
+    inner: R,
+    bytes_read: u64,
+    limit_bytes: u64,
+}
+
+impl<R: Read> LimitedReader<R> {
+    pub fn new(inner: R, limit_bytes: u64) -> Self {
+        Self {
+            inner,
+            bytes_read: 0,
+            limit_bytes,
+        }
+    }
+
+    /// The bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Whether more than `limit_bytes` were read.
+    pub fn limit_exceeded(&self) -> bool {
+        self.bytes_read > self.limit_bytes
+    }
+}
+
+impl<R: Read> Read for LimitedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes_read += n as u64;
+        if self.limit_exceeded() {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!("more than the {} byte limit", self.limit_bytes),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 /// Wraps a reader, hashing every byte read and failing once more than
 /// `limit_bytes` have passed, so an oversized blob is cut off mid-stream.
 pub struct HashingReader<R> {
-    inner: R,
+    inner: LimitedReader<R>,
     hasher: Hasher,
-    bytes_read: u64,
-    limit_bytes: u64,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -117,36 +158,27 @@ impl<R: Read> HashingReader<R> {
     /// Hashes with the algorithm of `expected`.
     pub fn for_digest(inner: R, expected: &Digest, limit_bytes: u64) -> Self {
         Self {
-            inner,
+            inner: LimitedReader::new(inner, limit_bytes),
             hasher: Hasher::for_digest(expected),
-            bytes_read: 0,
-            limit_bytes,
         }
     }
 
     /// Whether more than `limit_bytes` were read.
     pub fn limit_exceeded(&self) -> bool {
-        self.bytes_read > self.limit_bytes
+        self.inner.limit_exceeded()
     }
 
     /// Reads what is left of the stream (so the digest covers all of it) and
     /// returns the digest and the byte count.
     pub fn finish(&mut self) -> io::Result<(Digest, u64)> {
         io::copy(self, &mut io::sink())?;
-        Ok((self.hasher.clone().finish(), self.bytes_read))
+        Ok((self.hasher.clone().finish(), self.inner.bytes_read()))
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.bytes_read += n as u64;
-        if self.bytes_read > self.limit_bytes {
-            return Err(io::Error::new(
-                io::ErrorKind::FileTooLarge,
-                format!("blob exceeds the {} byte limit", self.limit_bytes),
-            ));
-        }
         self.hasher.update(&buf[..n]);
         Ok(n)
     }

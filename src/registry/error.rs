@@ -90,6 +90,56 @@ pub enum RegistryError {
         status: u16,
         body_excerpt: String,
     },
+    /// The registry redirected to a URL the engine does not follow: plain
+    /// HTTP to a host that is not allowed it, or another scheme. `url` and
+    /// `target` are shown without their query (signed URLs carry
+    /// credentials there).
+    RedirectRefused { url: String, target: String },
+    /// A layer hashed to its digest but its size is not the one its
+    /// manifest declares.
+    SizeMismatch {
+        what: String,
+        declared: u64,
+        actual: u64,
+    },
+    /// The pull took longer than its deadline (`--pull-timeout-ms`).
+    PullTimedOut { reference: String, limit_ms: u128 },
+    /// The engine is stopping: the pull was given up.
+    PullAbandoned { reference: String },
+}
+
+/// Most items of a list an error message names; the rest are counted.
+const MAX_LISTED: usize = 5;
+/// Most characters of one item (a path, a platform, a media type) an error
+/// message quotes: registries and images choose them.
+const MAX_ITEM_CHARS: usize = 100;
+
+/// `text`, cut to [`MAX_ITEM_CHARS`] characters (`…` marks a cut).
+fn short(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_ITEM_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]).into(),
+        None => text.into(),
+    }
+}
+
+/// The first [`MAX_LISTED`] of `items`, each [`short`], and how many there
+/// are in all when some were left out: an error message and its log line
+/// stay short whatever an image or index holds.
+fn listed(items: &[String]) -> String {
+    let mut text = items
+        .iter()
+        .take(MAX_LISTED)
+        .map(|item| short(item))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > MAX_LISTED {
+        text.push_str(&format!(
+            " and {} more ({} in all)",
+            items.len() - MAX_LISTED,
+            items.len()
+        ));
+    }
+    text
 }
 
 impl fmt::Display for RegistryError {
@@ -151,7 +201,8 @@ impl fmt::Display for RegistryError {
             Self::InvalidManifest { reference, reason } => {
                 write!(
                     f,
-                    "registry sent an invalid manifest for {reference}: {reason}"
+                    "registry sent an invalid manifest for {reference}: {}",
+                    short(reason)
                 )
             }
             Self::UnsupportedManifest {
@@ -159,7 +210,8 @@ impl fmt::Display for RegistryError {
                 media_type,
             } => write!(
                 f,
-                "image {reference} has a manifest of type {media_type:?}, which the engine does not read; push a Docker schema 2 or OCI image"
+                "image {reference} has a manifest of type {:?}, which the engine does not read; push a Docker schema 2 or OCI image",
+                short(media_type)
             ),
             Self::NoMatchingPlatform {
                 reference,
@@ -171,12 +223,13 @@ impl fmt::Display for RegistryError {
                 if platforms.is_empty() {
                     "none".to_owned()
                 } else {
-                    platforms.join(", ")
+                    listed(platforms)
                 }
             ),
             Self::UnsupportedLayer { digest, media_type } => write!(
                 f,
-                "layer {digest} has media type {media_type:?}; the engine reads tar and gzip tar layers"
+                "layer {digest} has media type {:?}; the engine reads tar and gzip tar layers",
+                short(media_type)
             ),
             Self::DigestMismatch {
                 what,
@@ -189,12 +242,15 @@ impl fmt::Display for RegistryError {
             Self::TooLarge { what, limit_bytes } => {
                 write!(f, "{what} is larger than the {limit_bytes} byte limit")
             }
-            Self::InvalidLayer { digest, reason } => {
-                write!(f, "layer {digest} is not a readable tar archive: {reason}")
-            }
+            Self::InvalidLayer { digest, reason } => write!(
+                f,
+                "layer {digest} is not a readable tar archive: {}",
+                short(reason)
+            ),
             Self::UnsafeEntryPath { digest, path } => write!(
                 f,
-                "layer {digest} holds an entry with the unsafe path {path:?} (it climbs out of the image root); rebuild the image"
+                "layer {digest} holds an entry with the unsafe path {:?} (it climbs out of the image root); rebuild the image",
+                short(path)
             ),
             Self::WasmFileCount {
                 reference,
@@ -208,11 +264,11 @@ impl fmt::Display for RegistryError {
                         f,
                         "image {reference} holds {} .wasm files ({}), expected exactly one",
                         found.len(),
-                        found.join(", ")
+                        listed(found)
                     )?;
                 }
                 if !ignored.is_empty() {
-                    write!(f, " (ignored, not regular files: {})", ignored.join(", "))?;
+                    write!(f, " (ignored, not regular files: {})", listed(ignored))?;
                 }
                 write!(
                     f,
@@ -225,11 +281,12 @@ impl fmt::Display for RegistryError {
                 found,
             } => write!(
                 f,
-                "image {reference}: its config's entrypoint names /{entrypoint}, which no layer holds (.wasm files found: {}); fix the Entrypoint or the layers",
+                "image {reference}: its config's entrypoint names /{}, which no layer holds (.wasm files found: {}); fix the Entrypoint or the layers",
+                short(entrypoint),
                 if found.is_empty() {
                     "none".to_owned()
                 } else {
-                    found.join(", ")
+                    listed(found)
                 }
             ),
             Self::ComponentNotSupported { reference, path } => write!(
@@ -244,6 +301,30 @@ impl fmt::Display for RegistryError {
                 f,
                 "registry refused the push ({status} for {url}): {body_excerpt}"
             ),
+            Self::RedirectRefused { url, target } => write!(
+                f,
+                "registry redirected {url} to {}, which the engine does not follow: redirects go to HTTPS, or to plain HTTP only on a loopback host or one named with --insecure-registry",
+                short(target)
+            ),
+            Self::SizeMismatch {
+                what,
+                declared,
+                actual,
+            } => write!(
+                f,
+                "{what} has {actual} bytes where its manifest declares {declared}; the manifest is wrong: push the image again"
+            ),
+            Self::PullTimedOut {
+                reference,
+                limit_ms,
+            } => write!(
+                f,
+                "pulling {reference} took longer than its {limit_ms} ms limit (--pull-timeout-ms); the registry is too slow or stalled: check it, or raise the limit"
+            ),
+            Self::PullAbandoned { reference } => write!(
+                f,
+                "the engine is stopping: the pull of {reference} was given up; deploy again once it runs"
+            ),
         }
     }
 }
@@ -252,8 +333,10 @@ impl std::error::Error for RegistryError {}
 
 impl RegistryError {
     /// What kind of failure this is: the request's reference
-    /// ([`ErrorKind::BadRequest`]), the image ([`ErrorKind::Unusable`]), or
-    /// the registry ([`ErrorKind::Upstream`]).
+    /// ([`ErrorKind::BadRequest`]), the image ([`ErrorKind::Unusable`]), the
+    /// registry ([`ErrorKind::Upstream`]), or a pull stopped at its deadline
+    /// or by the engine's stop ([`ErrorKind::Stopped`]). Whatever a
+    /// registry does wrong is `Upstream` or `Stopped`, never `Unusable`.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::InvalidReference { .. } => ErrorKind::BadRequest,
@@ -276,7 +359,10 @@ impl RegistryError {
             | Self::TlsSettings { .. }
             | Self::InvalidManifest { .. }
             | Self::DigestMismatch { .. }
-            | Self::PushRejected { .. } => ErrorKind::Upstream,
+            | Self::PushRejected { .. }
+            | Self::RedirectRefused { .. }
+            | Self::SizeMismatch { .. } => ErrorKind::Upstream,
+            Self::PullTimedOut { .. } | Self::PullAbandoned { .. } => ErrorKind::Stopped,
         }
     }
 
@@ -305,6 +391,10 @@ impl RegistryError {
             Self::CredentialStore { .. } => "credential_store",
             Self::EntrypointMissing { .. } => "entrypoint_missing",
             Self::ComponentNotSupported { .. } => "component_not_supported",
+            Self::RedirectRefused { .. } => "redirect_refused",
+            Self::SizeMismatch { .. } => "size_mismatch",
+            Self::PullTimedOut { .. } => "pull_timed_out",
+            Self::PullAbandoned { .. } => "pull_abandoned",
         }
     }
 }
@@ -318,4 +408,32 @@ pub(crate) fn host_platform() -> String {
         other => other,
     };
     format!("linux/{arch}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_a_few_items_and_count_the_rest() {
+        let platforms: Vec<String> = (0..10_000).map(|i| format!("linux/arch{i}")).collect();
+        let message = RegistryError::NoMatchingPlatform {
+            reference: "r/a:v1".into(),
+            platforms,
+        }
+        .to_string();
+        assert!(message.len() < 512, "{message}");
+        assert!(message.contains("linux/arch0, linux/arch1"), "{message}");
+        assert!(
+            message.contains("and 9995 more (10000 in all)"),
+            "{message}"
+        );
+        let long = "x".repeat(10_000);
+        let message = RegistryError::UnsafeEntryPath {
+            digest: "sha256:1".into(),
+            path: long,
+        }
+        .to_string();
+        assert!(message.len() < 400, "{message}");
+    }
 }

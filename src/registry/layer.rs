@@ -12,7 +12,7 @@ use std::io::{self, BufRead, BufReader, Read};
 
 use flate2::read::MultiGzDecoder;
 
-use super::digest::{Digest, HashingReader};
+use super::digest::{Digest, HashingReader, LimitedReader};
 use super::error::RegistryError;
 
 /// One file of an image, by its path inside the image.
@@ -135,13 +135,9 @@ impl WasmFiles {
                 } else {
                     Box::new(buffered)
                 };
-                let mut counting = CountingReader {
-                    inner: decompressed,
-                    bytes_read: 0,
-                    limit_bytes: limits.max_unpacked_bytes,
-                };
+                let mut counting = LimitedReader::new(decompressed, limits.max_unpacked_bytes);
                 let outcome = self.read_tar(&mut counting, digest, limits);
-                (outcome, counting.bytes_read > counting.limit_bytes)
+                (outcome, counting.limit_exceeded())
             }
         };
         if hashing.limit_exceeded() {
@@ -178,10 +174,11 @@ impl WasmFiles {
                 actual: actual.to_string(),
             });
         }
-        if let Some(expected_size) = expected_size.filter(|expected| *expected != size) {
-            return Err(RegistryError::InvalidLayer {
-                digest: digest.to_string(),
-                reason: format!("the manifest says {expected_size} bytes, the blob has {size}"),
+        if let Some(declared) = expected_size.filter(|expected| *expected != size) {
+            return Err(RegistryError::SizeMismatch {
+                what: format!("layer {digest}"),
+                declared,
+                actual: size,
             });
         }
         outcome
@@ -504,26 +501,6 @@ fn join(directory: &str, name: &str) -> String {
         name.to_owned()
     } else {
         format!("{directory}/{name}")
-    }
-}
-
-struct CountingReader<R> {
-    inner: R,
-    bytes_read: u64,
-    limit_bytes: u64,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bytes_read += n as u64;
-        if self.bytes_read > self.limit_bytes {
-            return Err(io::Error::new(
-                io::ErrorKind::FileTooLarge,
-                "unpacked layer exceeds its limit",
-            ));
-        }
-        Ok(n)
     }
 }
 

@@ -15,11 +15,13 @@ mod error;
 mod layer;
 mod manifest;
 mod proxy;
+mod pull;
 mod push;
 mod reference;
+mod session;
 mod tls;
+mod transport;
 
-pub(crate) use client::BlobSource;
 pub use client::{RegistryClient, RegistryOptions};
 pub use digest::Digest;
 pub(crate) use error::RegistryError;
@@ -30,6 +32,7 @@ pub use manifest::{
     WASM_CONFIG_V1,
 };
 pub(crate) use proxy::ProxySettings;
+pub(crate) use pull::BlobSource;
 pub use reference::ImageReference;
 #[cfg(test)]
 pub(crate) use tls::TlsSettings;

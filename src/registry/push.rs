@@ -6,12 +6,14 @@ use std::io::Read;
 
 use serde_json::json;
 
-use super::client::{RegistryClient, Session, authorized, body_excerpt};
+use super::client::RegistryClient;
 use super::digest::Digest;
 use super::error::RegistryError;
 use super::layer::{LayerFile, build_gzip_tar};
 use super::manifest::{DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST};
 use super::reference::ImageReference;
+use super::session::Session;
+use super::transport::{authorized, body_excerpt};
 
 impl RegistryClient {
     /// Pushes `wasm` as a one-layer image holding `/<file_name>` and returns

@@ -1,7 +1,8 @@
 //! Small HTTP servers for transport tests, in front of or beside a real
 //! registry: [`FaultProxy`], a reverse proxy that injects scripted faults
 //! (a status with headers, a connection cut mid-body, a corrupted body, a
-//! redirect) and logs every request; and [`ObjectStore`], a file server that
+//! redirect to itself or to any URL, a body that stalls or drips) and logs
+//! every request; and [`ObjectStore`], a file server that
 //! refuses any request carrying `Authorization`, as object stores behind a
 //! registry's signed-URL redirects do.
 
@@ -25,6 +26,16 @@ pub enum Action {
     RedirectToSelf,
     /// Forwards without the `Range` header (a server without range support).
     StripRange,
+    /// Answers 307 to this URL (a redirect elsewhere: another host, plain
+    /// HTTP, a signed URL's query).
+    RedirectTo(String),
+    /// Forwards, then sends the head and the first `n` body bytes and holds
+    /// the connection open without sending more (a stalled registry, or a
+    /// body shorter than its `Content-Length`), for up to 10 minutes.
+    StallAfter(usize),
+    /// Forwards, then sends the head and the body one byte every
+    /// `interval` (a registry that is slow but never silent for long).
+    Drip(std::time::Duration),
 }
 
 /// A fault: requests whose `METHOD path` contains `pattern` (and that do
@@ -220,6 +231,12 @@ fn proxy_one(
             head.push_str("\r\n");
             return client.write_all(head.as_bytes());
         }
+        Some(Action::RedirectTo(location)) => {
+            let head = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            return client.write_all(head.as_bytes());
+        }
         Some(Action::RedirectToSelf) => {
             let separator = if path.contains('?') { '&' } else { '?' };
             let head = format!(
@@ -262,6 +279,38 @@ fn proxy_one(
             client.write_all(&body[..n.min(body.len())])?;
             client.flush()?;
             // Closing now leaves the client short of Content-Length.
+            Ok(())
+        }
+        Some(Action::StallAfter(n)) => {
+            client.write_all(response_head.as_bytes())?;
+            client.write_all(&body[..n.min(body.len())])?;
+            client.flush()?;
+            // Nothing more; the connection stays open until the client gives up.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+            let mut probe = [0u8; 1];
+            client.set_read_timeout(Some(std::time::Duration::from_millis(200)))?;
+            while std::time::Instant::now() < deadline {
+                match client.read(&mut probe) {
+                    // The client closed its side: done.
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(error)
+                        if matches!(
+                            error.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => return Ok(()),
+                }
+            }
+            Ok(())
+        }
+        Some(Action::Drip(interval)) => {
+            client.write_all(response_head.as_bytes())?;
+            for byte in body {
+                client.write_all(&[*byte])?;
+                client.flush()?;
+                std::thread::sleep(interval);
+            }
             Ok(())
         }
         Some(Action::Corrupt) => {
