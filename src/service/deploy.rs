@@ -373,8 +373,7 @@ impl FunctionService {
             replaced.as_deref(),
             SystemTime::now(),
         );
-        self.write_deployed()
-            .insert(name.clone(), Arc::new(deployed));
+        self.deployed.insert(name.clone(), Arc::new(deployed));
         drop(secrets_in_use);
         self.blobs.keep(name, &pulled.referenced, &pulled.fetched);
         Ok(entry)
@@ -398,7 +397,7 @@ impl FunctionService {
             let _guard = self.begin_change(name)?;
             changer.may_change(&self.get(name)?.entry)?;
             self.store.remove(name)?;
-            self.write_deployed().remove(name);
+            self.deployed.remove(name);
             self.blobs.forget(name);
             log::info!("deleted function {name}");
             Ok(())

@@ -4,15 +4,14 @@
 //! in the function's metrics and writes its stderr and failure to its log.
 
 use std::sync::Arc;
-#[cfg(feature = "calls")]
-use std::sync::RwLock;
 use std::time::Instant;
 
+use super::FunctionService;
+#[cfg(feature = "calls")]
+use super::deployed::Deployed;
+use super::deployed::DeployedFunction;
 use super::error::ServiceError;
 use super::secrets::secrets_of;
-use super::{DeployedFunction, FunctionService};
-#[cfg(feature = "calls")]
-use super::{DeployedMap, read};
 use crate::call::CallId;
 use crate::function::{AnswerSettings, FunctionName, Input};
 use crate::metrics::{FunctionMetrics, InvocationOutcome};
@@ -162,14 +161,14 @@ fn run_deployed(
 #[cfg(feature = "calls")]
 pub(super) struct CallRouter {
     pub(super) runtime: Arc<Runtime>,
-    pub(super) deployed: Arc<RwLock<DeployedMap>>,
+    pub(super) deployed: Arc<Deployed>,
     pub(super) secrets: Arc<SecretStore>,
 }
 
 #[cfg(feature = "calls")]
 impl Callees for CallRouter {
     fn call(&self, callee: &FunctionName, input: &Input, within: &Within) -> Option<Run> {
-        let deployed = read(&self.deployed).get(callee).cloned()?;
+        let deployed = self.deployed.get(callee)?;
         // As for a request's call: tests wait for it.
         log::debug!("calling {callee} (called by another function)");
         deployed.metrics.count_nested_call();

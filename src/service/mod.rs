@@ -2,14 +2,16 @@
 //!
 //! It ties the layers together: the registry pulls, the runtime validates
 //! and runs, the store persists. It holds the deployed functions in memory
-//! behind a read-write lock that is only ever held long enough to clone or
-//! swap an `Arc`, so a deploy (which pulls and fsyncs) never blocks
-//! invocations, list or query, and an update swaps the module atomically:
-//! calls already running keep the old module, new calls get the new one.
+//! ([`Deployed`]), behind a read-write lock that is only ever held long
+//! enough to clone or swap an `Arc`, so a deploy (which pulls and fsyncs)
+//! never blocks invocations, list or query, and an update swaps the module
+//! atomically: calls already running keep the old module, new calls get
+//! the new one.
 //!
 //! It also keeps what operators look at: each deployed function's
-//! [`FunctionMetrics`] and [`FunctionLog`] (kept across updates, dropped
-//! with the function), and the counters of changes and pulls.
+//! [`FunctionMetrics`](crate::metrics::FunctionMetrics) and [`FunctionLog`]
+//! (kept across updates, dropped with the function), and the counters of
+//! changes and pulls.
 //!
 //! Table of contents:
 //! - `mod.rs` (here): [`FunctionService`], its construction (opening the
@@ -17,12 +19,16 @@
 //!   (list, query, status, logs, metrics).
 //! - `deploy.rs`: deploy, update and delete, and what they ask for
 //!   ([`DeploySpec`]).
+//! - `deployed.rs`: [`Deployed`], the deployed map and its generation.
 //! - `invoke.rs`: invocation, for a request and for `wasm_engine::call`
 //!   (`CallRouter`).
-//! - `secrets.rs`: the secret operations and the checks of a deploy's secrets.
-//! - `error.rs`: [`ServiceError`] and [`SecretError`].
+//! - `secrets.rs`: the secret operations and the checks of a deploy's
+//!   secrets and `env`.
+//! - `error.rs`: [`ServiceError`] and the [`SecretError`](error::SecretError)
+//!   it wraps.
 
 mod deploy;
+mod deployed;
 mod error;
 mod invoke;
 mod secrets;
@@ -32,41 +38,19 @@ pub use error::ServiceError;
 pub use invoke::OutputKind;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::config::ServeConfig;
 use crate::function::{FunctionEntry, FunctionName};
 use crate::function_log::{FunctionLog, LogLimits, LogLine};
-use crate::metrics::{ChangeMetrics, FunctionMetrics, FunctionSample};
+use crate::metrics::{ChangeMetrics, FunctionSample};
 use crate::registry::RegistryClient;
 use crate::runtime::{CallLimits, Callees, CompiledFunction, Runtime, RuntimeOptions};
 use crate::store::{BlobCache, FunctionStore, SecretStore, StoreError};
+use deployed::{Deployed, DeployedFunction};
 #[cfg(feature = "calls")]
 use invoke::CallRouter;
-
-/// A function ready to invoke: its entry, its compiled module, the limits
-/// its calls run under, and its metrics and log (shared with the entry it
-/// replaced, if any).
-struct DeployedFunction {
-    entry: FunctionEntry,
-    compiled: CompiledFunction,
-    limits: CallLimits,
-    /// The image digest, as function log lines carry it.
-    version: Arc<str>,
-    metrics: Arc<FunctionMetrics>,
-    log: Arc<FunctionLog>,
-    /// When this version was installed: kept in memory only (the index has
-    /// no such field); a restored function takes its module file's time.
-    installed_at: SystemTime,
-    /// The entry's `calls` and `env`, as the runtime takes them.
-    calls: Arc<[FunctionName]>,
-    env: Vec<(String, String)>,
-}
-
-/// The deployed functions by name.
-type DeployedMap = BTreeMap<FunctionName, Arc<DeployedFunction>>;
 
 /// A deployed function as the OpenFaaS provider API describes it.
 #[derive(Clone, Debug)]
@@ -104,10 +88,8 @@ pub struct FunctionService {
     /// fetched again.
     blobs: Arc<BlobCache>,
     runtime: Arc<Runtime>,
-    deployed: Arc<RwLock<DeployedMap>>,
-    /// Bumped, under the map's write lock, each time the map is written: the
-    /// API renders the list once per generation (`list_generation`).
-    generation: AtomicU64,
+    /// The deployed functions (shared with the [`CallRouter`]).
+    deployed: Arc<Deployed>,
     /// Runs the callees of `wasm_engine::call`, over the same map (`None`
     /// in builds without the cargo feature `calls`).
     callees: Option<Arc<dyn Callees>>,
@@ -157,7 +139,7 @@ impl FunctionService {
             .map(|entry| entry.func_name.to_string())
             .collect();
         blobs.collect_garbage(&indexed);
-        let deployed = Arc::new(RwLock::new(BTreeMap::new()));
+        let deployed = Arc::new(Deployed::default());
         #[cfg(feature = "calls")]
         let callees: Option<Arc<dyn Callees>> = Some(Arc::new(CallRouter {
             runtime: runtime.clone(),
@@ -174,7 +156,6 @@ impl FunctionService {
             blobs,
             runtime,
             deployed,
-            generation: AtomicU64::new(0),
             callees,
             changing: Mutex::new(HashSet::new()),
             change_metrics: ChangeMetrics::default(),
@@ -225,7 +206,7 @@ impl FunctionService {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        *self.write_deployed() = restored;
+        self.deployed.replace_all(restored);
     }
 
     /// A deployed function from its parts, keeping the metrics and log of
@@ -253,25 +234,9 @@ impl FunctionService {
         }
     }
 
-    fn read_deployed(&self) -> std::sync::RwLockReadGuard<'_, DeployedMap> {
-        read(&self.deployed)
-    }
-
-    fn write_deployed(&self) -> std::sync::RwLockWriteGuard<'_, DeployedMap> {
-        let map = self
-            .deployed
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Before the writer changes the map, while it holds the lock: a
-        // reader that sees the old generation answered before the change.
-        self.generation.fetch_add(1, Ordering::Relaxed);
-        map
-    }
-
     fn get(&self, name: &FunctionName) -> Result<Arc<DeployedFunction>, ServiceError> {
-        self.read_deployed()
+        self.deployed
             .get(name)
-            .cloned()
             .ok_or_else(|| ServiceError::NotDeployed { name: name.clone() })
     }
 
@@ -282,20 +247,16 @@ impl FunctionService {
         self.registry.stop_flag()
     }
 
-    /// Every deployed function, sorted by name.
     /// Changes whenever a function is deployed, updated, deleted or
     /// restored: a list rendered at one generation is the list until the
     /// next.
     pub fn list_generation(&self) -> u64 {
-        self.generation.load(Ordering::Relaxed)
+        self.deployed.generation()
     }
 
     /// [`list`](Self::list) and the generation it is of.
     pub fn list_at_generation(&self) -> (u64, Vec<FunctionEntry>) {
-        let map = self.read_deployed();
-        let generation = self.generation.load(Ordering::Relaxed);
-        let deployed: Vec<Arc<DeployedFunction>> = map.values().cloned().collect();
-        drop(map);
+        let (generation, deployed) = self.deployed.all_at_generation();
         (
             generation,
             deployed
@@ -305,10 +266,11 @@ impl FunctionService {
         )
     }
 
+    /// Every deployed function, sorted by name.
     pub fn list(&self) -> Vec<FunctionEntry> {
         // Only the `Arc`s are cloned under the lock; the entries after it.
-        let deployed: Vec<Arc<DeployedFunction>> = self.read_deployed().values().cloned().collect();
-        deployed
+        self.deployed
+            .all()
             .iter()
             .map(|deployed| deployed.entry.clone())
             .collect()
@@ -333,8 +295,8 @@ impl FunctionService {
 
     /// Every deployed function as [`FunctionService::status`] describes it, by name.
     pub fn statuses(&self) -> Vec<FunctionStatus> {
-        let deployed: Vec<Arc<DeployedFunction>> = self.read_deployed().values().cloned().collect();
-        deployed
+        self.deployed
+            .all()
             .iter()
             .map(|deployed| Self::status_of(deployed))
             .collect()
@@ -369,10 +331,11 @@ impl FunctionService {
 
     /// Every deployed function's metrics, sorted by name.
     pub fn function_samples(&self) -> Vec<FunctionSample> {
-        self.read_deployed()
+        self.deployed
+            .all()
             .iter()
-            .map(|(name, deployed)| FunctionSample {
-                name: name.clone(),
+            .map(|deployed| FunctionSample {
+                name: deployed.entry.func_name.clone(),
                 metrics: deployed.metrics.clone(),
                 memory_peak_bytes: deployed.compiled.memory_peak_bytes() as u64,
             })
@@ -388,10 +351,4 @@ impl FunctionService {
     pub fn data_dir_bytes(&self) -> u64 {
         self.store.disk_usage_bytes()
     }
-}
-
-fn read(deployed: &RwLock<DeployedMap>) -> std::sync::RwLockReadGuard<'_, DeployedMap> {
-    deployed
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -78,8 +78,9 @@ impl FunctionService {
     pub fn delete_secret(&self, name: &SecretName) -> Result<(), ServiceError> {
         let _secrets_in_use = lock(&self.secrets_in_use);
         let users: Vec<FunctionName> = self
-            .read_deployed()
-            .values()
+            .deployed
+            .all()
+            .iter()
             .filter(|deployed| deployed.entry.metadata.secrets.contains(name))
             .map(|deployed| deployed.entry.func_name.clone())
             .collect();
