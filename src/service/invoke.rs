@@ -22,7 +22,9 @@ use crate::store::SecretStore;
 
 /// The outcome of [`FunctionService::invoke`], with the function's metrics
 /// (when it is deployed) so that the caller can count the status it answers.
-pub struct Invocation {
+/// (Not to be confused with the runtime's `invoke::Invocation`, one call's
+/// state inside the interpreter.)
+pub struct Invoked {
     /// The output as the function wrote it: any bytes.
     pub output: Result<Vec<u8>, ServiceError>,
     pub metrics: Option<Arc<FunctionMetrics>>,
@@ -61,11 +63,11 @@ impl FunctionService {
     /// The run is counted in the function's metrics (duration, limits hit);
     /// what a WASI function wrote to stderr, and the reason of a failure at
     /// run time, go to its log under `call_id`.
-    pub fn invoke(&self, name: &FunctionName, input: &Input, call_id: &CallId) -> Invocation {
+    pub fn invoke(&self, name: &FunctionName, input: &Input, call_id: &CallId) -> Invoked {
         let deployed = match self.get(name) {
             Ok(deployed) => deployed,
             Err(error) => {
-                return Invocation {
+                return Invoked {
                     output: Err(error),
                     metrics: None,
                     output_kind: None,
@@ -76,7 +78,7 @@ impl FunctionService {
         let secrets = match secrets_of(&self.secrets, &deployed.entry) {
             Ok(secrets) => secrets,
             Err(error) => {
-                return Invocation {
+                return Invoked {
                     output: Err(error.into()),
                     metrics: Some(deployed.metrics.clone()),
                     output_kind: Some(OutputKind::of(deployed.compiled.abi())),
@@ -96,7 +98,7 @@ impl FunctionService {
             self.callees.as_ref(),
         );
         drop(secrets);
-        Invocation {
+        Invoked {
             output: run.output.map_err(ServiceError::from),
             metrics: Some(deployed.metrics.clone()),
             output_kind: Some(OutputKind::of(deployed.compiled.abi())),
