@@ -1,10 +1,20 @@
-//! The newcomer's path: the out-of-tree functions `docs/functions.md` shows,
-//! built from the page's own text, then pushed, deployed and invoked.
+//! The newcomer's path, from the docs' own text.
 //!
-//! Every fenced block whose info string names a file (```` ```rust
+//! First function: every fenced block marked `newcomer` (```` ```sh
+//! newcomer ````) in `README.md` and `docs/functions.md` is a shell session
+//! that starts with `wasm_engine new` and ends with the invocation's answer
+//! as a comment. Each is run as written by bash in an empty temporary
+//! directory outside the repository, with `wasm_engine` on `PATH` and the
+//! addresses of a real registry and engine put in place of the docs'
+//! `127.0.0.1:5000` and `127.0.0.1:10000`; its last command must print the
+//! answer, and the block must be what `wasm_engine new` prints.
+//!
+//! The shapes: the out-of-tree functions `docs/functions.md` shows, built
+//! from the page's own text, then pushed, deployed and invoked. Every
+//! fenced block whose info string names a file (```` ```rust
 //! file=greet/src/lib.rs ````) is written to a temporary directory as that
-//! file. The one change to the text: the SDK's path dependency, written for a
-//! checkout named `WasmEngine` next to the crate, points at this checkout.
+//! file. The one change to the text: the SDK's path dependency, written for
+//! a copy in the crate's `sdk` directory, points at this checkout's SDK.
 //! The builds run with `--offline`: the crates need nothing from a registry.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +22,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::{Engine, Registry};
+use crate::support::{Engine, Registry, engine_command, engine_has_feature};
 
 /// `(path, contents)` of every fenced block marked `file=PATH` in `markdown`.
 fn files_in(markdown: &str) -> Vec<(String, String)> {
@@ -106,11 +116,11 @@ fn the_out_of_tree_functions_in_docs_functions_md_build_deploy_and_run() {
     let work = tempfile::tempdir().unwrap();
     for (path, contents) in &files {
         let contents = contents.replace(
-            "../WasmEngine/experiments/sdk/rust",
-            &repository
-                .join("experiments/sdk/rust")
-                .display()
-                .to_string(),
+            r#"path = "sdk""#,
+            &format!(
+                "path = {:?}",
+                repository.join("experiments/sdk/rust").display().to_string()
+            ),
         );
         let file = work.path().join(path);
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
@@ -160,4 +170,138 @@ fn the_out_of_tree_functions_in_docs_functions_md_build_deploy_and_run() {
         json!({"name": "edge"}),
         r#"Hello from C, {"name":"edge"}!"#,
     );
+}
+
+/// The blocks marked `newcomer` in `markdown`, each as its text.
+fn newcomer_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut lines = markdown.lines();
+    while let Some(line) = lines.next() {
+        let marked = line
+            .strip_prefix("```")
+            .is_some_and(|info| info.split_whitespace().any(|word| word == "newcomer"));
+        if !marked {
+            continue;
+        }
+        let mut body = String::new();
+        for line in lines.by_ref() {
+            if line.starts_with("```") {
+                break;
+            }
+            body.push_str(line);
+            body.push('\n');
+        }
+        blocks.push(body);
+    }
+    blocks
+}
+
+/// A `wasm_engine` on `PATH` for the docs' commands: a script that runs the
+/// binary under test (through `WASM_ENGINE_RUNNER` too).
+fn engine_on_path(dir: &Path) -> String {
+    let command = engine_command();
+    let mut words = vec![command.get_program().to_string_lossy().into_owned()];
+    words.extend(command.get_args().map(|arg| arg.to_string_lossy().into_owned()));
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|word| format!("'{}'", word.replace('\'', r"'\''")))
+        .collect();
+    let script = dir.join("wasm_engine");
+    std::fs::write(&script, format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" "))).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn the_first_functions_in_the_docs_build_deploy_and_run() {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut blocks = Vec::new();
+    for page in ["README.md", "docs/functions.md"] {
+        let markdown = std::fs::read_to_string(repository.join(page)).unwrap();
+        let found = newcomer_blocks(&markdown);
+        assert!(!found.is_empty(), "{page} has no block marked newcomer");
+        for block in found {
+            if !blocks.contains(&block) {
+                blocks.push(block);
+            }
+        }
+    }
+    let starts = |language: &str| {
+        blocks
+            .iter()
+            .any(|block| block.lines().next().unwrap_or("").ends_with(language))
+    };
+    assert!(
+        starts("--lang rust") && starts("--lang c"),
+        "the docs show a first function in Rust and in C: {blocks:#?}"
+    );
+
+    let bin = tempfile::tempdir().unwrap();
+    let path = engine_on_path(bin.path());
+    if !engine_has_feature("templates") {
+        // A board build (riscv64) leaves the templates out: new says so.
+        let output = engine_command().args(["new", "x"]).output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("templates"));
+        return;
+    }
+    let registry = Registry::start_real();
+    let engine = Engine::start();
+    let engine_address = engine.url.trim_start_matches("http://");
+    for block in &blocks {
+        // The block is what `wasm_engine new` prints after its prerequisites.
+        let mut lines = block.lines();
+        let new_command = lines.next().unwrap();
+        let rest: String = lines.map(|line| format!("{line}\n")).collect();
+        let mut words = new_command.split_whitespace().skip(2);
+        let name = words.next().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let answer = block
+            .trim_end()
+            .lines()
+            .last()
+            .and_then(|line| line.strip_prefix("# "))
+            .unwrap_or_else(|| panic!("the block's last line is not its answer: {block}"));
+        let script = block
+            .replace("127.0.0.1:5000", &registry.address)
+            .replace("127.0.0.1:10000", engine_address);
+        let output = Command::new("bash")
+            .args(["-e", "-c", &script])
+            .current_dir(work.path())
+            .env("PATH", &path)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "the docs' block failed:\n{block}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        assert!(
+            stdout.contains(&format!(
+                "status code: 200, message: deploy function {name} successfully!"
+            )),
+            "{block}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        assert!(
+            stdout.ends_with(answer),
+            "the block's answer is {answer:?}; it printed:\n{stdout}\nstderr:\n{stderr}"
+        );
+        assert!(
+            stdout.contains(&rest),
+            "wasm_engine new printed other next steps than the docs' block:\n{rest}\nit printed:\n{stdout}"
+        );
+        assert!(
+            work.path().join(name).join("README.md").is_file(),
+            "the project is in ./{name}"
+        );
+    }
 }
