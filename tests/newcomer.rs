@@ -305,3 +305,86 @@ fn the_first_functions_in_the_docs_build_deploy_and_run() {
         );
     }
 }
+
+/// The packages a Makefile target's recipe installs: every word after
+/// `scripts/install-deps.sh` in its lines.
+fn makefile_packages(makefile: &str, target: &str) -> std::collections::BTreeSet<String> {
+    let mut packages = std::collections::BTreeSet::new();
+    let mut lines = makefile.lines();
+    let header = format!("{target}:");
+    assert!(
+        lines.any(|line| line.starts_with(&header)),
+        "the Makefile has no {target} target"
+    );
+    for line in lines.take_while(|line| line.starts_with('\t')) {
+        if let Some((_, words)) = line.split_once("scripts/install-deps.sh") {
+            packages.extend(words.split_whitespace().map(str::to_owned));
+        }
+    }
+    packages
+}
+
+/// The packages the README's item for `make TARGET` names: the words of
+/// its code spans, less `make ...` and the `kubectl` and `PATH` it mentions.
+fn readme_packages(readme: &str, target: &str) -> std::collections::BTreeSet<String> {
+    let prefix = format!("- `make {target}` ");
+    let item = readme
+        .lines()
+        .find(|line| line.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("README.md has no line starting {prefix:?}"));
+    item.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| !span.starts_with("make ") && !matches!(*span, "kubectl" | "PATH"))
+        .flat_map(str::split_whitespace)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_readme_lists_exactly_what_make_deps_installs() {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let makefile = std::fs::read_to_string(repository.join("Makefile")).unwrap();
+    let readme = std::fs::read_to_string(repository.join("README.md")).unwrap();
+    for target in ["deps", "test-deps"] {
+        let from_makefile = makefile_packages(&makefile, target);
+        assert!(!from_makefile.is_empty(), "make {target} installs nothing?");
+        assert_eq!(
+            readme_packages(&readme, target),
+            from_makefile,
+            "README.md's list for make {target} differs from the Makefile's"
+        );
+    }
+    // The demo needs only `make deps`; the tests everything.
+    assert!(makefile.contains("\ndemo: deps\n"), "make demo runs make deps only");
+    assert!(makefile.contains("\ntest: test-deps "), "make test runs make test-deps");
+}
+
+#[test]
+fn make_install_puts_the_binary_and_the_unit_where_prefix_says_and_uninstall_removes_them() {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let destdir = tempfile::tempdir().unwrap();
+    let make = |target: &str| {
+        run(Command::new("make")
+            .args(["--no-print-directory", "-C"])
+            .arg(repository)
+            .arg(target)
+            .arg(format!("DESTDIR={}", destdir.path().display()))
+            .arg("PREFIX=/usr")
+            .arg(format!("BINARY={}", env!("CARGO_BIN_EXE_wasm_engine"))));
+    };
+    make("install");
+    let binary = destdir.path().join("usr/bin/wasm_engine");
+    let unit = destdir
+        .path()
+        .join("usr/lib/systemd/system/wasm-engine.service");
+    let version = Command::new(&binary).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("wasm_engine "));
+    let unit_text = std::fs::read_to_string(&unit).unwrap();
+    assert!(
+        unit_text.contains("\nExecStart=/usr/bin/wasm_engine serve "),
+        "the unit runs the installed binary:\n{unit_text}"
+    );
+    make("uninstall");
+    assert!(!binary.exists() && !unit.exists());
+}
