@@ -388,3 +388,69 @@ fn make_install_puts_the_binary_and_the_unit_where_prefix_says_and_uninstall_rem
     make("uninstall");
     assert!(!binary.exists() && !unit.exists());
 }
+
+#[test]
+fn make_registry_shows_the_readme_configuration_and_no_routine_push_errors() {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(repository.join("scripts/run-registry.sh")).unwrap();
+    let readme = std::fs::read_to_string(repository.join("README.md")).unwrap();
+    let yaml = script
+        .split_once("<<YAML\n")
+        .and_then(|(_, rest)| rest.split_once("\nYAML\n"))
+        .map(|(yaml, _)| yaml)
+        .expect("run-registry.sh writes its configuration from a <<YAML block");
+    for line in yaml.lines() {
+        let shown = line
+            .replace("$dir", "/tmp/wasmengine-registry.XXXXXX")
+            .replace("$address", "127.0.0.1:5000")
+            .replace("$secret", "RANDOM");
+        assert!(
+            readme.contains(&format!("\n{shown}\n")),
+            "README.md does not show make registry's configuration line {shown:?}"
+        );
+    }
+
+    let port = crate::support::free_port();
+    let address = format!("127.0.0.1:{port}");
+    use std::os::unix::process::CommandExt;
+    let child = Command::new(repository.join("scripts/run-registry.sh"))
+        .arg(&address)
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let group = child.id();
+    let stop = || {
+        let _ = Command::new("kill")
+            .args(["-INT", "--", &format!("-{group}")])
+            .status();
+    };
+    let registry = Registry::named(&address);
+    let pushed = crate::support::wait_until(|| {
+        // Until it listens; then one push, whose blobs are new to it.
+        std::net::TcpStream::connect(&address).ok().map(|_| {
+            registry.push_wasm_bytes(
+                &wat::parse_str("(module)").unwrap(),
+                "empty.wasm",
+                "empty-wasm:v1",
+            )
+        })
+    });
+    stop();
+    let output = child.wait_with_output().unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(pushed.contains("empty-wasm:v1"), "{pushed}");
+    assert!(
+        shown.contains(&format!("registry: http://{address} ")),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("blob unknown") && !shown.contains("level=warning"),
+        "make registry's terminal shows routine noise:\n{shown}"
+    );
+}
