@@ -317,7 +317,8 @@ fn new_project(
 /// `new NAME [--lang rust|c] [DIR]`, after the word `new`.
 fn parse_new(args: Vec<OsString>) -> Result<Command, String> {
     use lexopt::prelude::*;
-    const USAGE: &str = "new takes a name and an optional directory: new NAME [--lang rust|c] [DIR]";
+    const USAGE: &str =
+        "new takes a name and an optional directory: new NAME [--lang rust|c] [DIR]";
     let mut parser = lexopt::Parser::from_args(args);
     let mut language = "rust".to_owned();
     let mut positional = Vec::new();
@@ -1004,11 +1005,8 @@ mod tests {
 
     #[test]
     fn push_with_its_arguments_swapped_says_so() {
-        let error = parse_with(
-            &["push", "127.0.0.1:5000/greet-wasm:v1", "greet.wasm"],
-            &[],
-        )
-        .unwrap_err();
+        let error =
+            parse_with(&["push", "127.0.0.1:5000/greet-wasm:v1", "greet.wasm"], &[]).unwrap_err();
         assert_eq!(
             error,
             "push takes the file first, then the image: did you swap them? \
@@ -1039,7 +1037,11 @@ mod tests {
             panic!("expected new")
         };
         assert_eq!((language.as_str(), directory), ("rust", None));
-        for bad in [&["new"][..], &["new", "a", "b", "c"], &["new", "a", "--listen", "x"]] {
+        for bad in [
+            &["new"][..],
+            &["new", "a", "b", "c"],
+            &["new", "a", "--listen", "x"],
+        ] {
             assert!(parse_with(bad, &[]).is_err(), "{bad:?}");
         }
     }

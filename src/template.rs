@@ -341,7 +341,16 @@ mod tests {
         for good in ["greet", "hello-c", "a1_b", &"a".repeat(64)] {
             assert_eq!(check_name(good), Ok(()), "{good}");
         }
-        for bad in ["", "1x", "-x", "Greet", "a.b", "a/b", "a b", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "1x",
+            "-x",
+            "Greet",
+            "a.b",
+            "a/b",
+            "a b",
+            &"a".repeat(65),
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }

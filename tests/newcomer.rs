@@ -119,7 +119,10 @@ fn the_out_of_tree_functions_in_docs_functions_md_build_deploy_and_run() {
             r#"path = "sdk""#,
             &format!(
                 "path = {:?}",
-                repository.join("experiments/sdk/rust").display().to_string()
+                repository
+                    .join("experiments/sdk/rust")
+                    .display()
+                    .to_string()
             ),
         );
         let file = work.path().join(path);
@@ -201,13 +204,21 @@ fn newcomer_blocks(markdown: &str) -> Vec<String> {
 fn engine_on_path(dir: &Path) -> String {
     let command = engine_command();
     let mut words = vec![command.get_program().to_string_lossy().into_owned()];
-    words.extend(command.get_args().map(|arg| arg.to_string_lossy().into_owned()));
+    words.extend(
+        command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned()),
+    );
     let quoted: Vec<String> = words
         .iter()
         .map(|word| format!("'{}'", word.replace('\'', r"'\''")))
         .collect();
     let script = dir.join("wasm_engine");
-    std::fs::write(&script, format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" "))).unwrap();
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" ")),
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     format!(
@@ -356,8 +367,14 @@ fn the_readme_lists_exactly_what_make_deps_installs() {
         );
     }
     // The demo needs only `make deps`; the tests everything.
-    assert!(makefile.contains("\ndemo: deps\n"), "make demo runs make deps only");
-    assert!(makefile.contains("\ntest: test-deps "), "make test runs make test-deps");
+    assert!(
+        makefile.contains("\ndemo: deps\n"),
+        "make demo runs make deps only"
+    );
+    assert!(
+        makefile.contains("\ntest: test-deps "),
+        "make test runs make test-deps"
+    );
 }
 
 #[test]
