@@ -51,7 +51,7 @@ honoured for registry requests; loopback registries are never proxied.
 
 Logging: RUST_LOG=wasm_engine=debug turns on debug logs (default: info).
 
-Exit codes: 0 success, 1 a failed push, 2 a usage error, 3 the server could
+Exit codes: 0 success, 1 a failed push or new, 2 a usage error, 3 the server could
 not start (data directory, admin token file, listen address).
 ";
 

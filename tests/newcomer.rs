@@ -471,3 +471,34 @@ fn make_registry_shows_the_readme_configuration_and_no_routine_push_errors() {
         "make registry's terminal shows routine noise:\n{shown}"
     );
 }
+
+#[test]
+fn the_readme_describes_version_s_two_lines() {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(repository.join("README.md")).unwrap();
+    let manifest = std::fs::read_to_string(repository.join("Cargo.toml")).unwrap();
+    // The default features, as `features = [...]` lists them in Cargo.toml.
+    let defaults: Vec<&str> = manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("default = ["))
+        .and_then(|rest| rest.strip_suffix(']'))
+        .expect("Cargo.toml has a default = [...] line")
+        .split(',')
+        .map(|name| name.trim().trim_matches('"'))
+        .collect();
+    let shown = format!("`features: {}`", defaults.join(" "));
+    assert!(
+        readme.contains(&shown),
+        "README.md should show --version's default features line, {shown}"
+    );
+    let output = engine_command().arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("wasm_engine 0.") && lines[0].contains("(commit "));
+    assert!(lines[1].starts_with("features: "));
+    if std::env::var_os("WASM_ENGINE_BIN").is_none() {
+        // This build has the default features.
+        assert_eq!(format!("`{}`", lines[1]), shown);
+    }
+}
