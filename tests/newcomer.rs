@@ -502,3 +502,46 @@ fn the_readme_describes_version_s_two_lines() {
         assert_eq!(format!("`{}`", lines[1]), shown);
     }
 }
+
+/// A misspelt field (`"timeout": 5`) deploys with the default, as the
+/// reference engine does, and the text answer stays the reference's; but
+/// the answer's `X-Ignored-Fields` names it and the engine warns with what
+/// was probably meant.
+#[test]
+fn a_misspelt_field_is_named_in_a_header_and_a_warning_with_a_suggestion() {
+    let registry = Registry::start();
+    let image = registry.push_fixture("numeric", "gcd-wasm:v1");
+    let engine = Engine::start();
+    let body =
+        json!({"function_name": "gcd", "function_image": image, "wasi_cap": false, "timeout": 5});
+    let mut response = crate::support::http_agent()
+        .post(&format!("{}/function/deploy", engine.url))
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    let header = response
+        .headers()
+        .get("x-ignored-fields")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let text = response.body_mut().read_to_string().unwrap();
+    assert_eq!(
+        text,
+        "status code: 200, message: deploy function gcd successfully!\n"
+    );
+    assert_eq!(header.as_deref(), Some("timeout"));
+    let line = engine.wait_for_log("ignored field");
+    assert!(
+        line.contains("WARN")
+            && line.contains(
+                r#"ignored field "timeout" in deploy of gcd; did you mean "timeout_ms"?"#
+            ),
+        "{line}"
+    );
+    // Without ignored fields, no header.
+    let response = crate::support::http_agent()
+        .post(&format!("{}/function/query", engine.url))
+        .send(r#"{"function_name": "gcd"}"#)
+        .unwrap();
+    assert!(response.headers().get("x-ignored-fields").is_none());
+}

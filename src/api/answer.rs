@@ -192,6 +192,11 @@ fn respond(request: tiny_http::Request, mut reply: Reply, call_id: &CallId) {
     if let Some(allow) = &reply.allow {
         response.add_header(header("Allow", allow));
     }
+    if let Some(serde_json::Value::Array(names)) = reply.fields.get("ignored_fields") {
+        let names = names.iter().filter_map(serde_json::Value::as_str);
+        let value = super::ignored::header_value(names.collect::<Vec<_>>().into_iter());
+        response.add_header(header(super::ignored::IGNORED_FIELDS_HEADER, &value));
+    }
     match reply.status {
         401 => response.add_header(header("WWW-Authenticate", "Bearer realm=\"wasm_engine\"")),
         503 => response.add_header(header("Retry-After", RETRY_AFTER_SECONDS)),
