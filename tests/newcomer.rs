@@ -545,3 +545,30 @@ fn a_misspelt_field_is_named_in_a_header_and_a_warning_with_a_suggestion() {
         .unwrap();
     assert!(response.headers().get("x-ignored-fields").is_none());
 }
+
+/// A function that is not deployed: each listener's 404 says how to deploy
+/// it with its own API's routes.
+#[test]
+fn a_missing_function_s_404_names_the_routes_of_the_api_it_was_asked_on() {
+    let node = crate::provider::Node::start(&[]);
+    let seed = node
+        .engine
+        .post("/function/invoke", r#"{"function_name": "nope"}"#);
+    assert_eq!(seed.status, 404);
+    assert!(
+        seed.message().starts_with(
+            "function nope is not deployed; deploy it with POST /function/deploy, or see GET /function/list"
+        ),
+        "{}",
+        seed.body
+    );
+    let provider = node.send("POST", "/function/nope", &[], "");
+    assert_eq!(provider.status, 404);
+    assert!(
+        provider.body.starts_with(
+            "function nope is not deployed; deploy it with POST /system/functions, or see GET /system/functions"
+        ),
+        "{}",
+        provider.body
+    );
+}

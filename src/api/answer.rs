@@ -89,7 +89,8 @@ pub enum Answer {
 /// matter even when the client caused them), else at debug.
 pub fn failed(call: &Call, error: &ApiError, is_change: bool) -> Answer {
     let (method, path) = (&call.method, &call.path);
-    let reply = Reply::error(error);
+    let mut reply = Reply::error(error);
+    reply.message.push_str(error.hint(call.listener));
     if reply.status >= 500 || reply.status == 401 || is_change {
         log::warn!("{method} {path}: {}: {error}", reply.status);
     } else {
