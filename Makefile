@@ -48,7 +48,9 @@ demo-apps:
 # ExecStart names BINDIR). New function projects need nothing installed:
 # `wasm_engine new` writes the SDK into each.
 install:
-	@if [ "$(BINARY)" = target/release/wasm_engine ]; then $(CARGO) build --release; fi
+	@# Built first when cargo is at hand (sudo's root may have none: then the build made before).
+	@if [ "$(BINARY)" = target/release/wasm_engine ] && command -v $(CARGO) >/dev/null; then $(CARGO) build --release; fi
+	@test -x $(BINARY) || { echo "make install: $(BINARY) is missing; run make build first" >&2; exit 1; }
 	install -D -m 0755 $(BINARY) $(DESTDIR)$(BINDIR)/wasm_engine
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/local/bin/wasm_engine|$(BINDIR)/wasm_engine|' cross/wasm-engine.service >$(DESTDIR)$(UNITDIR)/wasm-engine.service
