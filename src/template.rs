@@ -126,6 +126,7 @@ pub fn next_steps(name: &str, language: Language, directory: &str) -> String {
         ),
     };
     let wasm = wasm_path(name, language);
+    let directory = shell_word(directory);
     format!(
         "cd {directory}
 {build}
@@ -137,6 +138,20 @@ curl -X POST http://127.0.0.1:10000/function/invoke -H 'Content-Type: applicatio
 # {answer}
 "
     )
+}
+
+/// `text` as one shell word: as it is when it needs no quoting, else in
+/// single quotes.
+fn shell_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 /// What to install once before the first build.
@@ -376,6 +391,14 @@ mod tests {
             .map(|(path, _)| (*path).to_owned())
             .collect::<std::collections::BTreeSet<_>>();
         assert_eq!(copied, sources, "SDK_SOURCES must list every SDK file");
+    }
+
+    #[test]
+    fn the_next_steps_quote_a_directory_the_shell_would_split() {
+        assert!(next_steps("greet", Language::C, "greet").starts_with("cd greet\n"));
+        assert!(
+            next_steps("greet", Language::C, "my dir/it's").starts_with("cd 'my dir/it'\\''s'\n")
+        );
     }
 
     #[test]
