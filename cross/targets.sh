@@ -26,7 +26,7 @@ link_args=""
 board_size_config="--config=profile.release.opt-level=\"z\" --config=profile.release.package.wasi-common.opt-level=\"z\" --config=profile.release.package.wiggle.opt-level=\"z\" --config=profile.release.package.wasmi_wasi.opt-level=\"z\" --config=profile.release.package.wasmparser.opt-level=\"z\" --config=profile.release.package.serde_json.opt-level=\"z\" --config=profile.release.package.zlib-rs.opt-level=\"z\" --config=profile.release.package.sha2.opt-level=\"z\""
 # Linked by the toolchain's own lld (rust-lld, through the gcc-ld wrapper
 # rustc ships; the cross gcc still drives the link: crt files, static libc)
-# rather than GNU ld, which can fold identical code: that merges the many
+# rather than GNU ld, because lld can fold identical code: that merges the many
 # byte-identical monomorphized functions. Rust makes no promise that
 # distinct functions have distinct addresses, so folding all of them (not
 # only those marked safe to fold) is sound. cross/test runs
