@@ -11,29 +11,88 @@ use std::time::{Instant, SystemTime};
 use super::error::{SecretError, ServiceError};
 use super::secrets::check_env_outside_secret_namespace;
 use super::{FunctionService, lock};
-use crate::function::{FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, ManagedBy};
+use crate::function::{
+    AnswerSettings, FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, ManagedBy,
+};
 use crate::metrics::ChangeOp;
 use crate::registry::{ImageReference, RegistryError};
 use crate::runtime::{Abi, Runtime, RuntimeError};
 use crate::secret::SecretName;
 use crate::store::FunctionRecord;
 
-/// What a deploy or update asks for.
-#[derive(Debug)]
+/// What a deploy or update asks for, validated: built only by
+/// [`DeploySpec::new`], so a deploy through the REST API, the provider API
+/// or the functions file passes the same checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeploySpec {
-    pub image: ImageReference,
-    pub wasi_cap: WasiCap,
-    pub limits: FunctionLimits,
-    /// Secrets, labels and annotations (validated by the request's parser).
-    pub metadata: FunctionMetadata,
+    image: ImageReference,
+    wasi_cap: WasiCap,
+    limits: FunctionLimits,
+    metadata: FunctionMetadata,
     /// What an `env` given to a function that turns out not to be a WASI
-    /// function means: an error (the seed API and the functions file ask for
-    /// it explicitly), or nothing (the provider API, whose `envVars` OpenFaaS
-    /// stacks set for every function, `write_debug` and the like).
-    pub env_without_wasi: EnvWithoutWasi,
+    /// function means: an error (the REST API and the functions file ask
+    /// for it explicitly), or nothing (the provider API, whose `envVars`
+    /// OpenFaaS stacks set for every function, `write_debug` and the like).
+    env_without_wasi: EnvWithoutWasi,
 }
 
-/// See [`DeploySpec::env_without_wasi`].
+impl DeploySpec {
+    /// Checks what a deploy asks for: each limit that is set
+    /// ([`FunctionLimits::validate`]), the metadata
+    /// ([`FunctionMetadata::validate`]: the secret list, `calls`, the sizes
+    /// of the labels and annotations) and the annotations that say how the
+    /// function's output is answered ([`AnswerSettings::from_annotations`]).
+    /// The `env` is an `Environment`, checked when it was built; whether it
+    /// may set `SECRET_*` variables, and whether the function's module fits
+    /// what is asked, are the deploy's to check (its errors are not the
+    /// request's).
+    ///
+    /// # Errors
+    /// A message naming the field and the rule it breaks, which either API
+    /// answers with a 400.
+    pub fn new(
+        image: ImageReference,
+        wasi_cap: WasiCap,
+        limits: FunctionLimits,
+        metadata: FunctionMetadata,
+        env_without_wasi: EnvWithoutWasi,
+    ) -> Result<Self, String> {
+        limits.validate()?;
+        metadata.validate()?;
+        // The content type and HTTP answer mode, checked now; calls read them.
+        AnswerSettings::from_annotations(&metadata.annotations)?;
+        Ok(Self {
+            image,
+            wasi_cap,
+            limits,
+            metadata,
+            env_without_wasi,
+        })
+    }
+
+    /// The image to pull.
+    pub fn image(&self) -> &ImageReference {
+        &self.image
+    }
+
+    /// Whether the function runs as a WASI command.
+    pub fn wasi_cap(&self) -> WasiCap {
+        self.wasi_cap
+    }
+
+    /// Its own limits; those not set are the server's defaults.
+    pub fn limits(&self) -> &FunctionLimits {
+        &self.limits
+    }
+
+    /// Its secrets, labels, annotations, `calls` and `env`.
+    pub fn metadata(&self) -> &FunctionMetadata {
+        &self.metadata
+    }
+}
+
+/// What an `env` given to a function that is not a WASI function means
+/// (see [`DeploySpec`]'s field of that name).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum EnvWithoutWasi {
     #[default]
