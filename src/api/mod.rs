@@ -29,6 +29,7 @@ mod admission;
 mod answer;
 mod auth;
 mod error;
+mod function_answer;
 mod http_answer;
 mod ignored;
 mod observe;
