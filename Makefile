@@ -6,7 +6,7 @@ REGISTRY ?= 127.0.0.1:5000
 VERSION ?= v1
 CARGO ?= cargo
 
-.PHONY: all build deps apps images demo test lint bench load clean registry
+.PHONY: all build deps apps images demo test lint bench load compare clean registry
 
 all: build
 
@@ -53,6 +53,11 @@ bench: apps
 load: deps apps
 	scripts/install-deps.sh hey wrk
 	benches/load.sh
+
+# Interpreter, JIT and native on the third-party programs; installs its own
+# optional tools (wasmtime from PyPI, the wasm3 runner from crates.io).
+compare: deps apps
+	benches/compare.sh
 
 clean:
 	$(CARGO) clean
