@@ -17,6 +17,14 @@ runners and prints markdown tables of per-call and first-call times:
             process: per call a new runtime, the module parsed and loaded,
             `_start` (wasm3 shares nothing between runtimes)
 
+Each call is timed twice: wall clock, and CPU time (on a shared machine the
+steadier of the two): native, the child's rusage (user + system, from fork
+to exit); engine, the sum over the engine's threads of their run time
+(/proc/PID/task/*/schedstat) from sending the request to reading the
+answer (the HTTP parsing and answering included, the client's not);
+wasmtime, this process's CPU time around the call (Python's share of the
+call included); wasm3, the runner's process CPU time around the run.
+
 First call: engine, the first invoke after the deploy's 200 (the deploy's
 own time is printed too); wasmtime, a fresh Engine: compile + instantiate +
 run; wasm3 and native, the first call of the run (their calls all start from
@@ -30,7 +38,7 @@ runner whose output differs is marked in the table rather than timed as if
 it did the same work.
 
 Environment (set by compare.sh): COMPARE_WORK (a scratch directory),
-COMPARE_PROGRAMS (the build directory), ENGINE_URL, PROVIDER_URL,
+COMPARE_PROGRAMS (the build directory), ENGINE_URL, PROVIDER_URL, ENGINE_PID,
 REGISTRY (host:port the modules were pushed to, as thirdparty/NAME:v1),
 WASM3_RUNNER (empty when wasm3 is not available), ROUNDS, SIZES.
 """
@@ -55,6 +63,7 @@ PROGRAMS_DIR = os.environ["COMPARE_PROGRAMS"]
 ENGINE_URL = os.environ["ENGINE_URL"]
 PROVIDER_URL = os.environ["PROVIDER_URL"]
 REGISTRY = os.environ["REGISTRY"]
+ENGINE_PID = int(os.environ["ENGINE_PID"])
 WASM3_RUNNER = os.environ.get("WASM3_RUNNER", "")
 ROUNDS = int(os.environ.get("ROUNDS", "9"))
 SIZES = [int(size) for size in os.environ.get("SIZES", "1024 32768 1048576").split()]
@@ -206,13 +215,30 @@ def run_native(case):
     out = output_path(case, "native")
     with open(case.input_path, "rb") as stdin, open(out, "wb") as stdout:
         start = time.perf_counter()
-        result = subprocess.run([case.name], executable=case.native_path, stdin=stdin,
-                                stdout=stdout, stderr=subprocess.PIPE, env={})
+        child = subprocess.Popen([case.name], executable=case.native_path, stdin=stdin,
+                                 stdout=stdout, stderr=subprocess.DEVNULL, env={})
+        _, status, usage = os.wait4(child.pid, 0)
         elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"native {case.program} failed on {case.name}: {result.stderr[:500]!r}")
+        child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        sys.exit(f"native {case.program} failed on {case.name} with {child.returncode}")
     with open(out, "rb") as file:
-        return elapsed, file.read()
+        return elapsed, usage.ru_utime + usage.ru_stime, file.read()
+
+
+def engine_cpu_seconds():
+    """The engine's CPU time: the sum over its threads of the time each has
+    run (/proc/PID/task/TID/schedstat, nanoseconds). A thread that ends
+    between two readings takes its share with it; the threads that serve an
+    invocation (its connection's and the worker's) outlive it."""
+    total = 0
+    for thread in os.listdir(f"/proc/{ENGINE_PID}/task"):
+        try:
+            with open(f"/proc/{ENGINE_PID}/task/{thread}/schedstat") as file:
+                total += int(file.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
 
 
 class EngineClient:
@@ -245,27 +271,46 @@ class EngineClient:
             sys.exit(f"deploy of {case.name} answered {status}: {answer[:500]!r}")
         return elapsed
 
+    def connect(self):
+        # Connecting is not timed: a FaaS front end keeps its connections.
+        if self.connection is not None:
+            self.connection.close()
+        self.connection = http.client.HTTPConnection(
+            self.provider.hostname, self.provider.port, timeout=600)
+        self.connection.connect()
+
     def invoke(self, case):
         if self.connection is None:
-            self.connection = http.client.HTTPConnection(
-                self.provider.hostname, self.provider.port, timeout=600)
-            self.connection.connect()
-        start = time.perf_counter()
-        self.connection.request("POST", f"/function/{case.name}", body=case.body,
-                                headers={"Content-Type": "text/plain"})
-        reply = self.connection.getresponse()
-        answer = reply.read()
-        elapsed = time.perf_counter() - start
+            self.connect()
+        for attempt in (1, 2):
+            try:
+                start_cpu = engine_cpu_seconds()
+                start = time.perf_counter()
+                self.connection.request("POST", f"/function/{case.name}", body=case.body,
+                                        headers={"Content-Type": "text/plain"})
+                reply = self.connection.getresponse()
+                answer = reply.read()
+                elapsed = time.perf_counter() - start
+                cpu = engine_cpu_seconds() - start_cpu
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # The engine closes keep-alive connections left idle (the
+                # other runners' turns can take seconds): connect again,
+                # untimed, and send the call again.
+                if attempt == 2:
+                    raise
+                self.connect()
         if reply.will_close:
             self.connection.close()
             self.connection = None
         if reply.status != 200:
             sys.exit(f"engine: {case.name} answered {reply.status}: {answer[:500]!r}")
-        return elapsed, answer
+        return elapsed, cpu, answer
 
 
 def wasmtime_call(case, module, engine, linker):
     out = output_path(case, "wasmtime")
+    start_cpu = time.process_time()
     start = time.perf_counter()
     store = wasmtime.Store(engine)
     config = wasmtime.WasiConfig()
@@ -281,8 +326,9 @@ def wasmtime_call(case, module, engine, linker):
             sys.exit(f"wasmtime: {case.name} exited with {exit_trap.code}")
     elapsed = time.perf_counter() - start
     del instance, store
+    cpu = time.process_time() - start_cpu
     with open(out, "rb") as file:
-        return elapsed, file.read()
+        return elapsed, cpu, file.read()
 
 
 class Wasmtime:
@@ -293,16 +339,20 @@ class Wasmtime:
 
     def first(self, case):
         # A fresh Engine, so nothing compiled for another case is reused.
+        # Cranelift compiles on several threads: the process's CPU time
+        # counts them all.
+        start_cpu = time.process_time()
         start = time.perf_counter()
         engine = wasmtime.Engine()
         linker = wasmtime.Linker(engine)
         linker.define_wasi()
         module = wasmtime.Module.from_file(engine, case.wasm_path)
-        elapsed_compile = time.perf_counter() - start
-        call_seconds, output = wasmtime_call(case, module, engine, linker)
+        compile_seconds = time.perf_counter() - start
+        compile_cpu = time.process_time() - start_cpu
+        call_seconds, call_cpu, output = wasmtime_call(case, module, engine, linker)
         # The steady calls use the shared engine and a module compiled once.
         case.wasmtime_module = wasmtime.Module.from_file(self.engine, case.wasm_path)
-        return elapsed_compile + call_seconds, output
+        return compile_seconds + call_seconds, compile_cpu + call_cpu, output
 
     def call(self, case):
         return wasmtime_call(case, case.wasmtime_module, self.engine, self.linker)
@@ -315,9 +365,10 @@ def run_wasm3(case):
     lines = result.stderr.decode(errors="replace").splitlines()
     runs = [line for line in lines if line.startswith("run ")]
     if result.returncode != 0 or not runs:
-        return None, "\n".join(lines[-5:])
+        return None, None, "\n".join(lines[-5:])
+    _, wall_ns, cpu_ns = runs[0].split()
     with open(out, "rb") as file:
-        return int(runs[0].split()[1]) / 1e9, file.read()
+        return int(wall_ns) / 1e9, int(cpu_ns) / 1e9, file.read()
 
 
 # ---------------------------------------------------------------- the run
@@ -357,10 +408,10 @@ def main():
             return engine.invoke(case)
         if runner == "wasmtime":
             return wasmtime_runner.first(case) if first else wasmtime_runner.call(case)
-        seconds, output = run_wasm3(case)
+        seconds, cpu, output = run_wasm3(case)
         if seconds is None:
             wasm3_failures[case.name] = output
-        return seconds, output
+        return seconds, cpu, output
 
     print(f"== first calls ({len(cases)} cases)", file=sys.stderr)
     for index, case in enumerate(cases):
@@ -369,12 +420,12 @@ def main():
             order.remove("native")
             order.insert(0, "native")
         for runner in order:
-            seconds, output = call(case, runner, first=True)
+            seconds, cpu, output = call(case, runner, first=True)
             if runner == "native":
                 case.expected = output
             if seconds is None:
                 continue
-            case.first[runner] = seconds
+            case.first[runner] = (seconds, cpu)
             check(case, runner, output)
         print(f"  {case.name}: {len(case.body)} bytes in, {len(case.expected)} bytes out", file=sys.stderr)
 
@@ -385,10 +436,10 @@ def main():
             for runner in runners[shift:] + runners[:shift]:
                 if runner == "wasm3" and case.name in wasm3_failures:
                     continue
-                seconds, output = call(case, runner, first=False)
+                seconds, cpu, output = call(case, runner, first=False)
                 if seconds is None:
                     continue
-                case.times.setdefault(runner, []).append(seconds)
+                case.times.setdefault(runner, []).append((seconds, cpu))
                 if round_index == 0:
                     check(case, runner, output)
 
@@ -399,73 +450,74 @@ def milliseconds(seconds):
     return f"{seconds * 1000:.3f}"
 
 
+WALL, CPU = 0, 1
+
+
 def report(cases, runners, wasm3_failures):
     columns = [r for r in ["native", "engine", "wasmtime", "wasm3"] if r in runners]
+    others = [r for r in ["wasmtime", "wasm3", "native"] if r in columns]
 
-    def cell(case, runner, value):
+    def failed(case, runner):
         if runner in case.differs:
             return "output differs"
         if runner == "wasm3" and case.name in wasm3_failures:
             return "failed"
-        return milliseconds(value) if value is not None else "n/a"
+        return None
 
-    def median(case, runner):
-        values = case.times.get(runner)
+    def median(case, runner, kind):
+        values = [pair[kind] for pair in case.times.get(runner, [])]
         return statistics.median(values) if values else None
 
-    print()
-    print(f"Per call: median of {ROUNDS} calls, milliseconds")
-    print()
-    header = ["program", "input"] + columns
-    ratio_columns = []
-    if "wasmtime" in columns:
-        ratio_columns.append(("engine / wasmtime", "wasmtime"))
-    if "wasm3" in columns:
-        ratio_columns.append(("engine / wasm3", "wasm3"))
-    ratio_columns.append(("engine / native", "native"))
-    print("| " + " | ".join(header + [name for name, _ in ratio_columns]) + " |")
-    print("|" + "---|" * (len(header) + len(ratio_columns)))
-    ratios = {name: [] for name, _ in ratio_columns}
-    for case in cases:
-        row = [case.program, size_label(case.size)]
-        row += [cell(case, runner, median(case, runner)) for runner in columns]
-        engine_median = median(case, "engine")
-        for name, other in ratio_columns:
-            other_median = median(case, other)
-            valid = (engine_median and other_median and "engine" not in case.differs
-                     and other not in case.differs)
-            if valid:
-                ratio = engine_median / other_median
-                ratios[name].append(ratio)
-                row.append(f"{ratio:.2f}x")
-            else:
-                row.append("n/a")
-        print("| " + " | ".join(row) + " |")
-    print()
-    for name, values in ratios.items():
-        if values:
-            geometric = statistics.geometric_mean(values)
-            print(f"- {name}: geometric mean {geometric:.2f}x over {len(values)} inputs "
-                  f"(from {min(values):.2f}x to {max(values):.2f}x)")
+    def per_call_table(kind, title):
+        print()
+        print(title)
+        print()
+        header = ["program", "input"] + columns + [f"engine / {other}" for other in others]
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        ratios = {other: [] for other in others}
+        for case in cases:
+            row = [case.program, size_label(case.size)]
+            for runner in columns:
+                value = median(case, runner, kind)
+                row.append(failed(case, runner) or (milliseconds(value) if value is not None else "n/a"))
+            engine_median = median(case, "engine", kind)
+            for other in others:
+                other_median = median(case, other, kind)
+                if engine_median and other_median and not failed(case, "engine") and not failed(case, other):
+                    ratio = engine_median / other_median
+                    ratios[other].append(ratio)
+                    row.append(f"{ratio:.2f}x")
+                else:
+                    row.append("n/a")
+            print("| " + " | ".join(row) + " |")
+        print()
+        for other, values in ratios.items():
+            if values:
+                print(f"- engine / {other}: geometric mean {statistics.geometric_mean(values):.2f}x "
+                      f"over {len(values)} inputs (from {min(values):.2f}x to {max(values):.2f}x)")
+
+    per_call_table(WALL, f"Per call, wall clock: median of {ROUNDS} calls, milliseconds")
+    per_call_table(CPU, f"Per call, CPU time: median of {ROUNDS} calls, milliseconds")
 
     print()
-    print("First call, milliseconds (engine: the first invoke after the deploy's 200, deploy in "
-          "brackets; wasmtime: compile + instantiate + run in a fresh Engine; wasm3 and native: "
-          "the first call of the run), and the engine's first call over its per-call median")
+    print("First call, milliseconds, wall clock / CPU time (engine: the first invoke after the "
+          "deploy's 200; wasmtime: compile + instantiate + run in a fresh Engine; wasm3 and "
+          "native: the first call of the run), the engine's deploy (wall clock), and the "
+          "engine's first call over its per-call median (CPU time)")
     print()
-    header = ["program", "input"] + columns + ["engine first / per call"]
+    header = ["program", "input"] + columns + ["engine deploy", "engine first / per call"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for case in cases:
         row = [case.program, size_label(case.size)]
         for runner in columns:
             value = case.first.get(runner)
-            text = cell(case, runner, value)
-            if runner == "engine" and case.deploy_seconds is not None and value is not None:
-                text += f" ({milliseconds(case.deploy_seconds)})"
-            row.append(text)
-        engine_first, engine_median = case.first.get("engine"), median(case, "engine")
-        row.append(f"{engine_first / engine_median:.2f}x" if engine_first and engine_median else "n/a")
+            row.append(failed(case, runner) or
+                       (f"{milliseconds(value[WALL])} / {milliseconds(value[CPU])}" if value else "n/a"))
+        row.append(milliseconds(case.deploy_seconds) if case.deploy_seconds is not None else "n/a")
+        engine_first, engine_median = case.first.get("engine"), median(case, "engine", CPU)
+        row.append(f"{engine_first[CPU] / engine_median:.2f}x" if engine_first and engine_median else "n/a")
         print("| " + " | ".join(row) + " |")
     if wasm3_failures:
         print()

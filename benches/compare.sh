@@ -19,8 +19,9 @@
 #             layer as bundled in the `wasm3x-sys` crate from crates.io),
 #             through the small runner in benches/wasm3_runner
 #
-# and prints markdown tables: per-call time (median of ROUNDS calls) and
-# first-call time, with the ratios, after a header naming the machine.
+# and prints markdown tables: per-call time (median of ROUNDS calls; wall
+# clock, and CPU time, the steadier on a shared machine) and first-call
+# time, with the ratios, after a header naming the machine.
 #
 # Optional tools are installed here, not by `make test`: a Python venv with
 # wasmtime under target/compare/venv (pip, from PyPI) and the wasm3 runner
@@ -97,7 +98,8 @@ provider_port=$(free_port)
 RUST_LOG=off "$engine" --listen "127.0.0.1:$engine_port" --provider-listen "127.0.0.1:$provider_port" \
   --data-dir "$work/data" --max-body-bytes 4194304 --max-output-bytes 16777216 \
   >"$work/engine.log" 2>&1 &
-on_exit_kill $!
+export ENGINE_PID=$!
+on_exit_kill "$ENGINE_PID"
 export ENGINE_URL=http://127.0.0.1:$engine_port PROVIDER_URL=http://127.0.0.1:$provider_port
 wait_for 30 "the engine" curl -fs "$ENGINE_URL/function/list"
 

@@ -3,8 +3,9 @@
 //! new runtime, the module parsed and loaded again, WASI linked, `_start`
 //! called: wasm3 compiles functions lazily per runtime and shares nothing
 //! between runtimes), with INPUT on stdin, stdout written to OUTPUT and
-//! `argv` = `[ARGV0]`. Prints one line per run on stderr: `run NANOSECONDS`
-//! (from the new runtime to `_start`'s return).
+//! `argv` = `[ARGV0]`. Prints one line per run on stderr: `run WALL_NS
+//! CPU_NS`, the wall-clock and the process's CPU time from the new runtime
+//! to its release after `_start` returned.
 //!
 //! wasm3's WASI layer reads and writes the process's own file descriptors,
 //! so each run points fd 0 and fd 1 at the files with `dup2`.
@@ -26,6 +27,17 @@ struct WasiContext {
 extern "C" {
     fn m3_LinkWASI(module: ffi::IM3Module) -> ffi::M3Result;
     fn m3_GetWasiContext() -> *mut WasiContext;
+}
+
+/// The process's CPU time (user + system), in nanoseconds.
+fn cpu_time_ns() -> u128 {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut time) };
+    time.tv_sec as u128 * 1_000_000_000 + time.tv_nsec as u128
 }
 
 fn redirect(path: &str, flags: libc::c_int, target_fd: libc::c_int) {
@@ -65,6 +77,7 @@ fn main() {
         redirect(&args[2], libc::O_RDONLY, 0);
         redirect(&args[3], libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 1);
         let start = Instant::now();
+        let start_cpu_ns = cpu_time_ns();
         // SAFETY: the documented wasm3 C API sequence; `bytes` outlives the
         // module (wasm3 keeps pointers into it), and everything is freed
         // before the next run.
@@ -102,11 +115,12 @@ fn main() {
             ffi::m3_FreeEnvironment(environment);
             exit
         };
+        let cpu_ns = cpu_time_ns() - start_cpu_ns;
         let elapsed = start.elapsed();
         if exit != 0 {
             eprintln!("error exit code {exit}");
             std::process::exit(1);
         }
-        eprintln!("run {}", elapsed.as_nanos());
+        eprintln!("run {} {cpu_ns}", elapsed.as_nanos());
     }
 }
