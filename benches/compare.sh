@@ -42,7 +42,7 @@ root=$(pwd)
 
 if [[ ${COMPARE_NICE:-} != done ]]; then
   export COMPARE_NICE=done
-  exec nice -n 15 "$0" "$@"
+  exec nice -n 15 "$root/benches/compare.sh" "$@"
 fi
 
 export ROUNDS=${ROUNDS:-9}
@@ -63,16 +63,18 @@ programs=$root/experiments/thirdparty/build
 
 echo "== installing wasmtime $wasmtime_version (PyPI) and the wasm3 runner (crates.io)" >&2
 venv=$root/target/compare/venv
-wasmtime_status="wasmtime $wasmtime_version (PyPI package \`wasmtime\`, Cranelift JIT)"
-if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c "import wasmtime" 2>/dev/null; then
+installed_wasmtime() { "$venv/bin/python" -m pip show wasmtime 2>/dev/null | sed -n 's/^Version: //p'; }
+if [[ ! -x $venv/bin/python || $(installed_wasmtime) != "$wasmtime_version" ]]; then
   rm -rf "$venv"
-  python3 -m venv "$venv" && "$venv/bin/pip" install --quiet "wasmtime==$wasmtime_version" ||
-    { wasmtime_status="wasmtime: not available (pip could not install wasmtime==$wasmtime_version)"; }
+  { python3 -m venv "$venv" && "$venv/bin/pip" install --quiet "wasmtime==$wasmtime_version"; } >&2 || true
 fi
-python=python3
-if [[ -x $venv/bin/python ]] && "$venv/bin/python" -c "import wasmtime" 2>/dev/null; then
+if [[ -x $venv/bin/python && $(installed_wasmtime) == "$wasmtime_version" ]] &&
+  "$venv/bin/python" -c "import wasmtime" 2>/dev/null; then
   python=$venv/bin/python
-  wasmtime_status="$wasmtime_status, installed $("$python" -m pip show wasmtime 2>/dev/null | sed -n 's/^Version: //p')"
+  wasmtime_status="wasmtime $wasmtime_version (PyPI package \`wasmtime\`, Cranelift JIT)"
+else
+  python=python3
+  wasmtime_status="wasmtime: not available (pip could not install wasmtime==$wasmtime_version into a venv)"
 fi
 
 wasm3_target=$root/target/compare/wasm3_runner
@@ -110,7 +112,7 @@ export COMPARE_WORK=$work/io COMPARE_PROGRAMS=$programs REGISTRY=$registry
   echo "Machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) cores," \
     "$(free -g | awk '/^Mem:/ { print $2 }') GiB; load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); engine $(git rev-parse --short HEAD)" \
-    "($(rustc --version | cut -d' ' -f1-2)); everything under nice -n 15"
+    "($(rustc --version | cut -d' ' -f1-2)); everything at niceness $(nice)"
   echo "Runners: native; this engine over HTTP; $wasmtime_status; $wasm3_status"
   echo "Programs: $(for p in pulldown-cmark hoedown htmlq jsonxf; do printf '%s (%s), ' "$(cut -d' ' -f2-3 <"$programs/$p.version")" "$(stat -c %s "$programs/$p.wasm") B wasm"; done | sed 's/, $//')"
   echo "ROUNDS=$ROUNDS SIZES=\"$SIZES\""
