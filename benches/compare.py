@@ -20,8 +20,9 @@ runners and prints markdown tables of per-call and first-call times:
 Each call is timed twice: wall clock, and CPU time (on a shared machine the
 steadier of the two): native, the child's rusage (user + system, from fork
 to exit); engine, the sum over the engine's threads of their run time
-(/proc/PID/task/*/schedstat) from sending the request to reading the
-answer (the HTTP parsing and answering included, the client's not);
+(/proc/PID/task/*/schedstat, thread by thread) from sending the request to
+reading the answer (the HTTP parsing and answering included, the client's
+not);
 wasmtime, this process's CPU time around the call (Python's share of the
 call included); wasm3, the runner's process CPU time around the run.
 
@@ -32,8 +33,8 @@ scratch anyway). Per call: the median of ROUNDS further calls. The runners
 take turns call by call, in an order rotated every round, so that the load
 of a shared machine falls on all of them alike.
 
-Every runner's output is compared with the native build's, byte for byte
-(the engine's answer is stdout less one trailing newline, docs/abi.md); a
+Every runner's output, on the first call and in the first round, is
+compared with the native build's, byte for byte (the engine's answer is stdout less one trailing newline, docs/abi.md); a
 runner whose output differs is marked in the table rather than timed as if
 it did the same work.
 
@@ -226,18 +227,29 @@ def run_native(case):
         return elapsed, usage.ru_utime + usage.ru_stime, file.read()
 
 
-def engine_cpu_seconds():
-    """The engine's CPU time: the sum over its threads of the time each has
-    run (/proc/PID/task/TID/schedstat, nanoseconds). A thread that ends
-    between two readings takes its share with it; the threads that serve an
-    invocation (its connection's and the worker's) outlive it."""
-    total = 0
+def engine_thread_times():
+    """Each engine thread's run time so far, in nanoseconds
+    (/proc/PID/task/TID/schedstat), by thread id."""
+    times = {}
     for thread in os.listdir(f"/proc/{ENGINE_PID}/task"):
         try:
             with open(f"/proc/{ENGINE_PID}/task/{thread}/schedstat") as file:
-                total += int(file.read().split()[0])
+                times[thread] = int(file.read().split()[0])
         except (OSError, ValueError, IndexError):
-            pass
+            pass  # the thread ended meanwhile
+    return times
+
+
+def engine_cpu_seconds(before, after):
+    """The engine's CPU time between two readings: the threads alive at both
+    by their difference, a thread started between them by all of its time.
+    A thread that ended between them is left out (its time can no longer be
+    read; summing totals instead would subtract it): the threads that serve
+    an invocation, its connection's and the workers, outlive it; a deploy's
+    thread, ending just after its 200, does not."""
+    total = 0
+    for thread, nanoseconds in after.items():
+        total += nanoseconds - before.get(thread, 0)
     return total / 1e9
 
 
@@ -284,14 +296,14 @@ class EngineClient:
             self.connect()
         for attempt in (1, 2):
             try:
-                start_cpu = engine_cpu_seconds()
+                threads_before = engine_thread_times()
                 start = time.perf_counter()
                 self.connection.request("POST", f"/function/{case.name}", body=case.body,
                                         headers={"Content-Type": "text/plain"})
                 reply = self.connection.getresponse()
                 answer = reply.read()
                 elapsed = time.perf_counter() - start
-                cpu = engine_cpu_seconds() - start_cpu
+                cpu = engine_cpu_seconds(threads_before, engine_thread_times())
                 break
             except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
                 # The engine closes keep-alive connections left idle (the
