@@ -17,7 +17,7 @@ BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 BINARY ?= target/release/wasm_engine
 
-.PHONY: all build deps test-deps apps demo-apps images demo test lint bench load clean registry install uninstall
+.PHONY: all build deps test-deps apps demo-apps images demo test lint bench load compare clean registry install uninstall
 
 all: build
 
@@ -92,6 +92,11 @@ bench: apps
 load: test-deps apps
 	scripts/install-deps.sh hey wrk
 	benches/load.sh
+
+# Interpreter, JIT and native on the third-party programs; installs its own
+# optional tools (wasmtime from PyPI, the wasm3 runner from crates.io).
+compare: test-deps apps
+	benches/compare.sh
 
 clean:
 	$(CARGO) clean
