@@ -41,7 +41,7 @@ pub struct FunctionAnswer<'a> {
     env: &'a Environment,
 }
 
-/// An [`Adoption`] as the API shows it.
+/// An [`Adoption`](crate::function::Adoption) as the API shows it.
 #[derive(Serialize)]
 struct AdoptionAnswer<'a> {
     reference_local_path: &'a str,
