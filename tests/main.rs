@@ -35,3 +35,4 @@ mod thirdparty;
 mod tls;
 mod transport;
 mod walkthrough;
+mod warming;
