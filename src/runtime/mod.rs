@@ -760,8 +760,10 @@ mod tests {
     #[test]
     fn the_warming_queue_is_bounded() {
         let runtime = Runtime::default();
-        let wasm = wat::parse_str(r#"(module (func (export "id") (param i32) (result i32) (local.get 0)))"#)
-            .expect("valid WAT");
+        let wasm = wat::parse_str(
+            r#"(module (func (export "id") (param i32) (result i32) (local.get 0)))"#,
+        )
+        .expect("valid WAT");
         let compiled = runtime
             .prepare(&name("id"), false, &wasm)
             .expect("the module deploys");

@@ -203,11 +203,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: plain system calls on the calling thread's own id.
-        let result = unsafe {
-            let thread_id = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        // SAFETY: gettid has no arguments and cannot fail.
+        let thread_id = libc::id_t::try_from(unsafe { libc::syscall(libc::SYS_gettid) });
+        // SAFETY: setpriority on the calling thread's own id (Linux's
+        // nice is per thread); it reads and writes no memory of ours.
+        let result = thread_id.map_or(-1, |thread_id| unsafe {
             libc::setpriority(libc::PRIO_PROCESS, thread_id, 19)
-        };
+        });
         if result != 0 {
             log::debug!(
                 "the warming thread keeps its priority: {}",
