@@ -189,9 +189,9 @@ pub struct Runtime {
     /// calls run on until its warm module is ready.
     lazy: Linked,
     /// Eager translation, the same configuration otherwise: the engine of
-    /// warm modules (`warm`). Its linkers are built on the first warm call.
+    /// warm modules (`warm`, made with the first job) and its linkers,
+    /// built on the first call of a warm module.
     warm: OnceLock<Linked>,
-    warm_engine: Engine,
     warmer: Warmer,
     defaults: CallLimits,
     max_call_depth: usize,
@@ -358,15 +358,13 @@ impl Runtime {
         // grows past it.
         memory_pool::install(options.memory_limit_bytes);
         let lazy = Linked::new(Engine::new(&config));
-        // The warm engine is made now (cheap: no linker yet) so that the
-        // warming thread has it; its linkers wait for the first warm call.
+        // The warm engine: made with the first module to warm, so an idle
+        // server without functions has one engine only.
         config.compilation_mode(CompilationMode::Eager);
-        let warm_engine = Engine::new(&config);
         Self {
             lazy,
             warm: OnceLock::new(),
-            warmer: Warmer::new(warm_engine.clone()),
-            warm_engine,
+            warmer: Warmer::new(config),
             defaults: CallLimits {
                 timeout: options.timeout,
                 memory_limit_bytes: options.memory_limit_bytes,
@@ -468,7 +466,7 @@ impl Runtime {
         match function.warm.module() {
             Some(module) => (
                 self.warm
-                    .get_or_init(|| Linked::new(self.warm_engine.clone())),
+                    .get_or_init(|| Linked::new(self.warmer.engine().clone())),
                 module,
             ),
             None => {
@@ -697,8 +695,8 @@ mod tests {
     /// Whether calls of `function` run on the warm engine now.
     fn runs_warm(runtime: &Runtime, function: &CompiledFunction) -> bool {
         let (linked, module) = runtime.code_of(function);
-        Engine::same(&linked.engine, &runtime.warm_engine)
-            && Engine::same(module.engine(), &runtime.warm_engine)
+        Engine::same(&linked.engine, runtime.warmer.engine())
+            && Engine::same(module.engine(), runtime.warmer.engine())
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
-use wasmi::{Engine, Module};
+use wasmi::{Config, Engine, Module};
 
 use crate::function::FunctionName;
 
@@ -98,16 +98,20 @@ struct Shared {
 
 /// The warming thread's handle: a queue and the eager engine it compiles on.
 pub(crate) struct Warmer {
-    engine: Engine,
+    /// The eager engine's configuration; the engine itself is made with the
+    /// first job (a server that never deploys never pays for it).
+    config: Config,
+    engine: OnceLock<Engine>,
     shared: Arc<Shared>,
 }
 
 impl Warmer {
-    /// A warmer compiling on `engine` (an engine in eager mode). The thread
-    /// starts with the first job.
-    pub(crate) fn new(engine: Engine) -> Self {
+    /// A warmer compiling on an engine made from `config` (eager mode).
+    /// The engine and the thread are made with the first job.
+    pub(crate) fn new(config: Config) -> Self {
         Self {
-            engine,
+            config,
+            engine: OnceLock::new(),
             shared: Arc::new(Shared {
                 queue: Mutex::new(Queue::default()),
                 wake: Condvar::new(),
@@ -142,7 +146,7 @@ impl Warmer {
         });
         if !queue.thread_started {
             let shared = Arc::clone(&self.shared);
-            let engine = self.engine.clone();
+            let engine = self.engine().clone();
             let spawned = std::thread::Builder::new()
                 .name("warm".into())
                 .spawn(move || run(&shared, &engine));
@@ -159,6 +163,11 @@ impl Warmer {
         }
         drop(queue);
         self.shared.wake.notify_one();
+    }
+
+    /// The engine warm modules are compiled on.
+    pub(crate) fn engine(&self) -> &Engine {
+        self.engine.get_or_init(|| Engine::new(&self.config))
     }
 
     /// How many modules were warmed, cancelled and dropped so far.
