@@ -64,6 +64,24 @@ case "$target" in
     linker=riscv64-linux-gnu-gcc
     cc=riscv64-linux-gnu-gcc
     rustflags="-C target-feature=+crt-static"
+    # Two settings that change no behaviour, for riscv64 only (it has the
+    # least room; docs/performance.md, "Binary size", 2026-12-07):
+    # - The dependencies' source paths in panic locations without the cargo
+    #   registry's directory (/root/.cargo/registry/src/index.crates.io-
+    #   <hash>/ureq-3.5.2/src/... becomes ureq-3.5.2/src/...): 15,936 B.
+    # - save-restore: functions save and restore callee-saved registers by
+    #   calling libgcc's __riscv_save_N/__riscv_restore_N (gcc's
+    #   -msave-restore) instead of inline loads and stores: 20,640 B, most of
+    #   it in .eh_frame. Not in rustc's list of known features, so every
+    #   crate warns "unknown and unstable feature"; LLVM implements it, the
+    #   calling convention is unchanged, and cross/unwind-check (built with
+    #   these rustflags) checks panics are still caught through such frames.
+    #   It costs two jumps per call of a function that saves registers,
+    #   wasmi's call and return handlers among them.
+    for registry_src in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
+      [[ -d $registry_src ]] && rustflags+=" --remap-path-prefix=$registry_src="
+    done
+    rustflags+=" -C target-feature=+save-restore"
     # The boards' link settings (lld: 4 KB smaller than GNU ld here, and it
     # does RISC-V relaxation; identical code folding: 33 KB), and no
     # .eh_frame_hdr (81 KB): in a static glibc binary crtbeginT.o registers
