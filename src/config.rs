@@ -67,7 +67,7 @@ pub struct ServeConfig {
     /// removed, the least recently used blobs make room (one larger than
     /// the bound is not kept); a store write that finds the disk full trims
     /// it the same way; no blob is kept that would leave its file system
-    /// under a tenth free. Defaults to 256 MiB.
+    /// under a twentieth free. Defaults to 256 MiB.
     pub blob_cache_max_bytes: u64,
     /// Largest accepted request body, in bytes. Defaults to 1 MiB.
     pub max_body_bytes: u64,

@@ -187,7 +187,7 @@ pub(super) const FLAGS: &[Flag] = &[
         help: "registry blobs kept in `DATA_DIR/blobs` by digest, so an image whose blobs are \
                kept is not fetched again; unused blobs are removed; past the bound, and when \
                a deploy or delete finds the disk full, the least recently used blobs are \
-               removed; it never leaves the disk under 1/10 free; `0` turns it off (no effect in a build without the `blob-cache` \
+               removed; it never leaves the disk under 1/20 free; `0` turns it off (no effect in a build without the `blob-cache` \
                feature)",
         push: false,
     },

@@ -15,7 +15,7 @@
 //! (`--blob-cache-mb`): when a new blob does not fit after that, the least
 //! recently used blobs are removed until it does (a blob's modification time
 //! is when it was last written or read); a blob larger than the whole bound
-//! is not kept, nor one that would leave less than a tenth of the file
+//! is not kept, nor one that would leave less than a twentieth of the file
 //! system free (the disk is shared). When a write of the store finds the disk full, it trims the
 //! cache the same way ([`BlobCache::trim`]) and tries once more: the cache
 //! never costs a deploy or a delete its space. A cache failure is logged,
@@ -39,10 +39,10 @@ use crate::function::FunctionName;
 use crate::registry::{BlobSource, Digest};
 
 /// The cache keeps no blob that would leave less than this part of its
-/// file system free (1/10): a cache must not fill a board's disk for its
+/// file system free (1/20, 5%): a cache must not fill a board's disk for its
 /// neighbours (logs, other programs), whatever `--blob-cache-mb` says.
 #[cfg(feature = "blob-cache")]
-const MIN_FREE_PART: u64 = 10;
+const MIN_FREE_PART: u64 = 20;
 
 /// A file system's size and the space an unprivileged writer may use.
 #[cfg(feature = "blob-cache")]
