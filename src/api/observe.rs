@@ -8,11 +8,11 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::answer::Answer;
-use super::error::ApiError;
-use super::request::IgnoredFields;
-use super::response::Reply;
-use super::server::Shared;
+use crate::api::http::send::Answer;
+use crate::api::http::error::ApiError;
+use crate::api::rest::request::IgnoredFields;
+use crate::api::rest::reply::Reply;
+use crate::api::server::Shared;
 use crate::call::CallId;
 use crate::function::FunctionName;
 use crate::function_log::LogLine;
@@ -124,7 +124,7 @@ pub struct LogsRequest {
     pub ignored_fields: IgnoredFields,
 }
 
-super::request::json_body!(LogsRequest);
+crate::api::rest::request::json_body!(LogsRequest);
 
 /// `POST /function/logs`: the function's recent log as text (`status code:
 /// 200, message: N log line(s) of function F` and one line each after it),
@@ -200,7 +200,7 @@ fn line_json(function: &FunctionName, line: &LogLine) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::request::parse_json;
+    use crate::api::rest::request::parse_json;
     use crate::function_log::LogSource;
     use std::time::{Duration, UNIX_EPOCH};
 

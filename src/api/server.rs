@@ -43,15 +43,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::admission::{Admission, Admit};
-use super::answer::{Answer, failed, finish};
-use super::auth::Access;
-use super::error::ApiError;
-use super::observe::{Call, Listener};
-use super::provider;
-use super::request::read_body;
-use super::response::{RenderedList, Reply};
-use super::route::{self, Routed, RunsOn};
+use crate::api::http::admission::{Admission, Admit};
+use crate::api::http::send::{Answer, failed, finish};
+use crate::api::http::auth::Access;
+use crate::api::http::error::ApiError;
+use crate::api::observe::{Call, Listener};
+use crate::api::provider;
+use crate::api::rest::request::read_body;
+use crate::api::rest::reply::{RenderedList, Reply};
+use crate::api::http::routing::{self, Routed, RunsOn};
 use crate::config::ServeConfig;
 use crate::metrics::{Rejection, Rejections};
 use crate::reconcile::{FileStatus, Reconciler};
@@ -479,7 +479,7 @@ fn receive(http: &tiny_http::Server, listener: Listener, shared: &Arc<Shared>, w
             let call = Call::begin(&request, listener);
             // Checked after the wait: a request taken once the stop flag is
             // set is refused, as /readyz already says.
-            if shared.stopping() && !route::served_while_draining(listener, &call.path) {
+            if shared.stopping() && !routing::served_while_draining(listener, &call.path) {
                 shared.rejections.count(Rejection::Draining);
                 let reply = Reply::error(&ApiError::ShuttingDown);
                 finish(request, &call, Answer::Reply(reply), shared);

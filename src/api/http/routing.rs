@@ -12,11 +12,11 @@
 //! (`server`) sends a route where it runs, the handlers (`seed`,
 //! `provider`) answer it.
 
-use super::error::ApiError;
-use super::observe::{Call, Listener};
-use super::provider::{self, ProviderRoute};
-use super::seed::{self, Handler};
-use super::server::Shared;
+use crate::api::http::error::ApiError;
+use crate::api::observe::{Call, Listener};
+use crate::api::provider::{self, ProviderRoute};
+use crate::api::rest::{self, Handler};
+use crate::api::server::Shared;
 
 /// The methods a route takes.
 #[derive(Clone, Copy, Debug)]
@@ -250,73 +250,73 @@ impl RouteTable for Route {
                 POST,
                 Exact("/function/deploy"),
                 Always,
-                Handler::Deploy(seed::deploy),
+                Handler::Deploy(rest::deploy),
             )
             .runs_on(RunsOn::ChangeThread),
             Self::Update => RouteSpec::new(
                 POST,
                 Exact("/function/update"),
                 Always,
-                Handler::Deploy(seed::update),
+                Handler::Deploy(rest::update),
             )
             .runs_on(RunsOn::ChangeThread),
             Self::Delete => RouteSpec::new(
                 POST,
                 Exact("/function/delete"),
                 Always,
-                Handler::Name(seed::delete),
+                Handler::Name(rest::delete),
             )
             .runs_on(RunsOn::ChangeThread),
             Self::List => RouteSpec::new(
                 GET,
                 Exact("/function/list"),
                 ProtectAll,
-                Handler::NoBody(seed::list),
+                Handler::NoBody(rest::list),
             ),
             Self::Query => RouteSpec::new(
                 POST,
                 Exact("/function/query"),
                 ProtectAll,
-                Handler::Name(seed::query),
+                Handler::Name(rest::query),
             ),
             Self::Invoke => RouteSpec::new(
                 POST,
                 Exact("/function/invoke"),
                 ProtectAll,
-                Handler::Invoke(seed::invoke),
+                Handler::Invoke(rest::invoke),
             )
             .runs_on(RunsOn::Admission),
             Self::Logs => RouteSpec::new(
                 POST,
                 Exact("/function/logs"),
                 ProtectAll,
-                Handler::Logs(seed::logs),
+                Handler::Logs(rest::logs),
             ),
             Self::Secret => RouteSpec::new(
                 POST,
                 Exact("/function/secret"),
                 Always,
-                Handler::Secret(seed::secret),
+                Handler::Secret(rest::secret),
             ),
             Self::Metrics => RouteSpec::new(
                 GET,
                 Exact("/metrics"),
                 ProtectAll,
-                Handler::NoBody(seed::metrics),
+                Handler::NoBody(rest::metrics),
             )
             .while_draining(),
             Self::Healthz => RouteSpec::new(
                 GET_HEAD,
                 Exact("/healthz"),
                 Open,
-                Handler::NoBody(seed::healthz),
+                Handler::NoBody(rest::healthz),
             )
             .while_draining(),
             Self::Readyz => RouteSpec::new(
                 GET_HEAD,
                 Exact("/readyz"),
                 Open,
-                Handler::NoBody(seed::readyz),
+                Handler::NoBody(rest::readyz),
             )
             .while_draining(),
         }
@@ -393,7 +393,7 @@ impl Routed {
     /// Answers the request with its listener's handler, on this thread.
     pub fn handle(self, request: tiny_http::Request, call: Call, shared: &Shared) {
         match self {
-            Self::Seed(route) => seed::handle(route, request, call, shared),
+            Self::Seed(route) => rest::handle(route, request, call, shared),
             Self::Provider(route) => provider::handle(route, request, call, shared),
         }
     }
@@ -410,7 +410,7 @@ pub fn served_while_draining(listener: Listener, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::response::Reply;
+    use crate::api::rest::reply::Reply;
 
     const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 
@@ -531,7 +531,7 @@ mod tests {
     #[test]
     fn the_admin_token_guards_the_routes_docs_api_md_says() {
         // The "admin token" column of the routes table in docs/api.md.
-        let doc = include_str!("../../docs/api.md");
+        let doc = include_str!("../../../docs/api.md");
         let table: Vec<(String, String)> = doc
             .lines()
             .skip_while(|line| !line.starts_with("## Routes"))

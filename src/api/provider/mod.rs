@@ -9,7 +9,7 @@
 //! not own the server: its listener is a second `tiny_http::Server` served
 //! by a pool of the same shape as the seed's (`Server::run`: as many workers
 //! and a standby receiver), and every request goes through the same
-//! machinery: call ids, the drain, [`Admission`](super::admission) for
+//! machinery: call ids, the drain, [`Admission`](crate::api::http::admission) for
 //! invocations (one budget of slots and queue for both APIs), the change
 //! threads for deploys, updates and deletes, `finish` for the access log.
 //! Errors are [`ApiError`]s, so statuses still come from
@@ -26,20 +26,20 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::answer::{
+use crate::api::http::send::{
     Answer, Context, RETRY_AFTER_SECONDS, failed, finish, header, panicked, run_caught,
 };
-use super::auth::BasicAccess;
-use super::error::ApiError;
-use super::http_answer::{self, HttpAnswer};
-use super::observe::{CALL_ID_HEADER, Call};
-use super::request::{SecretBody, parse_json};
-use super::response::Reply;
-use super::route::{
+use crate::api::http::auth::BasicAccess;
+use crate::api::http::error::ApiError;
+use crate::api::http::http_answer::{self, HttpAnswer};
+use crate::api::observe::{CALL_ID_HEADER, Call};
+use crate::api::rest::request::{SecretBody, parse_json};
+use crate::api::rest::reply::Reply;
+use crate::api::http::routing::{
     GET, GET_HEAD, Guard, Methods, POST, PathPattern, RouteSpec, RouteTable, RunsOn, path_name,
     route_enum, route_list,
 };
-use super::server::Shared;
+use crate::api::server::Shared;
 use crate::call::CallId;
 use crate::config::ProviderConfig;
 use crate::function::{
@@ -328,7 +328,7 @@ fn healthz(_context: &mut Context<'_>) -> Result<Response, ApiError> {
 }
 
 fn readyz(context: &mut Context<'_>) -> Result<Response, ApiError> {
-    if let Some(reason) = super::observe::not_ready(context.shared) {
+    if let Some(reason) = crate::api::observe::not_ready(context.shared) {
         return Err(ApiError::NotReady { reason });
     }
     Ok(text(200, "OK"))
@@ -337,7 +337,7 @@ fn readyz(context: &mut Context<'_>) -> Result<Response, ApiError> {
 fn metrics(context: &mut Context<'_>) -> Result<Response, ApiError> {
     Ok(Response {
         content_type: crate::metrics::CONTENT_TYPE.into(),
-        body: super::observe::metrics(context.shared).into_bytes(),
+        body: crate::api::observe::metrics(context.shared).into_bytes(),
         ..Response::empty(200)
     })
 }
@@ -649,11 +649,11 @@ mod follow {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
-    use super::super::answer::{failed, finish, log_access, panicked};
-    use super::super::error::ApiError;
-    use super::super::observe::{CALL_ID_HEADER, Call};
-    use super::super::route::Guard;
-    use super::super::server::Shared;
+    use crate::api::http::send::{failed, finish, log_access, panicked};
+    use crate::api::http::error::ApiError;
+    use crate::api::observe::{CALL_ID_HEADER, Call};
+    use crate::api::http::routing::Guard;
+    use crate::api::server::Shared;
     use super::{Query, log_request, ndjson};
     use crate::function_log::{FunctionLog, LogCursor};
 

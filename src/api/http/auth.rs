@@ -5,8 +5,8 @@
 
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
-use super::route::Guard;
+use crate::api::http::error::ApiError;
+use crate::api::http::routing::Guard;
 use crate::config::{AdminToken, BasicCredentials};
 
 /// The provider API's basic auth (`--provider-secrets-dir`).
@@ -59,7 +59,7 @@ impl BasicAccess {
 }
 
 /// Standard base64 with padding, as basic auth sends it; `None` when invalid.
-pub(super) fn decode_base64(text: &str) -> Option<Vec<u8>> {
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let value = |byte: u8| -> Option<u32> {
         Some(u32::from(match byte {
             b'A'..=b'Z' => byte - b'A',

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::error::ApiError;
+use crate::api::http::error::ApiError;
 use crate::function::FunctionEntry;
 use crate::runtime::CallLimits;
 
@@ -110,7 +110,7 @@ impl Reply {
             // are; not text, so not labelled as text.
             let mut body = format!("status code: {}, message: ", self.status).into_bytes();
             body.extend_from_slice(bytes);
-            (body, super::http_answer::OCTET_STREAM)
+            (body, crate::api::http::http_answer::OCTET_STREAM)
         } else if self.newline {
             // Exactly one: a message never supplies its own.
             (
@@ -335,7 +335,7 @@ mod tests {
         for length in 0..all.len() {
             let bytes = &all[..length];
             assert_eq!(
-                super::super::auth::decode_base64(&encode_base64(bytes)).as_deref(),
+                crate::api::http::auth::decode_base64(&encode_base64(bytes)).as_deref(),
                 Some(bytes)
             );
         }

@@ -293,7 +293,7 @@ pub fn parse_json_answer(output: &[u8]) -> Result<HttpAnswer, AnswerError> {
             }
             ("body", Value::String(body)) => answer.body = body.into_bytes(),
             ("body_base64", Value::String(encoded)) => {
-                answer.body = super::auth::decode_base64(encoded.trim()).ok_or_else(|| {
+                answer.body = crate::api::http::auth::decode_base64(encoded.trim()).ok_or_else(|| {
                     error("body_base64 is not standard base64 (A-Z a-z 0-9 + /, padded with =)")
                 })?;
             }

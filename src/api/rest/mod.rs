@@ -4,21 +4,24 @@
 //! typed request into a [`FunctionService`](crate::service::FunctionService)
 //! call and its [`Reply`]. The routes and their properties are in `route`.
 
+pub mod reply;
+pub mod request;
+
 use std::sync::Arc;
 
 use serde_json::json;
 
-use super::answer::{Answer, Context, failed, finish, panicked, run_caught};
-use super::error::ApiError;
-use super::http_answer;
-use super::observe::{self, Call, LogsRequest};
-use super::provider;
-use super::request::{
+use crate::api::http::send::{Answer, Context, failed, finish, panicked, run_caught};
+use crate::api::http::error::ApiError;
+use crate::api::http::http_answer;
+use crate::api::observe::{self, Call, LogsRequest};
+use crate::api::provider;
+use crate::api::rest::request::{
     DeployRequest, IgnoredFields, InvokeRequest, JsonBody, NameRequest, SecretRequest,
 };
-use super::response::{RenderedList, Reply, limits_json, query_item};
-use super::route::{Route, RouteTable};
-use super::server::Shared;
+use crate::api::rest::reply::{RenderedList, Reply, limits_json, query_item};
+use crate::api::http::routing::{Route, RouteTable};
+use crate::api::server::Shared;
 use crate::function::Input;
 use crate::store::SecretChange;
 
@@ -98,7 +101,7 @@ fn with_body<B: JsonBody>(
 /// The 404 or 400 the server would answer.
 #[cfg(any(test, fuzzing))]
 pub fn parse_route_body(path: &str, body: &[u8]) -> Result<(), ApiError> {
-    let route: Route = super::route::parse("POST", path)?;
+    let route: Route = crate::api::http::routing::parse("POST", path)?;
     route.spec().handler.check_body(body)
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::error::ApiError;
+use crate::api::http::error::ApiError;
 use crate::function::{
     Environment, FunctionLimits, FunctionMetadata, FunctionName, InvocationArgs,
 };
@@ -107,14 +107,14 @@ impl JsonBody for DeployRequest {
 /// `function_name` and a flattened `ignored_fields`.
 macro_rules! json_body {
     ($($body:ty),+) => {$(
-        impl $crate::api::request::JsonBody for $body {
-            fn parse(body: &[u8]) -> Result<Self, $crate::api::error::ApiError> {
-                $crate::api::request::parse_json(body)
+        impl $crate::api::rest::request::JsonBody for $body {
+            fn parse(body: &[u8]) -> Result<Self, $crate::api::http::error::ApiError> {
+                $crate::api::rest::request::parse_json(body)
             }
             fn function_name(&self) -> &$crate::function::FunctionName {
                 &self.function_name
             }
-            fn take_ignored_fields(&mut self) -> $crate::api::request::IgnoredFields {
+            fn take_ignored_fields(&mut self) -> $crate::api::rest::request::IgnoredFields {
                 std::mem::take(&mut self.ignored_fields)
             }
         }
@@ -221,7 +221,7 @@ impl SecretBody {
                 ("value", Text(given)) => text = Some(given.into_bytes()),
                 ("rawValue", Text(given)) if !given.is_empty() => {
                     raw = Some(
-                        super::auth::decode_base64(&given)
+                        crate::api::http::auth::decode_base64(&given)
                             .ok_or_else(|| bad("rawValue is not valid base64"))?,
                     );
                 }

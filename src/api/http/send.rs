@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::accept;
-use super::error::ApiError;
-use super::observe::{CALL_ID_HEADER, Call, Listener};
-use super::provider;
-use super::request::read_body;
-use super::response::{RenderedList, Reply};
-use super::server::Shared;
+use crate::api::http::accept;
+use crate::api::http::error::ApiError;
+use crate::api::observe::{CALL_ID_HEADER, Call, Listener};
+use crate::api::provider;
+use crate::api::rest::request::read_body;
+use crate::api::rest::reply::{RenderedList, Reply};
+use crate::api::server::Shared;
 use crate::call::CallId;
 
 /// Seconds a client told 503 should wait before retrying.

@@ -60,7 +60,7 @@ pub enum ApiError {
     /// is not a valid one.
     BadFunctionAnswer {
         function: crate::function::FunctionName,
-        reason: super::http_answer::AnswerError,
+        reason: crate::api::http::http_answer::AnswerError,
     },
     /// The handler panicked; the worker carries on.
     Internal,
