@@ -9,6 +9,7 @@ mod observe;
 mod provider;
 mod rest;
 mod server;
+mod shared;
 
 #[cfg(fuzzing)]
 pub use rest::parse_route_body;

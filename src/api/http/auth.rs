@@ -1,25 +1,80 @@
-//! Credentials: [`Access`], whether a request's `Authorization: Bearer`
-//! header carries the admin token, compared in constant time; and
-//! [`BasicAccess`], the provider API's basic auth, compared the same way.
-//! Which routes ask for them is each route's [`Guard`] (`route`).
+//! Credentials: [`Access`], whether a request's `Authorization` header
+//! carries the credentials its listener is configured with, under one
+//! [`Scheme`]: `Bearer` (the REST API's admin token) or `Basic` (the
+//! provider API's user and password). Either is compared in constant time,
+//! as digests, in one place. Which routes ask for them is each route's
+//! [`Guard`] (`routing`).
+
+use std::borrow::Cow;
 
 use sha2::{Digest, Sha256};
 
-use crate::api::http::error::ApiError;
-use crate::api::http::routing::Guard;
+use super::base64::decode_base64;
+use super::error::ApiError;
+use super::routing::Guard;
 use crate::config::{AdminToken, BasicCredentials};
 
-/// The provider API's basic auth (`--provider-secrets-dir`).
-pub struct BasicAccess {
-    /// SHA-256 of `user:password`, when credentials are configured.
+/// How credentials are presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Authorization: Bearer <admin token>` (`--admin-token-file`).
+    Bearer,
+    /// `Authorization: Basic <base64 of user:password>` (`--provider-secrets-dir`).
+    Basic,
+}
+
+impl Scheme {
+    /// The `WWW-Authenticate` challenge of a 401 under this scheme.
+    pub fn challenge(self) -> &'static str {
+        match self {
+            Self::Bearer => "Bearer realm=\"wasm_engine\"",
+            Self::Basic => "Basic realm=\"Restricted\"",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Bearer => "bearer",
+            Self::Basic => "basic",
+        }
+    }
+
+    /// The refusal: nothing (or nothing readable) was presented, or the
+    /// wrong credentials were.
+    fn refused(self, sent: bool) -> ApiError {
+        match self {
+            Self::Bearer => ApiError::Unauthorized { token_sent: sent },
+            Self::Basic => ApiError::BasicAuthRequired {
+                credentials_sent: sent,
+            },
+        }
+    }
+}
+
+/// Who may call what on one listener.
+pub struct Access {
+    scheme: Scheme,
+    /// SHA-256 of the credentials (the token, or `user:password`), when
+    /// some are configured.
     expected_digest: Option<[u8; 32]>,
     /// Whether [`Guard::ProtectAll`] routes ask for them too.
     protect_all: bool,
 }
 
-impl BasicAccess {
-    pub fn new(credentials: Option<&BasicCredentials>, protect_all: bool) -> Self {
+impl Access {
+    /// The REST API's: the admin token, if one is configured.
+    pub fn bearer(token: Option<&AdminToken>, protect_all: bool) -> Self {
         Self {
+            scheme: Scheme::Bearer,
+            expected_digest: token.map(|token| sha256(token.0.as_bytes())),
+            protect_all,
+        }
+    }
+
+    /// The provider API's: basic auth, if credentials are configured.
+    pub fn basic(credentials: Option<&BasicCredentials>, protect_all: bool) -> Self {
+        Self {
+            scheme: Scheme::Basic,
             expected_digest: credentials.map(|credentials| {
                 sha256(format!("{}:{}", credentials.user, credentials.password).as_bytes())
             }),
@@ -28,11 +83,12 @@ impl BasicAccess {
     }
 
     /// Checks a request to a route with `guard` carrying the given
-    /// `Authorization` header against the credentials.
+    /// `Authorization` header.
     ///
     /// # Errors
-    /// [`ApiError::BasicAuthRequired`] when credentials are configured, the
-    /// guard asks for them, and the header does not carry them.
+    /// [`ApiError::Unauthorized`] (bearer) or [`ApiError::BasicAuthRequired`]
+    /// (basic) when credentials are configured, the guard asks for them,
+    /// and the header does not carry them.
     pub fn check(&self, guard: Guard, authorization: Option<&str>) -> Result<(), ApiError> {
         let Some(expected) = &self.expected_digest else {
             return Ok(());
@@ -41,95 +97,22 @@ impl BasicAccess {
             return Ok(());
         }
         let presented = authorization.and_then(|value| {
-            let (scheme, encoded) = value.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("basic")
-                .then(|| decode_base64(encoded.trim()))?
+            let (scheme, credentials) = value.trim().split_once(' ')?;
+            if !scheme.eq_ignore_ascii_case(self.scheme.name()) {
+                return None;
+            }
+            let credentials = credentials.trim();
+            match self.scheme {
+                Scheme::Bearer => Some(Cow::Borrowed(credentials.as_bytes())),
+                Scheme::Basic => decode_base64(credentials).map(Cow::Owned),
+            }
         });
         match presented {
-            None => Err(ApiError::BasicAuthRequired {
-                credentials_sent: false,
-            }),
-            Some(pair) if constant_time_eq(&sha256(&pair), expected) => Ok(()),
-            Some(_) => Err(ApiError::BasicAuthRequired {
-                credentials_sent: true,
-            }),
-        }
-    }
-}
-
-/// Standard base64 with padding, as basic auth sends it; `None` when invalid.
-pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let value = |byte: u8| -> Option<u32> {
-        Some(u32::from(match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        }))
-    };
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    for (index, chunk) in bytes.chunks(4).enumerate() {
-        let last = index == bytes.len() / 4 - 1;
-        let padding = chunk.iter().rev().take_while(|&&byte| byte == b'=').count();
-        if padding > 2 || (padding > 0 && !last) {
-            return None;
-        }
-        let mut group = 0u32;
-        for &byte in &chunk[..4 - padding] {
-            group = group << 6 | value(byte)?;
-        }
-        group <<= 6 * padding;
-        let decoded = group.to_be_bytes();
-        out.extend_from_slice(&decoded[1..4 - padding]);
-    }
-    Some(out)
-}
-
-/// Who may call what.
-pub struct Access {
-    /// SHA-256 of the admin token, when one is configured.
-    token_digest: Option<[u8; 32]>,
-    protect_all: bool,
-}
-
-impl Access {
-    pub fn new(token: Option<&AdminToken>, protect_all: bool) -> Self {
-        Self {
-            token_digest: token.map(|token| sha256(token.0.as_bytes())),
-            protect_all,
-        }
-    }
-
-    /// Checks a request to a route with `guard` carrying the given
-    /// `Authorization` header.
-    ///
-    /// # Errors
-    /// [`ApiError::Unauthorized`] when a token is configured, the guard asks
-    /// for it, and the header does not carry it.
-    pub fn check(&self, guard: Guard, authorization: Option<&str>) -> Result<(), ApiError> {
-        let Some(expected) = &self.token_digest else {
-            return Ok(());
-        };
-        if !guard.asks(self.protect_all) {
-            return Ok(());
-        }
-        let presented = authorization.and_then(|value| {
-            let (scheme, token) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-        match presented {
-            None => Err(ApiError::Unauthorized { token_sent: false }),
-            // Comparing fixed-size digests hides the token's length, and the
-            // fold touches every byte whatever differs.
-            Some(token) if constant_time_eq(&sha256(token.as_bytes()), expected) => Ok(()),
-            Some(_) => Err(ApiError::Unauthorized { token_sent: true }),
+            None => Err(self.scheme.refused(false)),
+            // Comparing fixed-size digests hides the credentials' length,
+            // and the fold touches every byte whatever differs.
+            Some(credentials) if constant_time_eq(&sha256(&credentials), expected) => Ok(()),
+            Some(_) => Err(self.scheme.refused(true)),
         }
     }
 }
@@ -149,7 +132,7 @@ mod tests {
     use Guard::{Always, Open, ProtectAll};
 
     fn guarded(protect_all: bool) -> Access {
-        Access::new(
+        Access::bearer(
             Some(&AdminToken("correct horse battery staple".into())),
             protect_all,
         )
@@ -157,7 +140,7 @@ mod tests {
 
     #[test]
     fn without_a_token_everything_is_open() {
-        let open = Access::new(None, false);
+        let open = Access::bearer(None, false);
         assert!(open.check(Always, None).is_ok());
     }
 
@@ -192,9 +175,9 @@ mod tests {
 
     #[test]
     fn basic_auth_takes_the_openfaas_credentials_only() {
-        let open = BasicAccess::new(None, true);
+        let open = Access::basic(None, true);
         assert!(open.check(Always, None).is_ok());
-        let access = BasicAccess::new(
+        let access = Access::basic(
             Some(&BasicCredentials {
                 user: "admin".into(),
                 password: "s3cret".into(),

@@ -1,43 +1,152 @@
-//! The seed's REST API handlers (`docs/api.md`): [`handle`] answers one
-//! request of a parsed [`Route`] (the token check, the body, the handler,
-//! the unknown fields, a caught panic), and one function per route turns a
-//! typed request into a [`FunctionService`](crate::service::FunctionService)
-//! call and its [`Reply`]. The routes and their properties are in `route`.
+//! The engine's own REST API (`--listen`, `docs/api.md`; the API the
+//! reference engine has): its route table ([`Route`]), its handlers, one
+//! function per route that turns a typed request (`request`) into a
+//! [`FunctionService`](crate::service::FunctionService) call, and its
+//! reply rendering (`reply`). [`handle`] answers one routed request: the
+//! token check, the body, the handler, the unknown fields, a caught panic.
 
 pub mod reply;
 pub mod request;
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::api::http::send::{Answer, Context, failed, finish, panicked, run_caught};
-use crate::api::http::error::ApiError;
-use crate::api::http::http_answer;
-use crate::api::observe::{self, Call, LogsRequest};
-use crate::api::provider;
-use crate::api::rest::request::{
-    DeployRequest, IgnoredFields, InvokeRequest, JsonBody, NameRequest, SecretRequest,
+use self::reply::{Reply, limits_json, list_response, query_item, render_list};
+use self::request::{
+    DeployRequest, IgnoredFields, InvokeRequest, JsonBody, LogsRequest, NameRequest, SecretRequest,
 };
-use crate::api::rest::reply::{RenderedList, Reply, limits_json, query_item};
-use crate::api::http::routing::{Route, RouteTable};
-use crate::api::server::Shared;
-use crate::function::Input;
+use crate::api::http::error::ApiError;
+use crate::api::http::exchange::Exchange;
+use crate::api::http::http_answer;
+use crate::api::http::routing::{
+    GET, GET_HEAD, Guard, POST, PathPattern, RouteSpec, RouteTable, RunsOn, route_enum, route_list,
+};
+use crate::api::http::send::{Response, finish, log_failure, log_panic};
+use crate::api::observe;
+use crate::api::shared::{Context, Shared, run_caught, wants_json};
+use crate::function::{FunctionName, Input};
+use crate::function_log::LogLine;
+use crate::rfc3339;
 use crate::store::SecretChange;
 
-/// A seed route's handler; its kind says how the body is read and parsed.
+/// The media type of newline-delimited JSON log answers.
+const NDJSON: &str = "application/x-ndjson";
+
+route_enum! {
+    /// A route of the REST API (`--listen`, `docs/api.md`).
+    pub enum Route {
+        Deploy,
+        Update,
+        Delete,
+        List,
+        Query,
+        Invoke,
+        Logs,
+        Secret,
+        Metrics,
+        Healthz,
+        Readyz,
+    }
+}
+
+impl RouteTable for Route {
+    type Handler = Handler;
+    const ALL: &'static [Self] = Self::VARIANTS;
+
+    fn spec(self) -> RouteSpec<Handler> {
+        use Guard::{Always, Open, ProtectAll};
+        use PathPattern::Exact;
+        match self {
+            Self::Deploy => RouteSpec::new(
+                POST,
+                Exact("/function/deploy"),
+                Always,
+                Handler::Deploy(deploy),
+            )
+            .runs_on(RunsOn::ChangeThread),
+            Self::Update => RouteSpec::new(
+                POST,
+                Exact("/function/update"),
+                Always,
+                Handler::Deploy(update),
+            )
+            .runs_on(RunsOn::ChangeThread),
+            Self::Delete => RouteSpec::new(
+                POST,
+                Exact("/function/delete"),
+                Always,
+                Handler::Name(delete),
+            )
+            .runs_on(RunsOn::ChangeThread),
+            Self::List => RouteSpec::new(
+                GET,
+                Exact("/function/list"),
+                ProtectAll,
+                Handler::NoBody(list),
+            ),
+            Self::Query => RouteSpec::new(
+                POST,
+                Exact("/function/query"),
+                ProtectAll,
+                Handler::Name(query),
+            ),
+            Self::Invoke => RouteSpec::new(
+                POST,
+                Exact("/function/invoke"),
+                ProtectAll,
+                Handler::Invoke(invoke),
+            )
+            .runs_on(RunsOn::Admission),
+            Self::Logs => RouteSpec::new(
+                POST,
+                Exact("/function/logs"),
+                ProtectAll,
+                Handler::Logs(logs),
+            ),
+            Self::Secret => RouteSpec::new(
+                POST,
+                Exact("/function/secret"),
+                Always,
+                Handler::Secret(secret),
+            ),
+            Self::Metrics => {
+                RouteSpec::new(GET, Exact("/metrics"), ProtectAll, Handler::NoBody(metrics))
+                    .while_draining()
+            }
+            Self::Healthz => {
+                RouteSpec::new(GET_HEAD, Exact("/healthz"), Open, Handler::NoBody(healthz))
+                    .while_draining()
+            }
+            Self::Readyz => {
+                RouteSpec::new(GET_HEAD, Exact("/readyz"), Open, Handler::NoBody(readyz))
+                    .while_draining()
+            }
+        }
+    }
+
+    fn not_found(method: &str, path: &str) -> ApiError {
+        ApiError::RouteNotFound {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            routes: route_list::<Self>(),
+        }
+    }
+}
+
+/// A REST route's handler; its kind says how the body is read and parsed.
 #[derive(Clone, Copy, Debug)]
 pub enum Handler {
     /// The body is not read.
-    NoBody(fn(&mut Context<'_>) -> Result<Answer, ApiError>),
+    NoBody(fn(&mut Context<'_>) -> Result<Outcome, ApiError>),
     /// A [`DeployRequest`]: deploy and update.
-    Deploy(fn(&mut Context<'_>, DeployRequest) -> Result<Answer, ApiError>),
+    Deploy(fn(&mut Context<'_>, DeployRequest) -> Result<Outcome, ApiError>),
     /// A [`NameRequest`]: delete and query.
-    Name(fn(&mut Context<'_>, NameRequest) -> Result<Answer, ApiError>),
-    Invoke(fn(&mut Context<'_>, InvokeRequest) -> Result<Answer, ApiError>),
-    Logs(fn(&mut Context<'_>, LogsRequest) -> Result<Answer, ApiError>),
+    Name(fn(&mut Context<'_>, NameRequest) -> Result<Outcome, ApiError>),
+    Invoke(fn(&mut Context<'_>, InvokeRequest) -> Result<Outcome, ApiError>),
+    Logs(fn(&mut Context<'_>, LogsRequest) -> Result<Outcome, ApiError>),
     /// A [`SecretRequest`], which names no function.
-    Secret(fn(&mut Context<'_>, SecretRequest) -> Result<Answer, ApiError>),
+    Secret(fn(&mut Context<'_>, SecretRequest) -> Result<Outcome, ApiError>),
 }
 
 impl Handler {
@@ -48,7 +157,7 @@ impl Handler {
         self,
         context: &mut Context<'_>,
         ignored_fields: &mut IgnoredFields,
-    ) -> Result<Answer, ApiError> {
+    ) -> Result<Outcome, ApiError> {
         match self {
             Self::NoBody(handler) => handler(context),
             Self::Deploy(handler) => with_body(context, ignored_fields, handler),
@@ -85,41 +194,50 @@ impl Handler {
 fn with_body<B: JsonBody>(
     context: &mut Context<'_>,
     ignored_fields: &mut IgnoredFields,
-    handler: fn(&mut Context<'_>, B) -> Result<Answer, ApiError>,
-) -> Result<Answer, ApiError> {
+    handler: fn(&mut Context<'_>, B) -> Result<Outcome, ApiError>,
+) -> Result<Outcome, ApiError> {
     let body = context.read_body()?;
     let mut request = B::parse(&body)?;
     *ignored_fields = request.take_ignored_fields();
-    context.call.function = Some(request.function_name().clone());
+    context.exchange.function = Some(request.function_name().clone());
     handler(context, request)
 }
 
-/// Parses `body` as the request of the seed's POST route `path`, as the
-/// server does.
+/// Parses `body` as the request of the REST API's POST route `path`, as
+/// the server does.
 ///
 /// # Errors
 /// The 404 or 400 the server would answer.
 #[cfg(any(test, fuzzing))]
 pub fn parse_route_body(path: &str, body: &[u8]) -> Result<(), ApiError> {
-    let route: Route = crate::api::http::routing::parse("POST", path)?;
+    let route: Route = crate::api::http::routing::parse("POST", path)?.route;
     route.spec().handler.check_body(body)
 }
 
 /// Answers one request of `route` on this thread; a panic answers 500 and
 /// the worker lives on.
-pub fn handle(route: Route, mut request: tiny_http::Request, mut call: Call, shared: &Shared) {
+pub fn handle(
+    route: Route,
+    mut request: tiny_http::Request,
+    mut exchange: Exchange,
+    shared: &Shared,
+) {
     // Engine log lines written from here to the answer carry the call id.
-    let _scope = crate::call::enter(&call.id);
+    let _scope = crate::call::enter(&exchange.id);
     let mut ignored_fields = IgnoredFields::default();
-    let outcome = run_caught(&mut request, &mut call, shared, |context| {
+    let outcome = run_caught(&mut request, &mut exchange, shared, |context| {
         let spec = route.spec();
         shared
             .access
             .check(spec.guard, context.header("Authorization").as_deref())?;
         spec.handler.run(context, &mut ignored_fields)
     });
-    let mut answer = match outcome {
-        Ok(Ok(answer)) => answer,
+    let json = wants_json(&request);
+    let mut reply = match outcome {
+        Ok(Ok(Outcome::Reply(reply))) => reply,
+        Ok(Ok(Outcome::Response(response))) => {
+            return finish(request, &exchange, response, shared.access_log);
+        }
         Ok(Err(error)) => {
             if matches!(error, ApiError::RequestTimeout { .. }) {
                 shared
@@ -127,30 +245,41 @@ pub fn handle(route: Route, mut request: tiny_http::Request, mut call: Call, sha
                     .count(crate::metrics::Rejection::RequestTimeout);
             }
             // Failed deploys and updates are logged at warn (deletes not).
-            failed(
-                &call,
+            log_failure(
+                &exchange,
                 &error,
                 matches!(route, Route::Deploy | Route::Update),
-            )
+            );
+            Reply::error(&error)
         }
-        Err(panic) => panicked(&call, panic.as_ref()),
+        Err(panic) => {
+            log_panic(&exchange, panic.as_ref());
+            Reply::error(&ApiError::Internal)
+        }
     };
     if !ignored_fields.0.is_empty() {
         log::debug!(
             "{} {}: ignored unknown field(s): {}",
-            call.method,
-            call.path,
+            exchange.method,
+            exchange.path(),
             ignored_fields.0.join(", ")
         );
-        if let Answer::Reply(reply) = answer {
-            answer = Answer::Reply(reply.with("ignored_fields", json!(ignored_fields.0)));
-        }
+        reply = reply.with("ignored_fields", json!(ignored_fields.0));
     }
-    finish(request, &call, answer, shared);
+    let response = reply.into_response(json, &exchange.id);
+    finish(request, &exchange, response, shared.access_log);
+}
+
+/// What a REST handler answers: a [`Reply`] (to which the unknown fields
+/// are added), or a response of its own format (the list, metrics, NDJSON
+/// logs, a function's own HTTP answer).
+pub enum Outcome {
+    Reply(Reply),
+    Response(Response),
 }
 
 /// `POST /function/deploy`.
-pub fn deploy(context: &mut Context<'_>, request: DeployRequest) -> Result<Answer, ApiError> {
+pub fn deploy(context: &mut Context<'_>, request: DeployRequest) -> Result<Outcome, ApiError> {
     let entry = context
         .shared
         .service
@@ -159,7 +288,7 @@ pub fn deploy(context: &mut Context<'_>, request: DeployRequest) -> Result<Answe
 }
 
 /// `POST /function/update`.
-pub fn update(context: &mut Context<'_>, request: DeployRequest) -> Result<Answer, ApiError> {
+pub fn update(context: &mut Context<'_>, request: DeployRequest) -> Result<Outcome, ApiError> {
     let entry = context
         .shared
         .service
@@ -167,8 +296,8 @@ pub fn update(context: &mut Context<'_>, request: DeployRequest) -> Result<Answe
     Ok(changed("update", &entry))
 }
 
-fn changed(verb: &str, entry: &crate::function::FunctionEntry) -> Answer {
-    Answer::Reply(
+fn changed(verb: &str, entry: &crate::function::FunctionEntry) -> Outcome {
+    Outcome::Reply(
         Reply::ok(format!("{verb} function {} successfully!", entry.func_name))
             .with("image_digest", json!(entry.image_digest))
             .with("function", json!(entry)),
@@ -176,10 +305,10 @@ fn changed(verb: &str, entry: &crate::function::FunctionEntry) -> Answer {
 }
 
 /// `POST /function/delete`.
-pub fn delete(context: &mut Context<'_>, request: NameRequest) -> Result<Answer, ApiError> {
+pub fn delete(context: &mut Context<'_>, request: NameRequest) -> Result<Outcome, ApiError> {
     let function_name = request.function_name;
     context.shared.service.delete(&function_name)?;
-    Ok(Answer::Reply(
+    Ok(Outcome::Reply(
         Reply::ok(format!("delete function {function_name} successfully!"))
             .with("function_name", json!(function_name)),
     ))
@@ -190,7 +319,7 @@ pub fn delete(context: &mut Context<'_>, request: NameRequest) -> Result<Answer,
 /// Rendered once per generation of the deployed functions and kept (one
 /// rendering at a time, made under the cache's lock so that concurrent lists
 /// after a change render it once).
-pub fn list(context: &mut Context<'_>) -> Result<Answer, ApiError> {
+pub fn list(context: &mut Context<'_>) -> Result<Outcome, ApiError> {
     let service = &context.shared.service;
     let generation = service.list_generation();
     let mut cache = context
@@ -198,19 +327,20 @@ pub fn list(context: &mut Context<'_>) -> Result<Answer, ApiError> {
         .list_cache
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let json = context.wants_json();
     if let Some(rendered) = cache.as_ref().filter(|r| r.generation == generation) {
-        return Ok(Answer::List(rendered.clone()));
+        return Ok(Outcome::Response(list_response(rendered, json)));
     }
     let (generation, entries) = service.list_at_generation();
-    let rendered = Arc::new(RenderedList::new(generation, &entries));
+    let rendered = Arc::new(render_list(generation, &entries));
     *cache = Some(rendered.clone());
-    Ok(Answer::List(rendered))
+    Ok(Outcome::Response(list_response(&rendered, json)))
 }
 
 /// `POST /function/query`.
-pub fn query(context: &mut Context<'_>, request: NameRequest) -> Result<Answer, ApiError> {
+pub fn query(context: &mut Context<'_>, request: NameRequest) -> Result<Outcome, ApiError> {
     let (entry, limits) = context.shared.service.query(&request.function_name)?;
-    Ok(Answer::Reply(
+    Ok(Outcome::Reply(
         Reply::ok(format!("queried function info: {}", query_item(&entry)))
             .with("function", json!(entry))
             .with("limits_in_force", limits_json(&limits)),
@@ -219,57 +349,44 @@ pub fn query(context: &mut Context<'_>, request: NameRequest) -> Result<Answer, 
 
 /// `POST /function/invoke`: the output as the answer (bytes and all: see
 /// `Reply::output`), or with `"http": true` the function's own HTTP answer
-/// (`http_answer`).
-pub fn invoke(context: &mut Context<'_>, request: InvokeRequest) -> Result<Answer, ApiError> {
+/// (`http_answer`). Its status is counted on the function's metrics when
+/// the answer is sent.
+pub fn invoke(context: &mut Context<'_>, request: InvokeRequest) -> Result<Outcome, ApiError> {
     let invocation = context.shared.service.invoke(
         &request.function_name,
         &Input::Args(request.args),
-        &context.call.id,
+        &context.exchange.id,
     );
-    let function_name = request.function_name;
-    let http = request.http;
-    let configured_type = invocation.answer_settings.content_type.as_deref();
-    let answer = invocation
-        .output
-        .map_err(ApiError::from)
-        .and_then(|output| {
-            let answer = if http {
-                http_answer::read(invocation.output_kind, &output, true, None)
-            } else {
-                Ok(None)
-            };
-            match answer {
-                Ok(Some(answer)) => {
-                    let content_type = http_answer::default_content_type(
-                        configured_type,
-                        &answer.body,
-                        "text/plain; charset=utf-8",
-                    );
-                    Ok(Answer::Provider(provider::Response::function_answer(
-                        answer,
-                        &content_type,
-                    )))
-                }
-                // Without "http", or numbers: the answer of today.
-                Ok(None) => Ok(Answer::Reply(Reply::output(output))),
-                Err(reason) => Err(ApiError::BadFunctionAnswer {
-                    function: function_name,
-                    reason,
-                }),
-            }
-        });
-    if let Some(metrics) = &invocation.metrics {
-        metrics.count_status(match &answer {
-            Ok(Answer::Provider(response)) => response.status(),
-            Ok(_) => 200,
-            Err(error) => error.status(),
-        });
+    context.exchange.counted_by = invocation.metrics;
+    let output = invocation.output?;
+    let answer = if request.http {
+        http_answer::read(invocation.output_kind, &output, true, None)
+    } else {
+        Ok(None)
+    };
+    match answer {
+        Ok(Some(answer)) => {
+            let content_type = http_answer::default_content_type(
+                invocation.answer_settings.content_type.as_deref(),
+                &answer.body,
+                "text/plain; charset=utf-8",
+            );
+            Ok(Outcome::Response(Response::from_function(
+                answer,
+                &content_type,
+            )))
+        }
+        // Without "http", or numbers: the answer of today.
+        Ok(None) => Ok(Outcome::Reply(Reply::output(output))),
+        Err(reason) => Err(ApiError::BadFunctionAnswer {
+            function: request.function_name,
+            reason,
+        }),
     }
-    answer
 }
 
 /// `POST /function/secret`: create or update, or delete, a secret.
-pub fn secret(context: &mut Context<'_>, request: SecretRequest) -> Result<Answer, ApiError> {
+pub fn secret(context: &mut Context<'_>, request: SecretRequest) -> Result<Outcome, ApiError> {
     let service = &context.shared.service;
     let reply = match request {
         SecretRequest::Put { name, value } => {
@@ -284,39 +401,129 @@ pub fn secret(context: &mut Context<'_>, request: SecretRequest) -> Result<Answe
             Reply::ok(format!("delete secret {name} successfully!")).with("secret", json!(name))
         }
     };
-    Ok(Answer::Reply(reply))
+    Ok(Outcome::Reply(reply))
 }
 
-/// `POST /function/logs`.
-pub fn logs(context: &mut Context<'_>, request: LogsRequest) -> Result<Answer, ApiError> {
+/// `POST /function/logs`: the function's recent log as text (`status code:
+/// 200, message: N log line(s) of function F` and one line each after it),
+/// JSON, or NDJSON (`Accept: application/x-ndjson`, one object per line).
+pub fn logs(context: &mut Context<'_>, request: LogsRequest) -> Result<Outcome, ApiError> {
+    let LogsRequest {
+        function_name,
+        tail,
+        since,
+        ..
+    } = request;
+    let lines = observe::log_lines(context.shared, &function_name, since.as_deref(), tail)?;
     let accept = context.header("Accept");
-    observe::logs(request, accept.as_deref(), context.shared)
+    if accept.is_some_and(|accept| accept.contains(NDJSON)) {
+        let body: String = lines
+            .iter()
+            .map(|line| format!("{}\n", line_json(&function_name, line)))
+            .collect();
+        return Ok(Outcome::Response(Response::new(
+            200,
+            NDJSON,
+            body.into_bytes(),
+        )));
+    }
+    let mut message = format!("{} log line(s) of function {function_name}", lines.len());
+    for line in &lines {
+        message.push('\n');
+        message.push_str(&line_text(line));
+    }
+    let objects: Vec<Value> = lines
+        .iter()
+        .map(|line| line_json(&function_name, line))
+        .collect();
+    Ok(Outcome::Reply(
+        Reply::ok(message)
+            .with("function_name", json!(function_name))
+            .with("lines", Value::Array(objects)),
+    ))
 }
 
-/// `GET /metrics`.
-pub fn metrics(context: &mut Context<'_>) -> Result<Answer, ApiError> {
-    Ok(Answer::Raw {
-        content_type: crate::metrics::CONTENT_TYPE,
-        body: observe::metrics(context.shared),
+/// `2026-11-28T19:07:00.123Z stderr call_id=… version=sha256:… text`.
+fn line_text(line: &LogLine) -> String {
+    format!(
+        "{} {} call_id={} version={} {}",
+        rfc3339::format_millis(line.time),
+        line.source.as_str(),
+        line.call_id,
+        line.version,
+        line.text
+    )
+}
+
+fn line_json(function: &FunctionName, line: &LogLine) -> Value {
+    json!({
+        "time": rfc3339::format_millis(line.time),
+        "function": function,
+        "call_id": line.call_id.as_str(),
+        "version": &*line.version,
+        "source": line.source.as_str(),
+        "line": line.text,
     })
 }
 
+/// `GET /metrics`.
+pub fn metrics(context: &mut Context<'_>) -> Result<Outcome, ApiError> {
+    Ok(Outcome::Response(observe::metrics(context.shared)))
+}
+
 /// `GET`/`HEAD /healthz`.
-pub fn healthz(_context: &mut Context<'_>) -> Result<Answer, ApiError> {
-    Ok(Answer::Reply(Reply::ok("alive".into())))
+pub fn healthz(_context: &mut Context<'_>) -> Result<Outcome, ApiError> {
+    Ok(Outcome::Reply(Reply::ok("alive".into())))
 }
 
 /// `GET`/`HEAD /readyz`.
-pub fn readyz(context: &mut Context<'_>) -> Result<Answer, ApiError> {
+pub fn readyz(context: &mut Context<'_>) -> Result<Outcome, ApiError> {
     if let Some(reason) = observe::not_ready(context.shared) {
         return Err(ApiError::NotReady { reason });
     }
-    Ok(Answer::Reply(Reply::ok("ready".into())))
+    Ok(Outcome::Reply(Reply::ok("ready".into())))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::request::parse_json;
     use super::*;
+    use crate::call::CallId;
+    use crate::function_log::LogSource;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn log_lines_carry_time_source_call_and_version() {
+        let line = LogLine {
+            time: UNIX_EPOCH + Duration::from_millis(1_795_475_296_123),
+            call_id: CallId::from_client("c-1").unwrap(),
+            version: "sha256:ab".into(),
+            source: LogSource::Stderr,
+            text: "boom: \"quoted\"".into(),
+        };
+        assert_eq!(
+            line_text(&line),
+            "2026-11-23T23:08:16.123Z stderr call_id=c-1 version=sha256:ab boom: \"quoted\""
+        );
+        let function = FunctionName::new("hello").unwrap();
+        assert_eq!(
+            line_json(&function, &line),
+            json!({"time": "2026-11-23T23:08:16.123Z", "function": "hello", "call_id": "c-1",
+                   "version": "sha256:ab", "source": "stderr", "line": "boom: \"quoted\""})
+        );
+    }
+
+    #[test]
+    fn a_logs_request_takes_a_name_a_tail_and_a_time() {
+        let request: LogsRequest = parse_json(
+            br#"{"function_name": "hello", "tail": 5, "since": "2026-11-23T23:08:16Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(request.tail, Some(5));
+        assert!(parse_json::<LogsRequest>(br#"{"function_name": "hello", "tail": -1}"#).is_err());
+        let minimal: LogsRequest = parse_json(br#"{"function_name": "hello"}"#).unwrap();
+        assert_eq!((minimal.tail, minimal.since), (None, None));
+    }
 
     #[test]
     fn each_post_route_parses_its_own_body() {

@@ -1,20 +1,34 @@
-//! [`Reply`]: what a route answers, rendered as the text format existing
-//! scripts parse (`status code: <code>, message: <message>`) or, when the
-//! client prefers JSON (see `accept`), as a JSON object.
+//! The REST API's reply rendering: [`Reply`], a status, a message and
+//! structured fields, rendered as the text format existing scripts parse
+//! (`status code: <code>, message: <message>`) or, when the client prefers
+//! JSON (see `accept`), as a JSON object, into the [`Response`] that is
+//! sent ([`Reply::into_response`]; [`failure`] for an error); the list's
+//! rendering kept between changes ([`render_list`]); and
+//! [`FunctionAnswer`], how the API shows a deployed function.
 //!
 //! As the reference engine does, a text answer ends with one `\n`, except a
 //! successful invocation's: that is the function's output verbatim, bytes
 //! and all (`application/octet-stream` when they are not UTF-8). The JSON
 //! form carries UTF-8 output as the string `output`, and any other output
-//! as `output_base64` ([`encode_base64`]).
+//! as `output_base64` (`http::base64`).
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
+use crate::api::http::auth::Scheme;
+use crate::api::http::base64::encode_base64;
 use crate::api::http::error::ApiError;
-use crate::function::FunctionEntry;
+use crate::api::http::send::{Body, Response, TEXT};
+use crate::api::shared::RenderedList;
+use crate::call::CallId;
+use crate::function::{Environment, FunctionEntry, FunctionLimits, FunctionName, ManagedBy};
+use crate::registry::ImageReference;
 use crate::runtime::CallLimits;
+use crate::secret::SecretName;
 
 /// A status, a message, and structured fields for the JSON form.
 #[derive(Debug)]
@@ -120,75 +134,133 @@ impl Reply {
                     self.message.trim_end_matches('\n')
                 )
                 .into_bytes(),
-                "text/plain; charset=utf-8",
+                TEXT,
             )
         } else {
             (
                 format!("status code: {}, message: {}", self.status, self.message).into_bytes(),
-                "text/plain; charset=utf-8",
+                TEXT,
             )
         }
     }
 }
 
-/// Standard base64 with padding (RFC 4648 section 4), as `output_base64`
-/// carries bytes. Twenty lines here rather than a dependency; the decoder
-/// is `auth::decode_base64`.
-pub fn encode_base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let group = chunk.iter().enumerate().fold(0u32, |group, (index, byte)| {
-            group | u32::from(*byte) << (16 - 8 * index)
-        });
-        for index in 0..4 {
-            if index <= chunk.len() {
-                text.push(char::from(
-                    ALPHABET[(group >> (18 - 6 * index)) as usize & 63],
-                ));
-            } else {
-                text.push('=');
-            }
+impl Reply {
+    /// The reply as it is sent (JSON when the client prefers it), with
+    /// what its status calls for. An error's message names the call id.
+    pub fn into_response(mut self, wants_json: bool, call_id: &CallId) -> Response {
+        if self.status >= 400 {
+            self.message.push_str(&format!(" (call id {call_id})"));
+            self = self.with("call_id", json!(call_id.as_str()));
+        }
+        let (body, content_type) = self.render(wants_json);
+        Response {
+            allow: self.allow,
+            challenge: (self.status == 401).then(|| Scheme::Bearer.challenge()),
+            ..Response::new(self.status, content_type, body)
         }
     }
-    text
 }
 
-/// The list's answer rendered both ways, once per generation of the
-/// deployed functions (`FunctionService::list_generation`): with 1,000
-/// functions, rendering is most of what a list costs, and the list changes
-/// only on a deploy, update or delete.
-#[derive(Debug)]
-pub struct RenderedList {
-    pub generation: u64,
-    pub text: Arc<[u8]>,
-    pub json: Arc<[u8]>,
+/// How the REST API answers `error`.
+pub fn failure(error: &ApiError, wants_json: bool, call_id: &CallId) -> Response {
+    Reply::error(error).into_response(wants_json, call_id)
 }
 
-impl RenderedList {
-    pub fn new(generation: u64, entries: &[FunctionEntry]) -> Self {
-        let items: Vec<String> = entries.iter().map(list_item).collect();
-        let reply = Reply::ok(format!(
-            "all deployed function info: [{}]",
-            items.join(", ")
-        ))
-        .with("functions", json!(entries));
-        let text = reply.render(false).0;
-        let json = reply.render(true).0;
+/// The list's answer rendered both ways, for [`Shared::list_cache`](crate::api::shared::Shared).
+pub fn render_list(generation: u64, entries: &[FunctionEntry]) -> RenderedList {
+    let items: Vec<String> = entries.iter().map(list_item).collect();
+    let reply = Reply::ok(format!(
+        "all deployed function info: [{}]",
+        items.join(", ")
+    ))
+    .with("functions", json!(entries));
+    let text = reply.render(false).0;
+    let json = reply.render(true).0;
+    RenderedList {
+        generation,
+        text: Arc::from(text),
+        json: Arc::from(json),
+    }
+}
+
+/// The list's answer (as [`Reply::render`] gives it), without copying it.
+pub fn list_response(rendered: &RenderedList, json: bool) -> Response {
+    let (body, content_type) = if json {
+        (rendered.json.clone(), "application/json")
+    } else {
+        (rendered.text.clone(), TEXT)
+    };
+    Response {
+        body: Body::Shared(body),
+        ..Response::new(200, content_type, Vec::new())
+    }
+}
+
+/// A [`FunctionEntry`] as the API shows it (the `function` of a deploy,
+/// update or query answer, each item of list's `functions`). Its fields, in
+/// this order, are the answer's JSON; they must not change with the index.
+#[derive(Serialize)]
+pub struct FunctionAnswer<'a> {
+    func_name: &'a str,
+    func_image_name: &'a ImageReference,
+    func_local_path: &'a str,
+    wasi_cap: bool,
+    image_digest: &'a str,
+    #[serde(skip_serializing_if = "FunctionLimits::is_empty")]
+    limits: FunctionLimits,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adopted_from_reference: Option<AdoptionAnswer<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    managed_by: Option<&'static str>,
+    /// Names only, never values.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    secrets: &'a [SecretName],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    calls: &'a [FunctionName],
+    #[serde(skip_serializing_if = "Environment::is_empty")]
+    env: &'a Environment,
+}
+
+/// An [`Adoption`] as the API shows it.
+#[derive(Serialize)]
+struct AdoptionAnswer<'a> {
+    reference_local_path: &'a str,
+    wasm_digest: &'a str,
+}
+
+impl<'a> From<&'a FunctionEntry> for FunctionAnswer<'a> {
+    fn from(entry: &'a FunctionEntry) -> Self {
         Self {
-            generation,
-            text: Arc::from(text),
-            json: Arc::from(json),
+            func_name: entry.func_name.as_str(),
+            func_image_name: &entry.func_image_name,
+            func_local_path: &entry.func_local_path,
+            wasi_cap: entry.wasi_cap,
+            image_digest: entry.image_digest_text(),
+            limits: entry.limits,
+            adopted_from_reference: entry.adopted_from_reference.as_ref().map(|adoption| {
+                AdoptionAnswer {
+                    reference_local_path: &adoption.reference_local_path,
+                    wasm_digest: adoption.wasm_digest.as_str(),
+                }
+            }),
+            managed_by: entry.managed_by.map(ManagedBy::as_str),
+            secrets: &entry.metadata.secrets,
+            labels: &entry.metadata.labels,
+            annotations: &entry.metadata.annotations,
+            calls: &entry.metadata.calls,
+            env: &entry.metadata.env,
         }
     }
+}
 
-    /// The body and its content type (as [`Reply::render`] gives them).
-    pub fn body(&self, json: bool) -> (Arc<[u8]>, &'static str) {
-        if json {
-            (self.json.clone(), "application/json")
-        } else {
-            (self.text.clone(), "text/plain; charset=utf-8")
-        }
+impl Serialize for FunctionEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        FunctionAnswer::from(self).serialize(serializer)
     }
 }
 
@@ -224,7 +296,8 @@ pub fn limits_json(limits: &CallLimits) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::function::FunctionName;
+    use crate::function::{Adoption, FunctionMetadata};
+    use crate::registry::Digest;
 
     fn entry() -> FunctionEntry {
         FunctionEntry {
@@ -242,6 +315,56 @@ mod tests {
             managed_by: None,
             metadata: Default::default(),
         }
+    }
+
+    /// The API's JSON of an entry, field for field as the answers have
+    /// always shown it (the index's format is tested in `store::index`).
+    #[test]
+    fn an_entry_serializes_as_the_answer_the_api_has_always_given() {
+        let mut entry = FunctionEntry {
+            func_name: FunctionName::new("gcd").unwrap(),
+            func_image_name: ImageReference::parse("127.0.0.1:5000/gcd-wasm:v1").unwrap(),
+            func_local_path: "/data/functions/gcd/gcd.wasm".into(),
+            wasi_cap: false,
+            image_digest: Some(Digest::of(b"")),
+            limits: FunctionLimits::default(),
+            adopted_from_reference: None,
+            managed_by: None,
+            metadata: FunctionMetadata::default(),
+        };
+        assert_eq!(
+            serde_json::to_string(&entry).unwrap(),
+            r#"{"func_name":"gcd","func_image_name":"127.0.0.1:5000/gcd-wasm:v1","func_local_path":"/data/functions/gcd/gcd.wasm","wasi_cap":false,"image_digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}"#
+        );
+        entry.image_digest = None;
+        entry.limits.memory_limit_mb = Some(16);
+        entry.adopted_from_reference = Some(Adoption {
+            reference_local_path: "/data/functions/gcd/main.wasm".into(),
+            wasm_digest: Digest::of(b""),
+        });
+        entry.managed_by = Some(ManagedBy::FunctionsFile);
+        assert_eq!(
+            serde_json::to_string(&entry).unwrap(),
+            r#"{"func_name":"gcd","func_image_name":"127.0.0.1:5000/gcd-wasm:v1","func_local_path":"/data/functions/gcd/gcd.wasm","wasi_cap":false,"image_digest":"unknown","limits":{"memory_limit_mb":16},"adopted_from_reference":{"reference_local_path":"/data/functions/gcd/main.wasm","wasm_digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},"managed_by":"functions-file"}"#
+        );
+        // Secrets by name only; labels and annotations from the provider API.
+        entry.metadata.secrets = vec![SecretName::new("api-key").unwrap()];
+        entry.metadata.labels.insert("team".into(), "edge".into());
+        let json = serde_json::to_string(&entry).unwrap();
+        assert!(
+            json.ends_with(
+                r#""managed_by":"functions-file","secrets":["api-key"],"labels":{"team":"edge"}}"#
+            ),
+            "{json}"
+        );
+        // A deploy's calls and env follow, when it has them.
+        entry.metadata.calls = vec![FunctionName::new("hello").unwrap()];
+        entry.metadata.env = Environment::new([("A".to_owned(), "1".to_owned())].into()).unwrap();
+        let json = serde_json::to_string(&entry).unwrap();
+        assert!(
+            json.ends_with(r#""labels":{"team":"edge"},"calls":["hello"],"env":{"A":"1"}}"#),
+            "{json}"
+        );
     }
 
     #[test]
@@ -322,22 +445,5 @@ mod tests {
         // UTF-8 output keeps today's fields and type.
         let (_, content_type) = Reply::output("h\u{e9}".into()).render(false);
         assert_eq!(content_type, "text/plain; charset=utf-8");
-    }
-
-    #[test]
-    fn base64_encodes_every_length_and_decodes_back() {
-        assert_eq!(encode_base64(b""), "");
-        assert_eq!(encode_base64(b"f"), "Zg==");
-        assert_eq!(encode_base64(b"fo"), "Zm8=");
-        assert_eq!(encode_base64(b"foo"), "Zm9v");
-        assert_eq!(encode_base64(b"foobar"), "Zm9vYmFy");
-        let all: Vec<u8> = (0..=255).chain((0..=255).rev()).collect();
-        for length in 0..all.len() {
-            let bytes = &all[..length];
-            assert_eq!(
-                crate::api::http::auth::decode_base64(&encode_base64(bytes)).as_deref(),
-                Some(bytes)
-            );
-        }
     }
 }
