@@ -494,7 +494,7 @@ impl InvocationArgs {
     }
 }
 
-/// What an invocation hands the function: the seed API's `args`, or the raw
+/// What an invocation hands the function: the REST API's `args`, or the raw
 /// request body of an OpenFaaS-style invocation (`api::provider`).
 ///
 /// Each ABI reads it its own way (see `docs/abi.md`): the string ABI gets
@@ -518,7 +518,7 @@ impl Input {
     }
 
     /// The text of a JSON object input (the arguments, or a raw body that is
-    /// one), which a WASI function gets as `argv[0]` as the seed API's do.
+    /// one), which a WASI function gets as `argv[0]` as the REST API's do.
     /// `None` for any other body.
     ///
     /// Only the shape is checked: the body is scanned, never built into a

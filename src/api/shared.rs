@@ -4,7 +4,6 @@
 //! its [`Exchange`], the shared state). The threads themselves, and which
 //! one runs a request, are `server`'s.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -116,21 +115,4 @@ pub fn wants_json(request: &tiny_http::Request) -> bool {
             .filter(|header| header.field.equiv("Accept"))
             .map(|header| header.value.as_str()),
     )
-}
-
-/// Runs `handler` on a [`Context`] of the request, catching a panic (which
-/// the caller answers as [`ApiError::Internal`]).
-pub fn run_caught<T>(
-    request: &mut tiny_http::Request,
-    exchange: &mut Exchange,
-    shared: &Shared,
-    handler: impl FnOnce(&mut Context<'_>) -> Result<T, ApiError>,
-) -> std::thread::Result<Result<T, ApiError>> {
-    catch_unwind(AssertUnwindSafe(|| {
-        handler(&mut Context {
-            request,
-            exchange,
-            shared,
-        })
-    }))
 }

@@ -15,7 +15,7 @@ use crate::service::ServiceError;
 pub enum ApiError {
     /// The body is not the JSON the route expects, or a field is invalid.
     BadRequest(String),
-    /// No route of the seed API has this path; `routes` lists them.
+    /// No route of the REST API has this path; `routes` lists them.
     RouteNotFound {
         method: String,
         path: String,

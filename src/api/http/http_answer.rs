@@ -84,7 +84,7 @@ fn error(message: impl Into<String>) -> AnswerError {
 
 /// Reads a function's output as its HTTP answer the way its ABI writes one
 /// (CGI headers from stdout, a JSON object from a string result). When
-/// `required` (the seed's `"http": true`) the output must be one; else
+/// `required` (the REST API's `"http": true`) the output must be one; else
 /// (the provider's route) only an output that looks like one is read, and
 /// any other is `None`, as are numeric results always. With
 /// `unless_echoing: Some(input)`, an output whose head (its CGI header

@@ -25,6 +25,7 @@
 mod follow;
 
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -42,7 +43,7 @@ use crate::api::http::routing::{
 use crate::api::http::send::{Response, TEXT, finish, log_failure, log_panic};
 use crate::api::observe;
 use crate::api::rest::request::SecretBody;
-use crate::api::shared::{Context, Shared, run_caught};
+use crate::api::shared::{Context, Shared};
 use crate::call::CallId;
 use crate::config::ProviderConfig;
 use crate::function::{
@@ -176,7 +177,14 @@ pub fn handle(
     shared: &Shared,
 ) {
     let _scope = crate::call::enter(&exchange.id);
-    let outcome = run_caught(&mut request, &mut exchange, shared, |context| {
+    let mut context = Context {
+        request: &mut request,
+        exchange: &mut exchange,
+        shared,
+    };
+    // A panic answers 500; the worker lives on.
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let context = &mut context;
         let spec = route.spec();
         check_access(
             shared,
@@ -184,7 +192,7 @@ pub fn handle(
             context.header("Authorization").as_deref(),
         )?;
         (spec.handler)(context)
-    });
+    }));
     let response = match outcome {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => {

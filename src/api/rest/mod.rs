@@ -8,6 +8,7 @@
 pub mod reply;
 pub mod request;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -24,7 +25,7 @@ use crate::api::http::routing::{
 };
 use crate::api::http::send::{Response, finish, log_failure, log_panic};
 use crate::api::observe;
-use crate::api::shared::{Context, Shared, run_caught, wants_json};
+use crate::api::shared::{Context, Shared, wants_json};
 use crate::function::{FunctionName, Input};
 use crate::function_log::LogLine;
 use crate::rfc3339;
@@ -225,13 +226,20 @@ pub fn handle(
     // Engine log lines written from here to the answer carry the call id.
     let _scope = crate::call::enter(&exchange.id);
     let mut ignored_fields = IgnoredFields::default();
-    let outcome = run_caught(&mut request, &mut exchange, shared, |context| {
+    let mut context = Context {
+        request: &mut request,
+        exchange: &mut exchange,
+        shared,
+    };
+    // A panic answers 500; the worker lives on.
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let context = &mut context;
         let spec = route.spec();
         shared
             .access
             .check(spec.guard, context.header("Authorization").as_deref())?;
         spec.handler.run(context, &mut ignored_fields)
-    });
+    }));
     let json = wants_json(&request);
     let mut reply = match outcome {
         Ok(Ok(Outcome::Reply(reply))) => reply,

@@ -168,7 +168,7 @@ impl DeployRequest {
 
 /// A secret's body on either API: `name`, and `value` (text) or `rawValue`
 /// (base64 bytes, which wins when both are set, as in faasd), `delete`
-/// (the seed's `POST /function/secret`), `namespace` (the provider's).
+/// (the REST API's `POST /function/secret`), `namespace` (the provider's).
 /// Parsed from a JSON value by hand: no message ever quotes the value.
 #[derive(Debug)]
 pub struct SecretBody {
@@ -256,7 +256,7 @@ impl SecretRequest {
     pub fn parse(body: &[u8]) -> Result<(Self, IgnoredFields), ApiError> {
         let mut secret = SecretBody::parse(body)?;
         if secret.namespace.is_some() {
-            // The seed API has no namespaces.
+            // The REST API has no namespaces.
             secret.ignored_fields.0.push("namespace".into());
         }
         let bad = |message: &str| ApiError::BadRequest(message.to_owned());
