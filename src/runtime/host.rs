@@ -777,6 +777,9 @@ mod tests {
     fn the_fuel_a_callee_uses_is_charged_to_its_caller() {
         let mut caller = spec("relay", RELAY, &["burn"]);
         caller.limits.fuel = Some(100_000_000);
+        // A debug build on a loaded machine takes seconds for the loop:
+        // fuel, not time, is what this test measures.
+        caller.limits.timeout_ms = Some(600_000);
         let world = deploy(
             RuntimeOptions::default(),
             &[caller, spec("burn", CALLEES, &[])],

@@ -42,7 +42,8 @@ impl AsRef<[u8]> for Body {
 pub struct Response {
     pub status: u16,
     pub content_type: Cow<'static, str>,
-    /// Headers a function set (`http_answer`), checked there.
+    /// Headers besides those [`finish`] adds: a function's own
+    /// (`http_answer`, checked there), or the REST API's `X-Ignored-Fields`.
     pub headers: Vec<(String, String)>,
     pub body: Body,
     /// The `Allow` header of a 405: the methods the path takes.

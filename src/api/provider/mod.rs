@@ -54,7 +54,9 @@ use crate::function_log::LogLine;
 use crate::registry::ImageReference;
 use crate::rfc3339;
 use crate::secret::secret_names;
-use crate::service::{DeploySpec, EnvWithoutWasi, FunctionStatus, LogQuery, OutputKind, WasiCap};
+use crate::service::{
+    DeploySpec, EnvWithoutWasi, FunctionStatus, LogQuery, OutputKind, ServiceError, WasiCap,
+};
 
 /// The one namespace functions live in, as faasd names it.
 pub const NAMESPACE: &str = "openfaas-fn";
@@ -77,9 +79,16 @@ pub fn access_summary(config: Option<&ProviderConfig>) -> String {
 }
 
 /// How the provider API answers `error`: the message as plain text, no
-/// `status code:` prefix, naming the call id.
+/// `status code:` prefix, with what to do next in this API's routes when
+/// there is something to say, naming the call id.
 pub fn failure(error: &ApiError, call_id: &CallId) -> Response {
     let status = error.status();
+    let hint = match error {
+        ApiError::Service(ServiceError::NotDeployed { .. }) => {
+            "; deploy it with POST /system/functions, or see GET /system/functions"
+        }
+        _ => "",
+    };
     Response {
         allow: match error {
             ApiError::MethodNotAllowed { allowed, .. } => Some(allowed.clone()),
@@ -89,7 +98,7 @@ pub fn failure(error: &ApiError, call_id: &CallId) -> Response {
         ..Response::new(
             status,
             TEXT,
-            format!("{error} (call id {call_id})\n").into_bytes(),
+            format!("{error}{hint} (call id {call_id})\n").into_bytes(),
         )
     }
 }

@@ -3,8 +3,10 @@
 //! function per route that turns a typed request (`request`) into a
 //! [`FunctionService`](crate::service::FunctionService) call, and its
 //! reply rendering (`reply`). [`handle`] answers one routed request: the
-//! token check, the body, the handler, the unknown fields, a caught panic.
+//! token check, the body, the handler, the unknown fields (`ignored`), a
+//! caught panic.
 
+mod ignored;
 pub mod reply;
 pub mod request;
 
@@ -265,16 +267,19 @@ pub fn handle(
             Reply::error(&ApiError::Internal)
         }
     };
-    if !ignored_fields.0.is_empty() {
-        log::debug!(
-            "{} {}: ignored unknown field(s): {}",
-            exchange.method,
-            exchange.path(),
-            ignored_fields.0.join(", ")
-        );
+    let ignored = (!ignored_fields.0.is_empty()).then(|| {
+        ignored::warn(route, &exchange, &ignored_fields.0);
+        let names = ignored_fields.0.iter().map(String::as_str);
+        (
+            ignored::IGNORED_FIELDS_HEADER.to_owned(),
+            ignored::header_value(names),
+        )
+    });
+    if ignored.is_some() {
         reply = reply.with("ignored_fields", json!(ignored_fields.0));
     }
-    let response = reply.into_response(json, &exchange.id);
+    let mut response = reply.into_response(json, &exchange.id);
+    response.headers.extend(ignored);
     finish(request, &exchange, response, shared.access_log);
 }
 

@@ -29,6 +29,7 @@ use crate::function::{Environment, FunctionEntry, FunctionLimits, FunctionName, 
 use crate::registry::ImageReference;
 use crate::runtime::CallLimits;
 use crate::secret::SecretName;
+use crate::service::ServiceError;
 
 /// A status, a message, and structured fields for the JSON form.
 #[derive(Debug)]
@@ -94,10 +95,18 @@ impl Reply {
         self
     }
 
+    /// The REST API's answer to `error`: its message, and what to do next
+    /// in this API's routes when there is something to say.
     pub fn error(error: &ApiError) -> Self {
+        let hint = match error {
+            ApiError::Service(ServiceError::NotDeployed { .. }) => {
+                "; deploy it with POST /function/deploy, or see GET /function/list"
+            }
+            _ => "",
+        };
         Self {
             status: error.status(),
-            message: error.to_string(),
+            message: format!("{error}{hint}"),
             fields: Map::new(),
             newline: true,
             allow: match error {
