@@ -242,12 +242,8 @@ pub fn handle(
             .check(spec.guard, context.header("Authorization").as_deref())?;
         spec.handler.run(context, &mut ignored_fields)
     }));
-    let json = wants_json(&request);
-    let mut reply = match outcome {
-        Ok(Ok(Outcome::Reply(reply))) => reply,
-        Ok(Ok(Outcome::Response(response))) => {
-            return finish(request, &exchange, response, shared.access_log);
-        }
+    let outcome = match outcome {
+        Ok(Ok(outcome)) => outcome,
         Ok(Err(error)) => {
             if matches!(error, ApiError::RequestTimeout { .. }) {
                 shared
@@ -260,26 +256,33 @@ pub fn handle(
                 &error,
                 matches!(route, Route::Deploy | Route::Update),
             );
-            Reply::error(&error)
+            Outcome::Reply(Reply::error(&error))
         }
         Err(panic) => {
             log_panic(&exchange, panic.as_ref());
-            Reply::error(&ApiError::Internal)
+            Outcome::Reply(Reply::error(&ApiError::Internal))
         }
     };
-    let ignored = (!ignored_fields.0.is_empty()).then(|| {
+    // Unknown fields are logged whatever the answer; a reply names them.
+    if !ignored_fields.0.is_empty() {
         ignored::warn(route, &exchange, &ignored_fields.0);
-        let names = ignored_fields.0.iter().map(String::as_str);
-        (
-            ignored::IGNORED_FIELDS_HEADER.to_owned(),
-            ignored::header_value(names),
-        )
-    });
-    if ignored.is_some() {
-        reply = reply.with("ignored_fields", json!(ignored_fields.0));
     }
-    let mut response = reply.into_response(json, &exchange.id);
-    response.headers.extend(ignored);
+    let response = match outcome {
+        Outcome::Response(response) => response,
+        Outcome::Reply(reply) if ignored_fields.0.is_empty() => {
+            reply.into_response(wants_json(&request), &exchange.id)
+        }
+        Outcome::Reply(reply) => {
+            let names = ignored_fields.0.iter().map(String::as_str);
+            let header = ignored::header_value(names);
+            let reply = reply.with("ignored_fields", json!(ignored_fields.0));
+            let mut response = reply.into_response(wants_json(&request), &exchange.id);
+            response
+                .headers
+                .push((ignored::IGNORED_FIELDS_HEADER.to_owned(), header));
+            response
+        }
+    };
     finish(request, &exchange, response, shared.access_log);
 }
 
