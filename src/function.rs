@@ -1,7 +1,7 @@
 //! Domain types shared by every layer: a validated [`FunctionName`], a
 //! deployed function's [`FunctionEntry`] (its [`FunctionMetadata`] holds
 //! the functions it may call and its [`Environment`]; how the REST API
-//! shows one is `api::rest::reply`'s `FunctionAnswer`), the ordered
+//! shows one is `api::rest::function_answer`), the ordered
 //! [`InvocationArgs`] and an invocation's [`Input`].
 //!
 //! Constructors validate, so code that holds one of these never re-checks the
@@ -112,12 +112,12 @@ impl<'de> Deserialize<'de> for FunctionName {
 
 /// One deployed function: what the index records (the store keeps it as
 /// its own `IndexRecord`, the on-disk format) and what list and query show
-/// (it serializes as `api::rest::reply::FunctionAnswer`, the API's format). The two formats
+/// (it serializes as `api::rest::function_answer::FunctionAnswer`, the API's format). The two formats
 /// are separate, so either can change without the other.
 ///
 /// A new field goes here, in `store::FunctionRecord` when a deploy sets it,
 /// in `store::index::IndexRecord` (with a default: older indexes lack it)
-/// and in `api::rest::reply::FunctionAnswer` when the API shows it.
+/// and in `api::rest::function_answer::FunctionAnswer` when the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FunctionEntry {
     /// The function's name, also the export the non-WASI ABIs call.

@@ -27,11 +27,10 @@ use serde::Deserialize;
 
 use crate::function::{
     Environment, FunctionEntry, FunctionLimits, FunctionMetadata, FunctionName, ManagedBy,
-    validate_calls,
 };
 use crate::metrics::ReconcileResult;
 use crate::registry::ImageReference;
-use crate::service::{Changer, DeploySpec, FunctionService};
+use crate::service::{Changer, DeploySpec, EnvWithoutWasi, FunctionService, WasiCap};
 
 /// First wait before a failing entry is tried again; it doubles per failure.
 pub const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -42,11 +41,9 @@ pub const RETRY_MAX: Duration = Duration::from_secs(60);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileEntry {
     pub name: FunctionName,
-    pub image: ImageReference,
-    pub wasi_cap: bool,
-    pub limits: FunctionLimits,
-    /// The functions it may call and its environment.
-    pub metadata: FunctionMetadata,
+    /// Its image, `wasi_cap`, limits, and the functions it may call and its
+    /// environment, validated as every deploy's are.
+    pub spec: DeploySpec,
 }
 
 impl FileEntry {
@@ -54,11 +51,11 @@ impl FileEntry {
     /// by the file.
     fn is_deployed_as(&self, entry: &FunctionEntry) -> bool {
         entry.managed_by == Some(ManagedBy::FunctionsFile)
-            && entry.func_image_name == self.image
-            && entry.wasi_cap == self.wasi_cap
-            && entry.limits == self.limits
-            && entry.metadata.calls == self.metadata.calls
-            && entry.metadata.env == self.metadata.env
+            && entry.func_image_name == *self.spec.image()
+            && WasiCap::from(entry.wasi_cap) == self.spec.wasi_cap()
+            && entry.limits == *self.spec.limits()
+            && entry.metadata.calls == self.spec.metadata().calls
+            && entry.metadata.env == self.spec.metadata().env
     }
 }
 
@@ -117,18 +114,22 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<FileEntry>, String> {
                 memory_limit_mb: raw.memory_limit_mb,
                 fuel: raw.fuel,
             };
-            limits.validate().map_err(at)?;
-            validate_calls(&raw.calls).map_err(at)?;
+            let metadata = FunctionMetadata {
+                calls: raw.calls,
+                env: raw.env,
+                ..FunctionMetadata::default()
+            };
+            let spec = DeploySpec::new(
+                image,
+                raw.wasi_cap.into(),
+                limits,
+                metadata,
+                EnvWithoutWasi::Refused,
+            )
+            .map_err(at)?;
             Ok(FileEntry {
                 name: raw.name.clone(),
-                image,
-                wasi_cap: raw.wasi_cap,
-                limits,
-                metadata: FunctionMetadata {
-                    calls: raw.calls,
-                    env: raw.env,
-                    ..FunctionMetadata::default()
-                },
+                spec,
             })
         })
         .collect()
@@ -396,7 +397,7 @@ impl Reconciler {
                             desired.len(),
                             desired
                                 .iter()
-                                .map(|entry| format!("{}={}", entry.name, entry.image))
+                                .map(|entry| format!("{}={}", entry.name, entry.spec.image()))
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         );
@@ -506,21 +507,14 @@ impl Reconciler {
 
     fn apply(&self, action: &Action) -> Result<(), crate::service::ServiceError> {
         let changer = Changer::Owner(ManagedBy::FunctionsFile);
-        let spec = |entry: &FileEntry| DeploySpec {
-            image: entry.image.clone(),
-            wasi_cap: entry.wasi_cap.into(),
-            limits: entry.limits,
-            metadata: entry.metadata.clone(),
-            env_without_wasi: crate::service::EnvWithoutWasi::Refused,
-        };
         match action {
             Action::Deploy(entry) => self
                 .service
-                .deploy_as(changer, &entry.name, &spec(entry))
+                .deploy_as(changer, &entry.name, &entry.spec)
                 .map(drop),
             Action::Update(entry) => self
                 .service
-                .update_as(changer, &entry.name, &spec(entry))
+                .update_as(changer, &entry.name, &entry.spec)
                 .map(drop),
             Action::Delete(name) => self.service.delete_as(changer, name),
         }
@@ -541,8 +535,8 @@ fn random_up_to(max: Duration) -> Duration {
 
 fn describe(action: &Action) -> String {
     match action {
-        Action::Deploy(entry) => format!("deploying {} from {}", entry.name, entry.image),
-        Action::Update(entry) => format!("updating {} to {}", entry.name, entry.image),
+        Action::Deploy(entry) => format!("deploying {} from {}", entry.name, entry.spec.image()),
+        Action::Update(entry) => format!("updating {} to {}", entry.name, entry.spec.image()),
         Action::Delete(name) => format!("deleting {name}"),
     }
 }
@@ -556,12 +550,21 @@ mod tests {
     }
 
     fn wanted(function: &str, image: &str) -> FileEntry {
+        wanted_with(function, image, FunctionLimits::default())
+    }
+
+    fn wanted_with(function: &str, image: &str, limits: FunctionLimits) -> FileEntry {
+        let spec = DeploySpec::new(
+            ImageReference::parse(image).unwrap(),
+            WasiCap::Off,
+            limits,
+            FunctionMetadata::default(),
+            EnvWithoutWasi::Refused,
+        )
+        .unwrap();
         FileEntry {
             name: name(function),
-            image: ImageReference::parse(image).unwrap(),
-            wasi_cap: false,
-            limits: FunctionLimits::default(),
-            metadata: FunctionMetadata::default(),
+            spec,
         }
     }
 
@@ -588,14 +591,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[1].metadata.calls, [name("hello")]);
-        assert_eq!(
-            entries[1].metadata.env.pairs(),
-            [("MODE".into(), "fast".into())]
-        );
-        assert!(entries[1].wasi_cap);
-        assert_eq!(entries[1].limits.timeout_ms, Some(500));
-        assert_eq!(entries[1].limits.fuel, Some(1000));
+        let cat = &entries[1].spec;
+        assert_eq!(cat.metadata().calls, [name("hello")]);
+        assert_eq!(cat.metadata().env.pairs(), [("MODE".into(), "fast".into())]);
+        assert_eq!(cat.wasi_cap(), WasiCap::On);
+        assert_eq!(cat.limits().timeout_ms, Some(500));
+        assert_eq!(cat.limits().fuel, Some(1000));
         assert_eq!(parse(b"[]").unwrap(), vec![]);
     }
 
@@ -644,8 +645,14 @@ mod tests {
                 Action::Delete(name("dropped")),
             ]
         );
-        let mut limited = desired[1].clone();
-        limited.limits.fuel = Some(5);
+        let limited = wanted_with(
+            "same",
+            "r/same:1",
+            FunctionLimits {
+                fuel: Some(5),
+                ..FunctionLimits::default()
+            },
+        );
         assert_eq!(
             plan(std::slice::from_ref(&limited), &current[..1]),
             vec![Action::Update(limited)]

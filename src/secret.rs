@@ -19,6 +19,9 @@ pub const MAX_SECRET_NAME_LEN: usize = 64;
 /// Largest secret value, in bytes (64 KiB): a key, a token, a certificate
 /// chain. Each call of a function that uses it copies it into the instance.
 pub const MAX_SECRET_VALUE_BYTES: usize = 64 << 10;
+/// What every secret's environment variable begins with
+/// ([`SecretName::env_var_name`]); a deploy's `env` may not use it.
+pub const SECRET_ENV_PREFIX: &str = "SECRET_";
 /// Most secrets one function may be deployed with.
 pub const MAX_SECRETS_PER_FUNCTION: usize = 64;
 /// Where a WASI function finds its secrets, one read-only file each

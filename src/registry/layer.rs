@@ -505,6 +505,11 @@ fn join(directory: &str, name: &str) -> String {
 }
 
 /// Builds a gzip tar layer holding `files` (used by `push` and by tests).
+///
+/// # Errors
+/// When a file's path cannot be written in a tar header (the `tar` crate
+/// refuses absolute paths and `..` components); writing to memory itself
+/// does not fail.
 pub fn build_gzip_tar(files: &[LayerFile]) -> io::Result<Vec<u8>> {
     let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     let mut builder = tar::Builder::new(encoder);

@@ -48,7 +48,7 @@ use crate::call::CallId;
 use crate::config::ProviderConfig;
 use crate::function::{
     AnswerSettings, Environment, FunctionLimits, FunctionMetadata, FunctionName, HttpAnswerMode,
-    Input, MAX_MEMORY_LIMIT_MB, validate_calls,
+    Input, MAX_MEMORY_LIMIT_MB,
 };
 use crate::function_log::LogLine;
 use crate::registry::ImageReference;
@@ -673,7 +673,6 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
         memory_limit_mb,
         fuel: number(FUEL_ANNOTATION)?,
     };
-    limits.validate().map_err(bad)?;
     let calls = annotations
         .get(CALLS_ANNOTATION)
         .map_or("", String::as_str)
@@ -685,9 +684,6 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
                 .map_err(|error| bad(format!("annotation {CALLS_ANNOTATION}: {error}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    validate_calls(&calls).map_err(bad)?;
-    // The content type and HTTP answer mode, checked now; calls read them.
-    AnswerSettings::from_annotations(&annotations).map_err(bad)?;
     let ignored: Vec<&str> = [
         (
             "envProcess",
@@ -725,17 +721,11 @@ fn parse_deployment(body: &[u8]) -> Result<(FunctionName, DeploySpec), ApiError>
         calls,
         env,
     };
-    metadata.validate().map_err(bad)?;
-    Ok((
-        name,
-        DeploySpec {
-            image,
-            wasi_cap,
-            limits,
-            metadata,
-            env_without_wasi: EnvWithoutWasi::Dropped,
-        },
-    ))
+    // Limits, calls, labels, annotations and secrets: checked as every
+    // deploy's are.
+    let spec =
+        DeploySpec::new(image, wasi_cap, limits, metadata, EnvWithoutWasi::Dropped).map_err(bad)?;
+    Ok((name, spec))
 }
 
 /// A Kubernetes-style memory quantity (`128Mi`, `1Gi`, `500M`, `1048576`)
@@ -806,9 +796,9 @@ mod tests {
             "readOnlyRootFilesystem":false,"secrets":[],"constraints":[]}"#;
         let (name, spec) = parse_deployment(body).unwrap();
         assert_eq!(name.as_str(), "gcd");
-        assert_eq!(spec.wasi_cap, WasiCap::FromImports);
+        assert_eq!(spec.wasi_cap(), WasiCap::FromImports);
         assert_eq!(
-            spec.limits,
+            *spec.limits(),
             FunctionLimits {
                 timeout_ms: Some(500),
                 memory_limit_mb: Some(16),
@@ -819,16 +809,16 @@ mod tests {
             br#"{"service":"hello","image":"r/hello","annotations":{"com.openfaas.wasm.wasi":"false"}}"#,
         )
         .unwrap();
-        assert_eq!(minimal.1.wasi_cap, WasiCap::Off);
-        assert!(minimal.1.limits.is_empty());
-        assert!(minimal.1.metadata.calls.is_empty());
-        assert!(minimal.1.metadata.env.is_empty());
+        assert_eq!(minimal.1.wasi_cap(), WasiCap::Off);
+        assert!(minimal.1.limits().is_empty());
+        assert!(minimal.1.metadata().calls.is_empty());
+        assert!(minimal.1.metadata().env.is_empty());
         let configured = parse_deployment(
             br#"{"service":"cat","image":"r/cat","envVars":{"MODE":"fast","LEVEL":"2"}}"#,
         )
         .unwrap();
         assert_eq!(
-            configured.1.metadata.env.pairs(),
+            configured.1.metadata().env.pairs(),
             [
                 ("LEVEL".to_owned(), "2".to_owned()),
                 ("MODE".to_owned(), "fast".to_owned())
@@ -845,7 +835,7 @@ mod tests {
         .unwrap();
         let calls: Vec<&str> = caller
             .1
-            .metadata
+            .metadata()
             .calls
             .iter()
             .map(FunctionName::as_str)

@@ -2,10 +2,12 @@
 //! reference engine has): its route table ([`Route`]), its handlers, one
 //! function per route that turns a typed request (`request`) into a
 //! [`FunctionService`](crate::service::FunctionService) call, and its
-//! reply rendering (`reply`). [`handle`] answers one routed request: the
+//! reply rendering (`reply`, and `function_answer`: how it shows a
+//! deployed function). [`handle`] answers one routed request: the
 //! token check, the body, the handler, the unknown fields (`ignored`), a
 //! caught panic.
 
+pub mod function_answer;
 mod ignored;
 pub mod reply;
 pub mod request;

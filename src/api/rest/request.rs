@@ -18,7 +18,7 @@ use crate::function::{
 };
 use crate::registry::ImageReference;
 use crate::secret::{SecretName, SecretValue, secret_names};
-use crate::service::DeploySpec;
+use crate::service::{DeploySpec, EnvWithoutWasi};
 
 /// `POST /function/deploy` and `POST /function/update`.
 #[derive(Debug)]
@@ -144,23 +144,23 @@ impl DeployRequest {
             memory_limit_mb: raw.memory_limit_mb,
             fuel: raw.fuel,
         };
-        limits.validate().map_err(ApiError::BadRequest)?;
         let metadata = FunctionMetadata {
             secrets: secret_names(&raw.secrets).map_err(ApiError::BadRequest)?,
             calls: raw.calls,
             env: raw.env,
             ..FunctionMetadata::default()
         };
-        metadata.validate().map_err(ApiError::BadRequest)?;
+        let spec = DeploySpec::new(
+            function_image,
+            raw.wasi_cap.into(),
+            limits,
+            metadata,
+            EnvWithoutWasi::Refused,
+        )
+        .map_err(ApiError::BadRequest)?;
         Ok(Self {
             function_name: raw.function_name,
-            spec: DeploySpec {
-                image: function_image,
-                wasi_cap: raw.wasi_cap.into(),
-                limits,
-                metadata,
-                env_without_wasi: crate::service::EnvWithoutWasi::Refused,
-            },
+            spec,
             ignored_fields: raw.ignored_fields,
         })
     }
@@ -302,9 +302,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request.function_name.as_str(), "hello");
-        assert_eq!(request.spec.image.tag.as_deref(), Some("v2"));
-        assert_eq!(request.spec.wasi_cap, crate::service::WasiCap::On);
-        assert!(request.spec.limits.is_empty());
+        assert_eq!(request.spec.image().tag.as_deref(), Some("v2"));
+        assert_eq!(request.spec.wasi_cap(), crate::service::WasiCap::On);
+        assert!(request.spec.limits().is_empty());
     }
 
     #[test]
@@ -344,7 +344,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request.function_name.as_str(), "authentication");
-        assert_eq!(request.spec.wasi_cap, crate::service::WasiCap::Off);
+        assert_eq!(request.spec.wasi_cap(), crate::service::WasiCap::Off);
         assert_eq!(
             request.ignored_fields,
             IgnoredFields(vec!["description".into(), "labels".into()])
@@ -385,7 +385,7 @@ mod tests {
             br#"{"function_name": "f", "function_image": "r/f", "wasi_cap": true, "secrets": ["api-key", "db.password"]}"#,
         )
         .unwrap();
-        assert_eq!(request.spec.metadata.secrets.len(), 2);
+        assert_eq!(request.spec.metadata().secrets.len(), 2);
         bad_request(
             r#"{"function_name": "f", "function_image": "r/f", "secrets": ["../persist.json"]}"#,
             "secret name",
