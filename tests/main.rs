@@ -39,3 +39,4 @@ mod thirdparty;
 mod tls;
 mod transport;
 mod walkthrough;
+mod warming;

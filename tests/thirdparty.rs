@@ -13,7 +13,9 @@
 //! Every input goes to a freshly deployed function, so each invocation is a
 //! first call: the interpreter translates the functions the program reaches
 //! during that call (lazily, at whatever point of the call's fuel it gets
-//! there). A second invocation of the same function checks the warm path.
+//! there), unless the engine's background translation (`runtime::warm`)
+//! finished first. A second invocation of the same function checks the
+//! warm path.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;

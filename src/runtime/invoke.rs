@@ -76,8 +76,10 @@ const STDERR_TAIL_BYTES: usize = 512;
 
 /// One call of a deployed function, from a fresh store to its output.
 pub(super) struct Invocation<'a> {
-    runtime: &'a Runtime,
     function: &'a CompiledFunction,
+    /// The engine and linkers the call runs on, and the module on that
+    /// engine: the warm one if ready (`Runtime::code_of`).
+    code: (&'a super::Linked, &'a wasmi::Module),
     limits: &'a CallLimits,
     /// When the call is stopped (504), from `limits.timeout` (or the
     /// caller's deadline, for a nested call, if that comes first).
@@ -126,8 +128,8 @@ impl<'a> Invocation<'a> {
             runtime.max_call_input_bytes,
         );
         Self {
-            runtime,
             function,
+            code: runtime.code_of(function),
             limits,
             deadline,
             fuel,
@@ -305,14 +307,14 @@ impl<'a> Invocation<'a> {
             }
         })?;
         let mut store = new_store(
-            &self.runtime.engine,
+            &self.code.0.engine,
             WasiState {
                 limiter: InstanceLimiter::for_function(function, limits.memory_limit_bytes),
                 wasi,
                 host: self.take_host(),
             },
         );
-        let instance = self.instantiate(&mut store, &self.runtime.wasi_linker)?;
+        let instance = self.instantiate(&mut store, &self.code.0.wasi_linker)?;
         let start = self.export(&instance, &store, "_start")?;
         let outcome = self.call_metered(&mut store, start, &[], &mut []);
         let memory_refused = store.data().limiter.memory_refused;
@@ -368,7 +370,7 @@ impl<'a> Invocation<'a> {
     /// A fresh plain instance, its `_initialize` run first if it is a reactor.
     fn plain_instance(&mut self) -> Result<(Store<PlainState>, Instance), RuntimeError> {
         let mut store = new_store(
-            &self.runtime.engine,
+            &self.code.0.engine,
             PlainState {
                 limiter: InstanceLimiter::for_function(
                     self.function,
@@ -377,7 +379,7 @@ impl<'a> Invocation<'a> {
                 host: self.take_host(),
             },
         );
-        let instance = self.instantiate(&mut store, &self.runtime.plain_linker)?;
+        let instance = self.instantiate(&mut store, &self.code.0.plain_linker)?;
         if self.function.calls_initialize {
             let initialize = self.export(&instance, &store, "_initialize")?;
             self.call_metered(&mut store, initialize, &[], &mut [])
@@ -411,7 +413,7 @@ impl<'a> Invocation<'a> {
         };
         // Cannot fail: the engine meters fuel.
         let _ = store.set_fuel(granted);
-        let outcome = linker.instantiate_and_start(&mut *store, &self.function.module);
+        let outcome = linker.instantiate_and_start(&mut *store, self.code.1);
         if let (Some(left), Ok(unused)) = (self.budget.get(), store.get_fuel()) {
             self.budget.set(left.saturating_add(unused));
             let _ = store.set_fuel(0);

@@ -12,6 +12,7 @@
 //! - `sched`: WASI's scheduler, whose sleeps end at the call's deadline.
 //! - `error`: [`RuntimeError`].
 //! - `memory_pool`: linear memories reused between calls, reset to zero.
+//! - `warm`: translating deployed modules in the background (one thread).
 
 mod abi;
 mod error;
@@ -20,9 +21,10 @@ mod invoke;
 mod memory_pool;
 mod sched;
 mod secret_files;
+mod warm;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use wasmi::{
@@ -41,6 +43,7 @@ pub(crate) use host::{
 pub use invoke::read_result as read_string_result;
 
 use crate::function::{FunctionLimits, FunctionName, Input};
+use warm::{WarmSlot, Warmer};
 
 /// `mib` MiB in bytes. Sizes are `u64` until they reach wasmi, where they
 /// are clamped to the target's address space ([`usize_saturating`]): on a
@@ -75,6 +78,8 @@ pub struct CompiledFunction {
     memory_peak_bytes: Arc<AtomicUsize>,
     /// Whether the module imports from [`HOST_MODULE`] (calls other functions).
     imports_calls: bool,
+    /// The same module translated in the background (`warm`), once ready.
+    warm: Arc<WarmSlot>,
 }
 
 impl CompiledFunction {
@@ -98,6 +103,13 @@ impl CompiledFunction {
     /// far, in bytes (its initial memory once it has been called).
     pub fn memory_peak_bytes(&self) -> usize {
         self.memory_peak_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Stops translating this function in the background: it was deleted
+    /// or replaced (calls still in flight finish on whichever module they
+    /// started with).
+    pub fn stop_warming(&self) {
+        self.warm.cancel();
     }
 }
 
@@ -143,11 +155,44 @@ impl host::Hosted for WasiState {
     }
 }
 
-/// The interpreter: engine, linkers and the server's default limits.
-pub struct Runtime {
+/// An engine and the two linkers built on it (wasmi asserts that a call's
+/// store, linker and module share one engine).
+struct Linked {
     engine: Engine,
     plain_linker: Linker<PlainState>,
     wasi_linker: Linker<WasiState>,
+}
+
+impl Linked {
+    fn new(engine: Engine) -> Self {
+        #[cfg_attr(not(feature = "calls"), allow(unused_mut))]
+        let mut plain_linker = Linker::new(&engine);
+        let mut wasi_linker = Linker::new(&engine);
+        wasmi_wasi::add_to_linker(&mut wasi_linker, |state: &mut WasiState| &mut state.wasi)
+            .expect("WASI preview 1 definitions are added to an empty linker once");
+        #[cfg(feature = "calls")]
+        {
+            host::add_to_linker(&mut plain_linker);
+            host::add_to_linker(&mut wasi_linker);
+        }
+        Self {
+            engine,
+            plain_linker,
+            wasi_linker,
+        }
+    }
+}
+
+/// The interpreter: engines, linkers and the server's default limits.
+pub struct Runtime {
+    /// Lazy translation: what deploys validate with and what a function's
+    /// calls run on until its warm module is ready.
+    lazy: Linked,
+    /// Eager translation, the same configuration otherwise: the engine of
+    /// warm modules (`warm`, made with the first job) and its linkers,
+    /// built on the first call of a warm module.
+    warm: OnceLock<Linked>,
+    warmer: Warmer,
     defaults: CallLimits,
     max_call_depth: usize,
     max_call_input_bytes: u64,
@@ -312,21 +357,14 @@ impl Runtime {
         // allowed more than the server's default moves into a `Vec` when it
         // grows past it.
         memory_pool::install(options.memory_limit_bytes);
-        let engine = Engine::new(&config);
-        #[cfg_attr(not(feature = "calls"), allow(unused_mut))]
-        let mut plain_linker = Linker::new(&engine);
-        let mut wasi_linker = Linker::new(&engine);
-        wasmi_wasi::add_to_linker(&mut wasi_linker, |state: &mut WasiState| &mut state.wasi)
-            .expect("WASI preview 1 definitions are added to an empty linker once");
-        #[cfg(feature = "calls")]
-        {
-            host::add_to_linker(&mut plain_linker);
-            host::add_to_linker(&mut wasi_linker);
-        }
+        let lazy = Linked::new(Engine::new(&config));
+        // The warm engine: made with the first module to warm, so an idle
+        // server without functions has one engine only.
+        config.compilation_mode(CompilationMode::Eager);
         Self {
-            engine,
-            plain_linker,
-            wasi_linker,
+            lazy,
+            warm: OnceLock::new(),
+            warmer: Warmer::new(config),
             defaults: CallLimits {
                 timeout: options.timeout,
                 memory_limit_bytes: options.memory_limit_bytes,
@@ -383,7 +421,7 @@ impl Runtime {
         wasm: &[u8],
     ) -> Result<CompiledFunction, RuntimeError> {
         let module =
-            Module::new(&self.engine, wasm).map_err(|error| RuntimeError::InvalidModule {
+            Module::new(&self.lazy.engine, wasm).map_err(|error| RuntimeError::InvalidModule {
                 reason: error.to_string(),
             })?;
         let abi = if wasi_cap {
@@ -410,7 +448,35 @@ impl Runtime {
             calls_initialize,
             memory_peak_bytes: Arc::default(),
             imports_calls,
+            warm: Arc::default(),
         })
+    }
+
+    /// Translates `function`'s module (`wasm`, as [`Self::prepare`] was
+    /// given it) in the background; its calls use that translation once it
+    /// is ready. Returns at once; the work may be dropped when the queue is
+    /// full (`warm`).
+    pub fn warm(&self, function: &CompiledFunction, wasm: Vec<u8>) {
+        self.warmer.enqueue(&function.name, &function.warm, wasm);
+    }
+
+    /// The engine, linkers and module a call of `function` runs on: the
+    /// warm module once it is ready, else the lazy one.
+    fn code_of<'a>(&'a self, function: &'a CompiledFunction) -> (&'a Linked, &'a Module) {
+        match function.warm.module() {
+            Some(module) => (
+                self.warm
+                    .get_or_init(|| Linked::new(self.warmer.engine().clone())),
+                module,
+            ),
+            None => {
+                log::debug!(
+                    "function {} called before its background translation finished: its code translates lazily",
+                    function.name
+                );
+                (&self.lazy, &function.module)
+            }
+        }
     }
 
     /// Every import must come from `wasi_snapshot_preview1` or
@@ -446,20 +512,22 @@ impl Runtime {
             let wasi = sched::wasi_context(deadline, expired.clone());
             let host = host::HostState::inert();
             let mut store = invoke::new_store(
-                &self.engine,
+                &self.lazy.engine,
                 WasiState {
                     limiter,
                     wasi,
                     host,
                 },
             );
-            self.wasi_linker
+            self.lazy
+                .wasi_linker
                 .instantiate_and_start(&mut store, module)
                 .map(drop)
         } else {
             let host = host::HostState::inert();
-            let mut store = invoke::new_store(&self.engine, PlainState { limiter, host });
-            self.plain_linker
+            let mut store = invoke::new_store(&self.lazy.engine, PlainState { limiter, host });
+            self.lazy
+                .plain_linker
                 .instantiate_and_start(&mut store, module)
                 .map(drop)
         };
@@ -631,6 +699,87 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Whether calls of `function` run on the warm engine now.
+    fn runs_warm(runtime: &Runtime, function: &CompiledFunction) -> bool {
+        let (linked, module) = runtime.code_of(function);
+        Engine::same(&linked.engine, runtime.warmer.engine())
+            && Engine::same(module.engine(), runtime.warmer.engine())
+    }
+
+    #[test]
+    fn a_warmed_function_runs_on_the_eager_engine_with_the_same_answers() {
+        let runtime = Runtime::default();
+        let wasm = large_functions_module(2);
+        let function = name("run");
+        let compiled = runtime
+            .prepare(&function, false, &wasm)
+            .expect("the module deploys");
+        let limits = runtime.limits_for(&FunctionLimits::default());
+        let call = |which: usize| {
+            runtime
+                .invoke(
+                    &compiled,
+                    &limits,
+                    &args(&[("burn", "1000"), ("which", &which.to_string())]),
+                )
+                .expect("the call succeeds")
+        };
+        // Before warming: the lazy module answers.
+        assert!(!runs_warm(&runtime, &compiled));
+        assert_eq!(call(0), expected_big(0).to_string().into_bytes());
+        runtime.warm(&compiled, wasm);
+        runtime.warmer.wait_idle();
+        assert_eq!(runtime.warmer.counts().warmed.load(Ordering::Relaxed), 1);
+        assert!(runs_warm(&runtime, &compiled));
+        assert_eq!(call(1), expected_big(1).to_string().into_bytes());
+        assert_eq!(call(0), expected_big(0).to_string().into_bytes());
+    }
+
+    #[test]
+    fn a_cancelled_or_dropped_function_is_not_warmed() {
+        let runtime = Runtime::default();
+        let wasm = large_functions_module(1);
+        let function = name("run");
+        let prepare = || {
+            runtime
+                .prepare(&function, false, &wasm)
+                .expect("the module deploys")
+        };
+        let (cancelled, dropped) = (prepare(), prepare());
+        cancelled.stop_warming();
+        runtime.warm(&cancelled, wasm.clone());
+        runtime.warm(&dropped, wasm.clone());
+        drop(dropped);
+        runtime.warmer.wait_idle();
+        let counts = runtime.warmer.counts();
+        assert_eq!(counts.warmed.load(Ordering::Relaxed), 0);
+        assert_eq!(counts.cancelled.load(Ordering::Relaxed), 2);
+        assert!(!runs_warm(&runtime, &cancelled));
+        let limits = runtime.limits_for(&FunctionLimits::default());
+        let output = runtime
+            .invoke(&cancelled, &limits, &args(&[("burn", "0"), ("which", "0")]))
+            .expect("a cancelled function still runs, lazily");
+        assert_eq!(output, expected_big(0).to_string().into_bytes());
+    }
+
+    #[test]
+    fn the_warming_queue_is_bounded() {
+        let runtime = Runtime::default();
+        let wasm = wat::parse_str(
+            r#"(module (func (export "id") (param i32) (result i32) (local.get 0)))"#,
+        )
+        .expect("valid WAT");
+        let compiled = runtime
+            .prepare(&name("id"), false, &wasm)
+            .expect("the module deploys");
+        // One module larger than the whole byte bound is never queued.
+        runtime.warm(&compiled, vec![0; warm::MAX_QUEUED_BYTES + 1]);
+        assert_eq!(runtime.warmer.counts().dropped.load(Ordering::Relaxed), 1);
+        runtime.warm(&compiled, wasm);
+        runtime.warmer.wait_idle();
+        assert_eq!(runtime.warmer.counts().warmed.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -338,7 +338,7 @@ impl FunctionService {
                 .map(|pulled| pulled.layer_bytes)
                 .map_err(RegistryError::metric_label),
         );
-        let pulled = pulled?;
+        let mut pulled = pulled?;
         let wasm = &pulled.wasm.contents;
         let wasi_cap = match wasi_cap {
             WasiCap::Off => false,
@@ -426,6 +426,10 @@ impl FunctionService {
             (started.elapsed() - validated_at).as_secs_f64() * 1e3
         );
         let replaced = self.get(name).ok();
+        // Translated in the background from now on; the replaced version's
+        // warming, if still queued, is cancelled.
+        self.runtime
+            .warm(&compiled, std::mem::take(&mut pulled.wasm.contents));
         let deployed = self.deployed_function(
             entry.clone(),
             compiled,
@@ -433,6 +437,9 @@ impl FunctionService {
             SystemTime::now(),
         );
         self.deployed.insert(name.clone(), Arc::new(deployed));
+        if let Some(replaced) = replaced {
+            replaced.compiled.stop_warming();
+        }
         drop(secrets_in_use);
         self.blobs.keep(name, &pulled.referenced, &pulled.fetched);
         Ok(entry)
@@ -456,7 +463,9 @@ impl FunctionService {
             let _guard = self.begin_change(name)?;
             changer.may_change(&self.get(name)?.entry)?;
             self.store.remove(name)?;
-            self.deployed.remove(name);
+            if let Some(deleted) = self.deployed.remove(name) {
+                deleted.compiled.stop_warming();
+            }
             self.blobs.forget(name);
             log::info!("deleted function {name}");
             Ok(())

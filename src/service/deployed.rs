@@ -77,9 +77,10 @@ impl Deployed {
         self.write().insert(name, deployed);
     }
 
-    /// Drops the function called `name`; calls already running keep it.
-    pub(super) fn remove(&self, name: &FunctionName) {
-        self.write().remove(name);
+    /// Drops the function called `name` and returns it; calls already
+    /// running keep it.
+    pub(super) fn remove(&self, name: &FunctionName) -> Option<Arc<DeployedFunction>> {
+        self.write().remove(name)
     }
 
     /// Replaces the whole map (a restore).

@@ -181,7 +181,11 @@ impl FunctionService {
                 .store
                 .read_wasm(&name)
                 .map_err(ServiceError::from)
-                .and_then(|wasm| Ok(self.runtime.prepare(&name, entry.wasi_cap, &wasm)?));
+                .and_then(|wasm| {
+                    let compiled = self.runtime.prepare(&name, entry.wasi_cap, &wasm)?;
+                    self.runtime.warm(&compiled, wasm);
+                    Ok(compiled)
+                });
             match compiled {
                 Ok(compiled) => {
                     let installed_at = self

@@ -553,6 +553,27 @@ impl Engine {
         }
     }
 
+    /// Waits (bounded) for a log line containing `fragment` and returns
+    /// every line logged since the last wait, that one included.
+    #[track_caller]
+    pub fn log_until(&self, fragment: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            match log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    let found = line.contains(fragment);
+                    seen.push(line);
+                    if found {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("the engine never logged {fragment:?}; it logged: {seen:#?}"),
+            }
+        }
+    }
+
     /// Waits (bounded, to turn a hang into a failure) for a log line
     /// containing `fragment` and returns it.
     #[track_caller]
