@@ -203,7 +203,7 @@ fn init_logging() {
         .init();
 }
 
-/// Refuses an engine whose admin token guards the seed API while its
+/// Refuses an engine whose admin token guards the REST API while its
 /// provider API would be open to anyone, unless `--provider-insecure` says
 /// that is meant.
 fn check_provider_access(config: &ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
@@ -213,7 +213,7 @@ fn check_provider_access(config: &ServeConfig) -> Result<(), Box<dyn std::error:
         .is_some_and(|provider| provider.credentials.is_none());
     if open_provider && config.admin_token.is_some() && !config.provider_insecure {
         return Err(
-            "--admin-token-file guards the seed API, but the provider API on \
+            "--admin-token-file guards the REST API, but the provider API on \
              --provider-listen would have no credentials: anyone who can reach it could \
              deploy, delete and run code; pass --provider-secrets-dir DIR (with \
              basic-auth-user and basic-auth-password), or --provider-insecure if an open \

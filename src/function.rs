@@ -1,8 +1,8 @@
 //! Domain types shared by every layer: a validated [`FunctionName`], a
 //! deployed function's [`FunctionEntry`] (its [`FunctionMetadata`] holds
-//! the functions it may call and its [`Environment`]), the ordered
-//! [`InvocationArgs`] and an invocation's [`Input`]. How the API shows an
-//! entry is the API's (`api::function_answer`), not this module's.
+//! the functions it may call and its [`Environment`]; how the REST API
+//! shows one is `api::rest::function_answer`), the ordered
+//! [`InvocationArgs`] and an invocation's [`Input`].
 //!
 //! Constructors validate, so code that holds one of these never re-checks the
 //! raw string it came from. This module does no I/O.
@@ -112,13 +112,12 @@ impl<'de> Deserialize<'de> for FunctionName {
 
 /// One deployed function: what the index records (the store keeps it as
 /// its own `IndexRecord`, the on-disk format) and what list and query show
-/// (it serializes as `api::function_answer::FunctionAnswer`, the API's
-/// format). The two formats are separate, so either can change without the
-/// other.
+/// (it serializes as `api::rest::function_answer::FunctionAnswer`, the API's format). The two formats
+/// are separate, so either can change without the other.
 ///
 /// A new field goes here, in `store::FunctionRecord` when a deploy sets it,
 /// in `store::index::IndexRecord` (with a default: older indexes lack it)
-/// and in `api::function_answer::FunctionAnswer` when the API shows it.
+/// and in `api::rest::function_answer::FunctionAnswer` when the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FunctionEntry {
     /// The function's name, also the export the non-WASI ABIs call.
@@ -495,7 +494,7 @@ impl InvocationArgs {
     }
 }
 
-/// What an invocation hands the function: the seed API's `args`, or the raw
+/// What an invocation hands the function: the REST API's `args`, or the raw
 /// request body of an OpenFaaS-style invocation (`api::provider`).
 ///
 /// Each ABI reads it its own way (see `docs/abi.md`): the string ABI gets
@@ -519,7 +518,7 @@ impl Input {
     }
 
     /// The text of a JSON object input (the arguments, or a raw body that is
-    /// one), which a WASI function gets as `argv[0]` as the seed API's do.
+    /// one), which a WASI function gets as `argv[0]` as the REST API's do.
     /// `None` for any other body.
     ///
     /// Only the shape is checked: the body is scanned, never built into a

@@ -278,7 +278,7 @@ fn unknown_fields_are_ignored_listed_in_json_and_wrong_types_still_refused() {
         invoke.json(),
         json!({"status": 200, "message": "2", "output": "2", "ignored_fields": ["trace_id"]})
     );
-    // Text answers are the seed's, whatever was ignored.
+    // Text answers are the REST API's, whatever was ignored.
     let invoke = engine.post(
         "/function/invoke",
         r#"{"function_name": "gcd", "args": {"a": "4", "b": "6"}, "trace_id": "abc"}"#,

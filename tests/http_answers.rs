@@ -1,6 +1,6 @@
 //! HTTP answers set by functions: CGI headers from WASI functions, a
 //! `{status, headers, body}` object from string-ABI functions, on the
-//! provider's invocation route (when the output is one) and on the seed's
+//! provider's invocation route (when the output is one) and on the REST API's
 //! invoke route with `"http": true`; malformed answers are 502s that say
 //! what is wrong, and default answers stay as they were.
 
@@ -54,7 +54,7 @@ const CREATED: &[u8] =
     b"Status: 201 Created\r\nContent-Type: application/json\r\nLocation: /things/7\r\nX-Thing: seven\r\n\r\n{\"id\": 7}";
 
 #[test]
-fn seed_invoke_with_http_true_sends_the_functions_own_answer() {
+fn rest_invoke_with_http_true_sends_the_functions_own_answer() {
     let registry = Registry::start();
     let created = registry.push_wat(&printing(CREATED), "created.wasm", "created:v1");
     let crlf = registry.push_wat(
@@ -104,7 +104,7 @@ fn seed_invoke_with_http_true_sends_the_functions_own_answer() {
         answer.body
     );
 
-    // String ABI: the seed's authentication example's 403 becomes an HTTP 403.
+    // String ABI: the REST API's authentication example's 403 becomes an HTTP 403.
     let args = json!({"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"});
     let answer = invoke(
         &engine,

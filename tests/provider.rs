@@ -434,14 +434,14 @@ fn provider_raw_bodies_reach_each_abi_and_failures_keep_the_engine_statuses() {
 }
 
 #[test]
-fn provider_and_seed_apis_see_the_same_functions_and_logs() {
+fn provider_and_rest_apis_see_the_same_functions_and_logs() {
     let registry = Registry::start();
     let numeric = registry.push_fixture("numeric", "numeric:v1");
     let wasi_exit = registry.push_fixture("wasi_exit", "wasi-exit:v1");
     let node = Node::start(&[]);
     let engine = &node.engine;
 
-    // Deployed through the seed, seen and invoked through the provider.
+    // Deployed through the REST API, seen and invoked through the provider.
     engine.deploy("gcd", &numeric, false);
     let listed = node.system("GET", "/system/functions", "").json();
     assert_eq!(listed[0]["name"], "gcd");
@@ -457,7 +457,7 @@ fn provider_and_seed_apis_see_the_same_functions_and_logs() {
     assert_eq!(gateway_call.body, "6");
     assert_eq!(gateway_call.header("x-call-id"), "gateway-call-1");
 
-    // Deployed through the provider, seen and invoked through the seed.
+    // Deployed through the provider, seen and invoked through the REST API.
     node.faas_cli_deploy(&faas_cli_deployment("wasi_exit", &wasi_exit, json!({})));
     let query = engine.post_json("/function/query", r#"{"function_name": "wasi_exit"}"#);
     assert_eq!(query.json()["function"]["wasi_cap"], true);
@@ -497,14 +497,14 @@ fn provider_and_seed_apis_see_the_same_functions_and_logs() {
 }
 
 #[test]
-fn provider_invocations_take_the_same_slots_as_the_seed_api() {
+fn provider_invocations_take_the_same_slots_as_the_rest_api() {
     let registry = Registry::start();
     let numeric = registry.push_fixture("numeric", "numeric:v1");
     let string = registry.push_fixture("string", "string:v1");
     let node = Node::start(&["--max-in-flight", "1", "--max-queue", "0"]);
     let engine = &node.engine;
     engine.deploy("gcd", &numeric, false);
-    // One slot for both APIs: while a seed call holds it, a provider call is
+    // One slot for both APIs: while a REST call holds it, a provider call is
     // refused at once.
     engine.deploy_with("spin", &string, json!({"timeout_ms": 3000}));
     let url = format!("{}/function/invoke", engine.url);

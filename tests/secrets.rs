@@ -337,12 +337,12 @@ fn provider_secrets_are_created_listed_updated_used_and_deleted() {
         node.system("DELETE", "/system/secrets", &remove).status,
         404
     );
-    // The seed API sees the same store.
-    let seed_delete = node.engine.post(
+    // The REST API sees the same store.
+    let rest_delete = node.engine.post(
         "/function/secret",
         &json!({"name": "raw", "delete": true}).to_string(),
     );
-    assert_eq!(seed_delete.status, 200, "{}", seed_delete.body);
+    assert_eq!(rest_delete.status, 200, "{}", rest_delete.body);
     assert_eq!(node.system("GET", "/system/secrets", "").json(), json!([]));
     assert_hidden("the engine log", &drain_log(&node.engine));
 }

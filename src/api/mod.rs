@@ -1,45 +1,35 @@
-//! The only module that speaks HTTP.
+//! The only module that speaks HTTP: the engine's two APIs, the **REST
+//! API** (`--listen`, `docs/api.md`, the engine's own) and the **provider
+//! API** (`--provider-listen`, `docs/openfaas.md`, OpenFaaS's
+//! faas-provider), over one server.
 //!
-//! [`serve`] binds a `tiny_http` server (and the faas-provider API's, with
-//! `--provider-listen`) and runs a pool of threads over it (`server`, where
-//! the thread model is described). Each request's method and path are parsed
-//! once into a route (`route`: the seed's `Route` and the provider's
-//! `ProviderRoute` tables, which say which methods, credentials, thread and
-//! body each route has); its handler (`seed`, `provider`) parses the body
-//! into a typed request (`request`), calls the [`FunctionService`], and the
-//! outcome is rendered as text or JSON (`response`, `answer`); fields a
-//! body's route does not know are logged and named in a header (`ignored`). Errors become
-//! statuses in one place (`error`). A handler that panics answers 500 and
-//! its worker lives on.
+//! In layers, each importing only those above it in this list's reverse:
 //!
-//! Invocations pass through `admission` (slots and a bounded queue, 503
-//! beyond); `auth` checks the optional admin token and the provider's basic
-//! auth. SIGTERM or SIGINT make [`Server::run`] drain and return.
+//! - `http`: HTTP that knows no listener's routes: one request's
+//!   `Exchange`, the route machinery (a path is matched once, its captures
+//!   returned), the one `Response` type and the one `send::finish`, bodies,
+//!   queries, credentials, `Accept`, the invocation admission, `ApiError`
+//!   (statuses come from `ApiError::status` alone), a function's own HTTP
+//!   answer.
+//! - `shared`: the state every thread shares and what a handler gets.
+//! - `observe`: metrics, readiness and function logs, for both APIs.
+//! - `rest`, `provider`: each API's route table, handlers, bodies and how
+//!   its answers look.
+//! - `server`: [`serve`], the pools of threads (the thread model is
+//!   described there), the dispatch over both route tables, the drain.
 //!
-//! `observe` serves what operators look at: `/metrics`, the `/healthz` and
-//! `/readyz` probes (never behind the token, answered while draining) and a
-//! function's log. Every answer carries the call's `X-Call-Id`, every error
-//! message and engine log line written while handling it names the id, and
-//! with `--access-log` each request is logged once.
-//!
-//! [`FunctionService`]: crate::service::FunctionService
+//! A handler that panics answers 500 and its worker lives on. Every answer
+//! carries the call's `X-Call-Id`, every error message and engine log line
+//! written while handling it names the id, and with `--access-log` each
+//! request is logged once.
 
-mod accept;
-mod admission;
-mod answer;
-mod auth;
-mod error;
-mod function_answer;
-mod http_answer;
-mod ignored;
+mod http;
 mod observe;
 mod provider;
-mod request;
-mod response;
-mod route;
-mod seed;
+mod rest;
 mod server;
+mod shared;
 
 #[cfg(fuzzing)]
-pub use seed::parse_route_body;
+pub use rest::parse_route_body;
 pub use server::serve;

@@ -1,7 +1,9 @@
-//! The server: binding, the threads that receive and run requests, and
-//! the drain. What a request does is the routes' business (`route`, and the
-//! handlers in `seed` and `provider`); this module only decides on which
-//! thread it runs.
+//! The server: binding, the threads that receive and run requests, the
+//! drain, and the dispatch over both listeners' route tables ([`Routed`]).
+//! What a request does is its API's business (the tables and handlers in
+//! `rest` and `provider`); this module only decides on which thread it
+//! runs, and answers the refusals made before any handler runs (draining,
+//! no route, overload) the way the request's API words them.
 //!
 //! # The thread model
 //!
@@ -35,7 +37,7 @@
 //! on are refused with 503 (probes and metrics are still answered), queued
 //! and running calls and changes finish, and [`Server::run`] joins every
 //! thread and returns. A handler that panics answers 500 and its thread
-//! lives on (`seed::handle`, `provider::handle`).
+//! lives on (`rest::handle`, `provider::handle`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -43,18 +45,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::admission::{Admission, Admit};
-use super::answer::{Answer, failed, finish};
-use super::auth::Access;
-use super::error::ApiError;
-use super::observe::{Call, Listener};
-use super::provider;
-use super::request::read_body;
-use super::response::{RenderedList, Reply};
-use super::route::{self, Routed, RunsOn};
+use super::http::admission::{Admission, Admit};
+use super::http::auth::Access;
+use super::http::body::read_body;
+use super::http::error::ApiError;
+use super::http::exchange::{Exchange, Listener};
+use super::http::routing::{self, RouteTable, RunsOn, answered_while_draining};
+use super::http::send::{Response, finish, log_failure};
+use super::provider::{self, ProviderRoute};
+use super::rest::{self, Route};
+use super::shared::{Shared, wants_json};
 use crate::config::ServeConfig;
 use crate::metrics::{Rejection, Rejections};
-use crate::reconcile::{FileStatus, Reconciler};
+use crate::reconcile::Reconciler;
 use crate::service::FunctionService;
 use crate::store::StoreError;
 
@@ -113,7 +116,7 @@ pub struct Server {
     http: Arc<tiny_http::Server>,
     /// The faas-provider API's listener (`--provider-listen`), when on.
     provider_http: Option<Arc<tiny_http::Server>>,
-    shared: Arc<Shared>,
+    dispatch: Arc<Dispatch>,
     stop: Arc<AtomicBool>,
     /// Receiving workers; [`Server::run`] adds the standby receiver.
     threads: usize,
@@ -121,39 +124,23 @@ pub struct Server {
     reconciler: Option<Reconciler>,
 }
 
-/// What every worker thread uses.
-pub struct Shared {
-    pub service: Arc<FunctionService>,
-    /// What the functions file's reconciler says of readiness.
-    pub functions_file: Option<Arc<FileStatus>>,
-    /// For the connection counts in the metrics.
-    pub http: Arc<tiny_http::Server>,
-    pub admission: Admission<Job>,
-    pub rejections: Rejections,
-    pub access_log: bool,
-    pub slots: usize,
-    pub max_queue: usize,
-    pub max_connections: usize,
-    /// The seed's admin token.
-    pub access: Access,
+/// What the server's threads coordinate with: the state handlers share,
+/// and what only the server touches (the invocation slots and queue, the
+/// change threads under way).
+pub struct Dispatch {
+    shared: Arc<Shared>,
+    admission: Arc<Admission<Job>>,
     /// Deploys, updates and deletes under way, each on its own thread.
     changes: AtomicUsize,
-    pub max_body_bytes: u64,
-    pub client_timeout: Duration,
-    stop: Arc<AtomicBool>,
     /// Set by the first worker that sees the stop flag, which logs it.
     stop_announced: AtomicBool,
-    /// The faas-provider API's basic auth, when it is on.
-    pub provider: Option<provider::Settings>,
-    /// The list as last rendered (`seed::list`).
-    pub list_cache: std::sync::Mutex<Option<Arc<RenderedList>>>,
 }
 
 /// A request on its way to its handler: what admission queues and a change
 /// thread takes.
 pub struct Job {
     request: tiny_http::Request,
-    call: Call,
+    exchange: Exchange,
     route: Routed,
 }
 
@@ -164,7 +151,7 @@ impl Job {
     /// binary's 4 MiB budget.
     #[inline(never)]
     fn run(self, shared: &Shared) {
-        self.route.handle(self.request, self.call, shared);
+        self.route.handle(self.request, self.exchange, shared);
     }
 }
 
@@ -206,7 +193,7 @@ pub fn serve(config: ServeConfig) -> Result<(), StartupError> {
     );
     let server = Server::bind(&config)?;
     if let Some(address) = server.provider_addr() {
-        // Before the seed's line, which the test harness waits for.
+        // Before the REST API's line, which the test harness waits for.
         log::info!(
             "OpenFaaS faas-provider API on provider http://{address} ({})",
             provider::access_summary(config.provider.as_ref())
@@ -218,7 +205,7 @@ pub fn serve(config: ServeConfig) -> Result<(), StartupError> {
         if open_provider && config.provider_insecure && config.admin_token.is_some() {
             log::warn!(
                 "--provider-insecure: the provider API on {address} has no basic auth although \
-                 the seed API needs the admin token; anyone who can reach it can deploy, delete \
+                 the REST API needs the admin token; anyone who can reach it can deploy, delete \
                  and run code"
             );
         }
@@ -295,30 +282,35 @@ impl Server {
         // drain never waits for a stuck registry (issue 25).
         let stop = service.pull_stop_flag();
         let http = Arc::new(http);
-        Ok(Self {
+        let admission = Arc::new(Admission::new(slots, config.max_queue));
+        let shared = Arc::new(Shared {
+            service,
+            functions_file: reconciler.as_ref().map(Reconciler::status),
             http: http.clone(),
+            invocations: admission.clone(),
+            rejections: Rejections::default(),
+            access_log: config.access_log,
+            slots,
+            max_queue: config.max_queue,
+            max_connections: config.max_connections,
+            access: Access::bearer(config.admin_token.as_ref(), config.protect_all),
+            provider_access: config
+                .provider
+                .as_ref()
+                .map(|provider| Access::basic(provider.credentials.as_ref(), config.protect_all)),
+            max_body_bytes: config.max_body_bytes,
+            client_timeout: config.client_timeout,
+            stop: stop.clone(),
+            list_cache: std::sync::Mutex::new(None),
+        });
+        Ok(Self {
+            http,
             provider_http,
-            shared: Arc::new(Shared {
-                service,
-                functions_file: reconciler.as_ref().map(Reconciler::status),
-                http,
-                admission: Admission::new(slots, config.max_queue),
-                rejections: Rejections::default(),
-                access_log: config.access_log,
-                slots,
-                max_queue: config.max_queue,
-                max_connections: config.max_connections,
-                access: Access::new(config.admin_token.as_ref(), config.protect_all),
+            dispatch: Arc::new(Dispatch {
+                shared,
+                admission,
                 changes: AtomicUsize::new(0),
-                max_body_bytes: config.max_body_bytes,
-                client_timeout: config.client_timeout,
-                stop: stop.clone(),
                 stop_announced: AtomicBool::new(false),
-                provider: config
-                    .provider
-                    .as_ref()
-                    .map(|provider| provider::Settings::new(provider, config.protect_all)),
-                list_cache: std::sync::Mutex::new(None),
             }),
             stop,
             threads: config.workers.max(slots),
@@ -360,12 +352,12 @@ impl Server {
     /// the invocation slots and queue ([`Admission`]), the change threads and
     /// the service, so one budget bounds the invocations of both APIs.
     pub fn run(self) {
-        type Body = fn(&tiny_http::Server, Listener, &Arc<Shared>);
+        type Body = fn(&tiny_http::Server, Listener, &Arc<Dispatch>);
         let spawn = |name: String, http: &Arc<tiny_http::Server>, listener, body: Body| {
-            let (http, shared) = (http.clone(), self.shared.clone());
+            let (http, dispatch) = (http.clone(), self.dispatch.clone());
             std::thread::Builder::new()
                 .name(name)
-                .spawn(move || body(&http, listener, &shared))
+                .spawn(move || body(&http, listener, &dispatch))
                 .expect("spawning a worker thread")
         };
         let mut handles: Vec<_> = (0..self.threads)
@@ -373,12 +365,12 @@ impl Server {
                 spawn(
                     format!("worker-{index}"),
                     &self.http,
-                    Listener::Seed,
+                    Listener::Rest,
                     worker,
                 )
             })
             .collect();
-        handles.push(spawn("standby".into(), &self.http, Listener::Seed, standby));
+        handles.push(spawn("standby".into(), &self.http, Listener::Rest, standby));
         if let Some(http) = &self.provider_http {
             handles.extend((0..self.threads).map(|index| {
                 spawn(
@@ -410,9 +402,9 @@ impl Server {
     }
 }
 
-impl Shared {
-    pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+impl Dispatch {
+    fn stopping(&self) -> bool {
+        self.shared.stopping()
     }
 
     fn drained(&self) -> bool {
@@ -422,20 +414,74 @@ impl Shared {
     }
 }
 
-fn worker(http: &tiny_http::Server, listener: Listener, shared: &Arc<Shared>) {
+/// A request's route, on whichever listener it came in.
+#[derive(Clone, Copy, Debug)]
+pub enum Routed {
+    Rest(Route),
+    Provider(ProviderRoute),
+}
+
+impl Routed {
+    /// Parses a request's method and path with its listener's table.
+    ///
+    /// # Errors
+    /// The listener's 404, or a 405.
+    pub fn parse(
+        listener: Listener,
+        method: &str,
+        path: &str,
+    ) -> Result<(Self, routing::Captures), ApiError> {
+        match listener {
+            Listener::Rest => routing::parse(method, path)
+                .map(|matched| (Self::Rest(matched.route), matched.captures)),
+            Listener::Provider => routing::parse(method, path)
+                .map(|matched| (Self::Provider(matched.route), matched.captures)),
+        }
+    }
+
+    /// Where the request runs: its route's [`RunsOn`], except that a
+    /// provider log request that follows (`?follow=true`) streams.
+    pub fn runs_on(self, exchange: &Exchange) -> RunsOn {
+        match self {
+            Self::Provider(ProviderRoute::Logs) if provider::follows(exchange.query()) => {
+                RunsOn::Stream
+            }
+            Self::Rest(route) => route.spec().runs_on,
+            Self::Provider(route) => route.spec().runs_on,
+        }
+    }
+
+    /// Answers the request with its listener's handler, on this thread.
+    pub fn handle(self, request: tiny_http::Request, exchange: Exchange, shared: &Shared) {
+        match self {
+            Self::Rest(route) => rest::handle(route, request, exchange, shared),
+            Self::Provider(route) => provider::handle(route, request, exchange, shared),
+        }
+    }
+}
+
+/// Whether a request for `path` on `listener` is answered while draining.
+pub fn served_while_draining(listener: Listener, path: &str) -> bool {
+    match listener {
+        Listener::Rest => answered_while_draining::<Route>(path),
+        Listener::Provider => answered_while_draining::<ProviderRoute>(path),
+    }
+}
+
+fn worker(http: &tiny_http::Server, listener: Listener, dispatch: &Arc<Dispatch>) {
     loop {
-        let stopping = shared.stopping();
+        let stopping = dispatch.stopping();
         // Once for the process: the first worker of either pool to see it.
-        if stopping && !shared.stop_announced.swap(true, Ordering::Relaxed) {
+        if stopping && !dispatch.stop_announced.swap(true, Ordering::Relaxed) {
             log::info!("stopping: finishing running calls and deploys, refusing new requests");
         }
-        if stopping && shared.drained() {
+        if stopping && dispatch.drained() {
             return;
         }
         receive(
             http,
             listener,
-            shared,
+            dispatch,
             Duration::from_millis(if stopping { 20 } else { 250 }),
         );
     }
@@ -449,9 +495,9 @@ const STANDBY_GRACE: Duration = Duration::from_millis(5);
 /// slot is held by calls that last (see [`admission`]), so that deploys, list,
 /// query and 503 refusals are answered at once even then, without competing
 /// with the workers for requests the rest of the time.
-fn standby(http: &tiny_http::Server, listener: Listener, shared: &Arc<Shared>) {
-    while !shared.stopping() {
-        let admission = &shared.admission;
+fn standby(http: &tiny_http::Server, listener: Listener, dispatch: &Arc<Dispatch>) {
+    while !dispatch.stopping() {
+        let admission = &dispatch.admission;
         let Some(progress) = admission.wait_saturated(Duration::from_millis(250)) else {
             continue;
         };
@@ -462,48 +508,52 @@ fn standby(http: &tiny_http::Server, listener: Listener, shared: &Arc<Shared>) {
         log::debug!(
             "every invocation slot is held by a running call: the standby receiver takes requests"
         );
-        while admission.saturated() && !shared.stopping() {
-            receive(http, listener, shared, STANDBY_GRACE);
+        while admission.saturated() && !dispatch.stopping() {
+            receive(http, listener, dispatch, STANDBY_GRACE);
         }
     }
     // Draining: answer 503 and help finish like any worker.
-    worker(http, listener, shared);
+    worker(http, listener, dispatch);
 }
 
 /// Waits at most `wait` for one request and sends it where its route runs
 /// ([`RunsOn`]); refused with 503 once the server is stopping (probes and
 /// the metrics are still answered then), with 404 or 405 when it has no route.
-fn receive(http: &tiny_http::Server, listener: Listener, shared: &Arc<Shared>, wait: Duration) {
+fn receive(http: &tiny_http::Server, listener: Listener, dispatch: &Arc<Dispatch>, wait: Duration) {
+    let shared = &dispatch.shared;
     match http.recv_timeout(wait) {
         Ok(Some(request)) => {
-            let call = Call::begin(&request, listener);
+            let mut exchange = Exchange::begin(&request, listener);
             // Checked after the wait: a request taken once the stop flag is
             // set is refused, as /readyz already says.
-            if shared.stopping() && !route::served_while_draining(listener, &call.path) {
+            if shared.stopping() && !served_while_draining(listener, exchange.path()) {
                 shared.rejections.count(Rejection::Draining);
-                let reply = Reply::error(&ApiError::ShuttingDown);
-                finish(request, &call, Answer::Reply(reply), shared);
+                refuse(request, &exchange, &ApiError::ShuttingDown, shared);
                 return;
             }
-            let route = match Routed::parse(listener, &call.method, &call.path) {
-                Ok(route) => route,
+            let route = match Routed::parse(listener, &exchange.method, exchange.path()) {
+                Ok((route, captures)) => {
+                    exchange.captures = captures;
+                    route
+                }
                 Err(error) => {
-                    let _scope = crate::call::enter(&call.id);
-                    let answer = failed(&call, &error, false);
-                    finish(request, &call, answer, shared);
+                    let _scope = crate::call::enter(&exchange.id);
+                    log_failure(&exchange, &error, false);
+                    refuse(request, &exchange, &error, shared);
                     return;
                 }
             };
+            let runs_on = route.runs_on(&exchange);
             let job = Job {
                 request,
-                call,
+                exchange,
                 route,
             };
-            match route.runs_on(job.request.url()) {
+            match runs_on {
                 RunsOn::Worker => job.run(shared),
-                RunsOn::Admission => admit(job, shared),
-                RunsOn::ChangeThread => spawn_change(job, shared),
-                RunsOn::Stream => provider::follow_logs(job.request, job.call, shared),
+                RunsOn::Admission => admit(job, dispatch),
+                RunsOn::ChangeThread => spawn_change(job, dispatch),
+                RunsOn::Stream => provider::follow_logs(job.request, job.exchange, shared),
             }
         }
         Ok(None) => {}
@@ -514,30 +564,41 @@ fn receive(http: &tiny_http::Server, listener: Listener, shared: &Arc<Shared>, w
     }
 }
 
+/// Answers `request` with `error`, worded as its listener's API words it
+/// (a refusal made before any handler ran).
+fn refuse(request: tiny_http::Request, exchange: &Exchange, error: &ApiError, shared: &Shared) {
+    let response: Response = match exchange.listener {
+        Listener::Rest => rest::reply::failure(error, wants_json(&request), &exchange.id),
+        Listener::Provider => provider::failure(error, &exchange.id),
+    };
+    finish(request, exchange, response, shared.access_log);
+}
+
 /// Runs an invocation (of either API) through [`Admission`]: now, after
 /// the calls ahead of it (run by the worker that frees a slot), or refused.
 /// Not inlined, see [`Job::run`].
 #[inline(never)]
-fn admit(mut job: Job, shared: &Arc<Shared>) {
+fn admit(mut job: Job, dispatch: &Arc<Dispatch>) {
     // Only complete requests compete for slots: the body is read first (the
     // connection's thread has mostly read it already, see `Server::bind`).
+    let shared = &dispatch.shared;
     let max_body_bytes = shared.max_body_bytes;
     match read_body(&mut job.request, max_body_bytes, shared.client_timeout) {
-        Ok(body) => job.call.body = Some(body),
+        Ok(body) => job.exchange.body = Some(body),
         Err(error) => {
             if matches!(error, ApiError::RequestTimeout { .. }) {
                 shared.rejections.count(Rejection::RequestTimeout);
             }
-            let _scope = crate::call::enter(&job.call.id);
-            let answer = failed(&job.call, &error, false);
-            finish(job.request, &job.call, answer, shared);
+            let _scope = crate::call::enter(&job.exchange.id);
+            log_failure(&job.exchange, &error, false);
+            refuse(job.request, &job.exchange, &error, shared);
             return;
         }
     }
-    match shared.admission.admit(job) {
+    match dispatch.admission.admit(job) {
         Admit::Run(job) => {
             job.run(shared);
-            while let Some(next) = shared.admission.finish() {
+            while let Some(next) = dispatch.admission.finish() {
                 next.run(shared);
             }
         }
@@ -548,8 +609,8 @@ fn admit(mut job: Job, shared: &Arc<Shared>) {
             waiting,
         } => {
             shared.rejections.count(Rejection::Overload);
-            let reply = Reply::error(&ApiError::Overloaded { running, waiting });
-            finish(job.request, &job.call, Answer::Reply(reply), shared);
+            let error = ApiError::Overloaded { running, waiting };
+            refuse(job.request, &job.exchange, &error, shared);
         }
     }
 }
@@ -558,24 +619,214 @@ fn admit(mut job: Job, shared: &Arc<Shared>) {
 /// or refuses it when [`MAX_CHANGES`] are under way.
 /// Not inlined, see [`Job::run`].
 #[inline(never)]
-fn spawn_change(job: Job, shared: &Arc<Shared>) {
-    if shared.changes.fetch_add(1, Ordering::AcqRel) >= MAX_CHANGES {
-        shared.changes.fetch_sub(1, Ordering::AcqRel);
+fn spawn_change(job: Job, dispatch: &Arc<Dispatch>) {
+    if dispatch.changes.fetch_add(1, Ordering::AcqRel) >= MAX_CHANGES {
+        dispatch.changes.fetch_sub(1, Ordering::AcqRel);
+        let shared = &dispatch.shared;
         shared.rejections.count(Rejection::ChangesBusy);
-        let reply = Reply::error(&ApiError::TooManyChanges { limit: MAX_CHANGES });
-        finish(job.request, &job.call, Answer::Reply(reply), shared);
+        let error = ApiError::TooManyChanges { limit: MAX_CHANGES };
+        refuse(job.request, &job.exchange, &error, shared);
         return;
     }
-    let worker_shared = shared.clone();
+    let change_dispatch = dispatch.clone();
     let spawned = std::thread::Builder::new()
         .name("change".into())
         .spawn(move || {
-            job.run(&worker_shared);
-            worker_shared.changes.fetch_sub(1, Ordering::AcqRel);
+            job.run(&change_dispatch.shared);
+            change_dispatch.changes.fetch_sub(1, Ordering::AcqRel);
         });
     if let Err(error) = spawned {
         // The request went with the closure; nothing to answer here.
         log::error!("cannot start a thread for a deploy: {error}");
-        shared.changes.fetch_sub(1, Ordering::AcqRel);
+        dispatch.changes.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::http::routing::{Guard, Matched, Methods, PathPattern, RouteSpec, parse};
+
+    const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+    /// A path `spec` answers.
+    fn example_path<H>(spec: &RouteSpec<H>) -> String {
+        match spec.path {
+            PathPattern::Exact(path) => path.to_owned(),
+            PathPattern::Named(prefix) | PathPattern::Prefix(prefix) => format!("{prefix}gcd"),
+        }
+    }
+
+    /// Every route of `R` takes the methods its spec names and answers any
+    /// other with a 405 whose `Allow` lists every method its path takes.
+    #[track_caller]
+    fn check_methods<R: RouteTable + std::fmt::Debug + PartialEq>(expected_allow: &[(&str, &str)]) {
+        for &route in R::ALL {
+            let spec = route.spec();
+            let path = example_path(&spec);
+            let allow = expected_allow
+                .iter()
+                .find(|(known, _)| *known == path)
+                .map(|(_, allow)| *allow);
+            for method in METHODS {
+                let parsed = parse::<R>(method, &path).map(|matched| matched.route);
+                if spec.takes(method) {
+                    assert_eq!(parsed.ok(), Some(route), "{method} {path}");
+                    continue;
+                }
+                match parsed {
+                    // Another route of the same path takes it.
+                    Ok(other) => assert!(other != route && other.spec().takes(method)),
+                    Err(error) => {
+                        assert_eq!(error.status(), 405, "{method} {path}: {error}");
+                        let allowed = match &error {
+                            ApiError::MethodNotAllowed { allowed, .. } => Some(allowed.as_str()),
+                            _ => None,
+                        };
+                        let Some(allow) = allow else {
+                            panic!("{method} {path}: {error}; no Allow expected");
+                        };
+                        assert_eq!(allowed, Some(allow), "{method} {path}");
+                        assert!(
+                            allow
+                                .split(", ")
+                                .all(|allowed| parse::<R>(allowed, &path).is_ok()),
+                            "{path}: every method in Allow is taken"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_rest_route_answers_a_wrong_method_with_405_and_its_allow_header() {
+        check_methods::<Route>(&[
+            ("/function/deploy", "POST"),
+            ("/function/update", "POST"),
+            ("/function/delete", "POST"),
+            ("/function/list", "GET"),
+            ("/function/query", "POST"),
+            ("/function/invoke", "POST"),
+            ("/function/logs", "POST"),
+            ("/function/secret", "POST"),
+            ("/metrics", "GET"),
+            ("/healthz", "GET, HEAD"),
+            ("/readyz", "GET, HEAD"),
+        ]);
+        for &route in Route::ALL {
+            let spec = route.spec();
+            assert!(matches!(spec.methods, Methods::Only(_)), "{route:?}");
+        }
+    }
+
+    #[test]
+    fn every_provider_route_answers_a_wrong_method_with_405_and_its_allow_header() {
+        check_methods::<ProviderRoute>(&[
+            ("/system/functions", "GET, POST, PUT, DELETE"),
+            ("/system/function/gcd", "GET"),
+            ("/system/scale-function/gcd", "POST"),
+            ("/system/info", "GET"),
+            ("/system/namespaces", "GET"),
+            ("/system/logs", "GET"),
+            ("/system/secrets", "GET, POST, PUT, DELETE"),
+            ("/metrics", "GET"),
+            ("/healthz", "GET, HEAD"),
+            ("/readyz", "GET, HEAD"),
+        ]);
+        // Invocations take any method.
+        for method in METHODS {
+            assert!(matches!(
+                parse::<ProviderRoute>(method, "/function/gcd/any/path"),
+                Ok(Matched {
+                    route: ProviderRoute::Invoke,
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_404_naming_the_routes() {
+        let error = parse::<Route>("GET", "/nowhere").unwrap_err();
+        assert_eq!(error.status(), 404);
+        assert_eq!(
+            error.to_string(),
+            "no route for GET /nowhere; the routes are POST /function/deploy, POST /function/update, POST /function/delete, GET /function/list, POST /function/query, POST /function/invoke, POST /function/logs, POST /function/secret, GET /metrics, GET/HEAD /healthz, GET/HEAD /readyz"
+        );
+        for path in [
+            "/system/function/",
+            "/system/function/a/b",
+            "/system/nope",
+            "/",
+        ] {
+            let error = parse::<ProviderRoute>("GET", path).unwrap_err();
+            assert_eq!(error.status(), 404, "{path}");
+            assert!(
+                error.to_string().contains("/system/function/NAME"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_admin_token_guards_the_routes_docs_api_md_says() {
+        // The "admin token" column of the routes table in docs/api.md.
+        let doc = include_str!("../../docs/api.md");
+        let table: Vec<(String, String)> = doc
+            .lines()
+            .skip_while(|line| !line.starts_with("## Routes"))
+            .skip(1)
+            .take_while(|line| !line.starts_with("## "))
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split(" | ").collect();
+                let route = cells[0]
+                    .trim_start_matches("| ")
+                    .trim_matches('`')
+                    .to_owned();
+                let token = cells[cells.len() - 1].trim_end_matches(" |").to_owned();
+                (route, token)
+            })
+            .collect();
+        assert_eq!(
+            table.len(),
+            Route::ALL.len(),
+            "one row per route: {table:?}"
+        );
+        for &route in Route::ALL {
+            let spec = route.spec();
+            let (PathPattern::Exact(path), Methods::Only(methods)) = (spec.path, spec.methods)
+            else {
+                panic!("{route:?}: the REST API's routes are exact paths");
+            };
+            let documented = format!("{} {path}", methods.join("`/`"));
+            let Some((_, token)) = table.iter().find(|(row, _)| *row == documented) else {
+                panic!("docs/api.md has no row for `{documented}`: {table:?}");
+            };
+            let expected = match spec.guard {
+                Guard::Open => "never",
+                Guard::Always => "yes",
+                Guard::ProtectAll => "with `--protect-all`",
+            };
+            assert_eq!(token, expected, "{route:?}");
+        }
+    }
+
+    #[test]
+    fn probes_and_metrics_are_answered_while_draining_on_both_listeners() {
+        for listener in [Listener::Rest, Listener::Provider] {
+            for path in ["/healthz", "/readyz", "/metrics"] {
+                assert!(served_while_draining(listener, path), "{path}");
+            }
+            for path in [
+                "/function/invoke",
+                "/system/functions",
+                "/function/gcd",
+                "/x",
+            ] {
+                assert!(!served_while_draining(listener, path), "{path}");
+            }
+        }
     }
 }

@@ -492,7 +492,7 @@ pub(super) const FLAGS: &[Flag] = &[
         env: "WASM_ENGINE_PROVIDER_INSECURE",
         default: "off",
         help: "serve the provider API without basic auth even though `--admin-token-file` \
-               guards the seed API: anyone who can reach `--provider-listen` can then deploy, \
+               guards the REST API: anyone who can reach `--provider-listen` can then deploy, \
                delete and run code and give functions any secret; without this flag such an \
                engine refuses to start",
         push: false,

@@ -149,9 +149,9 @@ impl Changer {
 /// Whether a function runs as a WASI command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WasiCap {
-    /// The plain ABIs (string or numeric): the seed's `wasi_cap: false`.
+    /// The plain ABIs (string or numeric): the REST API's `wasi_cap: false`.
     Off,
-    /// WASI preview 1: the seed's `wasi_cap: true`.
+    /// WASI preview 1: the REST API's `wasi_cap: true`.
     On,
     /// WASI when the module imports `wasi_snapshot_preview1`, else the plain
     /// ABIs: for OpenFaaS deploys, which have no such field.

@@ -6,7 +6,7 @@
 //! parsed) once, when the index is read. It must stay readable by, and
 //! write what was written by, earlier versions of this engine; its first
 //! four fields are also the reference engine's (see `reference`). The API
-//! shows entries in a format of its own (`api::function_answer`), so a
+//! shows entries in a format of its own (`api::rest::function_answer`), so a
 //! field added here is not shown until the answer adds it too.
 
 use std::collections::BTreeMap;

@@ -1,20 +1,30 @@
-//! [`Reply`]: what a route answers, rendered as the text format existing
-//! scripts parse (`status code: <code>, message: <message>`) or, when the
-//! client prefers JSON (see `accept`), as a JSON object.
+//! The REST API's reply rendering: [`Reply`], a status, a message and
+//! structured fields, rendered as the text format existing scripts parse
+//! (`status code: <code>, message: <message>`) or, when the client prefers
+//! JSON (see `accept`), as a JSON object, into the [`Response`] that is
+//! sent ([`Reply::into_response`]; [`failure`] for an error); the list's
+//! rendering kept between changes ([`render_list`]). How the API shows a
+//! deployed function is `function_answer`'s.
 //!
 //! As the reference engine does, a text answer ends with one `\n`, except a
 //! successful invocation's: that is the function's output verbatim, bytes
 //! and all (`application/octet-stream` when they are not UTF-8). The JSON
 //! form carries UTF-8 output as the string `output`, and any other output
-//! as `output_base64` ([`encode_base64`]).
+//! as `output_base64` (`http::base64`).
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::error::ApiError;
+use crate::api::http::auth::Scheme;
+use crate::api::http::base64::encode_base64;
+use crate::api::http::error::ApiError;
+use crate::api::http::send::{Body, Response, TEXT};
+use crate::api::shared::RenderedList;
+use crate::call::CallId;
 use crate::function::FunctionEntry;
 use crate::runtime::CallLimits;
+use crate::service::ServiceError;
 
 /// A status, a message, and structured fields for the JSON form.
 #[derive(Debug)]
@@ -80,10 +90,18 @@ impl Reply {
         self
     }
 
+    /// The REST API's answer to `error`: its message, and what to do next
+    /// in this API's routes when there is something to say.
     pub fn error(error: &ApiError) -> Self {
+        let hint = match error {
+            ApiError::Service(ServiceError::NotDeployed { .. }) => {
+                "; deploy it with POST /function/deploy, or see GET /function/list"
+            }
+            _ => "",
+        };
         Self {
             status: error.status(),
-            message: error.to_string(),
+            message: format!("{error}{hint}"),
             fields: Map::new(),
             newline: true,
             allow: match error {
@@ -110,7 +128,7 @@ impl Reply {
             // are; not text, so not labelled as text.
             let mut body = format!("status code: {}, message: ", self.status).into_bytes();
             body.extend_from_slice(bytes);
-            (body, super::http_answer::OCTET_STREAM)
+            (body, crate::api::http::http_answer::OCTET_STREAM)
         } else if self.newline {
             // Exactly one: a message never supplies its own.
             (
@@ -120,75 +138,66 @@ impl Reply {
                     self.message.trim_end_matches('\n')
                 )
                 .into_bytes(),
-                "text/plain; charset=utf-8",
+                TEXT,
             )
         } else {
             (
                 format!("status code: {}, message: {}", self.status, self.message).into_bytes(),
-                "text/plain; charset=utf-8",
+                TEXT,
             )
         }
     }
 }
 
-/// Standard base64 with padding (RFC 4648 section 4), as `output_base64`
-/// carries bytes. Twenty lines here rather than a dependency; the decoder
-/// is `auth::decode_base64`.
-pub fn encode_base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let group = chunk.iter().enumerate().fold(0u32, |group, (index, byte)| {
-            group | u32::from(*byte) << (16 - 8 * index)
-        });
-        for index in 0..4 {
-            if index <= chunk.len() {
-                text.push(char::from(
-                    ALPHABET[(group >> (18 - 6 * index)) as usize & 63],
-                ));
-            } else {
-                text.push('=');
-            }
+impl Reply {
+    /// The reply as it is sent (JSON when the client prefers it), with
+    /// what its status calls for. An error's message names the call id.
+    pub fn into_response(mut self, wants_json: bool, call_id: &CallId) -> Response {
+        if self.status >= 400 {
+            self.message.push_str(&format!(" (call id {call_id})"));
+            self = self.with("call_id", json!(call_id.as_str()));
+        }
+        let (body, content_type) = self.render(wants_json);
+        Response {
+            allow: self.allow,
+            challenge: (self.status == 401).then(|| Scheme::Bearer.challenge()),
+            ..Response::new(self.status, content_type, body)
         }
     }
-    text
 }
 
-/// The list's answer rendered both ways, once per generation of the
-/// deployed functions (`FunctionService::list_generation`): with 1,000
-/// functions, rendering is most of what a list costs, and the list changes
-/// only on a deploy, update or delete.
-#[derive(Debug)]
-pub struct RenderedList {
-    pub generation: u64,
-    pub text: Arc<[u8]>,
-    pub json: Arc<[u8]>,
+/// How the REST API answers `error`.
+pub fn failure(error: &ApiError, wants_json: bool, call_id: &CallId) -> Response {
+    Reply::error(error).into_response(wants_json, call_id)
 }
 
-impl RenderedList {
-    pub fn new(generation: u64, entries: &[FunctionEntry]) -> Self {
-        let items: Vec<String> = entries.iter().map(list_item).collect();
-        let reply = Reply::ok(format!(
-            "all deployed function info: [{}]",
-            items.join(", ")
-        ))
-        .with("functions", json!(entries));
-        let text = reply.render(false).0;
-        let json = reply.render(true).0;
-        Self {
-            generation,
-            text: Arc::from(text),
-            json: Arc::from(json),
-        }
+/// The list's answer rendered both ways, for [`Shared::list_cache`](crate::api::shared::Shared).
+pub fn render_list(generation: u64, entries: &[FunctionEntry]) -> RenderedList {
+    let items: Vec<String> = entries.iter().map(list_item).collect();
+    let reply = Reply::ok(format!(
+        "all deployed function info: [{}]",
+        items.join(", ")
+    ))
+    .with("functions", json!(entries));
+    let text = reply.render(false).0;
+    let json = reply.render(true).0;
+    RenderedList {
+        generation,
+        text: Arc::from(text),
+        json: Arc::from(json),
     }
+}
 
-    /// The body and its content type (as [`Reply::render`] gives them).
-    pub fn body(&self, json: bool) -> (Arc<[u8]>, &'static str) {
-        if json {
-            (self.json.clone(), "application/json")
-        } else {
-            (self.text.clone(), "text/plain; charset=utf-8")
-        }
+/// The list's answer (as [`Reply::render`] gives it), without copying it.
+pub fn list_response(rendered: &RenderedList, json: bool) -> Response {
+    let (body, content_type) = if json {
+        (rendered.json.clone(), "application/json")
+    } else {
+        (rendered.text.clone(), TEXT)
+    };
+    Response {
+        body: Body::Shared(body),
+        ..Response::new(200, content_type, Vec::new())
     }
 }
 
@@ -322,22 +331,5 @@ mod tests {
         // UTF-8 output keeps today's fields and type.
         let (_, content_type) = Reply::output("h\u{e9}".into()).render(false);
         assert_eq!(content_type, "text/plain; charset=utf-8");
-    }
-
-    #[test]
-    fn base64_encodes_every_length_and_decodes_back() {
-        assert_eq!(encode_base64(b""), "");
-        assert_eq!(encode_base64(b"f"), "Zg==");
-        assert_eq!(encode_base64(b"fo"), "Zm8=");
-        assert_eq!(encode_base64(b"foo"), "Zm9v");
-        assert_eq!(encode_base64(b"foobar"), "Zm9vYmFy");
-        let all: Vec<u8> = (0..=255).chain((0..=255).rev()).collect();
-        for length in 0..all.len() {
-            let bytes = &all[..length];
-            assert_eq!(
-                super::super::auth::decode_base64(&encode_base64(bytes)).as_deref(),
-                Some(bytes)
-            );
-        }
     }
 }

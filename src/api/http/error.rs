@@ -15,7 +15,7 @@ use crate::service::ServiceError;
 pub enum ApiError {
     /// The body is not the JSON the route expects, or a field is invalid.
     BadRequest(String),
-    /// No route of the seed API has this path; `routes` lists them.
+    /// No route of the REST API has this path; `routes` lists them.
     RouteNotFound {
         method: String,
         path: String,
@@ -60,7 +60,7 @@ pub enum ApiError {
     /// is not a valid one.
     BadFunctionAnswer {
         function: crate::function::FunctionName,
-        reason: super::http_answer::AnswerError,
+        reason: crate::api::http::http_answer::AnswerError,
     },
     /// The handler panicked; the worker carries on.
     Internal,
@@ -69,23 +69,6 @@ pub enum ApiError {
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         Self::Service(error)
-    }
-}
-
-impl ApiError {
-    /// What to do next, in the routes of the API the request came to (a
-    /// provider client is not sent to the seed's routes), or `""`.
-    pub fn hint(&self, listener: super::observe::Listener) -> &'static str {
-        use super::observe::Listener;
-        match (self, listener) {
-            (Self::Service(ServiceError::NotDeployed { .. }), Listener::Seed) => {
-                "; deploy it with POST /function/deploy, or see GET /function/list"
-            }
-            (Self::Service(ServiceError::NotDeployed { .. }), Listener::Provider) => {
-                "; deploy it with POST /system/functions, or see GET /system/functions"
-            }
-            _ => "",
-        }
     }
 }
 

@@ -1,11 +1,11 @@
 //! Content negotiation: whether a request's `Accept` header ranks
 //! `application/json` above `text/plain`.
 //!
-//! Only the choice between the two answer formats lives here; rendering is
-//! `response`'s. Text is the default, as the reference engine answers: JSON
-//! only when the client ranks `application/json` higher (by media range
-//! specificity and `q` value, RFC 9110 section 12.5.1) or accepts no
-//! `text/plain` at all. A tie (`application/json, text/plain, */*`, as axios
+//! Only the choice between the two answer formats lives here; rendering
+//! is the REST API's (`rest::reply`). Text is the default, as the
+//! reference engine answers: JSON only when the client ranks
+//! `application/json` higher (by media range specificity and `q` value,
+//! RFC 9110 section 12.5.1) or accepts no `text/plain` at all. A tie (`application/json, text/plain, */*`, as axios
 //! sends by default), `*/*` alone and no `Accept` answer text.
 
 /// Whether the answer should be JSON, given every `Accept` header value of

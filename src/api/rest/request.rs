@@ -1,7 +1,7 @@
-//! Request bodies: read under the size cap and the client timeout
-//! ([`read_body`]), and each route's JSON parsed once, here, into values
-//! whose constructors validate ([`JsonBody`]); nothing below re-checks a
-//! raw string.
+//! The REST API's request bodies: each route's JSON parsed once, here,
+//! into values whose constructors validate ([`JsonBody`]); nothing below
+//! re-checks a raw string. (Reading a body under its limits is
+//! `http::body`'s.)
 //!
 //! The body is read as JSON whatever `Content-Type` says: existing clients
 //! send `text/plain`, or both. Fields a route does not know are accepted and
@@ -9,14 +9,10 @@
 //! [`IgnoredFields`] so the answer can name them; a known field of the wrong
 //! type is still a 400.
 
-use std::fmt;
-use std::io::Read;
-use std::time::{Duration, Instant};
+use serde::Deserialize;
 
-use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
-
-use super::error::ApiError;
+pub use crate::api::http::body::{IgnoredFields, parse_json};
+use crate::api::http::error::ApiError;
 use crate::function::{
     Environment, FunctionLimits, FunctionMetadata, FunctionName, InvocationArgs,
 };
@@ -55,32 +51,6 @@ pub struct InvokeRequest {
     pub ignored_fields: IgnoredFields,
 }
 
-/// The top-level fields of a body that its route does not know, in body
-/// order. Their values are skipped unread (only checked to be valid JSON).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct IgnoredFields(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for IgnoredFields {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct NamesVisitor;
-        impl<'de> Visitor<'de> for NamesVisitor {
-            type Value = IgnoredFields;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("the remaining fields of a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut names = Vec::new();
-                while let Some(name) = map.next_key::<String>()? {
-                    map.next_value::<IgnoredAny>()?;
-                    names.push(name);
-                }
-                Ok(IgnoredFields(names))
-            }
-        }
-        deserializer.deserialize_map(NamesVisitor)
-    }
-}
-
 /// A route's JSON body: parsed once, naming the function it is about, with
 /// the fields its route does not know set aside.
 pub trait JsonBody: Sized {
@@ -107,22 +77,34 @@ impl JsonBody for DeployRequest {
 /// `function_name` and a flattened `ignored_fields`.
 macro_rules! json_body {
     ($($body:ty),+) => {$(
-        impl $crate::api::request::JsonBody for $body {
-            fn parse(body: &[u8]) -> Result<Self, $crate::api::error::ApiError> {
-                $crate::api::request::parse_json(body)
+        impl $crate::api::rest::request::JsonBody for $body {
+            fn parse(body: &[u8]) -> Result<Self, $crate::api::http::error::ApiError> {
+                $crate::api::http::body::parse_json(body)
             }
             fn function_name(&self) -> &$crate::function::FunctionName {
                 &self.function_name
             }
-            fn take_ignored_fields(&mut self) -> $crate::api::request::IgnoredFields {
+            fn take_ignored_fields(&mut self) -> $crate::api::http::body::IgnoredFields {
                 std::mem::take(&mut self.ignored_fields)
             }
         }
     )+};
 }
-pub(crate) use json_body;
+json_body!(NameRequest, InvokeRequest, LogsRequest);
 
-json_body!(NameRequest, InvokeRequest);
+/// `POST /function/logs`. Unknown fields are ignored, as on every route.
+#[derive(Debug, Deserialize)]
+pub struct LogsRequest {
+    pub function_name: FunctionName,
+    /// Only the last this many lines. Defaults to every line kept.
+    #[serde(default)]
+    pub tail: Option<usize>,
+    /// Only lines written at or after this RFC 3339 time. Defaults to all.
+    #[serde(default)]
+    pub since: Option<String>,
+    #[serde(flatten)]
+    pub ignored_fields: IgnoredFields,
+}
 
 #[derive(Deserialize)]
 struct RawDeployRequest {
@@ -186,7 +168,7 @@ impl DeployRequest {
 
 /// A secret's body on either API: `name`, and `value` (text) or `rawValue`
 /// (base64 bytes, which wins when both are set, as in faasd), `delete`
-/// (the seed's `POST /function/secret`), `namespace` (the provider's).
+/// (the REST API's `POST /function/secret`), `namespace` (the provider's).
 /// Parsed from a JSON value by hand: no message ever quotes the value.
 #[derive(Debug)]
 pub struct SecretBody {
@@ -221,7 +203,7 @@ impl SecretBody {
                 ("value", Text(given)) => text = Some(given.into_bytes()),
                 ("rawValue", Text(given)) if !given.is_empty() => {
                     raw = Some(
-                        super::auth::decode_base64(&given)
+                        crate::api::http::base64::decode_base64(&given)
                             .ok_or_else(|| bad("rawValue is not valid base64"))?,
                     );
                 }
@@ -274,7 +256,7 @@ impl SecretRequest {
     pub fn parse(body: &[u8]) -> Result<(Self, IgnoredFields), ApiError> {
         let mut secret = SecretBody::parse(body)?;
         if secret.namespace.is_some() {
-            // The seed API has no namespaces.
+            // The REST API has no namespaces.
             secret.ignored_fields.0.push("namespace".into());
         }
         let bad = |message: &str| ApiError::BadRequest(message.to_owned());
@@ -297,82 +279,6 @@ impl SecretRequest {
         };
         Ok((request, secret.ignored_fields))
     }
-}
-
-/// Parses a request body as `T`, turning serde's complaint into a 400 that
-/// says what was expected.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest(
-            "request body is empty; send a JSON object".into(),
-        ));
-    }
-    serde_json::from_slice(body).map_err(|error| {
-        let what = match error.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                "request body is not valid JSON"
-            }
-            serde_json::error::Category::Data => "request body has an invalid field",
-            serde_json::error::Category::Io => "request body could not be read",
-        };
-        ApiError::BadRequest(format!("{what}: {error}"))
-    })
-}
-
-/// Reads the body, refusing with 413 before reading more than the cap and
-/// with 408 when the client stalls (each read waits at most `client_timeout`,
-/// the whole body at most twice that).
-///
-/// # Errors
-/// 413 past `max_body_bytes`, 408 on a stall, 400 when the read fails.
-pub fn read_body(
-    request: &mut tiny_http::Request,
-    max_body_bytes: u64,
-    client_timeout: Duration,
-) -> Result<Vec<u8>, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge {
-        limit_bytes: max_body_bytes,
-    };
-    if request
-        .body_length()
-        .is_some_and(|length| length as u64 > max_body_bytes)
-    {
-        return Err(too_large());
-    }
-    let deadline = Instant::now() + client_timeout * 2;
-    let timed_out = || ApiError::RequestTimeout {
-        limit: client_timeout,
-    };
-    let mut body = Vec::new();
-    let mut reader = request.as_reader().take(max_body_bytes + 1);
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match reader.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(timed_out());
-            }
-            Err(error) => {
-                return Err(ApiError::BadRequest(format!(
-                    "request body could not be read: {error}"
-                )));
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(timed_out());
-        }
-    }
-    if body.len() as u64 > max_body_bytes {
-        return Err(too_large());
-    }
-    Ok(body)
 }
 
 #[cfg(test)]

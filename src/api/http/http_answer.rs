@@ -11,7 +11,7 @@
 //! Pure functions only, bytes in and an [`HttpAnswer`] or an
 //! [`AnswerError`] out; the routes decide when an output is read so (on the
 //! provider's invocation route when it looks like one and the function's
-//! `HttpAnswerMode` allows, and on the seed's invoke route when the request
+//! `HttpAnswerMode` allows, and on the REST API's invoke route when the request
 //! says `"http": true`) and how an error is answered (502, in
 //! `ApiError::status`). An [`AnswerError`] never quotes the function's
 //! output: it is logged, and function output never is.
@@ -44,7 +44,8 @@ const REFUSED_HEADERS: &[&str] = &[
 /// one of them (RFC 3875 section 6.2: every CGI response has one).
 const CGI_FIRST_FIELDS: &[&str] = &["status", "content-type", "location"];
 
-/// A function's answer as it will be sent.
+/// What a function said its HTTP answer is (status, headers, body), read
+/// from its output; sent as a `send::Response` (`Response::from_function`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpAnswer {
     /// 200-599 (1xx are the server's own); 204 and 304 with an empty body.
@@ -83,7 +84,7 @@ fn error(message: impl Into<String>) -> AnswerError {
 
 /// Reads a function's output as its HTTP answer the way its ABI writes one
 /// (CGI headers from stdout, a JSON object from a string result). When
-/// `required` (the seed's `"http": true`) the output must be one; else
+/// `required` (the REST API's `"http": true`) the output must be one; else
 /// (the provider's route) only an output that looks like one is read, and
 /// any other is `None`, as are numeric results always. With
 /// `unless_echoing: Some(input)`, an output whose head (its CGI header
@@ -293,7 +294,7 @@ pub fn parse_json_answer(output: &[u8]) -> Result<HttpAnswer, AnswerError> {
             }
             ("body", Value::String(body)) => answer.body = body.into_bytes(),
             ("body_base64", Value::String(encoded)) => {
-                answer.body = super::auth::decode_base64(encoded.trim()).ok_or_else(|| {
+                answer.body = super::base64::decode_base64(encoded.trim()).ok_or_else(|| {
                     error("body_base64 is not standard base64 (A-Z a-z 0-9 + /, padded with =)")
                 })?;
             }

@@ -150,6 +150,19 @@ impl<T> Admission<T> {
     }
 }
 
+/// How many invocations run and wait, whatever an [`Admission`] holds
+/// (for the metrics, which do not know what a queued job is).
+pub trait Load: Send + Sync {
+    /// Invocations running and waiting now.
+    fn load(&self) -> (usize, usize);
+}
+
+impl<T: Send> Load for Admission<T> {
+    fn load(&self) -> (usize, usize) {
+        Admission::load(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,43 +3,47 @@
 //! contract is faas-provider's `serve.go` and `types/`; `docs/openfaas.md`
 //! says what is supported and what is not.
 //!
-//! It owns the provider's routes, the mapping between OpenFaaS's types
-//! (`FunctionDeployment`, `FunctionStatus`, ...) and the engine's, and how
-//! its answers look (JSON, or the function's output as the body). It does
-//! not own the server: its listener is a second `tiny_http::Server` served
-//! by a pool of the same shape as the seed's (`Server::run`: as many workers
-//! and a standby receiver), and every request goes through the same
-//! machinery: call ids, the drain, [`Admission`](super::admission) for
-//! invocations (one budget of slots and queue for both APIs), the change
-//! threads for deploys, updates and deletes, `finish` for the access log.
-//! Errors are [`ApiError`]s, so statuses still come from
-//! [`ApiError::status`] alone.
+//! It owns the provider's routes ([`ProviderRoute`], a table of the same
+//! shape as the REST API's: each route's methods, [`Guard`], thread and
+//! handler in one arm) and their handlers, the mapping between OpenFaaS's
+//! types (`FunctionDeployment`, `FunctionStatus`, ...) and the engine's,
+//! how its answers look (JSON, or the function's output as the body; an
+//! error as its plain message: [`failure`]), and the log streams of
+//! `/system/logs?follow=true` (`follow`). It does not own the server: its
+//! listener is a second `tiny_http::Server` served by a pool of the same
+//! shape as the REST API's (`Server::run`: as many workers and a standby
+//! receiver), and every request goes through the same machinery: call
+//! ids, the drain, admission for invocations (one budget of slots and
+//! queue for both APIs), the change threads for deploys, updates and
+//! deletes, `send::finish` for the headers and the access log. Errors are
+//! [`ApiError`]s, so statuses still come from [`ApiError::status`] alone.
 //!
-//! Its routes are [`ProviderRoute`], a table of the same shape as the
-//! seed's (`route`): each route's methods, [`Guard`], thread and handler in
-//! one arm. Basic auth ([`BasicAccess`]) guards `/system/*` when
-//! `--provider-secrets-dir` is given; invocations and `/metrics` too with
-//! `--protect-all`.
+//! Basic auth (`Shared::provider_access`, an `Access` of the `Basic`
+//! scheme) guards `/system/*` when `--provider-secrets-dir` is given;
+//! invocations and `/metrics` too with `--protect-all`.
+
+mod follow;
 
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::answer::{
-    Answer, Context, RETRY_AFTER_SECONDS, failed, finish, header, panicked, run_caught,
+use crate::api::http::auth::Scheme;
+use crate::api::http::body::parse_json;
+use crate::api::http::error::ApiError;
+use crate::api::http::exchange::Exchange;
+use crate::api::http::http_answer;
+use crate::api::http::query::Query;
+use crate::api::http::routing::{
+    GET, GET_HEAD, Guard, Methods, POST, PathPattern, RouteSpec, RouteTable, RunsOn, route_enum,
+    route_list,
 };
-use super::auth::BasicAccess;
-use super::error::ApiError;
-use super::http_answer::{self, HttpAnswer};
-use super::observe::{CALL_ID_HEADER, Call};
-use super::request::{SecretBody, parse_json};
-use super::response::Reply;
-use super::route::{
-    GET, GET_HEAD, Guard, Methods, POST, PathPattern, RouteSpec, RouteTable, RunsOn, path_name,
-    route_enum, route_list,
-};
-use super::server::Shared;
+use crate::api::http::send::{Response, TEXT, finish, log_failure, log_panic};
+use crate::api::observe;
+use crate::api::rest::request::SecretBody;
+use crate::api::shared::{Context, Shared};
 use crate::call::CallId;
 use crate::config::ProviderConfig;
 use crate::function::{
@@ -50,7 +54,9 @@ use crate::function_log::LogLine;
 use crate::registry::ImageReference;
 use crate::rfc3339;
 use crate::secret::secret_names;
-use crate::service::{DeploySpec, EnvWithoutWasi, FunctionStatus, LogQuery, OutputKind, WasiCap};
+use crate::service::{
+    DeploySpec, EnvWithoutWasi, FunctionStatus, LogQuery, OutputKind, ServiceError, WasiCap,
+};
 
 /// The one namespace functions live in, as faasd names it.
 pub const NAMESPACE: &str = "openfaas-fn";
@@ -64,19 +70,6 @@ pub const FUEL_ANNOTATION: &str = "com.openfaas.wasm.fuel";
 /// Annotation with the functions it may call (`calls`), comma-separated.
 pub const CALLS_ANNOTATION: &str = "com.openfaas.wasm.calls";
 
-/// What the provider's routes need besides the service.
-pub struct Settings {
-    basic: BasicAccess,
-}
-
-impl Settings {
-    pub fn new(config: &ProviderConfig, protect_all: bool) -> Self {
-        Self {
-            basic: BasicAccess::new(config.credentials.as_ref(), protect_all),
-        }
-    }
-}
-
 /// Who may call what on the provider's listener, for the startup log.
 pub fn access_summary(config: Option<&ProviderConfig>) -> String {
     match config.map(|config| config.credentials.is_some()) {
@@ -85,122 +78,29 @@ pub fn access_summary(config: Option<&ProviderConfig>) -> String {
     }
 }
 
-/// A provider answer: status, content type and body as they are sent.
-#[derive(Debug)]
-pub struct Response {
-    status: u16,
-    content_type: String,
-    /// Headers a function set (`http_answer`), checked there.
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    /// An error message, which gets the call id and one newline appended.
-    is_error: bool,
-    /// The `Allow` header of a 405.
-    allow: Option<String>,
-    /// A function's own answer: sent with its headers only, none of those
-    /// the engine adds to its own answers of the same status.
-    from_function: bool,
-}
-
-impl Response {
-    fn json(status: u16, value: &Value) -> Self {
-        Self {
-            content_type: "application/json".into(),
-            body: value.to_string().into_bytes(),
-            ..Self::empty(status)
+/// How the provider API answers `error`: the message as plain text, no
+/// `status code:` prefix, with what to do next in this API's routes when
+/// there is something to say, naming the call id.
+pub fn failure(error: &ApiError, call_id: &CallId) -> Response {
+    let status = error.status();
+    let hint = match error {
+        ApiError::Service(ServiceError::NotDeployed { .. }) => {
+            "; deploy it with POST /system/functions, or see GET /system/functions"
         }
-    }
-
-    fn empty(status: u16) -> Self {
-        Self {
+        _ => "",
+    };
+    Response {
+        allow: match error {
+            ApiError::MethodNotAllowed { allowed, .. } => Some(allowed.clone()),
+            _ => None,
+        },
+        challenge: (status == 401).then(|| Scheme::Basic.challenge()),
+        ..Response::new(
             status,
-            content_type: "text/plain; charset=utf-8".into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-            is_error: false,
-            allow: None,
-            from_function: false,
-        }
+            TEXT,
+            format!("{error}{hint} (call id {call_id})\n").into_bytes(),
+        )
     }
-
-    /// The answer a function set; `default_content_type` when it set none.
-    pub fn function_answer(answer: HttpAnswer, default_content_type: &str) -> Self {
-        let content_type = answer
-            .content_type()
-            .unwrap_or(default_content_type)
-            .to_owned();
-        Self {
-            status: answer.status,
-            content_type,
-            headers: answer
-                .headers
-                .into_iter()
-                .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
-                .collect(),
-            body: answer.body,
-            from_function: true,
-            ..Self::empty(answer.status)
-        }
-    }
-
-    /// The answer's status.
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
-    /// An error (or a refusal made outside this module) as the provider
-    /// answers it: the message as plain text, no `status code:` prefix.
-    pub fn error(reply: &Reply) -> Self {
-        Self {
-            body: reply.message.clone().into_bytes(),
-            is_error: reply.status >= 400,
-            allow: reply.allow.clone(),
-            ..Self::empty(reply.status)
-        }
-    }
-}
-
-/// Sends `response` with the headers its status calls for; returns the status.
-pub fn send(request: tiny_http::Request, mut response: Response, call_id: &CallId) -> u16 {
-    if response.is_error {
-        response
-            .body
-            .extend_from_slice(format!(" (call id {call_id})\n").as_bytes());
-    }
-    let status = response.status;
-    let allow = response.allow.take();
-    let mut answer = tiny_http::Response::from_data(response.body)
-        .with_status_code(status)
-        .with_header(header(CALL_ID_HEADER, call_id.as_str()));
-    // A function's headers were checked (`http_answer`); one tiny_http still
-    // refuses is left out rather than failing the answer.
-    for (name, value) in std::iter::once(("Content-Type", response.content_type.as_str())).chain(
-        response
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str())),
-    ) {
-        match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            Ok(header) => answer.add_header(header),
-            Err(()) => log::warn!("left out the header {name}: tiny_http refuses it"),
-        }
-    }
-    if let Some(allow) = &allow {
-        answer.add_header(header("Allow", allow));
-    }
-    match status {
-        _ if response.from_function => {}
-        401 => answer.add_header(header("WWW-Authenticate", "Basic realm=\"Restricted\"")),
-        503 => answer.add_header(header("Retry-After", RETRY_AFTER_SECONDS)),
-        _ => {}
-    }
-    if matches!(status, 408 | 413) && !response.from_function {
-        answer.add_header(header("Connection", "close"));
-    }
-    if let Err(error) = request.respond(answer) {
-        log::debug!("could not send the response: {error}");
-    }
-    status
 }
 
 route_enum! {
@@ -282,11 +182,18 @@ impl RouteTable for ProviderRoute {
 pub fn handle(
     route: ProviderRoute,
     mut request: tiny_http::Request,
-    mut call: Call,
+    mut exchange: Exchange,
     shared: &Shared,
 ) {
-    let _scope = crate::call::enter(&call.id);
-    let outcome = run_caught(&mut request, &mut call, shared, |context| {
+    let _scope = crate::call::enter(&exchange.id);
+    let mut context = Context {
+        request: &mut request,
+        exchange: &mut exchange,
+        shared,
+    };
+    // A panic answers 500; the worker lives on.
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let context = &mut context;
         let spec = route.spec();
         check_access(
             shared,
@@ -294,32 +201,35 @@ pub fn handle(
             context.header("Authorization").as_deref(),
         )?;
         (spec.handler)(context)
-    });
-    let answer = match outcome {
-        Ok(Ok(response)) => Answer::Provider(response),
+    }));
+    let response = match outcome {
+        Ok(Ok(response)) => response,
         Ok(Err(error)) => {
             let is_change = matches!(
                 route,
                 ProviderRoute::Deploy | ProviderRoute::Update | ProviderRoute::Delete
             );
-            failed(&call, &error, is_change)
+            log_failure(&exchange, &error, is_change);
+            failure(&error, &exchange.id)
         }
-        Err(panic) => panicked(&call, panic.as_ref()),
+        Err(panic) => {
+            log_panic(&exchange, panic.as_ref());
+            failure(&ApiError::Internal, &exchange.id)
+        }
     };
-    finish(request, &call, answer, shared);
+    finish(request, &exchange, response, shared.access_log);
 }
 
 /// Checks the provider's basic auth for a route with `guard`.
-fn check_access(
+pub fn check_access(
     shared: &Shared,
     guard: Guard,
     authorization: Option<&str>,
 ) -> Result<(), ApiError> {
     shared
-        .provider
+        .provider_access
         .as_ref()
         .expect("provider requests come only from the provider's listener")
-        .basic
         .check(guard, authorization)
 }
 
@@ -328,18 +238,14 @@ fn healthz(_context: &mut Context<'_>) -> Result<Response, ApiError> {
 }
 
 fn readyz(context: &mut Context<'_>) -> Result<Response, ApiError> {
-    if let Some(reason) = super::observe::not_ready(context.shared) {
+    if let Some(reason) = observe::not_ready(context.shared) {
         return Err(ApiError::NotReady { reason });
     }
     Ok(text(200, "OK"))
 }
 
 fn metrics(context: &mut Context<'_>) -> Result<Response, ApiError> {
-    Ok(Response {
-        content_type: crate::metrics::CONTENT_TYPE.into(),
-        body: super::observe::metrics(context.shared).into_bytes(),
-        ..Response::empty(200)
-    })
+    Ok(observe::metrics(context.shared))
 }
 
 /// `GET /system/functions`.
@@ -368,11 +274,11 @@ fn update(context: &mut Context<'_>) -> Result<Response, ApiError> {
     Ok(Response::empty(200))
 }
 
-/// The body of a deploy or an update, naming its function in the call.
+/// The body of a deploy or an update, naming its function in the exchange.
 fn deployment(context: &mut Context<'_>) -> Result<(FunctionName, DeploySpec), ApiError> {
     let body = context.read_body()?;
     let (name, spec) = parse_deployment(&body)?;
-    context.call.function = Some(name.clone());
+    context.exchange.function = Some(name.clone());
     Ok((name, spec))
 }
 
@@ -380,7 +286,7 @@ fn deployment(context: &mut Context<'_>) -> Result<(FunctionName, DeploySpec), A
 fn delete(context: &mut Context<'_>) -> Result<Response, ApiError> {
     let body = context.read_body()?;
     let DeleteFunctionRequest { function_name } = parse_json(&body)?;
-    context.call.function = Some(function_name.clone());
+    context.exchange.function = Some(function_name.clone());
     context.shared.service.delete(&function_name)?;
     Ok(Response::empty(200))
 }
@@ -410,9 +316,9 @@ fn namespaces(_context: &mut Context<'_>) -> Result<Response, ApiError> {
 /// not), `DELETE` deletes (404 when unknown, 409 while a function uses it).
 /// Values are never answered.
 fn secrets(context: &mut Context<'_>) -> Result<Response, ApiError> {
-    check_namespace(Query::parse(context.request.url()).get("namespace"))?;
+    check_namespace(Query::parse(context.exchange.query()).get("namespace"))?;
     let service = &context.shared.service;
-    let method = context.call.method.clone();
+    let method = context.exchange.method.clone();
     if method == "GET" {
         let names: Vec<Value> = service
             .secret_names()
@@ -451,9 +357,9 @@ fn check_namespace(namespace: Option<&str>) -> Result<(), ApiError> {
 
 /// `GET /system/function/{name}[?usage=1]`.
 fn function_status(context: &mut Context<'_>) -> Result<Response, ApiError> {
-    let name = function_name(path_name(&context.call.path, "/system/function/").unwrap_or(""))?;
-    context.call.function = Some(name.clone());
-    let usage = Query::parse(context.request.url()).flag("usage");
+    let name = function_name(context.exchange.captured_name())?;
+    context.exchange.function = Some(name.clone());
+    let usage = Query::parse(context.exchange.query()).flag("usage");
     Ok(Response::json(
         200,
         &status_json(&context.shared.service.status(&name)?, usage),
@@ -463,9 +369,8 @@ fn function_status(context: &mut Context<'_>) -> Result<Response, ApiError> {
 /// `POST /system/scale-function/{name}`: an engine instance per call has
 /// nothing to scale; the body is read for its syntax only.
 fn scale(context: &mut Context<'_>) -> Result<Response, ApiError> {
-    let name =
-        function_name(path_name(&context.call.path, "/system/scale-function/").unwrap_or(""))?;
-    context.call.function = Some(name.clone());
+    let name = function_name(context.exchange.captured_name())?;
+    context.exchange.function = Some(name.clone());
     let body = context.read_body()?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let _: ScaleServiceRequest = parse_json(&body)?;
@@ -475,10 +380,7 @@ fn scale(context: &mut Context<'_>) -> Result<Response, ApiError> {
 }
 
 fn text(status: u16, text: &str) -> Response {
-    Response {
-        body: text.as_bytes().to_vec(),
-        ..Response::empty(status)
-    }
+    Response::new(status, TEXT, text.as_bytes().to_vec())
 }
 
 fn function_name(text: &str) -> Result<FunctionName, ApiError> {
@@ -488,15 +390,16 @@ fn function_name(text: &str) -> Result<FunctionName, ApiError> {
 /// `/function/{name}`, `/function/{name}.openfaas-fn`, `/function/{name}/{path...}`:
 /// the body is the function's input and the output is the answer's body.
 fn invoke(context: &mut Context<'_>) -> Result<Response, ApiError> {
-    let rest = context.call.path.strip_prefix("/function/").unwrap_or("");
-    let segment = rest.split('/').next().unwrap_or("");
+    // The route captured the first segment of the path: the name, or
+    // `name.openfaas-fn` (the namespace the gateway may add).
+    let segment = context.exchange.captured_name();
     let name = function_name(
         segment
             .strip_suffix(".openfaas-fn")
             .filter(|name| !name.is_empty())
             .unwrap_or(segment),
     )?;
-    context.call.function = Some(name.clone());
+    context.exchange.function = Some(name.clone());
     let body = context.read_body()?;
     let request_type = context
         .header("Content-Type")
@@ -505,29 +408,18 @@ fn invoke(context: &mut Context<'_>) -> Result<Response, ApiError> {
     let invocation = context
         .shared
         .service
-        .invoke(&name, &input, &context.call.id);
-    let settings = &invocation.answer_settings;
-    let response = invocation
-        .output
-        .map_err(ApiError::from)
-        .and_then(|output| {
-            answer(
-                &name,
-                invocation.output_kind,
-                settings,
-                output,
-                &input.bytes(),
-                &request_type,
-            )
-        });
-    if let Some(metrics) = &invocation.metrics {
-        metrics.count_status(
-            response
-                .as_ref()
-                .map_or_else(ApiError::status, |r| r.status),
-        );
-    }
-    response
+        .invoke(&name, &input, &context.exchange.id);
+    // Its status is counted on the function's metrics when it is sent.
+    context.exchange.counted_by = invocation.metrics;
+    let output = invocation.output?;
+    answer(
+        &name,
+        invocation.output_kind,
+        &invocation.answer_settings,
+        output,
+        &input.bytes(),
+        &request_type,
+    )
 }
 
 /// A successful call's answer: the function's own when its output is one
@@ -555,13 +447,13 @@ fn answer(
         Ok(Some(answer)) => {
             let content_type =
                 http_answer::default_content_type(configured, &answer.body, request_type);
-            Ok(Response::function_answer(answer, &content_type))
+            Ok(Response::from_function(answer, &content_type))
         }
-        Ok(None) => Ok(Response {
-            content_type: http_answer::default_content_type(configured, &output, request_type),
-            body: output,
-            ..Response::empty(200)
-        }),
+        Ok(None) => Ok(Response::new(
+            200,
+            http_answer::default_content_type(configured, &output, request_type),
+            output,
+        )),
         Err(reason) => Err(ApiError::BadFunctionAnswer {
             function: name.clone(),
             reason,
@@ -575,42 +467,40 @@ fn answer(
 /// With `follow=true` the request goes to [`follow`] instead (see
 /// [`follows`]).
 fn logs(context: &mut Context<'_>) -> Result<Response, ApiError> {
-    let query = Query::parse(context.request.url());
-    let (name, log_query) = log_request(&query, context.call)?;
+    let query = Query::parse(context.exchange.query());
+    let (name, log_query) = log_request(&query, context.exchange)?;
     let lines = context.shared.service.logs(&name, log_query)?;
-    Ok(Response {
-        content_type: "application/x-ndjson".into(),
-        body: ndjson(&name, &lines).into_bytes(),
-        ..Response::empty(200)
-    })
+    Ok(Response::new(
+        200,
+        "application/x-ndjson",
+        ndjson(&name, &lines).into_bytes(),
+    ))
 }
 
-/// Whether a `/system/logs` request with this URL follows the log: then it
-/// runs on a thread of its own ([`RunsOn::Stream`]), in [`follow_logs`].
-pub fn follows(url: &str) -> bool {
-    Query::parse(url).flag("follow")
+/// Whether a `/system/logs` request with this query follows the log: then
+/// it runs on a thread of its own ([`RunsOn::Stream`]), in [`follow_logs`].
+pub fn follows(query: &str) -> bool {
+    Query::parse(query).flag("follow")
 }
 
 /// The function and the lines a `/system/logs` request asks for.
-fn log_request(query: &Query, call: &mut Call) -> Result<(FunctionName, LogQuery), ApiError> {
+fn log_request(
+    query: &Query,
+    exchange: &mut Exchange,
+) -> Result<(FunctionName, LogQuery), ApiError> {
     let name =
         function_name(query.get("name").ok_or_else(|| {
             ApiError::BadRequest("name is required: /system/logs?name=NAME".into())
         })?)?;
-    call.function = Some(name.clone());
+    exchange.function = Some(name.clone());
     let tail = query
         .get("tail")
         .map(|tail| tail.parse::<i64>())
         .transpose()
         .map_err(|error| ApiError::BadRequest(format!("tail: {error}")))?
         .and_then(|tail| usize::try_from(tail).ok());
-    let since = query
-        .get("since")
-        .filter(|since| !since.is_empty())
-        .map(rfc3339::parse)
-        .transpose()
-        .map_err(|reason| ApiError::BadRequest(format!("since: {reason}")))?;
-    Ok((name, LogQuery { since, tail }))
+    let since = query.get("since").filter(|since| !since.is_empty());
+    Ok((name, observe::log_query(since, tail)?))
 }
 
 /// `lines` as NDJSON `logs.Message`s, one per line.
@@ -632,230 +522,6 @@ fn ndjson(name: &FunctionName, lines: &[LogLine]) -> String {
         .collect()
 }
 
-/// `GET /system/logs?...&follow=true`: the lines kept, then each new line
-/// as the function logs it, streamed (chunked) on a thread of its own until
-/// the client goes away, the function is deleted, or the engine stops.
-///
-/// The stream is written straight to the connection (tiny_http buffers a
-/// chunked body until 8 KiB). A newline (which NDJSON readers such as
-/// faas-cli's JSON decoder skip) is sent after [`follow::HEARTBEAT`]
-/// without a line, so a client that went away is noticed even when the
-/// function is quiet. At most [`follow::MAX_FOLLOWERS`] streams run at
-/// once (then 503); the drain waits for them, and they end within
-/// [`follow::TICK`] of the stop.
-mod follow {
-    use std::io::Write;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
-
-    use super::super::answer::{failed, finish, log_access, panicked};
-    use super::super::error::ApiError;
-    use super::super::observe::{CALL_ID_HEADER, Call};
-    use super::super::route::Guard;
-    use super::super::server::Shared;
-    use super::{Query, log_request, ndjson};
-    use crate::function_log::{FunctionLog, LogCursor};
-
-    /// Most log streams at once; beyond it, 503.
-    pub const MAX_FOLLOWERS: usize = 8;
-    /// How often a stream checks the stop flag and that its function is
-    /// still deployed.
-    pub const TICK: Duration = Duration::from_millis(250);
-    /// Longest quiet time before a heartbeat newline.
-    pub const HEARTBEAT: Duration = Duration::from_secs(2);
-
-    static FOLLOWERS: AtomicUsize = AtomicUsize::new(0);
-
-    /// Log streams under way.
-    pub fn count() -> usize {
-        FOLLOWERS.load(Ordering::Acquire)
-    }
-
-    /// One of the [`MAX_FOLLOWERS`] places, given back when dropped (also
-    /// when a stream's thread panics or cannot be started, so the drain
-    /// never waits for a stream that is gone).
-    struct Place;
-
-    impl Drop for Place {
-        fn drop(&mut self) {
-            FOLLOWERS.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-
-    /// Starts a stream on its own thread, or refuses it when
-    /// [`MAX_FOLLOWERS`] run already.
-    pub fn spawn(request: tiny_http::Request, call: Call, shared: &Arc<Shared>) {
-        let taken = FOLLOWERS.fetch_add(1, Ordering::AcqRel);
-        let place = Place;
-        if taken >= MAX_FOLLOWERS {
-            drop(place);
-            let error = ApiError::TooManyLogFollowers {
-                limit: MAX_FOLLOWERS,
-            };
-            let answer = failed(&call, &error, false);
-            finish(request, &call, answer, shared);
-            return;
-        }
-        let shared = shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name("log-follow".into())
-            .spawn(move || {
-                let _place = place;
-                run(request, call, &shared);
-            });
-        if let Err(error) = spawned {
-            // The request and the place went with the closure.
-            log::error!("cannot start a thread to follow a log: {error}");
-        }
-    }
-
-    fn run(request: tiny_http::Request, mut call: Call, shared: &Arc<Shared>) {
-        let _scope = crate::call::enter(&call.id);
-        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            start(&request, &mut call, shared)
-        }));
-        let (log, first) = match started {
-            Ok(Ok(started)) => started,
-            Ok(Err(error)) => {
-                let answer = failed(&call, &error, false);
-                return finish(request, &call, answer, shared);
-            }
-            Err(panic) => {
-                let answer = panicked(&call, panic.as_ref());
-                return finish(request, &call, answer, shared);
-            }
-        };
-        let chunked = !matches!(request.http_version(), tiny_http::HTTPVersion(1, 0));
-        let mut stream = Stream {
-            writer: request.into_writer(),
-            chunked,
-        };
-        let ended = stream
-            .head(&call)
-            .and_then(|()| follow(&mut stream, &log, first, &call, shared));
-        match ended {
-            Ok(why) => {
-                log::debug!("log stream of {}: {why}", name_of(&call));
-                let _ = stream.end();
-            }
-            Err(error) => log::debug!(
-                "log stream of {}: the client went away: {error}",
-                name_of(&call)
-            ),
-        }
-        log_access(&call, 200, shared);
-    }
-
-    fn authorization(request: &tiny_http::Request) -> Option<String> {
-        request
-            .headers()
-            .iter()
-            .find(|header| header.field.equiv("Authorization"))
-            .map(|header| header.value.as_str().to_owned())
-    }
-
-    fn name_of(call: &Call) -> &str {
-        call.function.as_ref().map_or("-", |name| name.as_str())
-    }
-
-    /// Checks the credentials and the query; the function's log and the
-    /// first lines (already NDJSON) with the cursor after them.
-    fn start(
-        request: &tiny_http::Request,
-        call: &mut Call,
-        shared: &Shared,
-    ) -> Result<(Arc<FunctionLog>, (String, LogCursor)), ApiError> {
-        super::check_access(shared, Guard::Always, authorization(request).as_deref())?;
-        let (name, query) = log_request(&Query::parse(request.url()), call)?;
-        let log = shared.service.function_log(&name)?;
-        let (lines, cursor) = log.query_to_follow(query.since, query.tail);
-        Ok((log, (ndjson(&name, &lines), cursor)))
-    }
-
-    /// Streams until the engine stops or the function is deleted (the
-    /// reason is returned), or a write fails (the client went away).
-    fn follow(
-        stream: &mut Stream,
-        log: &Arc<FunctionLog>,
-        (first, mut cursor): (String, LogCursor),
-        call: &Call,
-        shared: &Shared,
-    ) -> std::io::Result<&'static str> {
-        let name = call.function.clone().expect("start names the function");
-        stream.chunk(first.as_bytes())?;
-        let mut last_write = Instant::now();
-        loop {
-            if shared.stopping() {
-                return Ok("the engine is stopping");
-            }
-            let same_log = shared
-                .service
-                .function_log(&name)
-                .is_ok_and(|current| Arc::ptr_eq(&current, log));
-            if !same_log {
-                return Ok("the function was deleted");
-            }
-            let (lines, next) = log.wait_after(cursor, TICK);
-            cursor = next;
-            if !lines.is_empty() {
-                stream.chunk(ndjson(&name, &lines).as_bytes())?;
-                last_write = Instant::now();
-            } else if last_write.elapsed() >= HEARTBEAT {
-                stream.chunk(b"\n")?;
-                last_write = Instant::now();
-            }
-        }
-    }
-
-    /// The raw connection of a streamed answer.
-    struct Stream {
-        writer: Box<dyn Write + Send>,
-        /// HTTP/1.1: chunked; HTTP/1.0: the body until the connection closes.
-        chunked: bool,
-    }
-
-    impl Stream {
-        fn head(&mut self, call: &Call) -> std::io::Result<()> {
-            let framing = if self.chunked {
-                "Transfer-Encoding: chunked\r\n"
-            } else {
-                ""
-            };
-            write!(
-                self.writer,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n{CALL_ID_HEADER}: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n{framing}\r\n",
-                call.id.as_str()
-            )?;
-            self.writer.flush()
-        }
-
-        /// Sends `bytes` at once (nothing for none: an empty chunk would
-        /// end the body).
-        fn chunk(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-            if bytes.is_empty() {
-                return Ok(());
-            }
-            if self.chunked {
-                write!(self.writer, "{:x}\r\n", bytes.len())?;
-                self.writer.write_all(bytes)?;
-                self.writer.write_all(b"\r\n")?;
-            } else {
-                self.writer.write_all(bytes)?;
-            }
-            self.writer.flush()
-        }
-
-        /// Ends the body properly (the last chunk).
-        fn end(&mut self) -> std::io::Result<()> {
-            if self.chunked {
-                self.writer.write_all(b"0\r\n\r\n")?;
-            }
-            self.writer.flush()
-        }
-    }
-}
-
 /// Log streams under way (the drain waits for them).
 pub fn log_followers() -> usize {
     follow::count()
@@ -863,8 +529,12 @@ pub fn log_followers() -> usize {
 
 /// `GET /system/logs?...&follow=true`, received: streams on a thread of its
 /// own, or is refused (see [`follow`]).
-pub fn follow_logs(request: tiny_http::Request, call: Call, shared: &std::sync::Arc<Shared>) {
-    follow::spawn(request, call, shared);
+pub fn follow_logs(
+    request: tiny_http::Request,
+    exchange: Exchange,
+    shared: &std::sync::Arc<Shared>,
+) {
+    follow::spawn(request, exchange, shared);
 }
 
 /// A function as `FunctionStatus`; `usage` adds `usage` (its memory high-water mark).
@@ -1095,66 +765,6 @@ fn memory_mib(quantity: &str) -> Result<u64, String> {
     Ok(mib)
 }
 
-/// A request's query string, percent-decoded.
-struct Query(Vec<(String, String)>);
-
-impl Query {
-    fn parse(url: &str) -> Self {
-        let query = url.split_once('?').map_or("", |(_, query)| query);
-        Self(
-            query
-                .split('&')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    (percent_decode(key), percent_decode(value))
-                })
-                .collect(),
-        )
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(name, _)| name == key)
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// `?key=1`, `?key=true` (or `?key` alone).
-    fn flag(&self, key: &str) -> bool {
-        self.get(key)
-            .is_some_and(|value| matches!(value, "" | "1" | "true"))
-    }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let byte = bytes[index];
-        let hex = bytes
-            .get(index + 1..index + 3)
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (byte, hex) {
-            (b'%', Some(decoded)) => {
-                out.push(decoded);
-                index += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                index += 1;
-            }
-            _ => {
-                out.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1263,22 +873,5 @@ mod tests {
             assert_eq!(error.status(), 400, "{body}");
             assert!(error.to_string().contains(fragment), "{body}: {error}");
         }
-    }
-
-    #[test]
-    fn queries_and_paths_are_read_as_the_gateway_sends_them() {
-        let query =
-            Query::parse("/system/logs?name=gcd&tail=5&since=2026-01-02T03%3A04%3A05Z&follow");
-        assert_eq!(query.get("name"), Some("gcd"));
-        assert_eq!(query.get("since"), Some("2026-01-02T03:04:05Z"));
-        assert!(query.flag("follow"));
-        assert!(!query.flag("usage"));
-        assert!(Query::parse("/system/function/gcd?usage=1").flag("usage"));
-        assert_eq!(
-            path_name("/system/function/gcd", "/system/function/"),
-            Some("gcd")
-        );
-        assert_eq!(path_name("/system/function/", "/system/function/"), None);
-        assert_eq!(path_name("/system/function/a/b", "/system/function/"), None);
     }
 }

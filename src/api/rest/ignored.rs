@@ -1,13 +1,15 @@
-//! Fields a seed route ignored, made visible without changing the
+//! Fields a REST route ignored, made visible without changing the
 //! reference's text answers: a WARN log line per field with a did-you-mean
 //! against the route's known fields, and the `X-Ignored-Fields` header.
-//! (JSON answers also list them under `ignored_fields`; `seed` adds that.)
+//! (JSON answers also list them under `ignored_fields`; `rest::handle`
+//! adds that and the header.)
 //!
 //! The known fields are listed here by route; a test checks that each one
 //! is read, not ignored, by its route's parser.
 
-use super::observe::Call;
-use super::route::Route;
+use super::Route;
+use crate::api::http::exchange::Exchange;
+use crate::api::http::routing::{PathPattern, RouteTable};
 
 /// The answer header that names the ignored fields, comma-separated.
 pub const IGNORED_FIELDS_HEADER: &str = "X-Ignored-Fields";
@@ -33,7 +35,7 @@ pub fn known_fields(route: Route) -> &'static [&'static str] {
         Route::Delete | Route::Query => &["function_name"],
         Route::Invoke => &["function_name", "args", "http"],
         Route::Logs => &["function_name", "tail", "since"],
-        // `namespace` is the provider's: the seed ignores it.
+        // `namespace` is the provider's: the REST API ignores it.
         Route::Secret => &["name", "value", "rawValue", "delete"],
         Route::List | Route::Metrics | Route::Healthz | Route::Readyz => &[],
     }
@@ -58,9 +60,15 @@ pub fn did_you_mean(field: &str, known: &[&'static str]) -> Option<&'static str>
 
 /// Logs one WARN line per ignored field (at most [`MAX_NAMED`]):
 /// `ignored field "timeout" in deploy of hello; did you mean "timeout_ms"?`.
-pub fn warn(route: Route, call: &Call, fields: &[String]) {
-    let what = call.path.rsplit('/').next().unwrap_or(&call.path);
-    let of = call
+pub fn warn(route: Route, exchange: &Exchange, fields: &[String]) {
+    // The route's own name (`deploy` of `/function/deploy`), from its
+    // pattern: the request's path is not read again.
+    let what = match route.spec().path {
+        PathPattern::Exact(path) | PathPattern::Named(path) | PathPattern::Prefix(path) => {
+            path.rsplit('/').next().unwrap_or(path)
+        }
+    };
+    let of = exchange
         .function
         .as_ref()
         .map(|name| format!(" of {name}"))
@@ -125,7 +133,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::request::{DeployRequest, JsonBody, NameRequest, SecretRequest};
+    use crate::api::rest::request::{DeployRequest, JsonBody, NameRequest, SecretRequest};
 
     #[test]
     fn a_misspelt_field_gets_a_suggestion() {
@@ -191,12 +199,12 @@ mod tests {
         check(Route::Query, r#"{"function_name": "f"}"#, name);
         check(Route::Delete, r#"{"function_name": "f"}"#, name);
         check(Route::Invoke, r#"{"function_name": "f"}"#, |body| {
-            <crate::api::request::InvokeRequest as JsonBody>::parse(body)
+            <crate::api::rest::request::InvokeRequest as JsonBody>::parse(body)
                 .map(|request| request.ignored_fields.0)
                 .map_err(|error| error.to_string())
         });
         check(Route::Logs, r#"{"function_name": "f"}"#, |body| {
-            <crate::api::observe::LogsRequest as JsonBody>::parse(body)
+            <crate::api::rest::request::LogsRequest as JsonBody>::parse(body)
                 .map(|request| request.ignored_fields.0)
                 .map_err(|error| error.to_string())
         });
