@@ -14,9 +14,35 @@
 cargo_features=""
 cargo_config=""
 link_args=""
+# The boards' size settings (aarch64-musl, riscv64, armv7: each binary must
+# fit in 4 MiB, checked by .ci/run). docs/performance.md ("Binary size")
+# measures each step per target.
+#
+# Size over speed outside the interpreter: the engine's own code (and with
+# fat LTO the final whole-program pass), the WASI host functions, the
+# validator, JSON, inflate and digests at "z" (wasmi stays at 3). Inflate
+# runs on pulls, sha256 on pulls and token checks, never per wasm
+# instruction: "z" rather than "s" for them saves 5 KB on riscv64.
+board_size_config="--config=profile.release.opt-level=\"z\" --config=profile.release.package.wasi-common.opt-level=\"z\" --config=profile.release.package.wiggle.opt-level=\"z\" --config=profile.release.package.wasmi_wasi.opt-level=\"z\" --config=profile.release.package.wasmparser.opt-level=\"z\" --config=profile.release.package.serde_json.opt-level=\"z\" --config=profile.release.package.zlib-rs.opt-level=\"z\" --config=profile.release.package.sha2.opt-level=\"z\""
+# Linked by the toolchain's own lld (rust-lld, through the gcc-ld wrapper
+# rustc ships; the cross gcc still drives the link: crt files, static libc)
+# rather than GNU ld, because lld can fold identical code: that merges the many
+# byte-identical monomorphized functions. Rust makes no promise that
+# distinct functions have distinct addresses, so folding all of them (not
+# only those marked safe to fold) is sound. cross/test runs
+# cross/unwind-check for every target with link_args: panics must still be
+# caught with them.
+rust_gcc_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld"
+board_link_args="-C link-arg=-fuse-ld=lld -C link-arg=-B$rust_gcc_ld -C link-arg=-Wl,--icf=all"
 case "$target" in
   aarch64-unknown-linux-musl)
     deb="gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+    # The boards' size settings, with every feature (zstd included). It
+    # keeps .eh_frame_hdr: musl's unwinder (LLVM's libunwind) finds the
+    # frames only through it (without it no panic is caught:
+    # cross/unwind-check aborts with "failed to initiate panic").
+    cargo_config=$board_size_config
+    link_args=$board_link_args
     linker=aarch64-linux-gnu-gcc
     cc=aarch64-linux-gnu-gcc
     rustflags="-C target-feature=+crt-static"
@@ -29,36 +55,35 @@ case "$target" in
     # Without the zstd layer decoder: static glibc leaves no room for it
     # under the 4 MiB budget (docs/registries.md, "Size"). Calls between
     # functions (the feature calls) cost it 9,856 B: 4,153,416 B with them.
+    # Without the project templates of `wasm_engine new` (the feature
+    # templates, 33,760 B of the stripped x86_64 binary): nobody writes
+    # functions on a board.
     cargo_features="--no-default-features --features blob-cache,calls"
-    # Size over speed outside the interpreter: the engine's own code, the
-    # WASI host functions, the validator, JSON, inflate and digests at "z"
-    # (wasmi stays at 3). docs/performance.md ("Binary size") measures it.
-    # Inflate runs on pulls, sha256 on pulls and token checks, never per
-    # wasm instruction: "z" rather than "s" for them saves 5 KB.
-    cargo_config="--config=profile.release.opt-level=\"z\" --config=profile.release.package.wasi-common.opt-level=\"z\" --config=profile.release.package.wiggle.opt-level=\"z\" --config=profile.release.package.wasmi_wasi.opt-level=\"z\" --config=profile.release.package.wasmparser.opt-level=\"z\" --config=profile.release.package.serde_json.opt-level=\"z\" --config=profile.release.package.zlib-rs.opt-level=\"z\" --config=profile.release.package.sha2.opt-level=\"z\""
+    cargo_config=$board_size_config
     deb="gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user"
     linker=riscv64-linux-gnu-gcc
     cc=riscv64-linux-gnu-gcc
     rustflags="-C target-feature=+crt-static"
-    # Linked by the toolchain's own lld (rust-lld, through the gcc-ld
-    # wrapper rustc ships; the cross gcc still drives the link) rather than
-    # GNU ld: 4 KB smaller, and it can fold identical code, which merges the
-    # many byte-identical monomorphized functions (33 KB). Rust makes no
-    # promise that distinct functions have distinct addresses, so folding
-    # all of them (not only those marked safe to fold) is sound.
-    # No .eh_frame_hdr (81 KB): in a static glibc binary crtbeginT.o registers
+    # The boards' link settings (lld: 4 KB smaller than GNU ld here, and it
+    # does RISC-V relaxation; identical code folding: 33 KB), and no
+    # .eh_frame_hdr (81 KB): in a static glibc binary crtbeginT.o registers
     # .eh_frame at startup (__register_frame_info) and libgcc's unwinder
     # searches registered frames before it looks for that table, so panics
     # are still caught (and answered 500) without it; docs/performance.md
     # ("Binary size") has the check.
-    rust_gcc_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld"
-    link_args="-C link-arg=-fuse-ld=lld -C link-arg=-B$rust_gcc_ld -C link-arg=-Wl,--icf=all -C link-arg=-Wl,--no-eh-frame-hdr"
+    link_args="$board_link_args -C link-arg=-Wl,--no-eh-frame-hdr"
     strip=riscv64-linux-gnu-strip
     qemu=qemu-riscv64
     qemu_prefix=/usr/riscv64-linux-gnu
     ;;
   armv7-unknown-linux-gnueabihf)
     deb="gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user"
+    # The boards' size settings, with every feature (zstd included). With
+    # them lld alone is 1.4 KB larger than GNU ld here, but folding needs
+    # it. No --no-eh-frame-hdr: ARM unwinds through .ARM.exidx (EHABI),
+    # not .eh_frame, so there is nothing to save (56 B).
+    cargo_config=$board_size_config
+    link_args=$board_link_args
     linker=arm-linux-gnueabihf-gcc
     cc=arm-linux-gnueabihf-gcc
     rustflags="-C target-feature=+crt-static"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # demo.sh: the README walkthrough, for real. Starts a registry on loopback,
-# builds the engine and the example functions, pushes two of them, starts the
+# builds the engine and the two example functions it pushes, starts the
 # engine, then deploys, lists, queries, invokes and deletes over the REST API,
 # printing each request and response. Cleans up on exit.
 #
@@ -20,9 +20,9 @@ for port in "$registry_port" "$engine_port"; do
   ! port_in_use "$port" || { echo "demo: port $port is in use; set REGISTRY_PORT or ENGINE_PORT" >&2; exit 1; }
 done
 
-echo "== building the engine and the example functions (the first build takes a few minutes)"
+echo "== building the engine and the two example functions it deploys (the first build takes a few minutes)"
 cargo build --release
-experiments/build-apps.sh
+scripts/build-demo-apps.sh
 
 rm -rf "$work" && mkdir -p "$work"
 start_registry "$registry" "$work/registry"

@@ -19,12 +19,18 @@ if port_in_use "$port"; then
 fi
 dir=$(mktemp -d /tmp/wasmengine-registry.XXXXXX)
 on_exit_remove "$dir"
+# Warnings and errors only, no access log, and a secret of its own (else it
+# warns that it made one). A push's routine existence checks (a HEAD of each
+# blob before uploading it) are answered 404 and logged as errors ("blob
+# unknown") whatever the level: those lines are dropped, the rest is shown.
+# README.md shows this configuration; tests/newcomer.rs checks both.
+secret=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 cat >"$dir/config.yml" <<YAML
 version: 0.1
-log: {level: error, accesslog: {disabled: true}}
+log: {level: warn, accesslog: {disabled: true}}
 storage: {filesystem: {rootdirectory: $dir/storage}}
-http: {addr: $address}
+http: {addr: $address, secret: $secret}
 YAML
 echo "registry: http://$address (storage in $dir, deleted on exit); Ctrl-C stops it"
 # In the foreground, so Ctrl-C reaches it; the trap then removes the storage.
-docker-registry serve "$dir/config.yml" || true
+docker-registry serve "$dir/config.yml" 2>&1 | grep --line-buffered -v 'err.code="blob unknown"' || true

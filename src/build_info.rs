@@ -10,22 +10,24 @@ pub const COMMIT: &str = env!("WASM_ENGINE_COMMIT");
 pub const TARGET: &str = env!("WASM_ENGINE_TARGET");
 
 /// The optional cargo features this binary was built with, space-separated
-/// (`zstd blob-cache calls` by default; the riscv64 build leaves out
-/// `zstd`), or `none`.
-pub fn features() -> &'static str {
-    match (
-        cfg!(feature = "zstd"),
-        cfg!(feature = "blob-cache"),
-        cfg!(feature = "calls"),
-    ) {
-        (true, true, true) => "zstd blob-cache calls",
-        (true, true, false) => "zstd blob-cache",
-        (true, false, true) => "zstd calls",
-        (true, false, false) => "zstd",
-        (false, true, true) => "blob-cache calls",
-        (false, true, false) => "blob-cache",
-        (false, false, true) => "calls",
-        (false, false, false) => "none",
+/// (`zstd blob-cache calls templates` by default; the riscv64 build leaves
+/// out `zstd` and `templates`), or `none`.
+pub fn features() -> String {
+    let built = [
+        ("zstd", cfg!(feature = "zstd")),
+        ("blob-cache", cfg!(feature = "blob-cache")),
+        ("calls", cfg!(feature = "calls")),
+        ("templates", cfg!(feature = "templates")),
+    ];
+    let names: Vec<&str> = built
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(" ")
     }
 }
 

@@ -1,5 +1,6 @@
-//! The command line: `wasm_engine [serve] [FLAGS]` and
-//! `wasm_engine push FILE.wasm IMAGE`, with `--help` and `--version`.
+//! The command line: `wasm_engine [serve] [FLAGS]`,
+//! `wasm_engine push FILE.wasm IMAGE` and `wasm_engine new NAME --lang
+//! rust|c [DIR]`, with `--help` and `--version`.
 //!
 //! This module owns argument parsing, the environment-variable twins of the
 //! flags, logging setup and exit codes. It does no work of its own: it hands a
@@ -25,6 +26,10 @@ USAGE:
     wasm_engine help                       print this help (as --help)
     wasm_engine push FILE.wasm IMAGE       package FILE.wasm as a one-layer image and push it
                                            (IMAGE is REGISTRY/REPOSITORY[:TAG])
+    wasm_engine new NAME [--lang rust|c] [DIR]
+                                           write a function project in DIR (default ./NAME;
+                                           Rust by default, with the SDK in DIR/sdk) and
+                                           print how to build, push, deploy and invoke it
 
 SERVE OPTIONS (each has an environment-variable twin; the flag wins):
 ";
@@ -46,7 +51,7 @@ honoured for registry requests; loopback registries are never proxied.
 
 Logging: RUST_LOG=wasm_engine=debug turns on debug logs (default: info).
 
-Exit codes: 0 success, 1 a failed push, 2 a usage error, 3 the server could
+Exit codes: 0 success, 1 a failed push or new, 2 a usage error, 3 the server could
 not start (data directory, admin token file, listen address).
 ";
 
@@ -73,6 +78,12 @@ enum Command {
         wasm_file: PathBuf,
         image: String,
         registry_options: Box<RegistryOptions>,
+    },
+    /// `new NAME --lang LANG [DIR]`, checked when run.
+    New {
+        name: String,
+        language: String,
+        directory: Option<String>,
     },
     Help,
     Version,
@@ -138,6 +149,11 @@ pub fn main() -> ExitCode {
             image,
             registry_options,
         } => push(&wasm_file, &image, *registry_options).map_err(|error| (EXIT_FAILURE, error)),
+        Command::New {
+            name,
+            language,
+            directory,
+        } => new_project(&name, &language, directory.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -278,6 +294,80 @@ fn push_error_hint(
     .into()
 }
 
+/// `wasm_engine new`: writes the project and prints the next steps; a bad
+/// name or language is a usage error, a failed write a failure.
+#[cfg(feature = "templates")]
+fn new_project(
+    name: &str,
+    language: &str,
+    directory: Option<&str>,
+) -> Result<(), (u8, Box<dyn std::error::Error>)> {
+    use crate::template::{self, Language};
+    let usage = |message: String| (EXIT_USAGE, message.into());
+    template::check_name(name).map_err(usage)?;
+    let language = Language::parse(language).map_err(usage)?;
+    let shown = directory.unwrap_or(name);
+    template::write(name, language, std::path::Path::new(shown), shown)
+        .map_err(|error| (EXIT_FAILURE, error.into()))?;
+    let described = match language {
+        Language::Rust => "a Rust string-ABI function; the SDK is in its sdk/ directory",
+        Language::C => "a C WASI command",
+    };
+    println!(
+        "created {name} in {shown}/ ({described})\n\n{}",
+        template::guide(name, language, shown)
+    );
+    Ok(())
+}
+
+/// Without the `templates` feature (the riscv64 board build leaves it out
+/// for size), `new` says where to run it instead.
+#[cfg(not(feature = "templates"))]
+fn new_project(
+    _name: &str,
+    _language: &str,
+    _directory: Option<&str>,
+) -> Result<(), (u8, Box<dyn std::error::Error>)> {
+    Err((
+        EXIT_FAILURE,
+        "this build has no project templates (it was built without the `templates` feature, \
+         as the riscv64 board build is): run `wasm_engine new` on the machine where you build functions"
+            .into(),
+    ))
+}
+
+/// `new NAME [--lang rust|c] [DIR]`, after the word `new`.
+fn parse_new(args: Vec<OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    const USAGE: &str =
+        "new takes a name and an optional directory: new NAME [--lang rust|c] [DIR]";
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut language = "rust".to_owned();
+    let mut positional = Vec::new();
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("lang") => language = string_value(&mut parser, "--lang")?,
+            Value(value) => positional.push(
+                value
+                    .into_string()
+                    .map_err(|value| format!("argument {value:?} is not valid UTF-8"))?,
+            ),
+            Long(other) => return Err(format!("new takes only --lang, not --{other}")),
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    let mut positional = positional.into_iter();
+    match (positional.next(), positional.next(), positional.next()) {
+        (Some(name), directory, None) => Ok(Command::New {
+            name,
+            language,
+            directory,
+        }),
+        _ => Err(USAGE.into()),
+    }
+}
+
 /// The whole of `--help`.
 fn help() -> String {
     format!(
@@ -292,6 +382,10 @@ fn help() -> String {
 fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Command, String> {
     use lexopt::prelude::*;
 
+    // `new` has options of its own, none of the serve flags.
+    if args.first().is_some_and(|first| first == "new") {
+        return parse_new(args.into_iter().skip(1).collect());
+    }
     let mut parser = lexopt::Parser::from_args(args);
     let mut positional: Vec<String> = Vec::new();
     // Each flag's values, the twin's first: a later value of a one-value
@@ -341,6 +435,14 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
             None => None,
         },
         Some("push") => match (positional.next(), positional.next(), positional.next()) {
+            (Some(image), Some(wasm_file), None)
+                if wasm_file.ends_with(".wasm") && !image.ends_with(".wasm") =>
+            {
+                return Err(format!(
+                    "push takes the file first, then the image: did you swap them? \
+                     wasm_engine push {wasm_file} {image}"
+                ));
+            }
             (Some(wasm_file), Some(image), None) => Some((PathBuf::from(wasm_file), image)),
             _ => {
                 return Err("push takes two arguments: FILE.wasm REGISTRY/REPOSITORY:TAG".into());
@@ -348,7 +450,7 @@ fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Co
         },
         Some(other) => {
             return Err(format!(
-                "unknown command {other:?}; the commands are serve (the default), push and help"
+                "unknown command {other:?}; the commands are serve (the default), push, new and help"
             ));
         }
     };
@@ -921,6 +1023,49 @@ mod tests {
             parse_with(&[], &[("WASM_ENGINE_ACCESS_LOG", "maybe")]).unwrap_err(),
             "WASM_ENGINE_ACCESS_LOG must be true or false, got \"maybe\""
         );
+    }
+
+    #[test]
+    fn push_with_its_arguments_swapped_says_so() {
+        let error =
+            parse_with(&["push", "127.0.0.1:5000/greet-wasm:v1", "greet.wasm"], &[]).unwrap_err();
+        assert_eq!(
+            error,
+            "push takes the file first, then the image: did you swap them? \
+             wasm_engine push greet.wasm 127.0.0.1:5000/greet-wasm:v1"
+        );
+    }
+
+    #[test]
+    fn new_takes_a_name_a_language_and_a_directory() {
+        let Command::New {
+            name,
+            language,
+            directory,
+        } = parse_with(&["new", "greet", "--lang", "c", "/tmp/x"], &[]).unwrap()
+        else {
+            panic!("expected new")
+        };
+        assert_eq!(
+            (name.as_str(), language.as_str(), directory.as_deref()),
+            ("greet", "c", Some("/tmp/x"))
+        );
+        let Command::New {
+            language,
+            directory,
+            ..
+        } = parse_with(&["new", "greet"], &[]).unwrap()
+        else {
+            panic!("expected new")
+        };
+        assert_eq!((language.as_str(), directory), ("rust", None));
+        for bad in [
+            &["new"][..],
+            &["new", "a", "b", "c"],
+            &["new", "a", "--listen", "x"],
+        ] {
+            assert!(parse_with(bad, &[]).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

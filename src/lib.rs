@@ -22,6 +22,7 @@
 //! - [`registry`] (public): the only module that talks to container registries (pull and push).
 //! - `store`: the only module that writes the data directory.
 //! - [`runtime`] (public): wasmi engine, module validation, the invocation ABIs and WASI.
+//! - `template`: the projects `wasm_engine new` writes (the `templates` feature).
 
 // The engine runs on 32-bit boards (armv7): every narrowing or sign-changing
 // conversion must be deliberate, so casts that can lose or reinterpret bits
@@ -52,6 +53,8 @@ pub mod runtime;
 mod secret;
 mod service;
 mod store;
+#[cfg(feature = "templates")]
+mod template;
 
 /// What the fuzz targets (`fuzz/`) call beyond the public modules. Built
 /// only by `cargo fuzz`, which passes `--cfg fuzzing`.

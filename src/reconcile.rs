@@ -98,8 +98,16 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<FileEntry>, String> {
         .into_iter()
         .enumerate()
         .map(|(index, value)| {
-            let raw = RawEntry::deserialize(value).map_err(|e| format!("entry {index}: {e}"))?;
-            let at = |reason: String| format!("entry {index} ({}): {reason}", raw.name);
+            // Counted from 1, as a person counts them, and named by the
+            // function when the entry has a name at all.
+            let number = index + 1;
+            let raw = RawEntry::deserialize(&value).map_err(|e| {
+                match value.get("name").and_then(serde_json::Value::as_str) {
+                    Some(name) => format!("entry {number} ({name}): {e}"),
+                    None => format!("entry {number}: {e}"),
+                }
+            })?;
+            let at = |reason: String| format!("entry {number} ({}): {reason}", raw.name);
             if !names.insert(raw.name.clone()) {
                 return Err(at("the name is listed twice".into()));
             }
@@ -596,13 +604,14 @@ mod tests {
         for (text, fragment) in [
             (&b"{"[..], "not a JSON array"),
             (b"{}", "not a JSON array"),
-            (b"[{\"name\": \"a\"}]", "entry 0: missing field `image`"),
+            (b"[{\"name\": \"a\"}]", "entry 1 (a): missing field `image`"),
+            (b"[{\"image\": \"r/a:1\"}]", "entry 1: missing field `name`"),
             (b"[{\"name\": \"a\", \"image\": \"r/a:1\", \"wasi\": true}]", "unknown field `wasi`"),
             (b"[{\"name\": \"../a\", \"image\": \"r/a:1\"}]", "function_name contains '/'"),
-            (b"[{\"name\": \"a\", \"image\": \"r/a:1\"}, {\"name\": \"a\", \"image\": \"r/b:1\"}]", "entry 1 (a): the name is listed twice"),
-            (b"[{\"name\": \"a\", \"image\": \"r/A:1\"}]", "entry 0 (a):"),
+            (b"[{\"name\": \"a\", \"image\": \"r/a:1\"}, {\"name\": \"a\", \"image\": \"r/b:1\"}]", "entry 2 (a): the name is listed twice"),
+            (b"[{\"name\": \"a\", \"image\": \"r/A:1\"}]", "entry 1 (a):"),
             (b"[{\"name\": \"a\", \"image\": \"r/a:1\", \"memory_limit_mb\": 0}]", "memory_limit_mb must be from 1"),
-            (b"[{\"name\": \"a\", \"image\": \"r/a:1\", \"calls\": [\"b\", \"b\"]}]", "entry 0 (a): calls lists b twice"),
+            (b"[{\"name\": \"a\", \"image\": \"r/a:1\", \"calls\": [\"b\", \"b\"]}]", "entry 1 (a): calls lists b twice"),
             (b"[{\"name\": \"a\", \"image\": \"r/a:1\", \"env\": {\"A=B\": \"c\"}}]", "contains '='"),
         ] {
             let error = parse(text).unwrap_err();

@@ -164,10 +164,8 @@ impl fmt::Display for SecretError {
 impl fmt::Display for ServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotDeployed { name } => write!(
-                f,
-                "function {name} is not deployed; deploy it with POST /function/deploy, or see GET /function/list"
-            ),
+            // The API adds where to deploy it, in its own routes (ApiError::hint).
+            Self::NotDeployed { name } => write!(f, "function {name} is not deployed"),
             Self::AlreadyDeployed { name, image } => write!(
                 f,
                 "function {name} is already deployed (from {image}); use POST /function/update to replace it, or delete it first"

@@ -319,15 +319,16 @@ fn unknown_fields_are_ignored_listed_in_json_and_wrong_types_still_refused() {
         assert!(reply.message().contains("invalid"), "{}", reply.body);
     }
 
-    // Each ignored field is logged at debug level.
+    // Each ignored field is logged at warn level, with what the route takes.
     let log = engine.log.lock().unwrap();
     let lines: Vec<String> = log.try_iter().collect();
-    assert!(
-        lines
-            .iter()
-            .any(|line| line.contains("ignored unknown field(s): owner, labels")),
-        "{lines:#?}"
-    );
+    for field in ["owner", "labels"] {
+        assert!(
+            lines.iter().any(|line| line.contains("WARN")
+                && line.contains(&format!("ignored field \"{field}\" in update of gcd; update takes function_name, function_image, wasi_cap"))),
+            "{lines:#?}"
+        );
+    }
 }
 
 fn wasm(fixture: &str) -> Vec<u8> {

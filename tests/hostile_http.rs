@@ -186,6 +186,9 @@ fn a_slow_body_holds_no_invocation_slot() {
     // The one slot is free for a complete request.
     let reply = engine.invoke("gcd", json!({"a": "4", "b": "6"}));
     assert_eq!(reply.status, 200, "{}", reply.body);
+    // The worker frees the slot just after it has sent that answer: wait
+    // for it, so that the slow request below meets a free slot.
+    wait_for_free_slots(&engine);
     // The slow one is served once its body is whole.
     slow.write_all(&padded.as_bytes()[10..]).unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(30)))
@@ -193,6 +196,29 @@ fn a_slow_body_holds_no_invocation_slot() {
     let mut answer = String::new();
     let _ = slow.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+}
+
+/// Waits until no invocation holds a slot (`wasmengine_invocations_in_flight`
+/// is 0).
+#[track_caller]
+fn wait_for_free_slots(engine: &Engine) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = engine.get("/metrics");
+        let in_flight = metrics
+            .body
+            .lines()
+            .find_map(|line| line.strip_prefix("wasmengine_invocations_in_flight "))
+            .map(str::to_owned);
+        if in_flight.as_deref() == Some("0") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a slot is still held 30 s after its answer: {in_flight:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Defect 4: request heads had no size limit (100 MB of header lines were

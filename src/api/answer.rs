@@ -93,7 +93,8 @@ pub enum Answer {
 /// matter even when the client caused them), else at debug.
 pub fn failed(call: &Call, error: &ApiError, is_change: bool) -> Answer {
     let (method, path) = (&call.method, &call.path);
-    let reply = Reply::error(error);
+    let mut reply = Reply::error(error);
+    reply.message.push_str(error.hint(call.listener));
     if reply.status >= 500 || reply.status == 401 || is_change {
         log::warn!("{method} {path}: {}: {error}", reply.status);
     } else {
@@ -195,6 +196,11 @@ fn respond(request: tiny_http::Request, mut reply: Reply, call_id: &CallId) {
         .with_header(header(CALL_ID_HEADER, call_id.as_str()));
     if let Some(allow) = &reply.allow {
         response.add_header(header("Allow", allow));
+    }
+    if let Some(serde_json::Value::Array(names)) = reply.fields.get("ignored_fields") {
+        let names = names.iter().filter_map(serde_json::Value::as_str);
+        let value = super::ignored::header_value(names.collect::<Vec<_>>().into_iter());
+        response.add_header(header(super::ignored::IGNORED_FIELDS_HEADER, &value));
     }
     match reply.status {
         401 => response.add_header(header("WWW-Authenticate", "Bearer realm=\"wasm_engine\"")),

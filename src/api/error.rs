@@ -73,6 +73,23 @@ impl From<ServiceError> for ApiError {
 }
 
 impl ApiError {
+    /// What to do next, in the routes of the API the request came to (a
+    /// provider client is not sent to the seed's routes), or `""`.
+    pub fn hint(&self, listener: super::observe::Listener) -> &'static str {
+        use super::observe::Listener;
+        match (self, listener) {
+            (Self::Service(ServiceError::NotDeployed { .. }), Listener::Seed) => {
+                "; deploy it with POST /function/deploy, or see GET /function/list"
+            }
+            (Self::Service(ServiceError::NotDeployed { .. }), Listener::Provider) => {
+                "; deploy it with POST /system/functions, or see GET /system/functions"
+            }
+            _ => "",
+        }
+    }
+}
+
+impl ApiError {
     /// The HTTP status for this error. This is the only mapping from errors
     /// to statuses in the engine: a failed operation by the [`ErrorKind`]
     /// its layer sorted it into.

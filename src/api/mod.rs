@@ -7,7 +7,8 @@
 //! `ProviderRoute` tables, which say which methods, credentials, thread and
 //! body each route has); its handler (`seed`, `provider`) parses the body
 //! into a typed request (`request`), calls the [`FunctionService`], and the
-//! outcome is rendered as text or JSON (`response`, `answer`). Errors become
+//! outcome is rendered as text or JSON (`response`, `answer`); fields a
+//! body's route does not know are logged and named in a header (`ignored`). Errors become
 //! statuses in one place (`error`). A handler that panics answers 500 and
 //! its worker lives on.
 //!
@@ -29,6 +30,7 @@ mod answer;
 mod auth;
 mod error;
 mod http_answer;
+mod ignored;
 mod observe;
 mod provider;
 mod request;

@@ -133,12 +133,7 @@ pub fn handle(route: Route, mut request: tiny_http::Request, mut call: Call, sha
         Err(panic) => panicked(&call, panic.as_ref()),
     };
     if !ignored_fields.0.is_empty() {
-        log::debug!(
-            "{} {}: ignored unknown field(s): {}",
-            call.method,
-            call.path,
-            ignored_fields.0.join(", ")
-        );
+        super::ignored::warn(route, &call, &ignored_fields.0);
         if let Answer::Reply(reply) = answer {
             answer = Answer::Reply(reply.with("ignored_fields", json!(ignored_fields.0)));
         }

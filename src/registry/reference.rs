@@ -42,6 +42,19 @@ impl ImageReference {
                 "it is longer than 512 characters or holds whitespace or control characters".into(),
             ));
         }
+        // `http://127.0.0.1:5000/fn:v1`: a URL, not a reference. Said
+        // plainly, rather than as a repository that is not lowercase.
+        if let Some((scheme, _)) = text.split_once("://")
+            && !scheme.is_empty()
+            && scheme.chars().all(|c| c.is_ascii_alphabetic())
+        {
+            let how = if scheme.eq_ignore_ascii_case("http") {
+                "use --insecure-registry for plain HTTP"
+            } else {
+                "the scheme is chosen by the engine (HTTPS, or HTTP for loopback and --insecure-registry)"
+            };
+            return Err(invalid(format!("drop {scheme}://; {how}")));
+        }
         let (name_and_tag, digest) = match text.split_once('@') {
             Some((name, digest)) => {
                 let digest = Digest::parse(digest).ok_or_else(|| {
@@ -261,6 +274,19 @@ mod tests {
                 "{bad:?}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn a_reference_with_a_scheme_says_to_drop_it() {
+        let error = ImageReference::parse("http://127.0.0.1:5000/hello-wasm:v2").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains(": drop http://; use --insecure-registry for plain HTTP;"),
+            "{error}"
+        );
+        let error = ImageReference::parse("https://ghcr.io/a/b:v1").unwrap_err();
+        assert!(error.to_string().contains("drop https://;"), "{error}");
     }
 
     #[test]
