@@ -477,7 +477,11 @@ fn a_function_may_not_answer_1xx_nor_a_body_with_204_or_304_and_its_output_is_ne
         );
         assert!(answer.starts_with(status_line), "{name}: {answer}");
         let head_length = answer.find("\r\n\r\n").map_or(0, |end| end + 4);
-        assert_eq!(head_length, answer.len(), "{name}: bytes after the head: {answer}");
+        assert_eq!(
+            head_length,
+            answer.len(),
+            "{name}: bytes after the head: {answer}"
+        );
         let framing: Vec<&str> = answer
             .lines()
             .filter(|line| {

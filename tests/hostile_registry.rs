@@ -351,7 +351,9 @@ fn credentials_never_go_to_a_plain_http_token_service_on_another_host() {
     let reply = engine.post("/function/deploy", &deploy_body(&proxy.image("fn:v1")));
     assert_error(&reply, 502, "which the engine does not ask");
     assert!(
-        reply.body.contains(&format!("http://{}/token", token_service.address)),
+        reply
+            .body
+            .contains(&format!("http://{}/token", token_service.address)),
         "the answer names the token service: {}",
         reply.body
     );
@@ -361,5 +363,8 @@ fn credentials_never_go_to_a_plain_http_token_service_on_another_host() {
         reply.body
     );
     let seen = token_service.seen.lock().unwrap().clone();
-    assert!(seen.is_empty(), "the plain-HTTP token service was asked: {seen:?}");
+    assert!(
+        seen.is_empty(),
+        "the plain-HTTP token service was asked: {seen:?}"
+    );
 }
