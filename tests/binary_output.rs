@@ -69,6 +69,22 @@ fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Bytes
     }
 }
 
+/// Sends `request` as it is on a new connection and reads everything the
+/// engine sends until it closes (the request says `Connection: close`).
+fn raw_answer(address: &str, request: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .unwrap_or_else(|error| panic!("reading the answer to {request:?}: {error}"));
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// `POST /function/invoke` with `request`, as JSON when `json`.
 fn invoke(engine: &Engine, request: &Value, json: bool) -> Bytes {
     let accept = if json { "application/json" } else { "*/*" };
@@ -399,12 +415,13 @@ fn a_function_may_not_answer_1xx_nor_a_body_with_204_or_304_and_its_output_is_ne
     let registry = Registry::start();
     let node = Node::start(&[]);
     let engine = &node.engine;
-    let outputs: [(&str, &[u8]); 5] = [
+    let outputs: [(&str, &[u8]); 6] = [
         ("early-hints", b"Status: 103 Early Hints\n\nSECRET-OUTPUT"),
         ("continue", b"Status: 100\n\n"),
         ("no-content-body", b"Status: 204\n\n0123456789"),
         ("not-modified-body", b"Status: 304\n\n0123456789"),
         ("no-content", b"Status: 204\n"),
+        ("not-modified", b"Status: 304\nETag: \"v1\"\n"),
     ];
     for (name, output) in outputs {
         let image = registry.push_wat(
@@ -445,6 +462,35 @@ fn a_function_may_not_answer_1xx_nor_a_body_with_204_or_304_and_its_output_is_ne
     }
     let answer = call("no-content");
     assert_eq!((answer.status, answer.body.len()), (204, 0));
+    // On the wire: no `Content-Length` (not even 0) and no
+    // `Transfer-Encoding` on a 204 or 304, and nothing after the head.
+    let address = node.provider_url.trim_start_matches("http://");
+    for (name, status_line) in [
+        ("no-content", "HTTP/1.1 204 "),
+        ("not-modified", "HTTP/1.1 304 "),
+    ] {
+        let answer = raw_answer(
+            address,
+            &format!(
+                "POST /function/{name} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert!(answer.starts_with(status_line), "{name}: {answer}");
+        let head_length = answer.find("\r\n\r\n").map_or(0, |end| end + 4);
+        assert_eq!(
+            head_length,
+            answer.len(),
+            "{name}: bytes after the head: {answer}"
+        );
+        let framing: Vec<&str> = answer
+            .lines()
+            .filter(|line| {
+                let line = line.to_ascii_lowercase();
+                line.starts_with("content-length:") || line.starts_with("transfer-encoding:")
+            })
+            .collect();
+        assert!(framing.is_empty(), "{name}: {framing:?} in {answer}");
+    }
     // The answer error's WARN line names the problem, not the output.
     let line = engine.wait_for_log("function early-hints did not give a valid HTTP answer");
     assert!(

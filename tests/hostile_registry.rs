@@ -311,3 +311,60 @@ fn a_layer_size_the_manifest_gets_wrong_is_named_as_such() {
         );
     }
 }
+
+#[test]
+fn credentials_never_go_to_a_plain_http_token_service_on_another_host() {
+    // The realm listens on a local address that is not loopback, so not
+    // allowed plain HTTP; the machine needs one for the request to be seen
+    // (nothing is sent off the machine either way).
+    let Some(ip) = non_loopback_ip() else {
+        eprintln!("skipped: this machine has no IPv4 address besides loopback");
+        return;
+    };
+    let root = tempfile::tempdir().expect("temporary directory");
+    let token_service = ObjectStore::start(&ip, root.path().to_owned());
+    let registry = Registry::start_real();
+    registry.push_fixture("numeric", "fn:v1");
+    let realm = format!("http://{}/token?sig=abc", token_service.address);
+    let proxy = FaultProxy::start(
+        &registry.address,
+        vec![Fault::new(
+            "/v2/",
+            Action::Status(
+                401,
+                vec![(
+                    "WWW-Authenticate".into(),
+                    format!(r#"Bearer realm="{realm}",service="registry""#),
+                )],
+            ),
+            100,
+        )],
+    );
+    let auth_file = root.path().join("config.json");
+    std::fs::write(
+        &auth_file,
+        json!({"auths": {proxy.address.clone(): {"username": "fleet", "password": "pa55"}}})
+            .to_string(),
+    )
+    .unwrap();
+    let engine = Engine::start_with(&["--registry-auth-file", auth_file.to_str().unwrap()]);
+    let reply = engine.post("/function/deploy", &deploy_body(&proxy.image("fn:v1")));
+    assert_error(&reply, 502, "which the engine does not ask");
+    assert!(
+        reply
+            .body
+            .contains(&format!("http://{}/token", token_service.address)),
+        "the answer names the token service: {}",
+        reply.body
+    );
+    assert!(
+        !reply.body.contains("sig=abc"),
+        "the answer shows the query: {}",
+        reply.body
+    );
+    let seen = token_service.seen.lock().unwrap().clone();
+    assert!(
+        seen.is_empty(),
+        "the plain-HTTP token service was asked: {seen:?}"
+    );
+}

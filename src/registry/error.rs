@@ -95,6 +95,11 @@ pub enum RegistryError {
     /// `target` are shown without their query (signed URLs carry
     /// credentials there).
     RedirectRefused { url: String, target: String },
+    /// The registry's `WWW-Authenticate` challenge names a token service
+    /// (its realm) that credentials may not be sent to: plain HTTP on a
+    /// host that is not allowed it, by the rule for redirects. `realm` is
+    /// shown without its query.
+    TokenRealmRefused { reference: String, realm: String },
     /// A layer hashed to its digest but its size is not the one its
     /// manifest declares.
     SizeMismatch {
@@ -306,6 +311,11 @@ impl fmt::Display for RegistryError {
                 "registry redirected {url} to {}, which the engine does not follow: redirects go to HTTPS, or to plain HTTP only on a loopback host or one named with --insecure-registry",
                 short(target)
             ),
+            Self::TokenRealmRefused { reference, realm } => write!(
+                f,
+                "registry of {reference} sends its clients to the token service {}, which the engine does not ask: it sends credentials only over HTTPS, or over plain HTTP to a loopback host or one named with --insecure-registry",
+                short(realm)
+            ),
             Self::SizeMismatch {
                 what,
                 declared,
@@ -361,6 +371,7 @@ impl RegistryError {
             | Self::DigestMismatch { .. }
             | Self::PushRejected { .. }
             | Self::RedirectRefused { .. }
+            | Self::TokenRealmRefused { .. }
             | Self::SizeMismatch { .. } => ErrorKind::Upstream,
             Self::PullTimedOut { .. } | Self::PullAbandoned { .. } => ErrorKind::Stopped,
         }
@@ -392,6 +403,7 @@ impl RegistryError {
             Self::EntrypointMissing { .. } => "entrypoint_missing",
             Self::ComponentNotSupported { .. } => "component_not_supported",
             Self::RedirectRefused { .. } => "redirect_refused",
+            Self::TokenRealmRefused { .. } => "token_realm_refused",
             Self::SizeMismatch { .. } => "size_mismatch",
             Self::PullTimedOut { .. } => "pull_timed_out",
             Self::PullAbandoned { .. } => "pull_abandoned",

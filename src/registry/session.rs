@@ -272,6 +272,16 @@ impl Session<'_> {
                 detail: format!("its token service realm {shown_realm:?} is not an http(s) URL"),
             });
         }
+        // The token service gets the registry's credentials: only where a
+        // redirect could go (HTTPS, or plain HTTP to a host allowed it), or
+        // they would cross the network in the clear to any host the
+        // registry, or whoever answers for it, names.
+        if !self.client.may_reach(realm) {
+            return Err(RegistryError::TokenRealmRefused {
+                reference: self.reference.to_string(),
+                realm: shown_realm.to_owned(),
+            });
+        }
         let agent = &self.client.agent_for(realm)?;
         let result = match credential.map(|found| &found.credential) {
             Some(Credential::IdentityToken(refresh_token)) => {
@@ -293,7 +303,7 @@ impl Session<'_> {
             }
             other => {
                 let separator = if realm.contains('?') { '&' } else { '?' };
-                let mut url = format!("{shown_realm}{separator}scope={}", query_escape(scope));
+                let mut url = format!("{realm}{separator}scope={}", query_escape(scope));
                 if let Some(service) = service {
                     url.push_str(&format!("&service={}", query_escape(service)));
                 }

@@ -118,20 +118,32 @@ impl RegistryClient {
     /// # Errors
     /// [`RegistryError::RedirectRefused`] otherwise.
     fn check_redirect(&self, url: &str, target: &str) -> Result<(), RegistryError> {
-        let refused = || RegistryError::RedirectRefused {
-            url: redact_query(url).to_owned(),
-            target: redact_query(target).to_owned(),
-        };
-        if target.starts_with("https://") {
-            return Ok(());
+        if self.may_reach(target) {
+            Ok(())
+        } else {
+            Err(RegistryError::RedirectRefused {
+                url: redact_query(url).to_owned(),
+                target: redact_query(target).to_owned(),
+            })
         }
-        if !target.starts_with("http://") {
-            return Err(refused());
+    }
+
+    /// Whether the engine may send a request, credentials included, to
+    /// `url` that a registry named (a redirect's target, a token service's
+    /// realm): an HTTPS URL, or a plain HTTP one on a host that is itself
+    /// allowed plain HTTP (loopback or `--insecure-registry`, by the same
+    /// rule as registries). Any other scheme, and a URL with userinfo, no.
+    pub(super) fn may_reach(&self, url: &str) -> bool {
+        if url.starts_with("https://") {
+            return true;
         }
-        let host_port = host_port(target);
+        if !url.starts_with("http://") {
+            return false;
+        }
+        let host_port = host_port(url);
         // Userinfo (`user@host`) is not a host to judge: refused.
         if host_port.is_empty() || host_port.contains('@') {
-            return Err(refused());
+            return false;
         }
         let host = match host_port.strip_prefix('[') {
             Some(rest) => rest.split(']').next().unwrap_or(rest),
@@ -141,11 +153,7 @@ impl RegistryClient {
             || host
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
-        if self.plain_http_host(host_port, host, loopback) {
-            Ok(())
-        } else {
-            Err(refused())
-        }
+        self.plain_http_host(host_port, host, loopback)
     }
 }
 

@@ -339,14 +339,24 @@ where
         do_not_send_body: bool,
         upgrade: Option<&str>,
     ) -> IoResult<()> {
-        let mut transfer_encoding = Some(choose_transfer_encoding(
-            self.status_code,
-            request_headers,
-            &http_version,
-            &self.data_length,
-            false, /* TODO */
-            self.chunked_threshold(),
-        ));
+        // Patched (WasmEngine): a 1xx, 204 or 304 answer has no body, so it
+        // gets no framing header at all. Upstream sent `Content-Length: N`
+        // with the (unsent) body's length on them, which RFC 9110 forbids
+        // for 1xx and 204 (section 8.6) and which, on a 304, claims a
+        // representation of that length.
+        let bodiless_status = matches!(self.status_code.0, 100..=199 | 204 | 304);
+        let mut transfer_encoding = if bodiless_status {
+            None
+        } else {
+            Some(choose_transfer_encoding(
+                self.status_code,
+                request_headers,
+                &http_version,
+                &self.data_length,
+                false, /* TODO */
+                self.chunked_threshold(),
+            ))
+        };
 
         // add `Date` if not in the headers
         if !self.headers.iter().any(|h| h.field.equiv("Date")) {
@@ -570,5 +580,33 @@ impl Clone for Response<io::Empty> {
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
         }
+    }
+}
+
+/// Patched (WasmEngine): the framing of answers without a body.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn printed(status: u16, body: &str) -> String {
+        let mut out = Vec::new();
+        Response::from_string(body)
+            .with_status_code(status)
+            .raw_print(&mut out, HTTPVersion(1, 1), &[], false, None)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn answers_without_a_body_have_no_framing_header() {
+        for status in [100, 103, 204, 304] {
+            let answer = printed(status, "ten bytes!");
+            let lower = answer.to_ascii_lowercase();
+            assert!(!lower.contains("content-length"), "{answer}");
+            assert!(!lower.contains("transfer-encoding"), "{answer}");
+            assert!(answer.ends_with("\r\n\r\n"), "{answer}");
+        }
+        assert!(printed(200, "ten bytes!").contains("Content-Length: 10\r\n"));
+        assert!(printed(200, "").contains("Content-Length: 0\r\n"));
     }
 }
