@@ -780,10 +780,10 @@ mod tests {
         // A debug build on a loaded machine takes seconds for the loop:
         // fuel, not time, is what this test measures.
         caller.limits.timeout_ms = Some(600_000);
-        let world = deploy(
-            RuntimeOptions::default(),
-            &[caller, spec("burn", CALLEES, &[])],
-        );
+        // The callee's own time limit too (-4 otherwise).
+        let mut burn = spec("burn", CALLEES, &[]);
+        burn.limits.timeout_ms = Some(600_000);
+        let world = deploy(RuntimeOptions::default(), &[caller, burn]);
         let alone = invoke(&world, "relay", "");
         let with_callee = invoke(&world, "relay", "burn");
         assert_eq!(output(alone).as_str(), "end");
