@@ -798,8 +798,11 @@ mod tests {
         let compiled = runtime
             .prepare(&name("fill"), false, &wasm)
             .expect("the module deploys");
+        // Fuel, not time, is what this test is about: a debug build on a
+        // loaded machine must not meet the default 10 s deadline.
         let limits = runtime.limits_for(&FunctionLimits {
             memory_limit_mb: Some(128),
+            timeout_ms: Some(600_000),
             ..FunctionLimits::default()
         });
         let output = runtime.invoke(&compiled, &limits, &args(&[]));
