@@ -286,6 +286,7 @@ fn slowloris_connections_are_closed_at_the_head_deadline_and_free_the_cap() {
     let stop = Arc::new(AtomicBool::new(false));
     // Each sends a byte every 300 ms (well within the 1 s per read) and
     // would go on for as long as the test runs.
+    let attack_started = Instant::now();
     let loris: Vec<_> = (0..12)
         .map(|_| {
             dripper(
@@ -311,6 +312,9 @@ fn slowloris_connections_are_closed_at_the_head_deadline_and_free_the_cap() {
     let waited = started.elapsed();
     assert!(answered, "/healthz was refused for {waited:?} by slowloris");
     engine.assert_output("gcd", json!({"a": "4", "b": "6"}), "2");
+    // The drippers keep going until every head has passed its 1 s deadline
+    // (three of them), so each is either refused at the cap or answered 408.
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(attack_started.elapsed()));
     stop.store(true, Ordering::Relaxed);
     let timed_out = loris
         .into_iter()
