@@ -105,6 +105,13 @@ case "$target" in
     linker=arm-linux-gnueabihf-gcc
     cc=arm-linux-gnueabihf-gcc
     rustflags="-C target-feature=+crt-static"
+    # The dependencies' source paths without the cargo registry's directory,
+    # as on riscv64 (no behaviour changes, only the file names in a
+    # dependency's panic messages): armv7 was 6,268 B over 4 MiB after this
+    # session's merges without it.
+    for registry_src in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
+      [[ -d $registry_src ]] && rustflags+=" --remap-path-prefix=$registry_src="
+    done
     strip=arm-linux-gnueabihf-strip
     qemu=qemu-arm
     qemu_prefix=/usr/arm-linux-gnueabihf
