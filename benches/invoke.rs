@@ -4,8 +4,10 @@
 //!
 //! `authentication` and `authentication-wasi` come from the built examples
 //! (`make apps`), each in its small build (2 initial pages) and its stock
-//! build (`_stock`: default linker settings, 17 pages); `gcd`, `echo_string`
-//! and `wasi_empty` from WAT in `benches/`.
+//! build (`_stock`: default linker settings, 17 pages), and `gcd_app` from
+//! the `gcd` example; `gcd`, `echo_string` and `wasi_empty` from WAT in
+//! `benches/`. `benches/load.sh` compares `gcd_app`, `authentication_stock`
+//! and `authentication-wasi_stock` with the same calls over HTTP.
 //!
 //! `INVOKE_CPU_TIME=1` measures the invocations' CPU time (the thread's
 //! `CLOCK_THREAD_CPUTIME_ID`) instead of wall time: steadier on a machine
@@ -73,6 +75,15 @@ fn cases() -> Vec<Case> {
             function: "gcd",
             wasi_cap: false,
             wasm: wat("gcd.wat"),
+            args: args(&[("a", "1071"), ("b", "462")]),
+        },
+        // The example `benches/load.sh` deploys as `gcd`: its over-HTTP
+        // cost is compared with this one's.
+        Case {
+            name: "gcd_app",
+            function: "gcd",
+            wasi_cap: false,
+            wasm: example("gcd", "", "wasm32-unknown-unknown"),
             args: args(&[("a", "1071"), ("b", "462")]),
         },
         Case {

@@ -22,7 +22,9 @@
 # WORKERS (engine and bare-server workers, default: number of CPUs),
 # COMPARE_ROUNDS (interleaved 5 s bare/gcd pairs, and bare/small/stock/stock
 # without pool quadruples, default 5), ROUNDS (cold-start rounds, default
-# 20), COLD_START (0 skips benches/cold_start.sh, default 1).
+# 20), COLD_START (0 skips benches/cold_start.sh, default 1), CPU_ONLY (1
+# stops after the CPU per request section), ENGINE_ENV (assignments every
+# engine is started with, such as WASM_ENGINE_INLINE=off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,12 +55,13 @@ push $app/authentication/target/wasm32-unknown-unknown/release/authentication.wa
 push $app/authentication-wasi/target/wasm32-wasip1/release/authentication-wasi.wasm authentication-wasi-wasm:v1
 push $app/gcd/target/wasm32-unknown-unknown/release/gcd.wasm gcd-wasm:v1
 push $app/authentication/target/stock/wasm32-unknown-unknown/release/authentication.wasm authentication-stock-wasm:v1
+push $app/authentication-wasi/target/stock/wasm32-wasip1/release/authentication-wasi.wasm authentication-wasi-stock-wasm:v1
 
 start_engine() { # data-dir, then env assignments; sets started_pid and started_url
   local data=$1 port
   shift
   port=$(free_port)
-  env RUST_LOG=off "$@" "$engine" --listen "127.0.0.1:$port" --data-dir "$data" --workers "$workers" &
+  env RUST_LOG=off ${ENGINE_ENV:-} "$@" "$engine" --listen "127.0.0.1:$port" --data-dir "$data" --workers "$workers" &
   started_pid=$!
   started_url=http://127.0.0.1:$port
   on_exit_kill "$started_pid"
@@ -82,6 +85,7 @@ for url in "$stock_url" "$nopool_url"; do
   wait_for 30 "the engine" curl -fs "$url/function/list"
   deploy authentication authentication-stock-wasm:v1 false "$url" >/dev/null
 done
+deploy authentication-wasi authentication-wasi-stock-wasm:v1 true "$stock_url" >/dev/null
 
 auth_body='{"function_name": "authentication", "args": {"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"}}'
 auth_wasi_body='{"function_name": "authentication-wasi", "args": {"arg_uri": "yes", "arg_body": "yes", "arg_secret": "12345"}}'
@@ -90,9 +94,11 @@ curl -fs -X POST "$engine_url/function/invoke" -d "$auth_body" | grep -q "Auth F
 
 bare_port=$(free_port)
 target/release/examples/bare_server "127.0.0.1:$bare_port" "$workers" >/dev/null &
-on_exit_kill $!
+bare_pid=$!
+on_exit_kill $bare_pid
 wait_for 30 "the bare server" curl -fs -X POST -d x "http://127.0.0.1:$bare_port/"
 
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 post_lua() { # body: the wrk script posting it
   cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
@@ -119,6 +125,49 @@ hey_run() { # label url body
     "$(awk '$1 == "99%" {print $3}' <<<"$out")" \
     "$(awk '/^ *\[[0-9]+\][ \t]+[0-9]+ responses/ {printf "%s %s ", $1, $2}' <<<"$out")"
 }
+
+# Issue 29's measure: CPU per request over HTTP against the sum of its parts
+# (the same call in process, plus the bare server's CPU per request), each
+# process's user + system time from /proc over a wrk run, divided by the
+# requests wrk completed. Rounds interleaved; medians.
+echo
+echo "== CPU per request: $compare_rounds interleaved rounds of wrk -t2 -c50 -d5s (process CPU time / requests)"
+ticks=$(getconf CLK_TCK)
+cpu_per_request() { # pid url body: prints microseconds of the process's CPU per request
+  post_lua "$3"
+  local before after requests
+  before=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  requests=$(wrk -t2 -c50 -d5s -s "$work/post.lua" "$2" | awk '/requests in/ {print $1}')
+  after=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  awk -v t=$((after - before)) -v n="$requests" -v hz="$ticks" 'BEGIN { printf "%.1f", 1e6 * t / hz / n }'
+}
+cpu_bare=() cpu_gcd=() cpu_auth=() cpu_wasi=()
+for round in $(seq "$compare_rounds"); do
+  cpu_bare+=("$(cpu_per_request "$bare_pid" "http://127.0.0.1:$bare_port/" "$gcd_body")")
+  cpu_gcd+=("$(cpu_per_request "$engine_pid" "$engine_url/function/invoke" "$gcd_body")")
+  cpu_auth+=("$(cpu_per_request "$stock_pid" "$stock_url/function/invoke" "$auth_body")")
+  cpu_wasi+=("$(cpu_per_request "$stock_pid" "$stock_url/function/invoke" "$auth_wasi_body")")
+  printf 'round %s: bare %6s   gcd %6s   authentication (stock) %6s   authentication-wasi (stock) %6s µs/request\n' \
+    "$round" "${cpu_bare[-1]}" "${cpu_gcd[-1]}" "${cpu_auth[-1]}" "${cpu_wasi[-1]}"
+done
+# The same calls in process: the thread's CPU time per call (criterion).
+in_process=$(INVOKE_CPU_TIME=1 cargo bench --quiet --bench invoke -- --noplot --warm-up-time 1 --measurement-time 3 \
+  '^invoke/(gcd_app|authentication_stock|authentication-wasi_stock)$' 2>/dev/null |
+  awk '/^invoke\// { name = $1 } /time:/ {
+         value = $(NF - 3); unit = $(NF - 2)
+         if (unit == "ns") value /= 1000; else if (unit == "ms") value *= 1000
+         sub(/^invoke\//, "", name); printf "%s=%.2f\n", name, value }')
+part() { awk -F= -v k="$1" '$1 == k {print $2}' <<<"$in_process"; }
+bare_median=$(median "${cpu_bare[@]}")
+echo "in process (cargo bench --bench invoke, INVOKE_CPU_TIME=1): gcd_app $(part gcd_app) µs, authentication_stock $(part authentication_stock) µs, authentication-wasi_stock $(part authentication-wasi_stock) µs"
+ratio_line() { # label over-http-median in-process
+  awk -v l="$1" -v h="$2" -v p="$3" -v b="$bare_median" \
+    'BEGIN { printf "%-30s over HTTP %6.1f µs = %.2fx the sum of its parts (%.1f in process + %.1f bare) (goal <= 2x)\n", l, h, h / (p + b), p, b }'
+}
+ratio_line "gcd" "$(median "${cpu_gcd[@]}")" "$(part gcd_app)"
+ratio_line "authentication (stock)" "$(median "${cpu_auth[@]}")" "$(part authentication_stock)"
+ratio_line "authentication-wasi (stock)" "$(median "${cpu_wasi[@]}")" "$(part authentication-wasi_stock)"
+[ "${CPU_ONLY:-0}" = 1 ] && exit 0
 
 echo
 echo "== throughput: wrk -t2 -c50 -d${duration}s (engine and bare server: $workers workers)"
@@ -155,7 +204,6 @@ for round in $(seq "$compare_rounds"); do
   ratios+=("$ratio")
   printf 'round %s: bare %10s   gcd %10s req/s   gcd = %s%% of bare\n' "$round" "$bare_rate" "$gcd_rate" "$ratio"
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 printf 'median: gcd = %s%% of bare\n' "$(median "${ratios[@]}")"
 
 echo

@@ -438,9 +438,12 @@ fn make_registry_shows_the_readme_configuration_and_no_routine_push_errors() {
         .spawn()
         .unwrap();
     let group = child.id();
+    // SIGTERM, not the terminal's SIGINT: a test started from a
+    // non-interactive shell's background job inherits SIGINT ignored, and
+    // an ignored SIGINT stays ignored in the registry (seen hanging here).
     let stop = || {
         let _ = Command::new("kill")
-            .args(["-INT", "--", &format!("-{group}")])
+            .args(["-TERM", "--", &format!("-{group}")])
             .status();
     };
     let registry = Registry::named(&address);
