@@ -360,21 +360,6 @@ impl Server {
                 .spawn(move || body(&http, listener, &dispatch))
                 .expect("spawning a worker thread")
         };
-        if answer_inline() {
-            let listeners = [(Some(&self.http), Listener::Rest)];
-            let provider = [(self.provider_http.as_ref(), Listener::Provider)];
-            for (http, listener) in listeners.into_iter().chain(provider) {
-                let Some(http) = http else { continue };
-                let dispatch = Arc::downgrade(&self.dispatch);
-                http.serve_inline(Box::new(move |request| match dispatch.upgrade() {
-                    Some(dispatch) => {
-                        dispatch_request(request, listener, &dispatch);
-                        None
-                    }
-                    None => Some(request),
-                }));
-            }
-        }
         let mut handles: Vec<_> = (0..self.threads)
             .map(|index| {
                 spawn(
@@ -531,69 +516,51 @@ fn standby(http: &tiny_http::Server, listener: Listener, dispatch: &Arc<Dispatch
     worker(http, listener, dispatch);
 }
 
-/// Whether requests are dispatched on the thread that read them (each
-/// connection's own), which is the default: handing each request to a
-/// worker cost a context switch and cold caches per request (issue 29).
-/// `WASM_ENGINE_INLINE=off` queues them for the workers instead, for
-/// measuring the difference (`benches/load.sh`).
-fn answer_inline() -> bool {
-    let off = std::env::var_os("WASM_ENGINE_INLINE").is_some_and(|value| value == "off");
-    if off {
-        log::debug!("requests are handed to workers (WASM_ENGINE_INLINE=off)");
-    }
-    !off
-}
-
-/// Waits at most `wait` for one queued request (see [`answer_inline`]) and
-/// dispatches it.
+/// Waits at most `wait` for one request and sends it where its route runs
+/// ([`RunsOn`]); refused with 503 once the server is stopping (probes and
+/// the metrics are still answered then), with 404 or 405 when it has no route.
 fn receive(http: &tiny_http::Server, listener: Listener, dispatch: &Arc<Dispatch>, wait: Duration) {
+    let shared = &dispatch.shared;
     match http.recv_timeout(wait) {
-        Ok(Some(request)) => dispatch_request(request, listener, dispatch),
+        Ok(Some(request)) => {
+            let mut exchange = Exchange::begin(&request, listener);
+            // Checked after the wait: a request taken once the stop flag is
+            // set is refused, as /readyz already says.
+            if shared.stopping() && !served_while_draining(listener, exchange.path()) {
+                shared.rejections.count(Rejection::Draining);
+                refuse(request, &exchange, &ApiError::ShuttingDown, shared);
+                return;
+            }
+            let route = match Routed::parse(listener, &exchange.method, exchange.path()) {
+                Ok((route, captures)) => {
+                    exchange.captures = captures;
+                    route
+                }
+                Err(error) => {
+                    let _scope = crate::call::enter(&exchange.id);
+                    log_failure(&exchange, &error, false);
+                    refuse(request, &exchange, &error, shared);
+                    return;
+                }
+            };
+            let runs_on = route.runs_on(&exchange);
+            let job = Job {
+                request,
+                exchange,
+                route,
+            };
+            match runs_on {
+                RunsOn::Worker => job.run(shared),
+                RunsOn::Admission => admit(job, dispatch),
+                RunsOn::ChangeThread => spawn_change(job, dispatch),
+                RunsOn::Stream => provider::follow_logs(job.request, job.exchange, shared),
+            }
+        }
         Ok(None) => {}
         Err(error) => {
             log::error!("accepting a request failed: {error}");
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-/// Sends one request where its route runs ([`RunsOn`]), on this thread
-/// (a connection's own, or a worker's); refused with 503 once the server is
-/// stopping (probes and the metrics are still answered then), with 404 or
-/// 405 when it has no route.
-fn dispatch_request(request: tiny_http::Request, listener: Listener, dispatch: &Arc<Dispatch>) {
-    let shared = &dispatch.shared;
-    let mut exchange = Exchange::begin(&request, listener);
-    // Checked after the wait: a request taken once the stop flag is
-    // set is refused, as /readyz already says.
-    if shared.stopping() && !served_while_draining(listener, exchange.path()) {
-        shared.rejections.count(Rejection::Draining);
-        refuse(request, &exchange, &ApiError::ShuttingDown, shared);
-        return;
-    }
-    let route = match Routed::parse(listener, &exchange.method, exchange.path()) {
-        Ok((route, captures)) => {
-            exchange.captures = captures;
-            route
-        }
-        Err(error) => {
-            let _scope = crate::call::enter(&exchange.id);
-            log_failure(&exchange, &error, false);
-            refuse(request, &exchange, &error, shared);
-            return;
-        }
-    };
-    let runs_on = route.runs_on(&exchange);
-    let job = Job {
-        request,
-        exchange,
-        route,
-    };
-    match runs_on {
-        RunsOn::Worker => job.run(shared),
-        RunsOn::Admission => admit(job, dispatch),
-        RunsOn::ChangeThread => spawn_change(job, dispatch),
-        RunsOn::Stream => provider::follow_logs(job.request, job.exchange, shared),
     }
 }
 

@@ -145,16 +145,7 @@ pub struct Server {
 
     // Patched (WasmEngine): what the connection limits did, for metrics
     connection_counters: Arc<ConnectionCounters>,
-
-    // Patched (WasmEngine): the handler connection threads run requests
-    // with, once set (see `Server::serve_inline`)
-    inline: Arc<std::sync::OnceLock<Box<InlineHandler>>>,
 }
-
-/// Patched (WasmEngine): a handler run by a connection's own thread on each
-/// request it reads (see [`Server::serve_inline`]). It answers the request
-/// and returns `None`, or gives it back to be queued for `recv`.
-pub type InlineHandler = dyn Fn(Request) -> Option<Request> + Send + Sync;
 
 enum Message {
     Error(IoError),
@@ -311,8 +302,6 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        let inline: Arc<std::sync::OnceLock<Box<InlineHandler>>> = Arc::default();
-        let inside_inline = inline.clone();
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
@@ -363,7 +352,6 @@ impl Server {
                 match new_client {
                     Ok(client) => {
                         let messages = inside_messages.clone();
-                        let inline = inside_inline.clone();
                         let mut client = Some(client);
                         open_connections.open.fetch_add(1, Relaxed);
                         let open = OpenConnection(open_connections.clone());
@@ -379,15 +367,6 @@ impl Server {
                                     }
                                 } else {
                                     for rq in client {
-                                        // Patched (WasmEngine): answered on
-                                        // this thread when a handler is set.
-                                        let rq = match inline.get() {
-                                            Some(handler) => match handler(rq) {
-                                                Some(rq) => rq,
-                                                None => continue,
-                                            },
-                                            None => rq,
-                                        };
                                         messages.push(rq.into());
                                     }
                                 }
@@ -411,21 +390,7 @@ impl Server {
             close: close_trigger,
             listening_addr: local_addr,
             connection_counters: counters,
-            inline,
         })
-    }
-
-    /// Patched (WasmEngine): from now on each connection's own thread runs
-    /// `handler` on every request it reads, instead of queueing it for
-    /// `recv`; a request the handler gives back is queued. A connection is
-    /// read by one thread for its whole life, so a request answered there
-    /// costs no hand-over between threads. Pipelined requests keep their
-    /// order: the next is read only when the handler returns. Set once;
-    /// `false` when a handler was already set.
-    ///
-    /// HTTPS connections (the `ssl` features) always queue.
-    pub fn serve_inline(&self, handler: Box<InlineHandler>) -> bool {
-        self.inline.set(handler).is_ok()
     }
 
     /// Returns an iterator for all the incoming requests.
