@@ -36,27 +36,7 @@ start_registry "$registry" "$work/registry"
 engine=${engines[0]}
 "$engine" push "$auth" "$registry/authentication:v1" >/dev/null
 "$engine" push "$auth_wasi" "$registry/authentication-wasi:v1" >/dev/null
-python3 - "$work/modules" "$count" <<'PY'
-import os, sys
-out, count = sys.argv[1], int(sys.argv[2])
-os.makedirs(out, exist_ok=True)
-def section(id, body): return bytes([id, len(body)]) + body
-for i in range(1, count + 1):
-    name = f"add_{i:05d}".encode()
-    wasm = (b"\0asm\1\0\0\0"
-        + section(1, bytes([1, 0x60, 2, 0x7f, 0x7f, 1, 0x7f]))
-        + section(3, bytes([1, 0]))
-        + section(7, bytes([1, len(name)]) + name + bytes([0, 0]))
-        + section(10, bytes([1, 7, 0, 0x20, 0, 0x20, 1, 0x6a, 0x0b])))
-    open(f"{out}/add_{i:05d}.wasm", "wb").write(wasm)
-PY
-pushes=()
-for i in $(seq -f '%05g' "$count"); do
-  "$engine" push "$work/modules/add_$i.wasm" "$registry/add-$i:v1" >/dev/null 2>&1 &
-  pushes+=($!)
-  if ((${#pushes[@]} == 16)); then wait "${pushes[@]}"; pushes=(); fi
-done
-((${#pushes[@]} == 0)) || wait "${pushes[@]}"
+benches/push_add_modules.sh "$engine" "$registry" "$work/modules" "$count"
 
 # Fills a data directory through a running engine, then stops it.
 fill() { # dir deploys...
