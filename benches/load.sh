@@ -24,7 +24,7 @@
 # without pool quadruples, default 5), ROUNDS (cold-start rounds, default
 # 20), COLD_START (0 skips benches/cold_start.sh, default 1), CPU_ONLY (1
 # stops after the CPU per request section), ENGINE_ENV (assignments every
-# engine is started with, such as WASM_ENGINE_INLINE=off).
+# engine is started with, such as WASM_ENGINE_MEMORY_POOL=off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
